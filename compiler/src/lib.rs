@@ -1,0 +1,8 @@
+//! The agentpolicy compiler library: text in, data out.
+//!
+//! It owns the language (syntax, semantic analysis), the diagnostics, and the salsa
+//! database the CLI and the language server share. It does no IO: no file system, no
+//! printing, no clock. The CLI (`main.rs`) reads files and prints.
+
+pub mod diagnostics;
+pub mod syntax;

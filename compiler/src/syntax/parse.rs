@@ -1,0 +1,928 @@
+//! Parsing: text in, a syntax tree plus diagnostics out. Never fails.
+//!
+//! The pest grammar (`agentpolicy.pest`) is run on one item at a time (see `split`); the
+//! pairs it yields are lowered to the plain-data tree in `ast`. Literal values are
+//! decoded here, exactly (money in cents, numbers in millionths, durations in ms).
+
+use pest::Parser as _;
+use pest::iterators::Pair;
+
+use super::ast::*;
+use super::lexer::{Token, TokenKind, lex};
+use super::split::{Chunk, MAX_NESTING, split_items};
+use crate::diagnostics::{Code, Diagnostic, FileId, Label};
+
+#[derive(pest_derive::Parser)]
+#[grammar = "syntax/agentpolicy.pest"]
+struct Grammar;
+
+/// The result of parsing one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed {
+    pub tree: SourceFile,
+    pub tokens: Vec<Token>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Parses `source`. Always returns a tree; syntax errors become diagnostics and the items
+/// around them still parse.
+pub fn parse(file: FileId, source: &str) -> Parsed {
+    let tokens = lex(source);
+    let mut diagnostics = Vec::new();
+    let mut items = Vec::new();
+    for chunk in split_items(source, &tokens) {
+        match parse_chunk(file, source, chunk) {
+            Ok(parsed) => items.extend(parsed),
+            Err(diagnostic) => diagnostics.push(*diagnostic),
+        }
+    }
+    Parsed {
+        tree: SourceFile { items },
+        tokens,
+        diagnostics,
+    }
+}
+
+fn parse_chunk(file: FileId, source: &str, chunk: Chunk) -> Result<Vec<Item>, Box<Diagnostic>> {
+    let text = &source[chunk.start..chunk.end];
+    if chunk.max_nesting > MAX_NESTING {
+        let at = TextRange::new(chunk.deepest_at, chunk.deepest_at + 1);
+        return Err(Box::new(
+            Diagnostic::new(
+                Code::NestingTooDeep,
+                format!(
+                    "this condition nests {} levels deep; the limit is {MAX_NESTING}",
+                    chunk.max_nesting
+                ),
+                Label::new(file, at, "nested too deeply here"),
+            )
+            .with_help("split the condition into several rules, or remove redundant parentheses"),
+        ));
+    }
+    let pairs = Grammar::parse(Rule::item_alone, text)
+        .map_err(|e| Box::new(syntax_error(file, source, chunk.start, &e)))?;
+    let lower = Lower {
+        file,
+        offset: chunk.start as u32,
+    };
+    pairs
+        .filter(|p| p.as_rule() != Rule::EOI)
+        .map(|p| lower.item(p))
+        .collect()
+}
+
+/// What a grammar rule is called in an error message.
+fn describe(rule: Rule) -> &'static str {
+    match rule {
+        Rule::ident | Rule::any_name => "a name",
+        Rule::string => "a string in double quotes",
+        Rule::money => "an amount such as `$10,000`",
+        Rule::percent => "a percentage such as `20%`",
+        Rule::duration => "a duration such as `15m`",
+        Rule::number => "a number",
+        Rule::literal => "a value",
+        Rule::operand => "a value or a name",
+        Rule::compare_op => "a comparison (`<`, `<=`, `>`, `>=`, `==`, `!=`)",
+        Rule::expr | Rule::or_expr | Rule::and_expr | Rule::not_expr => "a condition",
+        Rule::rule_target => "a tool name or `*`",
+        Rule::type_name => "a type (`text`, `number`, `money`, `bool`, `duration`, `percent`)",
+        Rule::effect => {
+            "an effect (`read`, `write`, `external`, `financial`, `irreversible`)"
+        }
+        Rule::timeout_outcome => "`allow` or `deny`",
+        Rule::rule_kind => "`allow`, `escalate` or `deny`",
+        Rule::limit_unit => "`calls` or `tokens`",
+        Rule::limit_window => "`task`, `session`, `minute`, `hour` or `day`",
+        Rule::breaker_metric => "`error_rate`, `calls`, `tokens` or `denials`",
+        Rule::mode_value => "`shadow` or `enforce`",
+        Rule::suspend_scope => "`agent` or `engine`",
+        Rule::deny_reason => "a deny reason (`flow`, `limit`, `suspended`, ...)",
+        Rule::kw_then => "`then`",
+        Rule::kw_to => "`to`",
+        Rule::kw_when => "`when`",
+        Rule::kw_with => "`with`",
+        Rule::kw_on => "`on`",
+        Rule::kw_and => "`and`",
+        Rule::kw_or => "`or`",
+        Rule::kw_not => "`not`",
+        Rule::EOI => "the end of the declaration",
+        Rule::policy_decl
+        | Rule::use_decl
+        | Rule::tiers_decl
+        | Rule::isolate_decl
+        | Rule::resource_decl
+        | Rule::sink_decl
+        | Rule::tool_decl
+        | Rule::threshold_decl
+        | Rule::escalation_decl
+        | Rule::agent_decl
+        | Rule::assert_decl
+        | Rule::test_decl => "a declaration (`policy`, `tool`, `agent`, ...)",
+        Rule::owner_clause
+        | Rule::purpose_clause
+        | Rule::max_tier_clause
+        | Rule::rule_decl
+        | Rule::autonomy_clause
+        | Rule::limit_clause
+        | Rule::breaker_clause
+        | Rule::mode_clause
+        | Rule::credential_clause => "an agent clause (`allow`, `owner`, `limit`, ...)",
+        Rule::tier_clause | Rule::keyed_clause | Rule::clearance_clause => {
+            "`tier`, `clearance` or `keyed`"
+        }
+        Rule::effect_clause | Rule::reads_clause | Rule::writes_clause => {
+            "`effect`, `reads` or `writes`"
+        }
+        Rule::notify_clause | Rule::timeout_clause => "`notify` or `timeout`",
+        Rule::params => "a parameter list",
+        Rule::param => "a parameter `name: type`",
+        Rule::test_step => "a call `AGENT calls TOOL(...)`",
+        Rule::expect_clause => "`expect`",
+        Rule::expected => "`allow`, `escalate` or `deny`",
+        Rule::call_args | Rule::call_arg => "an argument `name: value`",
+        Rule::assert_never_calls
+        | Rule::assert_every_irreversible
+        | Rule::assert_never_reads
+        | Rule::assert_no_flow => {
+            "an assertion (`never A calls T`, `every irreversible tool escalates`, ...)"
+        }
+        _ => "more input",
+    }
+}
+
+fn syntax_error(
+    file: FileId,
+    source: &str,
+    chunk_start: usize,
+    error: &pest::error::Error<Rule>,
+) -> Diagnostic {
+    let pos = match error.location {
+        pest::error::InputLocation::Pos(p) => p,
+        pest::error::InputLocation::Span((s, _)) => s,
+    } + chunk_start;
+    let found_token = lex(&source[pos..])
+        .into_iter()
+        .find(|t| !t.kind.is_trivia() || t.kind == TokenKind::Newline);
+    let (found, width) = match found_token {
+        None => ("the end of the file".to_string(), 0),
+        Some(t) => {
+            let text = t.text(&source[pos..]);
+            match t.kind {
+                TokenKind::Newline => ("the end of the line".to_string(), 0),
+                TokenKind::Error => {
+                    let ch = text.chars().next().unwrap_or(' ');
+                    if ch.is_control() || ch == '\u{0}' {
+                        (format!("the control character U+{:04X}", ch as u32), ch.len_utf8())
+                    } else {
+                        (format!("the character `{ch}`"), ch.len_utf8())
+                    }
+                }
+                _ => (format!("`{}`", truncate(text, 40)), text.len()),
+            }
+        }
+    };
+    let mut expected: Vec<&'static str> = match &error.variant {
+        pest::error::ErrorVariant::ParsingError { positives, .. } => {
+            positives.iter().map(|r| describe(*r)).collect()
+        }
+        pest::error::ErrorVariant::CustomError { .. } => Vec::new(),
+    };
+    expected.sort_unstable();
+    expected.dedup();
+    let expected_text = match expected.as_slice() {
+        [] => "something else".to_string(),
+        [one] => (*one).to_string(),
+        [init @ .., last] => format!("{} or {}", init.join(", "), last),
+    };
+    let range = TextRange::new(pos, pos + width);
+    Diagnostic::new(
+        Code::SyntaxError,
+        format!("expected {expected_text}, found {found}"),
+        Label::new(file, range, format!("expected {expected_text}")),
+    )
+    .with_help(help_for(&expected))
+}
+
+fn help_for(expected: &[&str]) -> String {
+    if expected.iter().any(|e| e.contains("declaration")) {
+        "a policy file is a list of declarations: `policy`, `use`, `tiers`, `isolate`, `resource`, `sink`, `tool`, `threshold`, `escalation`, `agent`, `assert`, `test`".to_string()
+    } else if expected.iter().any(|e| e.contains("agent clause")) {
+        "inside `agent { ... }`: `owner`, `purpose`, `max tier`, `allow`/`escalate`/`deny`, `autonomy`, `limit`, `breaker`, `mode`, `credential`".to_string()
+    } else {
+        "see `docs/language.md` for the syntax of each declaration".to_string()
+    }
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        let cut: String = text.chars().take(max).collect();
+        format!("{cut}…")
+    }
+}
+
+/// Lowers pest pairs to the syntax tree; shifts ranges from chunk- to file-relative.
+struct Lower {
+    file: FileId,
+    offset: u32,
+}
+
+type LowerResult<T> = Result<T, Box<Diagnostic>>;
+
+impl Lower {
+    fn range(&self, pair: &Pair<'_, Rule>) -> TextRange {
+        let span = pair.as_span();
+        TextRange::new(span.start(), span.end()).shifted(self.offset)
+    }
+
+    fn name(&self, pair: Pair<'_, Rule>) -> Name {
+        Name {
+            text: pair.as_str().to_string(),
+            range: self.range(&pair),
+        }
+    }
+
+    fn invalid(&self, pair: &Pair<'_, Rule>, message: String, help: &str) -> Box<Diagnostic> {
+        Box::new(
+            Diagnostic::new(
+                Code::InvalidLiteral,
+                message,
+                Label::new(self.file, self.range(pair), "invalid here"),
+            )
+            .with_help(help.to_string()),
+        )
+    }
+
+    fn item(&self, pair: Pair<'_, Rule>) -> LowerResult<Item> {
+        let range = self.range(&pair);
+        let rule = pair.as_rule();
+        let mut inner = pair.into_inner();
+        let kind = match rule {
+            Rule::policy_decl => {
+                let name = self.name(next(&mut inner)?);
+                let version = inner.next().map(|p| self.string(p)).transpose()?;
+                ItemKind::Policy(PolicyDecl { name, version })
+            }
+            Rule::use_decl => {
+                let path_pair = next(&mut inner)?;
+                let path_range = self.range(&path_pair);
+                let path = path_pair.into_inner().map(|p| self.name(p)).collect();
+                ItemKind::Use(UseDecl {
+                    path,
+                    range: path_range,
+                })
+            }
+            Rule::tiers_decl => ItemKind::Tiers(TiersDecl {
+                tiers: inner.map(|p| self.name(p)).collect(),
+            }),
+            Rule::isolate_decl => ItemKind::Isolate(self.name(next(&mut inner)?)),
+            Rule::resource_decl => {
+                let name = self.name(next(&mut inner)?);
+                let mut decl = ResourceDecl {
+                    name,
+                    tier: Vec::new(),
+                    keyed: Vec::new(),
+                };
+                for member in inner {
+                    match member.as_rule() {
+                        Rule::tier_clause => decl.tier.extend(member.into_inner().map(|p| self.name(p))),
+                        _ => decl.keyed.extend(member.into_inner().map(|p| self.name(p))),
+                    }
+                }
+                ItemKind::Resource(decl)
+            }
+            Rule::sink_decl => {
+                let name = self.name(next(&mut inner)?);
+                let mut decl = SinkDecl {
+                    name,
+                    clearance: Vec::new(),
+                    keyed: Vec::new(),
+                };
+                for member in inner {
+                    match member.as_rule() {
+                        Rule::clearance_clause => decl
+                            .clearance
+                            .extend(member.into_inner().map(|p| self.name(p))),
+                        _ => decl.keyed.extend(member.into_inner().map(|p| self.name(p))),
+                    }
+                }
+                ItemKind::Sink(decl)
+            }
+            Rule::tool_decl => ItemKind::Tool(self.tool(inner)?),
+            Rule::threshold_decl => {
+                let name = self.name(next(&mut inner)?);
+                let value = self.literal(next(&mut inner)?)?;
+                ItemKind::Threshold(ThresholdDecl { name, value })
+            }
+            Rule::escalation_decl => {
+                let name = self.name(next(&mut inner)?);
+                let mut decl = EscalationDecl {
+                    name,
+                    notify: Vec::new(),
+                    timeout: Vec::new(),
+                };
+                for member in inner {
+                    let member_range = self.range(&member);
+                    let rule = member.as_rule();
+                    let mut parts = member.into_inner();
+                    if rule == Rule::notify_clause {
+                        decl.notify.push(self.string(next(&mut parts)?)?);
+                    } else {
+                        let after_ms = self.duration(next(&mut parts)?)?;
+                        let then = parts.nth(1).map(|p| match p.as_str() {
+                            "allow" => TimeoutOutcome::Allow,
+                            _ => TimeoutOutcome::Deny,
+                        });
+                        decl.timeout.push(TimeoutClause {
+                            after_ms,
+                            then,
+                            range: member_range,
+                        });
+                    }
+                }
+                ItemKind::Escalation(decl)
+            }
+            Rule::agent_decl => {
+                let name = self.name(next(&mut inner)?);
+                let members = inner
+                    .map(|m| self.agent_member(m))
+                    .collect::<LowerResult<_>>()?;
+                ItemKind::Agent(AgentDecl { name, members })
+            }
+            Rule::assert_decl => ItemKind::Assert(self.assertion(next(&mut inner)?)?),
+            Rule::test_decl => ItemKind::Test(self.test(inner)?),
+            _ => return Err(self.unexpected(range)),
+        };
+        Ok(Item { kind, range })
+    }
+
+    fn unexpected(&self, range: TextRange) -> Box<Diagnostic> {
+        Box::new(Diagnostic::new(
+            Code::SyntaxError,
+            "expected a declaration",
+            Label::new(self.file, range, "not a declaration"),
+        ))
+    }
+
+    fn tool(&self, mut inner: pest::iterators::Pairs<'_, Rule>) -> LowerResult<ToolDecl> {
+        let name = self.name(next(&mut inner)?);
+        let mut decl = ToolDecl {
+            name,
+            params: Vec::new(),
+            effects: Vec::new(),
+            reads: Vec::new(),
+            writes: Vec::new(),
+        };
+        for member in inner {
+            match member.as_rule() {
+                Rule::params => {
+                    for param in member.into_inner() {
+                        let range = self.range(&param);
+                        let mut parts = param.into_inner();
+                        let name = self.name(next(&mut parts)?);
+                        let ty = match next(&mut parts)?.as_str() {
+                            "text" => TypeName::Text,
+                            "number" => TypeName::Number,
+                            "money" => TypeName::Money,
+                            "bool" => TypeName::Bool,
+                            "duration" => TypeName::Duration,
+                            _ => TypeName::Percent,
+                        };
+                        let optional = parts.next().is_some();
+                        decl.params.push(Param {
+                            name,
+                            ty,
+                            optional,
+                            range,
+                        });
+                    }
+                }
+                Rule::effect_clause => {
+                    for effect in member.into_inner() {
+                        let e = match effect.as_str() {
+                            "read" => Effect::Read,
+                            "write" => Effect::Write,
+                            "external" => Effect::External,
+                            "financial" => Effect::Financial,
+                            _ => Effect::Irreversible,
+                        };
+                        decl.effects.push((e, self.range(&effect)));
+                    }
+                }
+                Rule::reads_clause => decl.reads.extend(member.into_inner().map(|p| self.name(p))),
+                _ => decl
+                    .writes
+                    .extend(member.into_inner().map(|p| self.name(p))),
+            }
+        }
+        Ok(decl)
+    }
+
+    fn agent_member(&self, pair: Pair<'_, Rule>) -> LowerResult<AgentMember> {
+        let range = self.range(&pair);
+        let rule = pair.as_rule();
+        let mut inner = pair.into_inner();
+        let kind = match rule {
+            Rule::owner_clause => AgentMemberKind::Owner(self.string(next(&mut inner)?)?),
+            Rule::purpose_clause => AgentMemberKind::Purpose(self.string(next(&mut inner)?)?),
+            Rule::max_tier_clause => AgentMemberKind::MaxTier(self.name(next(&mut inner)?)),
+            Rule::rule_decl => {
+                let kind = match next(&mut inner)?.as_str() {
+                    "allow" => RuleKind::Allow,
+                    "escalate" => RuleKind::Escalate,
+                    _ => RuleKind::Deny,
+                };
+                let target = self.target(next(&mut inner)?)?;
+                let mut route = None;
+                let mut condition = None;
+                while let Some(p) = inner.next() {
+                    match p.as_rule() {
+                        Rule::kw_to => route = Some(self.name(next(&mut inner)?)),
+                        Rule::kw_when => condition = Some(self.expr(next(&mut inner)?)?),
+                        _ => {}
+                    }
+                }
+                AgentMemberKind::Rule(RuleDecl {
+                    kind,
+                    target,
+                    route,
+                    condition,
+                })
+            }
+            Rule::autonomy_clause => {
+                let tool = self.name(next(&mut inner)?);
+                let _when = next(&mut inner)?;
+                let condition = self.expr(next(&mut inner)?)?;
+                let because = self.string(next(&mut inner)?)?;
+                AgentMemberKind::Autonomy(AutonomyDecl {
+                    tool,
+                    condition,
+                    because,
+                })
+            }
+            Rule::limit_clause => {
+                let mut specs = Vec::new();
+                for spec in inner {
+                    let spec_range = self.range(&spec);
+                    let mut parts = spec.into_inner();
+                    let count_pair = next(&mut parts)?;
+                    let count = self.count(&count_pair)?;
+                    let unit = match next(&mut parts)?.as_str() {
+                        "calls" => LimitUnit::Calls,
+                        _ => LimitUnit::Tokens,
+                    };
+                    let window = match next(&mut parts)?.as_str() {
+                        "task" => LimitWindow::Task,
+                        "session" => LimitWindow::Session,
+                        "minute" => LimitWindow::Minute,
+                        "hour" => LimitWindow::Hour,
+                        _ => LimitWindow::Day,
+                    };
+                    specs.push(LimitSpec {
+                        count,
+                        unit,
+                        window,
+                        range: spec_range,
+                    });
+                }
+                AgentMemberKind::Limit(specs)
+            }
+            Rule::breaker_clause => {
+                let metric = match next(&mut inner)?.as_str() {
+                    "error_rate" => BreakerMetric::ErrorRate,
+                    "calls" => BreakerMetric::Calls,
+                    "tokens" => BreakerMetric::Tokens,
+                    _ => BreakerMetric::Denials,
+                };
+                let op = compare_op(next(&mut inner)?.as_str());
+                let value = self.literal_of(next(&mut inner)?)?;
+                let window_ms = self.duration(next(&mut inner)?)?;
+                let _then = next(&mut inner)?;
+                let action = next(&mut inner)?;
+                let scope = match action.into_inner().next().map(|p| p.as_str()) {
+                    Some("engine") => SuspendScope::Engine,
+                    _ => SuspendScope::Agent,
+                };
+                AgentMemberKind::Breaker(BreakerDecl {
+                    metric,
+                    op,
+                    value,
+                    window_ms,
+                    scope,
+                })
+            }
+            Rule::mode_clause => AgentMemberKind::Mode(match next(&mut inner)?.as_str() {
+                "shadow" => Mode::Shadow,
+                _ => Mode::Enforce,
+            }),
+            Rule::credential_clause => {
+                let name = self.name(next(&mut inner)?);
+                let expires_ms = inner.next().map(|p| self.duration(p)).transpose()?;
+                AgentMemberKind::Credential(CredentialDecl { name, expires_ms })
+            }
+            _ => return Err(self.unexpected(range)),
+        };
+        Ok(AgentMember { kind, range })
+    }
+
+    fn target(&self, pair: Pair<'_, Rule>) -> LowerResult<Target> {
+        let range = self.range(&pair);
+        let inner = next(&mut pair.into_inner())?;
+        Ok(match inner.as_rule() {
+            Rule::star => Target::All(range),
+            _ => Target::Tool(self.name(inner)),
+        })
+    }
+
+    fn expr(&self, pair: Pair<'_, Rule>) -> LowerResult<Expr> {
+        let range = self.range(&pair);
+        match pair.as_rule() {
+            Rule::expr | Rule::paren => self.expr(next(&mut pair.into_inner())?),
+            Rule::or_expr | Rule::and_expr => {
+                let is_or = pair.as_rule() == Rule::or_expr;
+                let mut parts: Vec<Expr> = pair
+                    .into_inner()
+                    .filter(|p| !matches!(p.as_rule(), Rule::kw_and | Rule::kw_or))
+                    .map(|p| self.expr(p))
+                    .collect::<LowerResult<_>>()?;
+                if parts.len() == 1 {
+                    return parts.pop().ok_or_else(|| self.unexpected(range));
+                }
+                Ok(Expr {
+                    kind: if is_or {
+                        ExprKind::Or(parts)
+                    } else {
+                        ExprKind::And(parts)
+                    },
+                    range,
+                })
+            }
+            Rule::not_expr => self.expr(next(&mut pair.into_inner())?),
+            Rule::negation => {
+                let operand = pair
+                    .into_inner()
+                    .find(|p| p.as_rule() != Rule::kw_not)
+                    .ok_or_else(|| self.unexpected(range))?;
+                Ok(Expr {
+                    kind: ExprKind::Not(Box::new(self.expr(operand)?)),
+                    range,
+                })
+            }
+            Rule::comparison => {
+                let mut inner = pair.into_inner();
+                let left = self.operand(next(&mut inner)?)?;
+                let op = compare_op(next(&mut inner)?.as_str());
+                let right = self.operand(next(&mut inner)?)?;
+                Ok(Expr {
+                    kind: ExprKind::Compare { left, op, right },
+                    range,
+                })
+            }
+            Rule::operand => Ok(Expr {
+                kind: ExprKind::Truthy(self.operand(pair)?),
+                range,
+            }),
+            _ => Err(self.unexpected(range)),
+        }
+    }
+
+    fn operand(&self, pair: Pair<'_, Rule>) -> LowerResult<Operand> {
+        let inner = next(&mut pair.into_inner())?;
+        Ok(match inner.as_rule() {
+            Rule::literal => Operand::Literal(self.literal(inner)?),
+            _ => Operand::Name(self.name(inner)),
+        })
+    }
+
+    fn assertion(&self, pair: Pair<'_, Rule>) -> LowerResult<AssertDecl> {
+        let rule = pair.as_rule();
+        let mut inner = pair.into_inner();
+        Ok(match rule {
+            Rule::assert_never_calls => {
+                let agent = self.name(next(&mut inner)?);
+                let target = self.target(next(&mut inner)?)?;
+                let condition = match inner.next() {
+                    Some(_when) => Some(self.expr(next(&mut inner)?)?),
+                    None => None,
+                };
+                AssertDecl::NeverCalls {
+                    agent,
+                    target,
+                    condition,
+                }
+            }
+            Rule::assert_every_irreversible => AssertDecl::EveryIrreversibleEscalates,
+            Rule::assert_never_reads => AssertDecl::NeverReads {
+                agent: self.name(next(&mut inner)?),
+                tier: self.name(next(&mut inner)?),
+            },
+            _ => AssertDecl::NoFlow {
+                tier: self.name(next(&mut inner)?),
+                sink: self.name(next(&mut inner)?),
+            },
+        })
+    }
+
+    fn test(&self, mut inner: pest::iterators::Pairs<'_, Rule>) -> LowerResult<TestDecl> {
+        let name = self.string(next(&mut inner)?)?;
+        let mut steps = Vec::new();
+        let mut expect = None;
+        for part in inner {
+            match part.as_rule() {
+                Rule::test_step => steps.push(self.step(part)?),
+                Rule::expect_clause => {
+                    let range = self.range(&part);
+                    let expected = next(&mut part.into_inner())?;
+                    let which = next(&mut expected.into_inner())?;
+                    let kind = match which.as_rule() {
+                        Rule::expect_allow => ExpectKind::Allow,
+                        Rule::expect_escalate => ExpectKind::Escalate(
+                            which
+                                .into_inner()
+                                .filter(|p| p.as_rule() == Rule::ident)
+                                .map(|p| self.name(p))
+                                .collect(),
+                        ),
+                        _ => ExpectKind::Deny(which.into_inner().next().map(|p| {
+                            match p.as_str() {
+                                "flow" => DenyReason::Flow,
+                                "limit" => DenyReason::Limit,
+                                "suspended" => DenyReason::Suspended,
+                                "not_granted" => DenyReason::NotGranted,
+                                "no_rule" => DenyReason::NoRule,
+                                _ => DenyReason::Rule,
+                            }
+                        })),
+                    };
+                    expect = Some(Expectation { kind, range });
+                }
+                _ => {}
+            }
+        }
+        let expect = expect.ok_or_else(|| self.unexpected(name.range))?;
+        Ok(TestDecl {
+            name,
+            steps,
+            expect,
+        })
+    }
+
+    fn step(&self, pair: Pair<'_, Rule>) -> LowerResult<TestStep> {
+        let range = self.range(&pair);
+        let mut inner = pair.into_inner();
+        let agent = self.name(next(&mut inner)?);
+        let tool = self.name(next(&mut inner)?);
+        let mut step = TestStep {
+            agent,
+            tool,
+            args: Vec::new(),
+            confidence: None,
+            on: None,
+            range,
+        };
+        while let Some(part) = inner.next() {
+            match part.as_rule() {
+                Rule::call_args => step.args = self.call_args(part)?,
+                Rule::kw_with => step.confidence = Some(self.literal_of(next(&mut inner)?)?),
+                Rule::kw_on => {
+                    let reference = next(&mut inner)?;
+                    let mut parts = reference.into_inner();
+                    let resource = self.name(next(&mut parts)?);
+                    let keys = parts.map(|p| self.call_arg(p)).collect::<LowerResult<_>>()?;
+                    step.on = Some(ResourceRef { resource, keys });
+                }
+                _ => {}
+            }
+        }
+        Ok(step)
+    }
+
+    fn call_args(&self, pair: Pair<'_, Rule>) -> LowerResult<Vec<CallArg>> {
+        pair.into_inner().map(|p| self.call_arg(p)).collect()
+    }
+
+    fn call_arg(&self, pair: Pair<'_, Rule>) -> LowerResult<CallArg> {
+        let mut inner = pair.into_inner();
+        let name = self.name(next(&mut inner)?);
+        let value = self.literal(next(&mut inner)?)?;
+        Ok(CallArg { name, value })
+    }
+
+    /// A `literal` pair (wrapping one concrete literal kind).
+    fn literal(&self, pair: Pair<'_, Rule>) -> LowerResult<Literal> {
+        match pair.as_rule() {
+            Rule::literal => self.literal_of(next(&mut pair.into_inner())?),
+            _ => self.literal_of(pair),
+        }
+    }
+
+    /// A concrete literal pair: money, percent, duration, number, string or boolean.
+    fn literal_of(&self, pair: Pair<'_, Rule>) -> LowerResult<Literal> {
+        let range = self.range(&pair);
+        let text = pair.as_str();
+        let value = match pair.as_rule() {
+            Rule::money => LiteralValue::Money(parse_money(text).ok_or_else(|| {
+                self.invalid(
+                    &pair,
+                    format!("`{text}` is not a valid amount"),
+                    "amounts are written `$10,000`, `$99.95`, `$1.5M`; at most 2 decimals, at most $90,000,000,000,000,000",
+                )
+            })?),
+            Rule::percent => LiteralValue::Percent(
+                parse_decimal(text.trim_end_matches('%'), 6)
+                    .and_then(|v| v.checked_div(100))
+                    .ok_or_else(|| {
+                        self.invalid(
+                            &pair,
+                            format!("`{text}` is not a valid percentage"),
+                            "percentages are written `20%` or `0.5%`, with at most 4 decimals",
+                        )
+                    })?,
+            ),
+            Rule::duration => LiteralValue::Duration(self.duration(pair)?),
+            Rule::number => LiteralValue::Number(parse_decimal(text, 6).ok_or_else(|| {
+                self.invalid(
+                    &pair,
+                    format!("`{text}` is not a valid number"),
+                    "numbers have at most 6 decimals and at most 12 integer digits",
+                )
+            })?),
+            Rule::string => LiteralValue::Text(self.string(pair)?.value),
+            Rule::boolean => LiteralValue::Bool(text == "true"),
+            _ => return Err(self.unexpected(range)),
+        };
+        Ok(Literal { value, range })
+    }
+
+    fn count(&self, pair: &Pair<'_, Rule>) -> LowerResult<i64> {
+        let text = pair.as_str();
+        let invalid = || {
+            self.invalid(
+                pair,
+                format!("`{text}` is not a whole count"),
+                "limits count whole calls or tokens: `100 calls per task`",
+            )
+        };
+        if text.contains('.') {
+            return Err(invalid());
+        }
+        text.replace('_', "").parse::<i64>().map_err(|_| invalid())
+    }
+
+    fn duration(&self, pair: Pair<'_, Rule>) -> LowerResult<i64> {
+        let text = pair.as_str();
+        parse_duration(text).ok_or_else(|| {
+            self.invalid(
+                &pair,
+                format!("`{text}` is not a valid duration"),
+                "durations are a whole number and a unit: `500ms`, `30s`, `15m`, `2h`, `7d`, `4w`, `7y`",
+            )
+        })
+    }
+
+    fn string(&self, pair: Pair<'_, Rule>) -> LowerResult<StringLit> {
+        let range = self.range(&pair);
+        let raw = pair.as_str();
+        let body = &raw[1..raw.len().saturating_sub(1).max(1)];
+        let mut value = String::with_capacity(body.len());
+        let mut chars = body.chars();
+        while let Some(c) = chars.next() {
+            if c != '\\' {
+                value.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some('"') => value.push('"'),
+                Some('\\') => value.push('\\'),
+                Some('n') => value.push('\n'),
+                Some('t') => value.push('\t'),
+                other => {
+                    return Err(self.invalid(
+                        &pair,
+                        format!(
+                            "unknown escape `\\{}` in a string",
+                            other.map(String::from).unwrap_or_default()
+                        ),
+                        "strings may escape `\\\"`, `\\\\`, `\\n` and `\\t`",
+                    ));
+                }
+            }
+        }
+        Ok(StringLit { value, range })
+    }
+}
+
+fn next<'i>(pairs: &mut pest::iterators::Pairs<'i, Rule>) -> LowerResult<Pair<'i, Rule>> {
+    pairs.next().ok_or_else(|| {
+        Box::new(Diagnostic::new(
+            Code::SyntaxError,
+            "incomplete declaration",
+            Label::new(FileId(0), TextRange::default(), "incomplete"),
+        ))
+    })
+}
+
+fn compare_op(text: &str) -> CompareOp {
+    match text {
+        "<" => CompareOp::Lt,
+        "<=" => CompareOp::Le,
+        ">" => CompareOp::Gt,
+        ">=" => CompareOp::Ge,
+        "==" => CompareOp::Eq,
+        _ => CompareOp::Ne,
+    }
+}
+
+/// `12.5` with `scale` 6 → 12_500_000. `None` on overflow or too many decimals.
+pub fn parse_decimal(text: &str, scale: u32) -> Option<i64> {
+    let cleaned: String = text.chars().filter(|c| *c != '_' && *c != ',').collect();
+    let (int_part, frac_part) = match cleaned.split_once('.') {
+        Some((i, f)) => (i, f),
+        None => (cleaned.as_str(), ""),
+    };
+    if frac_part.len() > scale as usize || int_part.is_empty() {
+        return None;
+    }
+    let int: i64 = int_part.parse().ok()?;
+    let mut frac: i64 = if frac_part.is_empty() {
+        0
+    } else {
+        frac_part.parse().ok()?
+    };
+    for _ in frac_part.len()..scale as usize {
+        frac = frac.checked_mul(10)?;
+    }
+    int.checked_mul(10i64.checked_pow(scale)?)?.checked_add(frac)
+}
+
+/// `$10,000` → 1_000_000 cents; `$1.5M` → 150_000_000 cents.
+pub fn parse_money(text: &str) -> Option<i64> {
+    let body = text.strip_prefix('$')?;
+    let (digits, multiplier) = match body.chars().last()? {
+        'K' => (&body[..body.len() - 1], 1_000i64),
+        'M' => (&body[..body.len() - 1], 1_000_000),
+        'B' => (&body[..body.len() - 1], 1_000_000_000),
+        _ => (body, 1),
+    };
+    // With a suffix, up to 6 decimals are meaningful ($1.25M); the result must still
+    // be a whole number of cents.
+    let scaled = parse_decimal(digits, 8)?.checked_mul(multiplier)?;
+    if scaled % 1_000_000 != 0 {
+        return None;
+    }
+    Some(scaled / 1_000_000)
+}
+
+/// `15m` → 900_000 ms. Years are 365 days.
+pub fn parse_duration(text: &str) -> Option<i64> {
+    let split = text.find(|c: char| c.is_ascii_alphabetic())?;
+    let (digits, unit) = text.split_at(split);
+    let count: i64 = digits.replace('_', "").parse().ok()?;
+    let unit_ms: i64 = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        "w" => 7 * 86_400_000,
+        "y" => 365 * 86_400_000,
+        _ => return None,
+    };
+    count.checked_mul(unit_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_is_exact_in_cents() {
+        assert_eq!(parse_money("$10,000"), Some(1_000_000));
+        assert_eq!(parse_money("$99.95"), Some(9_995));
+        assert_eq!(parse_money("$1.5M"), Some(150_000_000));
+        assert_eq!(parse_money("$2K"), Some(200_000));
+        assert_eq!(parse_money("$0.001"), None);
+        assert_eq!(parse_money("$99999999999999999999"), None);
+    }
+
+    #[test]
+    fn decimals_and_durations() {
+        assert_eq!(parse_decimal("0.85", 6), Some(850_000));
+        assert_eq!(parse_decimal("50_000", 6), Some(50_000_000_000));
+        assert_eq!(parse_decimal("0.1234567", 6), None);
+        assert_eq!(parse_duration("15m"), Some(900_000));
+        assert_eq!(parse_duration("7y"), Some(7 * 365 * 86_400_000));
+    }
+}
+
+#[cfg(test)]
+mod design_example {
+    #[test]
+    fn design_example_parses() {
+        let src = include_str!("../../../tests/fixtures/ok/design_example.agentpolicy");
+        let parsed = super::parse(crate::diagnostics::FileId(0), src);
+        assert!(parsed.diagnostics.is_empty(), "{:#?}", parsed.diagnostics);
+        assert_eq!(parsed.tree.items.len(), 20);
+    }
+}
