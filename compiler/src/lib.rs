@@ -5,4 +5,5 @@
 //! printing, no clock. The CLI (`main.rs`) reads files and prints.
 
 pub mod diagnostics;
+pub mod model;
 pub mod syntax;

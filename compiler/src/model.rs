@@ -1,0 +1,397 @@
+//! The resolved model of a policy: every name bound to a dense id, every condition typed,
+//! thresholds inlined. It is what code generation, the reference interpreter, the
+//! verifier and the language server's hover read. Built by `sema::resolve`; plain data,
+//! no behaviour beyond small lookups.
+//!
+//! Invariants (upheld by `sema`, relied on by everyone downstream):
+//! - ids index the vectors of this struct and are dense;
+//! - `tiers` is a linear order, lowest first, so a tier's id is its rank;
+//! - a `Cond` only reads arguments its rule's tool declares, with matching types;
+//!   `Term::Arg(i)` indexes `tools[tool].params`;
+//! - rules of `*` target read no arguments.
+
+use serde::Serialize;
+
+use crate::diagnostics::FileId;
+use crate::syntax::ast::{
+    BreakerMetric, CompareOp, Effect, LimitUnit, LimitWindow, Mode, RuleKind, SuspendScope,
+    TextRange, TimeoutOutcome, TypeName,
+};
+
+/// Where something was declared: a file and a byte range in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Loc {
+    pub file: FileId,
+    pub range: TextRange,
+}
+
+macro_rules! ids {
+    ($($name:ident),*) => {$(
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        pub struct $name(pub u32);
+        impl $name {
+            pub fn index(self) -> usize { self.0 as usize }
+        }
+    )*};
+}
+ids!(
+    TierId, KeyId, ResourceId, SinkId, ToolId, ThresholdId, RouteId, AgentId, RuleId
+);
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Model {
+    pub policy: Option<PolicyInfo>,
+    /// Lowest first: a `TierId` is the tier's rank.
+    pub tiers: Vec<TierDef>,
+    pub keys: Vec<KeyDef>,
+    pub resources: Vec<ResourceDef>,
+    pub sinks: Vec<SinkDef>,
+    pub tools: Vec<ToolDef>,
+    pub thresholds: Vec<ThresholdDef>,
+    pub routes: Vec<RouteDef>,
+    pub agents: Vec<AgentDef>,
+    /// Every `allow` / `escalate` / `deny` rule of every agent, in source order per agent.
+    pub rules: Vec<RuleDef>,
+    pub asserts: Vec<AssertDef>,
+    pub tests: Vec<TestDef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PolicyInfo {
+    pub name: String,
+    pub version: Option<String>,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TierDef {
+    pub name: String,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyDef {
+    pub name: String,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResourceDef {
+    pub name: String,
+    pub tier: TierId,
+    pub keyed: Vec<KeyId>,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SinkDef {
+    pub name: String,
+    /// The highest tier that may be written here.
+    pub clearance: TierId,
+    pub keyed: Vec<KeyId>,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ParamDef {
+    pub name: String,
+    pub ty: TypeName,
+    pub optional: bool,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ToolDef {
+    pub name: String,
+    pub params: Vec<ParamDef>,
+    /// Sorted, without duplicates.
+    pub effects: Vec<Effect>,
+    pub reads: Vec<ResourceId>,
+    pub writes: Vec<SinkId>,
+    pub loc: Loc,
+}
+
+impl ToolDef {
+    pub fn has_effect(&self, effect: Effect) -> bool {
+        self.effects.contains(&effect)
+    }
+
+    pub fn is_irreversible(&self) -> bool {
+        self.has_effect(Effect::Irreversible)
+    }
+
+    pub fn param(&self, name: &str) -> Option<usize> {
+        self.params.iter().position(|p| p.name == name)
+    }
+}
+
+/// An exact value. Money in cents; numbers and percentages in millionths; durations in
+/// milliseconds; text as written.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum Value {
+    Money(i64),
+    Number(i64),
+    Duration(i64),
+    Text(String),
+    Bool(bool),
+}
+
+impl Value {
+    /// The type a value has; percentages are numbers.
+    pub fn ty(&self) -> TypeName {
+        match self {
+            Value::Money(_) => TypeName::Money,
+            Value::Number(_) => TypeName::Number,
+            Value::Duration(_) => TypeName::Duration,
+            Value::Text(_) => TypeName::Text,
+            Value::Bool(_) => TypeName::Bool,
+        }
+    }
+}
+
+/// Types that compare with each other: percentages are numbers.
+pub fn comparable(a: TypeName, b: TypeName) -> bool {
+    fn norm(t: TypeName) -> TypeName {
+        if t == TypeName::Percent {
+            TypeName::Number
+        } else {
+            t
+        }
+    }
+    norm(a) == norm(b)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ThresholdDef {
+    pub name: String,
+    pub value: Value,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RouteDef {
+    pub name: String,
+    pub notify: Option<String>,
+    pub timeout_ms: Option<i64>,
+    pub timeout_outcome: Option<TimeoutOutcome>,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AgentDef {
+    pub name: String,
+    pub owner: Option<String>,
+    pub purpose: Option<String>,
+    pub max_tier: Option<TierId>,
+    /// Rules of this agent, in source order.
+    pub rules: Vec<RuleId>,
+    pub autonomy: Vec<AutonomyDef>,
+    pub limits: Vec<LimitDef>,
+    pub breakers: Vec<BreakerDef>,
+    pub mode: Mode,
+    pub credentials: Vec<CredentialDef>,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum RuleTarget {
+    Tool(ToolId),
+    /// `*`: every tool granted to the agent.
+    All,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleDef {
+    pub id: RuleId,
+    pub agent: AgentId,
+    pub kind: RuleKind,
+    pub target: RuleTarget,
+    pub route: Option<RouteId>,
+    pub condition: Option<Cond>,
+    /// The whole rule.
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AutonomyDef {
+    pub tool: ToolId,
+    pub condition: Cond,
+    pub because: String,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LimitDef {
+    pub count: u64,
+    pub unit: LimitUnit,
+    pub window: LimitWindow,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BreakerDef {
+    pub metric: BreakerMetric,
+    pub op: CompareOp,
+    /// Millionths for rates and numbers (`20%` is 200_000), a plain count otherwise.
+    pub value: i64,
+    pub window_ms: i64,
+    pub scope: SuspendScope,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CredentialDef {
+    pub name: String,
+    pub expires_ms: Option<i64>,
+    pub loc: Loc,
+}
+
+/// A typed condition. A value the request does not carry makes the whole condition
+/// *unknown*, which matches for `deny` and `escalate` rules and does not match for
+/// `allow` rules (fail safe).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Cond {
+    Or(Vec<Cond>),
+    And(Vec<Cond>),
+    Not(Box<Cond>),
+    Compare { left: Term, op: CompareOp, right: Term },
+    /// A `bool` term used as a condition.
+    Truthy(Term),
+}
+
+impl Cond {
+    /// Every term the condition reads, in order.
+    pub fn terms(&self) -> Vec<&Term> {
+        let mut out = Vec::new();
+        self.collect_terms(&mut out);
+        out
+    }
+
+    fn collect_terms<'a>(&'a self, out: &mut Vec<&'a Term>) {
+        match self {
+            Cond::Or(cs) | Cond::And(cs) => cs.iter().for_each(|c| c.collect_terms(out)),
+            Cond::Not(c) => c.collect_terms(out),
+            Cond::Compare { left, right, .. } => {
+                out.push(left);
+                out.push(right);
+            }
+            Cond::Truthy(t) => out.push(t),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Term {
+    /// The tool argument at this index of the rule's tool's `params`.
+    Arg(usize),
+    /// The confidence the caller reports, in millionths.
+    Confidence,
+    /// A literal, or a threshold inlined (its id kept for explanations).
+    Const {
+        value: Value,
+        threshold: Option<ThresholdId>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum AssertDef {
+    NeverCalls {
+        agent: AgentId,
+        target: RuleTarget,
+        condition: Option<Cond>,
+        loc: Loc,
+    },
+    EveryIrreversibleEscalates {
+        loc: Loc,
+    },
+    NeverReads {
+        agent: AgentId,
+        tier: TierId,
+        loc: Loc,
+    },
+    NoFlow {
+        tier: TierId,
+        sink: SinkId,
+        loc: Loc,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TestDef {
+    pub name: String,
+    pub steps: Vec<TestCall>,
+    pub expect: Expected,
+    pub loc: Loc,
+}
+
+/// One call in a policy test, resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TestCall {
+    pub agent: AgentId,
+    pub tool: ToolId,
+    /// By parameter index of the tool; `None` where the test leaves it out.
+    pub args: Vec<Option<Value>>,
+    /// Millionths.
+    pub confidence: Option<i64>,
+    pub on: Option<TestResource>,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TestResource {
+    pub resource: ResourceId,
+    /// A value for each key the resource is keyed by (`matter: "M-1"`).
+    pub keys: Vec<(KeyId, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Expected {
+    Allow,
+    /// Expected routes; empty means "any escalation".
+    Escalate(Vec<RouteId>),
+    Deny(Option<crate::syntax::ast::DenyReason>),
+}
+
+impl Model {
+    pub fn tool_by_name(&self, name: &str) -> Option<ToolId> {
+        self.tools
+            .iter()
+            .position(|t| t.name == name)
+            .map(|i| ToolId(i as u32))
+    }
+
+    pub fn agent_by_name(&self, name: &str) -> Option<AgentId> {
+        self.agents
+            .iter()
+            .position(|a| a.name == name)
+            .map(|i| AgentId(i as u32))
+    }
+
+    pub fn rule(&self, id: RuleId) -> &RuleDef {
+        &self.rules[id.index()]
+    }
+
+    /// Whether the agent's rules grant the tool: an `allow` or `escalate` naming it, or
+    /// naming `*` (which means every tool granted by name). `deny` never grants.
+    pub fn grants(&self, agent: AgentId, tool: ToolId) -> bool {
+        self.agents[agent.index()].rules.iter().any(|r| {
+            let rule = &self.rules[r.index()];
+            rule.kind != RuleKind::Deny && rule.target == RuleTarget::Tool(tool)
+        })
+    }
+
+    /// The rules that apply to a call of `tool` by `agent`: those naming the tool, and
+    /// the `*` rules when the tool is granted. Source order.
+    pub fn applicable_rules(&self, agent: AgentId, tool: ToolId) -> Vec<RuleId> {
+        let granted = self.grants(agent, tool);
+        self.agents[agent.index()]
+            .rules
+            .iter()
+            .copied()
+            .filter(|r| match self.rules[r.index()].target {
+                RuleTarget::Tool(t) => t == tool,
+                RuleTarget::All => granted,
+            })
+            .collect()
+    }
+}
