@@ -4,6 +4,7 @@
 //! database the CLI and the language server share. It does no IO: no file system, no
 //! printing, no clock. The CLI (`main.rs`) reads files and prints.
 
+pub mod codegen;
 pub mod diagnostics;
 pub mod model;
 pub mod syntax;

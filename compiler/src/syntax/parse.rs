@@ -86,9 +86,7 @@ fn describe(rule: Rule) -> &'static str {
         Rule::expr | Rule::or_expr | Rule::and_expr | Rule::not_expr => "a condition",
         Rule::rule_target => "a tool name or `*`",
         Rule::type_name => "a type (`text`, `number`, `money`, `bool`, `duration`, `percent`)",
-        Rule::effect => {
-            "an effect (`read`, `write`, `external`, `financial`, `irreversible`)"
-        }
+        Rule::effect => "an effect (`read`, `write`, `external`, `financial`, `irreversible`)",
         Rule::timeout_outcome => "`allow` or `deny`",
         Rule::rule_kind => "`allow`, `escalate` or `deny`",
         Rule::limit_unit => "`calls` or `tokens`",
@@ -172,7 +170,10 @@ fn syntax_error(
                 TokenKind::Error => {
                     let ch = text.chars().next().unwrap_or(' ');
                     if ch.is_control() || ch == '\u{0}' {
-                        (format!("the control character U+{:04X}", ch as u32), ch.len_utf8())
+                        (
+                            format!("the control character U+{:04X}", ch as u32),
+                            ch.len_utf8(),
+                        )
                     } else {
                         (format!("the character `{ch}`"), ch.len_utf8())
                     }
@@ -286,7 +287,9 @@ impl Lower {
                 };
                 for member in inner {
                     match member.as_rule() {
-                        Rule::tier_clause => decl.tier.extend(member.into_inner().map(|p| self.name(p))),
+                        Rule::tier_clause => {
+                            decl.tier.extend(member.into_inner().map(|p| self.name(p)))
+                        }
                         _ => decl.keyed.extend(member.into_inner().map(|p| self.name(p))),
                     }
                 }
@@ -644,16 +647,16 @@ impl Lower {
                                 .map(|p| self.name(p))
                                 .collect(),
                         ),
-                        _ => ExpectKind::Deny(which.into_inner().next().map(|p| {
-                            match p.as_str() {
+                        _ => {
+                            ExpectKind::Deny(which.into_inner().next().map(|p| match p.as_str() {
                                 "flow" => DenyReason::Flow,
                                 "limit" => DenyReason::Limit,
                                 "suspended" => DenyReason::Suspended,
                                 "not_granted" => DenyReason::NotGranted,
                                 "no_rule" => DenyReason::NoRule,
                                 _ => DenyReason::Rule,
-                            }
-                        })),
+                            }))
+                        }
                     };
                     expect = Some(Expectation { kind, range });
                 }
@@ -689,7 +692,9 @@ impl Lower {
                     let reference = next(&mut inner)?;
                     let mut parts = reference.into_inner();
                     let resource = self.name(next(&mut parts)?);
-                    let keys = parts.map(|p| self.call_arg(p)).collect::<LowerResult<_>>()?;
+                    let keys = parts
+                        .map(|p| self.call_arg(p))
+                        .collect::<LowerResult<_>>()?;
                     step.on = Some(ResourceRef { resource, keys });
                 }
                 _ => {}
@@ -853,7 +858,8 @@ pub fn parse_decimal(text: &str, scale: u32) -> Option<i64> {
     for _ in frac_part.len()..scale as usize {
         frac = frac.checked_mul(10)?;
     }
-    int.checked_mul(10i64.checked_pow(scale)?)?.checked_add(frac)
+    int.checked_mul(10i64.checked_pow(scale)?)?
+        .checked_add(frac)
 }
 
 /// `$10,000` → 1_000_000 cents; `$1.5M` → 150_000_000 cents.
