@@ -6,5 +6,6 @@
 
 pub mod codegen;
 pub mod diagnostics;
+pub mod interpret;
 pub mod model;
 pub mod syntax;
