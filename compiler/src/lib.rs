@@ -15,3 +15,4 @@ pub mod render;
 pub mod sema;
 pub mod stdlib;
 pub mod syntax;
+pub mod verify;

@@ -17,6 +17,9 @@ pub struct LoadedPolicy {
     /// Diagnostics about the files themselves (encoding), before analysis.
     pub file_diagnostics: Vec<Diagnostic>,
     pub sources: Sources,
+    /// Every file of the workspace as `(path, text)`, indexed by `FileId` (the user's
+    /// files, then the standard library): what code generation reads spans from.
+    pub files: Vec<(String, String)>,
 }
 
 impl LoadedPolicy {
@@ -174,6 +177,7 @@ pub fn load(path: &Path) -> Result<LoadedPolicy, LoadError> {
         loaded,
         analysis,
         file_diagnostics,
-        sources: Sources::new(source_list),
+        sources: Sources::new(source_list.clone()),
+        files: source_list,
     })
 }
