@@ -1,7 +1,8 @@
 //! Golden tests: every `.agentpolicy` fixture under `tests/fixtures/` is checked by the
 //! real `agentpolicy` binary, and its human and JSON output (with the exit code) is
 //! compared with an insta snapshot. A fixture whose first line is `// expect: AP0010`
-//! must produce exactly those codes; fixtures under `ok/` must produce none.
+//! must produce exactly those codes; fixtures under `ok/` must produce none. A line
+//! `// check-args: --rlimit 1` among the first two adds arguments to `check`.
 
 #![expect(
     clippy::expect_used,
@@ -15,10 +16,11 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn run_check(relative: &str, format: &str) -> (String, i32) {
+fn run_check(relative: &str, format: &str, extra: &[String]) -> (String, i32) {
     let out = Command::new(env!("CARGO_BIN_EXE_agentpolicy"))
         .current_dir(repo_root())
         .args(["check", relative, "--format", format])
+        .args(extra)
         .env("NO_COLOR", "1")
         .output()
         .expect("run agentpolicy");
@@ -36,6 +38,16 @@ fn expected_codes(path: &Path) -> Option<Vec<String>> {
     codes.sort();
     codes.dedup();
     Some(codes)
+}
+
+/// Extra `check` arguments from a `// check-args: ...` line among the first two.
+fn extra_args(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .take(2)
+        .find_map(|l| l.trim().strip_prefix("// check-args:"))
+        .map(|a| a.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
 }
 
 fn codes_in(json: &str) -> Vec<String> {
@@ -61,8 +73,9 @@ fn fixtures() {
             .unwrap_or(path)
             .to_string_lossy()
             .replace('\\', "/");
-        let (human, human_code) = run_check(&relative, "human");
-        let (json, json_code) = run_check(&relative, "json");
+        let extra = extra_args(path);
+        let (human, human_code) = run_check(&relative, "human", &extra);
+        let (json, json_code) = run_check(&relative, "json", &extra);
         assert_eq!(
             human_code, json_code,
             "{relative}: exit codes differ between formats"
@@ -73,7 +86,15 @@ fn fixtures() {
                 expected,
                 "{relative}: codes differ from `// expect:`"
             );
-            assert_ne!(human_code, 0, "{relative}: expected diagnostics but exit 0");
+            let any_error = expected.iter().any(|c| {
+                agentpolicy::diagnostics::Code::parse(c)
+                    .is_some_and(|c| c.severity() == agentpolicy::diagnostics::Severity::Error)
+            });
+            if any_error {
+                assert_ne!(human_code, 0, "{relative}: expected errors but exit 0");
+            } else {
+                assert_eq!(human_code, 0, "{relative}: warnings alone must not fail");
+            }
         } else if relative.contains("/ok/") {
             assert_eq!(
                 codes_in(&json),

@@ -738,24 +738,31 @@ fn explain(ctx: &Ctx<'_>, prop: FlowProp, calls: &[Call]) -> String {
     else {
         return String::new();
     };
-    let named = last.read.as_ref().map(|a| a.target.as_str());
-    let unnamed: Vec<&str> = tool
-        .reads
-        .iter()
-        .map(|r| model.resources[r.index()].name.as_str())
-        .filter(|r| Some(*r) != named)
-        .collect();
+    // What entered the session without the runtime seeing it: every resource a call's
+    // tool declares but its request did not name.
+    let mut unnamed: Vec<String> = Vec::new();
+    for call in calls {
+        let Some(t) = model
+            .tool_by_name(&call.tool)
+            .map(|t| &model.tools[t.index()])
+        else {
+            continue;
+        };
+        let named = call.read.as_ref().map(|a| a.target.as_str());
+        for r in &t.reads {
+            let name = &model.resources[r.index()].name;
+            if named.is_some() && Some(name.as_str()) != named {
+                unnamed.push(format!("`{}` (through `{}`)", name, t.name));
+            }
+        }
+    }
+    unnamed.dedup();
     let also = if unnamed.is_empty() {
         String::new()
     } else {
         format!(
-            "; `{}` also reads {} without the request naming it",
-            tool.name,
-            unnamed
-                .iter()
-                .map(|r| format!("`{r}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            "; the session also took in {} without the request naming it, so the runtime never checked it",
+            unnamed.join(", ")
         )
     };
     match prop {

@@ -76,7 +76,8 @@ pub fn prove(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult> {
         }
         let subject = format!("rule {}", rule.id);
         match dead(ctx, index, &applies) {
-            Ok(None) => {}
+            // Reported once, as the unusable tool (AP0107).
+            Ok(None) | Ok(Some(Dead::Unusable)) => {}
             Ok(Some(why)) => out.push(PropertyResult {
                 property: Property::Hygiene,
                 subject,

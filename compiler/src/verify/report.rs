@@ -218,8 +218,12 @@ pub fn flow(
     if let Some(g) = secondary_assert {
         d = d.with_secondary(label(g, format!("lets `{}` through", last.tool)));
     }
-    if let Some(loc) = tool_loc(ctx, &last.tool) {
-        d = d.with_secondary(label(loc, "declares what the tool reads and writes"));
+    let mut tools: Vec<&str> = cex.calls.iter().map(|c| c.tool.as_str()).collect();
+    tools.dedup();
+    for tool in tools {
+        if let Some(loc) = tool_loc(ctx, tool) {
+            d = d.with_secondary(label(loc, "declares what the tool reads and writes"));
+        }
     }
     d
 }

@@ -54,10 +54,13 @@ pub fn check(solver: &Solver, assumptions: &[z3::ast::Bool]) -> Check {
             Some(model) => Check::Sat(model),
             None => Check::Unknown("the solver reported a model but returned none".into()),
         },
-        SatResult::Unknown => Check::Unknown(
-            solver
+        SatResult::Unknown => {
+            let reason = solver
                 .get_reason_unknown()
-                .unwrap_or_else(|| "the solver gave no reason".into()),
-        ),
+                .unwrap_or_else(|| "no reason given".into());
+            Check::Unknown(format!(
+                "the solver gave up ({reason}): the time or resource limit per query was probably reached"
+            ))
+        }
     }
 }
