@@ -949,7 +949,7 @@ mod tests {
 mod design_example {
     #[test]
     fn design_example_parses() {
-        let src = include_str!("../../../tests/fixtures/ok/design_example.agentpolicy");
+        let src = include_str!("../../../tests/fixtures/verify/design_example.agentpolicy");
         let parsed = super::parse(crate::diagnostics::FileId(0), src);
         assert!(parsed.diagnostics.is_empty(), "{:#?}", parsed.diagnostics);
         assert_eq!(parsed.tree.items.len(), 20);
