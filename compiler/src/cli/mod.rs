@@ -5,6 +5,7 @@
 //! or a check found a problem), 2 usage or IO error.
 
 mod check;
+mod diff;
 mod explain;
 mod load;
 mod output;
@@ -38,6 +39,8 @@ pub struct Cli {
 pub enum Command {
     /// Parse and analyse policies; report every problem with its source location.
     Check(check::CheckArgs),
+    /// Compare two policies: what NEW allows or escalates that OLD did not, with witnesses.
+    Diff(diff::DiffArgs),
     /// Print the documentation page of a diagnostic code (e.g. `agentpolicy explain AP0011`).
     Explain(explain::ExplainArgs),
 }
@@ -46,6 +49,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let code = match cli.command {
         Command::Check(args) => check::run(args),
         Command::Explain(args) => explain::run(args),
+        Command::Diff(args) => diff::run(args),
     };
     ExitCode::from(code)
 }
