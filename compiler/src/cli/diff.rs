@@ -29,7 +29,7 @@ pub struct DiffArgs {
     pub timeout_ms: u32,
 }
 
-fn compile(path: &PathBuf) -> Result<(load::LoadedPolicy, DecisionTable), u8> {
+fn compile(path: &std::path::Path) -> Result<(load::LoadedPolicy, DecisionTable), u8> {
     let policy = load::load(path).map_err(|e| {
         eprintln!("error: {e}");
         EXIT_USAGE
