@@ -89,21 +89,9 @@ pub fn prove(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult> {
                     model.agents[agent.index()].name,
                     model.tiers[tier.index()].name
                 );
-                let outcome =
-                    flow::check_agent(ctx, cells, agent.index(), &[FlowProp::NeverReads(*tier)])
-                        .into_iter()
-                        .next();
-                match outcome {
-                    Some(o) => flow::result(
-                        ctx,
-                        Property::Assert,
-                        FlowProp::NeverReads(*tier),
-                        subject,
-                        o,
-                        Some(*loc),
-                    ),
-                    None => cells::unknown(ctx, Property::Assert, subject, "no outcome"),
-                }
+                let prop = FlowProp::NeverReads(*tier);
+                let o = flow::outcome(ctx, cells, agent.index(), prop);
+                flow::result(ctx, Property::Assert, prop, subject, o, Some(*loc))
             }
             AssertDef::NoFlow { tier, sink, loc } => {
                 let subject = format!(
@@ -114,10 +102,7 @@ pub fn prove(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult> {
                 let prop = FlowProp::NoFlow(*tier, *sink);
                 let mut combined = None;
                 for a in 0..model.agents.len() {
-                    let Some(o) = flow::check_agent(ctx, cells, a, &[prop]).into_iter().next()
-                    else {
-                        continue;
-                    };
+                    let o = flow::outcome(ctx, cells, a, prop);
                     let stop = !matches!(o.verdict, Ok(None));
                     let method = o.method.clone();
                     if stop || combined.is_none() {
@@ -158,13 +143,13 @@ fn per_cell(
     loc: Loc,
     at_least: Outcome,
     code: crate::diagnostics::Code,
-    goal: impl Fn(&CellSolver<'_>) -> Bool,
+    goal: impl Fn(&CellSolver) -> Bool,
 ) -> PropertyResult {
     for info in targets {
-        let Some(cs) = CellSolver::new(ctx, info) else {
+        let Some(cs) = cells::solver(ctx, info) else {
             return cells::unknown(ctx, Property::Assert, subject, "malformed condition");
         };
-        match cs.find(&goal(&cs), &[]) {
+        match cs.find(&goal(cs.as_ref()), &[]) {
             Found::Nothing => {}
             Found::Unknown(reason) => {
                 return cells::unknown(ctx, Property::Assert, subject, &reason);

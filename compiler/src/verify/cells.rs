@@ -3,6 +3,8 @@
 //! from `encode`. Here: which cells can be used at all, irreversible => escalation, and
 //! monotone thresholds. Asserts and hygiene reuse [`CellSolver`].
 
+use std::rc::Rc;
+
 use agentpolicy_runtime::{self as rt, KeyValueInterner, Outcome, ValueType};
 use z3::ast::{Bool, Int};
 
@@ -58,8 +60,8 @@ pub fn cell<'a>(ctx: &Ctx<'a>, agent: usize, tool: usize) -> Option<&'a rt::Cell
 
 /// A solver holding one cell's request and rule stage; properties ask it for requests
 /// that satisfy a goal.
-pub struct CellSolver<'a> {
-    pub info: &'a CellInfo,
+pub struct CellSolver {
+    pub info: CellInfo,
     pub req: SymRequest,
     pub stage: RuleStage,
     solver: z3::Solver,
@@ -72,8 +74,8 @@ pub enum Found {
     Unknown(String),
 }
 
-impl<'a> CellSolver<'a> {
-    pub fn new(ctx: &Ctx<'_>, info: &'a CellInfo) -> Option<CellSolver<'a>> {
+impl CellSolver {
+    fn new(ctx: &Ctx<'_>, info: &CellInfo) -> Option<CellSolver> {
         let tool = ctx.data.tools.get(info.tool)?;
         let c = cell(ctx, info.agent, info.tool)?;
         let req = SymRequest::new("r", tool);
@@ -81,7 +83,7 @@ impl<'a> CellSolver<'a> {
         let solver = solver::solver(ctx.budget);
         solver.assert(req.domain(&ctx.texts));
         Some(CellSolver {
-            info,
+            info: info.clone(),
             req,
             stage,
             solver,
@@ -109,6 +111,46 @@ impl<'a> CellSolver<'a> {
         self.solver.pop(1);
         result
     }
+}
+
+/// The cell's solver, built once and shared by every property.
+pub fn solver(ctx: &Ctx<'_>, info: &CellInfo) -> Option<Rc<CellSolver>> {
+    let key = (info.agent, info.tool);
+    if let Some(s) = ctx.solvers.borrow().get(&key) {
+        return s.clone();
+    }
+    let s = CellSolver::new(ctx, info).map(Rc::new);
+    ctx.solvers.borrow_mut().insert(key, s.clone());
+    s
+}
+
+/// Whether some request gets past the cell's rules (allowed or escalated), with the
+/// values of one; asked once per cell.
+#[derive(Debug, Clone)]
+pub enum Permitted {
+    Yes(Vec<(String, ArgVal)>, Option<i64>),
+    No,
+    Unknown(String),
+}
+
+pub fn permitted(ctx: &Ctx<'_>, info: &CellInfo) -> Permitted {
+    let key = (info.agent, info.tool);
+    if let Some(p) = ctx.permitted.borrow().get(&key) {
+        return p.clone();
+    }
+    let p = match solver(ctx, info) {
+        None => Permitted::Unknown("malformed condition".into()),
+        Some(cs) => match cs.find(&cs.stage.is_permitted(), &[]) {
+            Found::Nothing => Permitted::No,
+            Found::Unknown(reason) => Permitted::Unknown(reason),
+            Found::Model(m) => {
+                let (args, conf) = values(ctx, &m, &cs.req);
+                Permitted::Yes(args, conf)
+            }
+        },
+    };
+    ctx.permitted.borrow_mut().insert(key, p.clone());
+    p
 }
 
 fn int(model: &z3::Model, v: &Int) -> Option<i64> {
@@ -225,7 +267,7 @@ pub fn prove_escalation(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult
             out.push(result(Verdict::Proved, None));
             continue;
         }
-        let Some(cs) = CellSolver::new(ctx, info) else {
+        let Some(cs) = solver(ctx, info) else {
             out.push(unknown(
                 ctx,
                 Property::Escalation,
@@ -333,7 +375,7 @@ pub fn prove_monotone(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult> 
             continue;
         }
         let subject = subject(ctx, info);
-        let Some(cs) = CellSolver::new(ctx, info) else {
+        let Some(cs) = solver(ctx, info) else {
             out.push(unknown(
                 ctx,
                 Property::Monotone,
@@ -385,7 +427,7 @@ pub fn prove_monotone(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult> 
 fn monotone_slot(
     ctx: &Ctx<'_>,
     info: &CellInfo,
-    cs: &CellSolver<'_>,
+    cs: &CellSolver,
     c: &rt::Cell,
     slot: usize,
 ) -> Result<Option<Counterexample>, String> {

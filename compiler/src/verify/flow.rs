@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use agentpolicy_runtime::{self as rt, Outcome};
 use z3::ast::{Bool, Int};
 
-use super::cells::{self, CellInfo, CellSolver, Found};
+use super::cells::{self, CellInfo};
 use super::counterexample::{Access, ArgVal, Call, Counterexample, Session};
 use super::solver::{self, Check};
 use super::{Ctx, Method, Property, PropertyResult, Verdict, report};
@@ -33,7 +33,7 @@ pub const NAMED_ACCESS: &str = "a call of a tool that reads or writes keyed data
 pub const ESCALATION_MAY_PASS: &str = "an escalated call counts as made: a human may approve it";
 
 /// A flow property for one agent's sessions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FlowProp {
     Isolation,
     WriteDown,
@@ -46,6 +46,7 @@ pub enum FlowProp {
 }
 
 /// A flow property's outcome for one agent.
+#[derive(Debug, Clone)]
 pub struct FlowOutcome {
     pub verdict: Result<Option<Counterexample>, String>,
     pub method: Method,
@@ -471,16 +472,10 @@ fn threshold(ctx: &Ctx<'_>) -> usize {
 fn usable(ctx: &Ctx<'_>, cells: &[CellInfo], agent: usize) -> Result<Vec<Usable>, String> {
     let mut out = Vec::new();
     for info in cells.iter().filter(|c| c.agent == agent && c.granted) {
-        let Some(cs) = CellSolver::new(ctx, info) else {
-            return Err("malformed condition".into());
-        };
-        match cs.find(&cs.stage.is_permitted(), &[]) {
-            Found::Nothing => {}
-            Found::Unknown(reason) => return Err(reason),
-            Found::Model(m) => {
-                let (args, conf) = cells::values(ctx, &m, &cs.req);
-                out.push((info.tool, args, conf));
-            }
+        match cells::permitted(ctx, info) {
+            cells::Permitted::No => {}
+            cells::Permitted::Unknown(reason) => return Err(reason),
+            cells::Permitted::Yes(args, conf) => out.push((info.tool, args, conf)),
         }
     }
     Ok(out)
@@ -791,19 +786,58 @@ fn explain(ctx: &Ctx<'_>, prop: FlowProp, calls: &[Call]) -> String {
     }
 }
 
-/// Isolation, no write-down and the tier ceiling, for every agent.
+/// The flow properties the policy's asserts ask of `agent`.
+fn assert_props(ctx: &Ctx<'_>, agent: usize) -> Vec<FlowProp> {
+    ctx.model
+        .asserts
+        .iter()
+        .filter_map(|a| match a {
+            crate::model::AssertDef::NeverReads { agent: x, tier, .. } if x.index() == agent => {
+                Some(FlowProp::NeverReads(*tier))
+            }
+            crate::model::AssertDef::NoFlow { tier, sink, .. } => {
+                Some(FlowProp::NoFlow(*tier, *sink))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The outcome of `prop` for `agent`: from the cache [`prove`] fills, or proved now.
+pub fn outcome(ctx: &Ctx<'_>, cells: &[CellInfo], agent: usize, prop: FlowProp) -> FlowOutcome {
+    if let Some(o) = ctx.flows.borrow().get(&(agent, prop)) {
+        return o.clone();
+    }
+    let o = check_agent(ctx, cells, agent, &[prop])
+        .into_iter()
+        .next()
+        .unwrap_or(FlowOutcome {
+            verdict: Err("no outcome".into()),
+            method: Method::Induction,
+        });
+    ctx.flows.borrow_mut().insert((agent, prop), o.clone());
+    o
+}
+
+/// Isolation, no write-down and the tier ceiling, for every agent; the asserts' flow
+/// properties are proved in the same pass and kept for `asserts`.
 pub fn prove(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult> {
     let mut out = Vec::new();
     for (a, agent) in ctx.model.agents.iter().enumerate() {
         let mut props = Vec::new();
         if !ctx.model.keys.is_empty() {
-            props.push((Property::Isolation, FlowProp::Isolation));
+            props.push((Some(Property::Isolation), FlowProp::Isolation));
         }
         if !ctx.model.sinks.is_empty() {
-            props.push((Property::WriteDown, FlowProp::WriteDown));
+            props.push((Some(Property::WriteDown), FlowProp::WriteDown));
         }
         if let Some(max) = agent.max_tier {
-            props.push((Property::TierCeiling, FlowProp::Ceiling(max)));
+            props.push((Some(Property::TierCeiling), FlowProp::Ceiling(max)));
+        }
+        for p in assert_props(ctx, a) {
+            if !props.iter().any(|(_, q)| *q == p) {
+                props.push((None, p));
+            }
         }
         if props.is_empty() {
             continue;
@@ -811,8 +845,15 @@ pub fn prove(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult> {
         let only: Vec<FlowProp> = props.iter().map(|(_, p)| *p).collect();
         let outcomes = check_agent(ctx, cells, a, &only);
         for ((property, prop), outcome) in props.into_iter().zip(outcomes) {
-            let subject = format!("agent {}", agent.name);
-            out.push(result(ctx, property, prop, subject, outcome, None));
+            match property {
+                Some(property) => {
+                    let subject = format!("agent {}", agent.name);
+                    out.push(result(ctx, property, prop, subject, outcome, None));
+                }
+                None => {
+                    ctx.flows.borrow_mut().insert((a, prop), outcome);
+                }
+            }
         }
     }
     out

@@ -34,16 +34,13 @@ pub fn prove(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult> {
                 "the flow check stops every call: the tool reads or writes data the agent may never handle",
             )
         } else {
-            match CellSolver::new(ctx, info) {
-                None => None,
-                Some(cs) => match cs.find(&cs.stage.is_permitted(), &[]) {
-                    Found::Nothing => Some("the agent's rules deny every request"),
-                    Found::Model(_) => None,
-                    Found::Unknown(reason) => {
-                        out.push(unknown(ctx, Property::Hygiene, subject(ctx, info), &reason));
-                        None
-                    }
-                },
+            match super::cells::permitted(ctx, info) {
+                super::cells::Permitted::No => Some("the agent's rules deny every request"),
+                super::cells::Permitted::Yes(..) => None,
+                super::cells::Permitted::Unknown(reason) => {
+                    out.push(unknown(ctx, Property::Hygiene, subject(ctx, info), &reason));
+                    None
+                }
             }
         };
         if let Some(reason) = reason {
@@ -57,25 +54,25 @@ pub fn prove(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult> {
             });
         }
     }
+    // The cells each rule applies in, from one pass over the granted cells.
+    let mut applies_to: Vec<Vec<&CellInfo>> = vec![Vec::new(); ctx.data.rules.len()];
+    for info in cells.iter().filter(|c| c.granted) {
+        if let Some(cl) = cell(ctx, info.agent, info.tool) {
+            for e in cl.deny.iter().chain(&cl.escalate).chain(&cl.allow) {
+                if let Some(v) = applies_to.get_mut(e.rule.index()) {
+                    v.push(info);
+                }
+            }
+        }
+    }
     for (index, rule) in ctx.data.rules.iter().enumerate() {
-        let agent = rule.agent.index();
-        let applies: Vec<&CellInfo> = cells
-            .iter()
-            .filter(|c| c.agent == agent)
-            .filter(|c| {
-                cell(ctx, c.agent, c.tool).is_some_and(|cl| {
-                    position(&cl.deny, index).is_some()
-                        || position(&cl.escalate, index).is_some()
-                        || position(&cl.allow, index).is_some()
-                })
-            })
-            .collect();
         // A deny for a tool never granted is reported by the front end (AP0045).
-        if applies.iter().all(|c| !c.granted) {
+        let applies = &applies_to[index];
+        if applies.is_empty() {
             continue;
         }
         let subject = format!("rule {}", rule.id);
-        match dead(ctx, index, &applies) {
+        match dead(ctx, index, applies) {
             // Reported once, as the unusable tool (AP0107).
             Ok(None) | Ok(Some(Dead::Unusable)) => {}
             Ok(Some(why)) => out.push(PropertyResult {
@@ -101,7 +98,7 @@ fn dead(ctx: &Ctx<'_>, rule: usize, applies: &[&CellInfo]) -> Result<Option<Dead
         let Some(cl) = cell(ctx, info.agent, info.tool) else {
             continue;
         };
-        let Some(cs) = CellSolver::new(ctx, info) else {
+        let Some(cs) = super::cells::solver(ctx, info) else {
             return Err("malformed condition".into());
         };
         let (kind, at) = if let Some(i) = position(&cl.deny, rule) {
@@ -159,7 +156,7 @@ fn dead(ctx: &Ctx<'_>, rule: usize, applies: &[&CellInfo]) -> Result<Option<Dead
     Ok(Some(Dead::Shadowed(shadows)))
 }
 
-fn matches(cs: &CellSolver<'_>, kind: Kind, at: usize) -> Bool {
+fn matches(cs: &CellSolver, kind: Kind, at: usize) -> Bool {
     let list = match kind {
         Kind::Deny => &cs.stage.deny,
         Kind::Escalate => &cs.stage.escalate,

@@ -23,7 +23,10 @@ mod hygiene;
 mod report;
 mod solver;
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt;
+use std::rc::Rc;
 
 use agentpolicy_runtime::{DecisionTable, TableData};
 
@@ -200,6 +203,9 @@ pub fn verify(model: &Model, table: &DecisionTable, config: &Config) -> Report {
     Report { results }
 }
 
+/// A cell's solver, or `None` for a cell whose conditions cannot be encoded.
+pub(crate) type CachedSolver = Option<Rc<cells::CellSolver>>;
+
 /// What every property needs: the model, the table, the text domain and the budget.
 pub(crate) struct Ctx<'a> {
     pub model: &'a Model,
@@ -207,6 +213,11 @@ pub(crate) struct Ctx<'a> {
     pub data: &'a TableData,
     pub texts: encode::TextDomain,
     pub budget: Budget,
+    /// One solver per (agent, tool) cell, built on first use and shared by properties.
+    pub solvers: RefCell<HashMap<(usize, usize), CachedSolver>>,
+    pub permitted: RefCell<HashMap<(usize, usize), cells::Permitted>>,
+    /// Flow outcomes of the asserts, proved with each agent's built-in flow properties.
+    pub flows: RefCell<HashMap<(usize, flow::FlowProp), flow::FlowOutcome>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -252,6 +263,9 @@ impl<'a> Ctx<'a> {
             data,
             texts: encode::TextDomain::new(data, model),
             budget: config.budget,
+            solvers: RefCell::new(HashMap::new()),
+            permitted: RefCell::new(HashMap::new()),
+            flows: RefCell::new(HashMap::new()),
         })
     }
 }
