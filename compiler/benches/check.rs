@@ -74,7 +74,11 @@ fn check(text: &str) -> verify::Report {
         sources.push((p.to_string(), t.to_string()));
     }
     let table = codegen::build_table(&analysis.model, &sources);
-    assert!(table.is_ok(), "{:?}", table.as_ref().err().and_then(|d| d.first()));
+    assert!(
+        table.is_ok(),
+        "{:?}",
+        table.as_ref().err().and_then(|d| d.first())
+    );
     let Ok(table) = table else {
         return verify::Report::default();
     };

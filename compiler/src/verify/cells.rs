@@ -64,7 +64,11 @@ pub struct CellSolver {
     pub info: CellInfo,
     pub req: SymRequest,
     pub stage: RuleStage,
-    solver: z3::Solver,
+    /// The domain of the request's values, asserted with every goal.
+    domain: Bool,
+    /// One solver for every cell (`Ctx::shared`): each question is asked inside a
+    /// push / pop, which is much cheaper than a solver per cell.
+    solver: Rc<z3::Solver>,
 }
 
 /// The answer to a goal.
@@ -80,12 +84,13 @@ impl CellSolver {
         let c = cell(ctx, info.agent, info.tool)?;
         let req = SymRequest::new("r", tool);
         let stage = RuleStage::new(c, &req, &|v| v)?;
-        let solver = solver::solver(ctx.budget);
-        solver.assert(req.domain(&ctx.texts));
+        let domain = req.domain(&ctx.texts);
+        let solver = ctx.shared.clone();
         Some(CellSolver {
             info: info.clone(),
             req,
             stage,
+            domain,
             solver,
         })
     }
@@ -94,6 +99,7 @@ impl CellSolver {
     /// preferring one that satisfies `prefer` when one exists.
     pub fn find(&self, goal: &Bool, prefer: &[Bool]) -> Found {
         self.solver.push();
+        self.solver.assert(&self.domain);
         self.solver.assert(goal);
         let first = solver::check(&self.solver, &[]);
         let result = match first {

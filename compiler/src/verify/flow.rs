@@ -524,7 +524,9 @@ pub fn check_agent(
         flows.call_domain(&c),
         flows.invariant(&s),
     ]);
-    let sv = solver::solver(ctx.budget);
+    // The shared solver, with everything of this agent inside one push / pop.
+    let sv = ctx.shared.clone();
+    sv.push();
     sv.assert(&base);
     sv.push();
     sv.assert(flows.transition(&steps, &c, &s2));
@@ -544,13 +546,15 @@ pub fn check_agent(
             sv.pop(1);
         }
     }
+    sv.pop(1);
     if outcomes.iter().all(Option::is_some) {
         return outcomes.into_iter().flatten().collect();
     }
 
     // Bounded model checking from a fresh session, shortest trace first.
     let depth = threshold(ctx);
-    let bmc = solver::solver(ctx.budget);
+    let bmc = ctx.shared.clone();
+    bmc.push();
     let mut states = vec![flows.state("s0")];
     let mut calls: Vec<Cv> = Vec::new();
     bmc.assert(flows.init(&states[0]));
@@ -597,6 +601,7 @@ pub fn check_agent(
         bmc.assert(flows.transition(&steps, &calls[d], &next));
         states.push(next);
     }
+    bmc.pop(1);
     outcomes
         .into_iter()
         .map(|o| {

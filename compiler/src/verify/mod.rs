@@ -212,9 +212,10 @@ pub(crate) struct Ctx<'a> {
     pub table: &'a DecisionTable,
     pub data: &'a TableData,
     pub texts: encode::TextDomain,
-    pub budget: Budget,
     /// One solver per (agent, tool) cell, built on first use and shared by properties.
     pub solvers: RefCell<HashMap<(usize, usize), CachedSolver>>,
+    /// The solver every per-cell question is asked of, inside push / pop.
+    pub shared: Rc<z3::Solver>,
     pub permitted: RefCell<HashMap<(usize, usize), cells::Permitted>>,
     /// Flow outcomes of the asserts, proved with each agent's built-in flow properties.
     pub flows: RefCell<HashMap<(usize, flow::FlowProp), flow::FlowOutcome>>,
@@ -262,8 +263,8 @@ impl<'a> Ctx<'a> {
             table,
             data,
             texts: encode::TextDomain::new(data, model),
-            budget: config.budget,
             solvers: RefCell::new(HashMap::new()),
+            shared: Rc::new(solver::solver(config.budget)),
             permitted: RefCell::new(HashMap::new()),
             flows: RefCell::new(HashMap::new()),
         })
