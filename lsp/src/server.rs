@@ -53,6 +53,12 @@ struct Shared {
     startup_log: Mutex<Vec<String>>,
 }
 
+/// Why the input guard replaced a message.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MalformedParams {
+    pub error: String,
+}
+
 /// The language server.
 #[derive(Debug)]
 pub struct Backend {
@@ -145,6 +151,29 @@ impl Backend {
             }
             *published = now;
         });
+    }
+
+    /// Stand-in for a request the client sent malformed (see `framing`).
+    pub async fn malformed_request(&self, params: MalformedParams) -> Result<()> {
+        self.log(
+            MessageType::WARNING,
+            format!("malformed request: {}", params.error),
+        )
+        .await;
+        Err(Error {
+            code: ErrorCode::InvalidRequest,
+            message: format!("malformed request: {}", params.error).into(),
+            data: None,
+        })
+    }
+
+    /// Stand-in for a malformed message without an id (see `framing`).
+    pub async fn malformed_message(&self, params: MalformedParams) {
+        self.log(
+            MessageType::WARNING,
+            format!("ignoring a malformed message: {}", params.error),
+        )
+        .await;
     }
 
     fn debounce(&self) -> Duration {
