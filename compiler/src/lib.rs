@@ -5,5 +5,6 @@
 //! printing, no clock. The CLI (`main.rs`) reads files and prints.
 
 pub mod diagnostics;
+pub mod format;
 pub mod model;
 pub mod syntax;

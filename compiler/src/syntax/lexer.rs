@@ -14,11 +14,15 @@ use logos::Logos;
 pub enum TokenKind {
     #[regex(r"[ \t\f\u{feff}]+")]
     Whitespace,
-    #[regex(r"\r?\n")]
+    /// LF, CRLF, or a lone CR, which the grammar also takes as whitespace.
+    #[regex(r"\r\n|\n|\r")]
     Newline,
     #[regex(r"//[^\r\n]*")]
     LineComment,
-    #[regex(r"/\*([^*]|\*+[^*/])*\*+/")]
+    /// `/* ... */`, not nested. A callback finds the end: logos cannot express "up to the
+    /// first `*/`" as a regex without backtracking, and the regex it was given before
+    /// lexed every block comment as an error.
+    #[token("/*", block_comment_end)]
     BlockComment,
     #[regex(r"[A-Za-z_][A-Za-z0-9_]*")]
     Ident,
@@ -91,6 +95,18 @@ impl TokenKind {
     }
 }
 
+/// Extends a `/*` to the first `*/`. An unterminated comment is an error token, as the
+/// grammar rejects it too.
+fn block_comment_end(lexer: &mut logos::Lexer<'_, TokenKind>) -> bool {
+    match lexer.remainder().find("*/") {
+        Some(end) => {
+            lexer.bump(end + 2);
+            true
+        }
+        None => false,
+    }
+}
+
 /// One token: its kind and its byte range in the source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Token {
@@ -101,7 +117,9 @@ pub struct Token {
 
 impl Token {
     pub fn text<'a>(&self, source: &'a str) -> &'a str {
-        source.get(self.start as usize..self.end as usize).unwrap_or("")
+        source
+            .get(self.start as usize..self.end as usize)
+            .unwrap_or("")
     }
 }
 
@@ -215,6 +233,35 @@ mod tests {
         let tokens = lex(src);
         let rebuilt: String = tokens.iter().map(|t| t.text(src)).collect();
         assert_eq!(rebuilt, src);
+    }
+
+    #[test]
+    fn block_comments_lex_as_one_token() {
+        for src in [
+            "/* c */",
+            "/**/",
+            "/***/",
+            "/** doc **/",
+            "/* a * b / c */",
+            "/* two\r\n lines */",
+            "/* é ✓ */",
+        ] {
+            let kinds: Vec<_> = lex(src).into_iter().map(|t| t.kind).collect();
+            assert_eq!(kinds, vec![TokenKind::BlockComment], "{src:?}");
+        }
+        let kinds: Vec<_> = lex("/* a */ b */").into_iter().map(|t| t.kind).collect();
+        assert_eq!(kinds[0], TokenKind::BlockComment);
+        assert!(lex("/* open").iter().any(|t| t.kind == TokenKind::Error));
+    }
+
+    #[test]
+    fn every_line_ending_is_a_newline() {
+        let kinds: Vec<_> = lex("a\nb\r\nc\rd").into_iter().map(|t| t.kind).collect();
+        use TokenKind::{Ident, Newline};
+        assert_eq!(
+            kinds,
+            vec![Ident, Newline, Ident, Newline, Ident, Newline, Ident]
+        );
     }
 
     #[test]

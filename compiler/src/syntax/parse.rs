@@ -917,6 +917,21 @@ mod tests {
 }
 
 #[cfg(test)]
+mod comments {
+    use crate::diagnostics::FileId;
+
+    /// Block comments used to lex as errors, so one on its own line before an item
+    /// became an item of its own and a syntax error.
+    #[test]
+    fn block_comments_between_items_are_trivia() {
+        let src = "/* header */\npolicy p\n/* a\n   b */\ntiers a < b /* c */\r/* d */ isolate m";
+        let parsed = super::parse(FileId(0), src);
+        assert!(parsed.diagnostics.is_empty(), "{:#?}", parsed.diagnostics);
+        assert_eq!(parsed.tree.items.len(), 3);
+    }
+}
+
+#[cfg(test)]
 mod design_example {
     #[test]
     fn design_example_parses() {

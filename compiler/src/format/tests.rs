@@ -1,0 +1,147 @@
+//! Snapshot tests of the layout, and the guarantees every case must keep: idempotence,
+//! the same tree, the same comments.
+
+use super::*;
+
+/// Formats `source`, checks the guarantees, and returns the output for a snapshot.
+fn formatted(source: &str) -> String {
+    let once = match format(source) {
+        Ok(text) => text,
+        Err(e) => panic!("format failed: {e}\n--- input ---\n{source}"),
+    };
+    let twice = format(&once).unwrap_or_else(|e| panic!("second format failed: {e}\n{once}"));
+    assert_eq!(once, twice, "not idempotent");
+    let before = parse(FileId(0), source);
+    let after = parse(FileId(0), &once);
+    assert!(same_tree_ignoring_ranges(&before.tree, &after.tree));
+    assert_eq!(
+        comment_texts(source, &before.tokens),
+        comment_texts(&once, &after.tokens)
+    );
+    once
+}
+
+#[test]
+fn design_example() {
+    let src = include_str!("../../../tests/fixtures/ok/design_example.agentpolicy");
+    insta::assert_snapshot!(formatted(src));
+}
+
+#[test]
+fn comments_everywhere() {
+    let src = r#"// Firm policy: header comment
+// second line
+
+/* block comment before the policy */
+policy p version "1" // trailing on policy
+
+
+// before tiers, after two blank lines
+tiers low < high /* inline block */ // and a line comment
+agent a { // trailing after brace
+
+  // first thing in the block, after a blank line
+  owner "o@x" /* inline */
+  /* leading block */ allow t
+  allow u when x > 1 // why
+    // inside a continuation
+    and y < 2
+
+  // last thing in the block
+
+}
+tool t(a: text, // first param
+       b: money? /* optional */) { effect read }
+/* between
+   items, spanning lines */
+tool u { effect /* which */ read }
+// end of file comment
+"#;
+    insta::assert_snapshot!(formatted(src));
+}
+
+#[test]
+fn badly_indented_and_spaced() {
+    let src = "policy   p\n      tiers a<b  <   c\n  resource r{tier a keyed m}\nagent   x{\nowner \"o\"\n        allow t when(a>1 and not b)or c\n  deny    * when amount >= $5\n    }\ntool t ( a : text , b : money ? ) { effect read , write }\nuse std . legal\n";
+    insta::assert_snapshot!(formatted(src));
+}
+
+#[test]
+fn crlf_tabs_and_trailing_whitespace() {
+    let src = "policy p   \r\n\r\n\r\n\r\nagent a {\r\n\towner \"o\"   \r\n\t\tallow t\t// c  \r\n}\t\r\n\r\n\r\n";
+    insta::assert_snapshot!(formatted(src));
+}
+
+#[test]
+fn long_one_line_block_is_broken_into_clauses() {
+    let src = "tool send_everything_everywhere(recipient: text, amount: money?, note: text) { effect external, irreversible writes outbound_mail, archive }\n";
+    insta::assert_snapshot!(formatted(src));
+}
+
+#[test]
+fn multi_line_block_gets_one_clause_per_line() {
+    let src = "agent a { owner \"o\" allow t\n  deny u mode shadow }\nescalation e { notify \"q\"\n timeout 15m then deny }\ntest \"t\" { a calls t then a calls u\n expect allow }\n";
+    insta::assert_snapshot!(formatted(src));
+}
+
+#[test]
+fn items_on_one_line_are_split() {
+    let src = "policy p tiers a < b isolate m resource r { tier a } assert every irreversible tool escalates\n";
+    insta::assert_snapshot!(formatted(src));
+}
+
+#[test]
+fn multi_line_parentheses() {
+    let src = "tool f(\n    a: text,\n        b: money,\n  ) { effect read }\nagent a {\n  allow f when (\n  a > 1\n      and b\n    )\n}\n";
+    insta::assert_snapshot!(formatted(src));
+}
+
+#[test]
+fn empty_blocks_and_empty_files() {
+    assert_eq!(formatted(""), "");
+    assert_eq!(formatted("  \n\r\n\t\n"), "");
+    assert_eq!(formatted("// only a comment"), "// only a comment\n");
+    assert_eq!(
+        formatted("resource r {\n\n}\nagent a {   }"),
+        "resource r {}\nagent a {}\n"
+    );
+    assert_eq!(
+        formatted("agent a { // nothing yet\n}"),
+        "agent a { // nothing yet\n}\n"
+    );
+}
+
+#[test]
+fn brace_and_glued_tokens_join_the_previous_line() {
+    assert_eq!(
+        formatted(
+            "agent a\n{\n  allow t\n}\nuse std\n  .legal\ntool f\n(a\n: text\n?\n, b: money) {}\n"
+        ),
+        "agent a {\n  allow t\n}\nuse std.legal\ntool f(a: text?, b: money) {}\n"
+    );
+}
+
+#[test]
+fn trailing_comment_gets_one_space() {
+    assert_eq!(formatted("isolate m          // c   "), "isolate m // c\n");
+    assert_eq!(formatted("isolate m/* c */"), "isolate m /* c */\n");
+}
+
+#[test]
+fn refuses_files_with_syntax_errors() {
+    let err = format("policy p\nagent a { allow }\n").unwrap_err();
+    let FormatError::Syntax(located) = &err else {
+        panic!("expected syntax errors, got {err:?}");
+    };
+    assert_eq!(located.len(), 1);
+    assert_eq!(located[0].line, 2);
+    assert_eq!(
+        located[0].diagnostic.code,
+        crate::diagnostics::Code::SyntaxError
+    );
+    assert!(
+        err.to_string()
+            .starts_with("not formatted: 1 syntax error\n  2:"),
+        "{err}"
+    );
+}
