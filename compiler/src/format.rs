@@ -20,8 +20,8 @@
 //!   line that starts with a closing `)` or `}` lines up with the line that opened it.
 //! - Between tokens on one line: exactly one space, except none before `,` `)` `]` `:`
 //!   `?` `.`, none after `(` `[` `.`, none between a name and its `(` (`tool f(`,
-//!   `calls f(`, `document(`), and `{}` for an empty block. Comments always get one
-//!   space before them when they follow something on their line.
+//!   `calls f(`, `document(`), and `{}` for an empty block. A comment has exactly one
+//!   space on each side where it shares a line with code.
 //! - A `{ ... }` block written on one line stays on one line if that line fits in
 //!   [`MAX_WIDTH`] characters; otherwise, or when the author wrote it across lines, each
 //!   clause goes on its own line and `}` on its own line at the item's indentation.
@@ -553,12 +553,13 @@ impl<'a, 's> Printer<'a, 's> {
 
     fn space_before(&self, i: usize) -> bool {
         let element = &self.elements[i];
-        if element.is_comment() {
-            return true;
-        }
         let Some(previous) = i.checked_sub(1).map(|p| &self.elements[p]) else {
             return false;
         };
+        // Comments stand apart from the code around them on a line.
+        if element.is_comment() || previous.is_comment() {
+            return true;
+        }
         let Kind::Token(kind) = element.kind else {
             return true;
         };

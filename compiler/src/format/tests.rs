@@ -125,6 +125,10 @@ fn brace_and_glued_tokens_join_the_previous_line() {
 fn trailing_comment_gets_one_space() {
     assert_eq!(formatted("isolate m          // c   "), "isolate m // c\n");
     assert_eq!(formatted("isolate m/* c */"), "isolate m /* c */\n");
+    assert_eq!(
+        formatted("isolate\tm\t\t/* c */\t// d"),
+        "isolate m /* c */ // d\n"
+    );
 }
 
 #[test]
@@ -144,4 +148,69 @@ fn refuses_files_with_syntax_errors() {
             .starts_with("not formatted: 1 syntax error\n  2:"),
         "{err}"
     );
+}
+
+#[test]
+fn comments_have_one_space_on_each_side_on_a_code_line() {
+    assert_eq!(
+        formatted("tool f(a: text /* x */, b: money /* y */) { reads r }"),
+        "tool f(a: text /* x */ , b: money /* y */ ) { reads r }\n"
+    );
+    assert_eq!(
+        formatted("agent a {\n  /* leading */   allow t\n}"),
+        "agent a {\n  /* leading */ allow t\n}\n"
+    );
+}
+
+#[test]
+fn a_block_breaks_exactly_when_its_line_passes_the_width() {
+    let head = "resource r { keyed ";
+    let fits = format!("{head}{} }}", "k".repeat(MAX_WIDTH - head.len() - 2));
+    assert_eq!(fits.len(), MAX_WIDTH);
+    assert_eq!(formatted(&fits), format!("{fits}\n"));
+    let long = format!("{head}{} }}", "k".repeat(MAX_WIDTH - head.len() - 1));
+    assert_eq!(
+        formatted(&long),
+        format!(
+            "resource r {{\n  keyed {}\n}}\n",
+            "k".repeat(MAX_WIDTH - head.len() - 1)
+        )
+    );
+}
+
+#[test]
+fn comments_at_block_edges() {
+    let src =
+        "agent a {\n\n\n  // top\n\n  allow t\n\n  // bottom\n\n\n}\n// after\n\n\n\n// far after";
+    assert_eq!(
+        formatted(src),
+        "agent a {\n  // top\n\n  allow t\n\n  // bottom\n}\n// after\n\n// far after\n"
+    );
+}
+
+/// The examples in `docs/formatting.md` are what the formatter does: each code block is
+/// already formatted, except the one after "Before:", which formats to the next one.
+#[test]
+fn the_documented_examples_hold() {
+    let doc = include_str!("../../../docs/formatting.md");
+    let mut blocks = Vec::new();
+    let mut rest = doc;
+    while let Some(open) = rest.find("```\n") {
+        let body = &rest[open + 4..];
+        let Some(close) = body.find("```\n") else {
+            break;
+        };
+        let preceding = &rest[..open];
+        blocks.push((preceding.trim_end().ends_with("Before:"), &body[..close]));
+        rest = &body[close + 4..];
+    }
+    assert!(blocks.len() >= 5, "found {} code blocks", blocks.len());
+    for (i, (is_before, block)) in blocks.iter().enumerate() {
+        if *is_before {
+            let after = blocks.get(i + 1).map(|(_, b)| *b).unwrap_or_default();
+            assert_eq!(formatted(block), after, "the Before/After example");
+        } else {
+            assert_eq!(formatted(block), *block, "code block {i} is not formatted");
+        }
+    }
 }

@@ -117,20 +117,14 @@ pub struct Token {
 
 impl Token {
     pub fn text<'a>(&self, source: &'a str) -> &'a str {
-        source
-            .get(self.start as usize..self.end as usize)
-            .unwrap_or("")
+        source.get(self.start as usize..self.end as usize).unwrap_or("")
     }
 }
 
 /// Splits `source` into tokens that cover it exactly, in order.
 pub fn lex(source: &str) -> Vec<Token> {
     let mut tokens: Vec<Token> = Vec::new();
-    let mut lexer = TokenKind::lexer(source);
-    while let Some(result) = lexer.next() {
-        let span = lexer.span();
-        let kind = result.unwrap_or(TokenKind::Error);
-        let (start, end) = (span.start as u32, span.end as u32);
+    for Token { kind, start, end } in lex_lazily(source) {
         // Merge adjacent error bytes into one token so a run of garbage is one diagnostic.
         if kind == TokenKind::Error
             && let Some(last) = tokens.last_mut()
@@ -143,6 +137,21 @@ pub fn lex(source: &str) -> Vec<Token> {
         tokens.push(Token { kind, start, end });
     }
     tokens
+}
+
+/// The tokens of `source`, one at a time, for callers that need only the first few.
+/// Unlike [`lex`], adjacent error bytes are not merged.
+pub fn lex_lazily(source: &str) -> impl Iterator<Item = Token> + '_ {
+    let mut lexer = TokenKind::lexer(source);
+    std::iter::from_fn(move || {
+        let result = lexer.next()?;
+        let span = lexer.span();
+        Some(Token {
+            kind: result.unwrap_or(TokenKind::Error),
+            start: span.start as u32,
+            end: span.end as u32,
+        })
+    })
 }
 
 /// Words that begin a top-level item. The item splitter starts a new item at each of

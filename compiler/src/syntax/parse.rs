@@ -8,7 +8,7 @@ use pest::Parser as _;
 use pest::iterators::Pair;
 
 use super::ast::*;
-use super::lexer::{Token, TokenKind, lex};
+use super::lexer::{Token, TokenKind, lex, lex_lazily};
 use super::split::{Chunk, MAX_NESTING, split_items};
 use crate::diagnostics::{Code, Diagnostic, FileId, Label};
 
@@ -160,9 +160,10 @@ fn syntax_error(
         pest::error::InputLocation::Pos(p) => p,
         pest::error::InputLocation::Span((s, _)) => s,
     } + chunk_start;
-    let found_token = lex(&source[pos..])
-        .into_iter()
-        .find(|t| !t.kind.is_trivia() || t.kind == TokenKind::Newline);
+    // Lazily: lexing the whole rest of the file for each error made a file with many
+    // errors take quadratic time.
+    let found_token =
+        lex_lazily(&source[pos..]).find(|t| !t.kind.is_trivia() || t.kind == TokenKind::Newline);
     let (found, width) = match found_token {
         None => ("the end of the file".to_string(), 0),
         Some(t) => {
