@@ -2,8 +2,8 @@
 //! the stack or take quadratic time, and the formatter keeps its promises (idempotent,
 //! same tree, every comment) on every valid policy a generator can build.
 //!
-//! The property tests run a fixed number of cases with proptest's default deterministic
-//! runner settings, so they are repeatable and fast; failures are persisted by proptest.
+//! The property tests run a few hundred cases each so the suite stays fast; set
+//! `PROPTEST_CASES` for a longer run. Failures are persisted by proptest and replayed.
 
 use agentpolicy::diagnostics::{Code, FileId};
 use agentpolicy::format::{FormatError, comment_texts, format, same_tree_ignoring_ranges};
@@ -85,10 +85,18 @@ fn format_checked(source: &str) -> Result<String, FormatError> {
     result
 }
 
+/// `PROPTEST_CASES` overrides the default number of cases, for a longer run by hand.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 // ------------------------------------------------------------------ (a) random bytes
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig::with_cases(cases(512)))]
 
     #[test]
     fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
@@ -239,7 +247,7 @@ fn soup() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig::with_cases(cases(512)))]
 
     #[test]
     fn random_token_sequences_never_panic(source in soup()) {
@@ -779,7 +787,7 @@ fn policy() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig::with_cases(cases(256)))]
 
     #[test]
     fn valid_policies_format_idempotently_and_keep_meaning_and_comments(source in policy()) {
