@@ -6,6 +6,7 @@
 
 mod check;
 mod explain;
+mod fmt;
 mod load;
 mod output;
 
@@ -40,12 +41,16 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Print the documentation page of a diagnostic code (e.g. `agentpolicy explain AP0011`).
     Explain(explain::ExplainArgs),
+    /// Rewrite policy files in the canonical layout, keeping every comment; `--check`
+    /// only reports files that are not formatted.
+    Fmt(fmt::FmtArgs),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
     let code = match cli.command {
         Command::Check(args) => check::run(args),
         Command::Explain(args) => explain::run(args),
+        Command::Fmt(args) => fmt::run(args),
     };
     ExitCode::from(code)
 }

@@ -188,26 +188,57 @@ fn comments_at_block_edges() {
     );
 }
 
-/// The examples in `docs/formatting.md` are what the formatter does: each code block is
-/// already formatted, except the one after "Before:", which formats to the next one.
+/// The examples in `docs/formatting.md` are what the formatter does: each unlabelled
+/// code block is already formatted, except the one after "Before:", which formats to the
+/// next one. Blocks with a language label (```sh) are not policies.
 #[test]
 fn the_documented_examples_hold() {
     let doc = include_str!("../../../docs/formatting.md");
-    let mut blocks = Vec::new();
-    let mut rest = doc;
-    while let Some(open) = rest.find("```\n") {
-        let body = &rest[open + 4..];
-        let Some(close) = body.find("```\n") else {
-            break;
-        };
-        let preceding = &rest[..open];
-        blocks.push((preceding.trim_end().ends_with("Before:"), &body[..close]));
-        rest = &body[close + 4..];
+    // (follows "Before:", is a policy, text)
+    let mut blocks: Vec<(bool, bool, String)> = Vec::new();
+    let mut open: Option<(bool, bool, String)> = None;
+    let mut previous_text = "";
+    for line in doc.lines() {
+        match (open.take(), line.strip_prefix("```")) {
+            (None, Some(label)) => {
+                open = Some((
+                    previous_text.ends_with("Before:"),
+                    label.is_empty(),
+                    String::new(),
+                ));
+            }
+            (Some(block), Some(_)) => blocks.push(block),
+            (Some((before, policy, mut text)), None) => {
+                text.push_str(line);
+                text.push('\n');
+                open = Some((before, policy, text));
+            }
+            (None, None) => {
+                if !line.trim().is_empty() {
+                    previous_text = line;
+                }
+            }
+        }
     }
-    assert!(blocks.len() >= 5, "found {} code blocks", blocks.len());
-    for (i, (is_before, block)) in blocks.iter().enumerate() {
+    let policies: Vec<_> = blocks
+        .into_iter()
+        .filter(|(_, policy, _)| *policy)
+        .collect();
+    assert!(
+        policies.len() >= 5,
+        "found {} policy blocks",
+        policies.len()
+    );
+    assert!(
+        policies.iter().any(|(before, _, _)| *before),
+        "no Before: block"
+    );
+    for (i, (is_before, _, block)) in policies.iter().enumerate() {
         if *is_before {
-            let after = blocks.get(i + 1).map(|(_, b)| *b).unwrap_or_default();
+            let after = policies
+                .get(i + 1)
+                .map(|(_, _, b)| b.as_str())
+                .unwrap_or_default();
             assert_eq!(formatted(block), after, "the Before/After example");
         } else {
             assert_eq!(formatted(block), *block, "code block {i} is not formatted");
