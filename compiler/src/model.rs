@@ -35,7 +35,15 @@ macro_rules! ids {
     )*};
 }
 ids!(
-    TierId, KeyId, ResourceId, SinkId, ToolId, ThresholdId, RouteId, AgentId, RuleId
+    TierId,
+    KeyId,
+    ResourceId,
+    SinkId,
+    ToolId,
+    ThresholdId,
+    RouteId,
+    AgentId,
+    RuleId
 );
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
@@ -254,7 +262,11 @@ pub enum Cond {
     Or(Vec<Cond>),
     And(Vec<Cond>),
     Not(Box<Cond>),
-    Compare { left: Term, op: CompareOp, right: Term },
+    Compare {
+        left: Term,
+        op: CompareOp,
+        right: Term,
+    },
     /// A `bool` term used as a condition.
     Truthy(Term),
 }

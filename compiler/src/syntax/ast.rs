@@ -79,9 +79,7 @@ impl ItemKind {
             ItemKind::Threshold(t) => Some(&t.name),
             ItemKind::Escalation(e) => Some(&e.name),
             ItemKind::Agent(a) => Some(&a.name),
-            ItemKind::Use(_) | ItemKind::Tiers(_) | ItemKind::Assert(_) | ItemKind::Test(_) => {
-                None
-            }
+            ItemKind::Use(_) | ItemKind::Tiers(_) | ItemKind::Assert(_) | ItemKind::Test(_) => None,
         }
     }
 }

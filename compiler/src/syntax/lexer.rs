@@ -101,7 +101,9 @@ pub struct Token {
 
 impl Token {
     pub fn text<'a>(&self, source: &'a str) -> &'a str {
-        source.get(self.start as usize..self.end as usize).unwrap_or("")
+        source
+            .get(self.start as usize..self.end as usize)
+            .unwrap_or("")
     }
 }
 

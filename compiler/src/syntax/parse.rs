@@ -30,8 +30,13 @@ pub fn parse(file: FileId, source: &str) -> Parsed {
     let tokens = lex(source);
     let mut diagnostics = Vec::new();
     let mut items = Vec::new();
+    let significant_ends: Vec<u32> = tokens
+        .iter()
+        .filter(|t| !t.kind.is_trivia())
+        .map(|t| t.end)
+        .collect();
     for chunk in split_items(source, &tokens) {
-        match parse_chunk(file, source, chunk) {
+        match parse_chunk(file, source, chunk, &significant_ends) {
             Ok(parsed) => items.extend(parsed),
             Err(diagnostic) => diagnostics.push(*diagnostic),
         }
@@ -43,7 +48,12 @@ pub fn parse(file: FileId, source: &str) -> Parsed {
     }
 }
 
-fn parse_chunk(file: FileId, source: &str, chunk: Chunk) -> Result<Vec<Item>, Box<Diagnostic>> {
+fn parse_chunk(
+    file: FileId,
+    source: &str,
+    chunk: Chunk,
+    significant_ends: &[u32],
+) -> Result<Vec<Item>, Box<Diagnostic>> {
     let text = &source[chunk.start..chunk.end];
     if chunk.max_nesting > MAX_NESTING {
         let at = TextRange::new(chunk.deepest_at, chunk.deepest_at + 1);
@@ -64,6 +74,7 @@ fn parse_chunk(file: FileId, source: &str, chunk: Chunk) -> Result<Vec<Item>, Bo
     let lower = Lower {
         file,
         offset: chunk.start as u32,
+        significant_ends,
     };
     pairs
         .filter(|p| p.as_rule() != Rule::EOI)
@@ -86,9 +97,7 @@ fn describe(rule: Rule) -> &'static str {
         Rule::expr | Rule::or_expr | Rule::and_expr | Rule::not_expr => "a condition",
         Rule::rule_target => "a tool name or `*`",
         Rule::type_name => "a type (`text`, `number`, `money`, `bool`, `duration`, `percent`)",
-        Rule::effect => {
-            "an effect (`read`, `write`, `external`, `financial`, `irreversible`)"
-        }
+        Rule::effect => "an effect (`read`, `write`, `external`, `financial`, `irreversible`)",
         Rule::timeout_outcome => "`allow` or `deny`",
         Rule::rule_kind => "`allow`, `escalate` or `deny`",
         Rule::limit_unit => "`calls` or `tokens`",
@@ -172,7 +181,10 @@ fn syntax_error(
                 TokenKind::Error => {
                     let ch = text.chars().next().unwrap_or(' ');
                     if ch.is_control() || ch == '\u{0}' {
-                        (format!("the control character U+{:04X}", ch as u32), ch.len_utf8())
+                        (
+                            format!("the control character U+{:04X}", ch as u32),
+                            ch.len_utf8(),
+                        )
                     } else {
                         (format!("the character `{ch}`"), ch.len_utf8())
                     }
@@ -223,17 +235,29 @@ fn truncate(text: &str, max: usize) -> String {
 }
 
 /// Lowers pest pairs to the syntax tree; shifts ranges from chunk- to file-relative.
-struct Lower {
+struct Lower<'t> {
     file: FileId,
     offset: u32,
+    /// End offsets of the file's non-trivia tokens, ascending: pest spans may include
+    /// trailing whitespace and comments, which ranges must not.
+    significant_ends: &'t [u32],
 }
 
 type LowerResult<T> = Result<T, Box<Diagnostic>>;
 
-impl Lower {
+impl Lower<'_> {
     fn range(&self, pair: &Pair<'_, Rule>) -> TextRange {
         let span = pair.as_span();
-        TextRange::new(span.start(), span.end()).shifted(self.offset)
+        let range = TextRange::new(span.start(), span.end()).shifted(self.offset);
+        let i = self.significant_ends.partition_point(|e| *e <= range.end);
+        let end = match i.checked_sub(1).map(|i| self.significant_ends[i]) {
+            Some(e) if e > range.start => e,
+            _ => range.end,
+        };
+        TextRange {
+            start: range.start,
+            end,
+        }
     }
 
     fn name(&self, pair: Pair<'_, Rule>) -> Name {
@@ -286,7 +310,9 @@ impl Lower {
                 };
                 for member in inner {
                     match member.as_rule() {
-                        Rule::tier_clause => decl.tier.extend(member.into_inner().map(|p| self.name(p))),
+                        Rule::tier_clause => {
+                            decl.tier.extend(member.into_inner().map(|p| self.name(p)))
+                        }
                         _ => decl.keyed.extend(member.into_inner().map(|p| self.name(p))),
                     }
                 }
@@ -644,16 +670,16 @@ impl Lower {
                                 .map(|p| self.name(p))
                                 .collect(),
                         ),
-                        _ => ExpectKind::Deny(which.into_inner().next().map(|p| {
-                            match p.as_str() {
+                        _ => {
+                            ExpectKind::Deny(which.into_inner().next().map(|p| match p.as_str() {
                                 "flow" => DenyReason::Flow,
                                 "limit" => DenyReason::Limit,
                                 "suspended" => DenyReason::Suspended,
                                 "not_granted" => DenyReason::NotGranted,
                                 "no_rule" => DenyReason::NoRule,
                                 _ => DenyReason::Rule,
-                            }
-                        })),
+                            }))
+                        }
                     };
                     expect = Some(Expectation { kind, range });
                 }
@@ -689,7 +715,9 @@ impl Lower {
                     let reference = next(&mut inner)?;
                     let mut parts = reference.into_inner();
                     let resource = self.name(next(&mut parts)?);
-                    let keys = parts.map(|p| self.call_arg(p)).collect::<LowerResult<_>>()?;
+                    let keys = parts
+                        .map(|p| self.call_arg(p))
+                        .collect::<LowerResult<_>>()?;
                     step.on = Some(ResourceRef { resource, keys });
                 }
                 _ => {}
@@ -853,7 +881,8 @@ pub fn parse_decimal(text: &str, scale: u32) -> Option<i64> {
     for _ in frac_part.len()..scale as usize {
         frac = frac.checked_mul(10)?;
     }
-    int.checked_mul(10i64.checked_pow(scale)?)?.checked_add(frac)
+    int.checked_mul(10i64.checked_pow(scale)?)?
+        .checked_add(frac)
 }
 
 /// `$10,000` → 1_000_000 cents; `$1.5M` → 150_000_000 cents.
