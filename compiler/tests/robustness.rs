@@ -912,3 +912,39 @@ fn many_syntax_errors_are_reported_in_linear_time() {
     let parsed = parse(FileId(0), &source);
     assert_eq!(parsed.diagnostics.len(), 20_000);
 }
+
+/// Every policy file in the repository: the formatter refuses it (syntax errors) or
+/// formats it idempotently, keeping its tree and its comments.
+#[test]
+fn every_policy_file_in_the_repository_formats_or_is_refused() {
+    fn collect(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            if path.is_dir() && name != "target" && !name.to_string_lossy().starts_with('.') {
+                collect(&path, out);
+            } else if path.extension().is_some_and(|e| e == "agentpolicy") {
+                out.push(path);
+            }
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    for dir in ["tests", "stdlib", "examples"] {
+        collect(&root.join(dir), &mut files);
+    }
+    assert!(files.len() > 10, "found only {} policy files", files.len());
+    let mut formatted = 0;
+    for file in &files {
+        let Ok(source) = std::fs::read_to_string(file) else {
+            continue; // deliberately not UTF-8
+        };
+        if format_checked(&source).is_ok() {
+            formatted += 1;
+        }
+    }
+    assert!(formatted > 0);
+}
