@@ -42,6 +42,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use crate::diagnostics::{Diagnostic, FileId};
+use crate::line_index::LineIndex;
 use crate::syntax::ast::{ItemKind, SourceFile};
 use crate::syntax::lexer::{Token, TokenKind};
 use crate::syntax::parse;
@@ -164,17 +165,14 @@ pub fn comment_texts(source: &str, tokens: &[Token]) -> Vec<String> {
 }
 
 fn locate(source: &str, diagnostics: Vec<Diagnostic>) -> Vec<LocatedDiagnostic> {
+    let lines = LineIndex::new(source);
     diagnostics
         .into_iter()
         .map(|diagnostic| {
-            let offset = (diagnostic.primary.range.start as usize).min(source.len());
-            let before = source.get(..offset).unwrap_or("");
-            let line = before.matches('\n').count() + 1;
-            let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-            let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
+            let at = lines.line_col(source, diagnostic.primary.range.start);
             LocatedDiagnostic {
-                line,
-                column,
+                line: at.line as usize + 1,
+                column: at.col as usize + 1,
                 diagnostic,
             }
         })
