@@ -245,3 +245,27 @@ fn the_documented_examples_hold() {
         }
     }
 }
+
+#[test]
+fn tree_comparison_ignores_ranges_and_nothing_else() {
+    let tree = |src: &str| parse(FileId(0), src).tree;
+    assert!(same_tree_ignoring_ranges(
+        &tree("agent a { allow t when x > $1 }"),
+        &tree("\n\n  agent   a {\n allow t when x>$1\n}")
+    ));
+    for (a, b) in [
+        ("isolate a", "isolate b"),
+        (
+            "agent a { allow t when x > $1 }",
+            "agent a { allow t when x > $2 }",
+        ),
+        (
+            "agent a { allow t when x > $1 }",
+            "agent a { allow t when x >= $1 }",
+        ),
+        ("agent a { allow t }", "agent a { deny t }"),
+        ("tiers a < b", "tiers a < b < c"),
+    ] {
+        assert!(!same_tree_ignoring_ranges(&tree(a), &tree(b)), "{a} vs {b}");
+    }
+}
