@@ -4,11 +4,15 @@
 //! database the CLI and the language server share. It does no IO: no file system, no
 //! printing, no clock. The CLI (`main.rs`) reads files and prints.
 
+pub mod codegen;
 pub mod db;
 pub mod diagnostics;
 pub mod explain;
+pub mod format;
+pub mod interpret;
 pub mod line_index;
 pub mod model;
+pub mod policy_test;
 pub mod render;
 pub mod sema;
 pub mod stdlib;

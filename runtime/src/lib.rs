@@ -1,3 +1,70 @@
-//! The embedded decision engine: the decision-table format and `decide`.
+//! The embedded decision engine: the decision-table format and [`decide`].
 //!
-//! This crate must never link a parser, a solver or salsa: agent platforms embed it.
+//! This crate must never link a parser, a solver or salsa: agent platforms embed it. The
+//! compiler builds a [`TableData`] from a policy; [`DecisionTable::new`] (or a loader)
+//! validates it; [`decide`] answers one [`Request`] with a [`Decision`].
+//!
+//! # The table
+//!
+//! Names are interned to dense ids ([`AgentId`], [`ToolId`], ...). There is one [`Cell`]
+//! per (agent, tool) pair, holding whether the tool is granted and the rules that apply,
+//! pre-sorted into deny, escalate and allow lists in source order (`*` rules included in
+//! every granted cell). Each entry is a rule index and a compiled [`Condition`]: postfix
+//! bytecode over a 64-bit boolean stack, comparing `i64` slot values (arguments by
+//! parameter index, then the confidence) with constants or with each other. Values are
+//! exact integers: money in cents, numbers and percentages in millionths, durations in
+//! milliseconds, booleans 0 / 1, texts as ids into the table's text dictionary (a text
+//! not in it gets an id of [`UNKNOWN_TEXT_BASE`] or above, which equals no constant).
+//!
+//! The table carries its [`FORMAT_VERSION`] and the [`source_hash`] of the sources it
+//! was compiled from, which the engine writes into every audit record. It is written as
+//! compact binary ([`DecisionTable::to_bytes`]: magic, version, hash, payload length and
+//! checksum, postcard payload) or as JSON ([`DecisionTable::to_json`]); loading checks
+//! all of these and validates every id and condition, or refuses with a [`LoadError`].
+//!
+//! # Deciding
+//!
+//! [`decide`] follows a fixed order: suspended, then not granted, then the flow check,
+//! then limits, then rules (deny over escalate over allow), then deny for lack of a rule.
+//! A condition reading a value the request does not carry is *unknown*: found with one
+//! AND of the condition's reads mask against the request's presence mask, it matches for
+//! deny and escalate rules and not for allow rules. `decide` allocates nothing, hashes
+//! nothing and compares no strings; any malformed input decides Deny, never Allow.
+
+mod builder;
+mod condition;
+mod decide;
+mod decision;
+mod decision_table;
+mod encoding;
+mod flow;
+mod hash;
+mod ids;
+mod interner;
+mod request;
+mod table;
+mod validate;
+
+/// The decision-table format this runtime reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+pub use builder::{ArgValue, RequestBuilder, RequestError};
+pub use condition::{CmpOp, Condition, MAX_PARAMS, MAX_STACK, Op, ProgramError, SLOTS, Slot};
+pub use decide::decide;
+pub use decision::{Decision, Explanation, MAX_ROUTES, Outcome, Routes, Stage, Why};
+pub use decision_table::DecisionTable;
+pub use encoding::{LoadError, MAGIC};
+pub use hash::{ContentHash, ParseHashError, source_hash};
+pub use ids::{
+    AgentId, FileIndex, KeyId, ResourceId, RouteId, RuleIndex, SinkId, TextId, TierId, ToolId,
+};
+pub use interner::KeyValueInterner;
+pub use request::{
+    Access, KeyBindings, KeyValue, MAX_KEYS, MAX_LIMITS, Request, SessionView, UNKNOWN_TEXT_BASE,
+};
+pub use table::{
+    Agent, Breaker, BreakerMetric, Cell, Effect, Entry, Limit, LimitUnit, LimitWindow, Mode, Param,
+    PolicyInfo, Resource, Route, Rule, RuleKind, Sink, Span, SuspendScope, TableData, Target,
+    TimeoutOutcome, Tool, ValueType,
+};
+pub use validate::InvalidTable;

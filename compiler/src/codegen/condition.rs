@@ -1,0 +1,327 @@
+//! Lowering a typed [`Cond`] to the runtime's postfix bytecode.
+//!
+//! Comparisons become `Compare` (slot against constant, constant side moved right by
+//! flipping the operator), `CompareSlots`, or a folded `Const` when both sides are
+//! constants. Texts become ids in the table's text dictionary, so they only compare for
+//! (in)equality; an ordering comparison of texts is refused here.
+
+use std::collections::HashMap;
+
+use agentpolicy_runtime::{self as rt, Condition, Op, ProgramError, Slot};
+
+use super::convert::cmp_op;
+use crate::model::{Cond, Term, ToolDef, Value};
+use crate::syntax::ast::{CompareOp, TypeName};
+
+/// The table's text constants, in first-use order.
+#[derive(Debug, Default)]
+pub(crate) struct TextDictionary {
+    ids: HashMap<String, u32>,
+    pub(crate) texts: Vec<String>,
+}
+
+impl TextDictionary {
+    fn intern(&mut self, text: &str) -> i64 {
+        if let Some(&id) = self.ids.get(text) {
+            return i64::from(id);
+        }
+        let id = self.texts.len() as u32;
+        self.texts.push(text.to_owned());
+        self.ids.insert(text.to_owned(), id);
+        i64::from(id)
+    }
+}
+
+/// Why a condition could not be lowered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum LowerError {
+    /// Texts compared with `<`, `<=`, `>` or `>=`.
+    TextOrdering(CompareOp),
+    /// A non-`bool` term used as a condition.
+    NotBool(TypeName),
+    /// An argument read where there is no tool (a `*` rule) or past the tool's params.
+    NoSuchArgument(usize),
+    /// The condition needs a deeper stack than the runtime has.
+    TooDeep,
+    /// The lowering produced a malformed program: a compiler bug.
+    Internal(ProgramError),
+}
+
+enum Operand {
+    Slot(Slot, TypeName),
+    Const(Value),
+}
+
+/// Lowers a condition of a rule on `tool` (`None` for a `*` rule).
+pub(crate) fn lower(
+    cond: &Cond,
+    tool: Option<&ToolDef>,
+    texts: &mut TextDictionary,
+) -> Result<Condition, LowerError> {
+    let mut code = Vec::new();
+    emit(cond, tool, texts, &mut code)?;
+    Condition::new(code).map_err(|e| match e {
+        ProgramError::TooDeep { .. } => LowerError::TooDeep,
+        other => LowerError::Internal(other),
+    })
+}
+
+fn emit(
+    cond: &Cond,
+    tool: Option<&ToolDef>,
+    texts: &mut TextDictionary,
+    code: &mut Vec<Op>,
+) -> Result<(), LowerError> {
+    match cond {
+        Cond::Or(parts) | Cond::And(parts) => {
+            let (join, empty) = match cond {
+                Cond::Or(_) => (Op::Or, false),
+                _ => (Op::And, true),
+            };
+            let Some((first, rest)) = parts.split_first() else {
+                code.push(Op::Const(empty));
+                return Ok(());
+            };
+            emit(first, tool, texts, code)?;
+            for part in rest {
+                emit(part, tool, texts, code)?;
+                code.push(join);
+            }
+        }
+        Cond::Not(inner) => {
+            emit(inner, tool, texts, code)?;
+            code.push(Op::Not);
+        }
+        Cond::Compare { left, op, right } => {
+            let l = operand(left, tool)?;
+            let r = operand(right, tool)?;
+            let is_text = |o: &Operand| match o {
+                Operand::Slot(_, ty) => *ty == TypeName::Text,
+                Operand::Const(v) => matches!(v, Value::Text(_)),
+            };
+            if (is_text(&l) || is_text(&r)) && !matches!(op, CompareOp::Eq | CompareOp::Ne) {
+                return Err(LowerError::TextOrdering(*op));
+            }
+            let op_rt = cmp_op(*op);
+            code.push(match (l, r) {
+                (Operand::Slot(left, _), Operand::Slot(right, _)) => Op::CompareSlots {
+                    left,
+                    op: op_rt,
+                    right,
+                },
+                (Operand::Slot(slot, _), Operand::Const(v)) => Op::Compare {
+                    slot,
+                    op: op_rt,
+                    value: encode(&v, texts),
+                },
+                (Operand::Const(v), Operand::Slot(slot, _)) => Op::Compare {
+                    slot,
+                    op: op_rt.flipped(),
+                    value: encode(&v, texts),
+                },
+                (Operand::Const(a), Operand::Const(b)) => Op::Const(fold(&a, *op, &b)),
+            });
+        }
+        Cond::Truthy(term) => match operand(term, tool)? {
+            Operand::Slot(slot, TypeName::Bool) => code.push(Op::Truthy { slot }),
+            Operand::Const(Value::Bool(b)) => code.push(Op::Const(b)),
+            Operand::Slot(_, ty) => return Err(LowerError::NotBool(ty)),
+            Operand::Const(v) => return Err(LowerError::NotBool(v.ty())),
+        },
+    }
+    Ok(())
+}
+
+fn operand(term: &Term, tool: Option<&ToolDef>) -> Result<Operand, LowerError> {
+    match term {
+        Term::Arg(i) => {
+            let param = tool
+                .and_then(|t| t.params.get(*i))
+                .ok_or(LowerError::NoSuchArgument(*i))?;
+            let slot = Slot::arg(*i).ok_or(LowerError::NoSuchArgument(*i))?;
+            Ok(Operand::Slot(slot, param.ty))
+        }
+        Term::Confidence => Ok(Operand::Slot(Slot::CONFIDENCE, TypeName::Number)),
+        Term::Const { value, .. } => Ok(Operand::Const(value.clone())),
+    }
+}
+
+/// The `i64` a constant is compared as.
+pub(crate) fn encode(value: &Value, texts: &mut TextDictionary) -> i64 {
+    match value {
+        Value::Money(v) | Value::Number(v) | Value::Duration(v) => *v,
+        Value::Bool(b) => i64::from(*b),
+        Value::Text(t) => texts.intern(t),
+    }
+}
+
+/// A comparison of two constants, decided at compile time.
+fn fold(a: &Value, op: CompareOp, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Text(x), Value::Text(y)) => op.holds(x, y),
+        (Value::Bool(x), Value::Bool(y)) => op.holds(x, y),
+        (
+            Value::Money(x) | Value::Number(x) | Value::Duration(x),
+            Value::Money(y) | Value::Number(y) | Value::Duration(y),
+        ) => op.holds(x, y),
+        _ => op.holds(a, b),
+    }
+}
+
+/// A description of a lowering error for a diagnostic message.
+pub(crate) fn describe(err: &LowerError) -> String {
+    match err {
+        LowerError::TextOrdering(op) => format!(
+            "texts can only be compared with `==` or `!=`, not `{}`",
+            op.symbol()
+        ),
+        LowerError::NotBool(ty) => format!(
+            "a {} value cannot be used as a condition on its own; compare it with something",
+            ty.keyword()
+        ),
+        LowerError::NoSuchArgument(i) => format!(
+            "the condition reads argument #{} , which this rule's tool does not have",
+            i + 1
+        ),
+        LowerError::TooDeep => format!(
+            "the condition is nested too deeply for the decision table (its evaluation needs more than {} stack entries)",
+            rt::MAX_STACK
+        ),
+        LowerError::Internal(e) => format!("internal error lowering the condition: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnostics::FileId;
+    use crate::model::{Loc, ParamDef};
+    use crate::syntax::ast::TextRange;
+
+    fn tool() -> ToolDef {
+        let loc = Loc {
+            file: FileId(0),
+            range: TextRange::default(),
+        };
+        let param = |name: &str, ty| ParamDef {
+            name: name.into(),
+            ty,
+            optional: false,
+            loc,
+        };
+        ToolDef {
+            name: "send".into(),
+            params: vec![
+                param("amount", TypeName::Money),
+                param("to", TypeName::Text),
+                param("urgent", TypeName::Bool),
+            ],
+            effects: vec![],
+            reads: vec![],
+            writes: vec![],
+            loc,
+        }
+    }
+
+    fn konst(value: Value) -> Term {
+        Term::Const {
+            value,
+            threshold: None,
+        }
+    }
+
+    #[test]
+    fn constants_move_right_and_texts_are_interned() {
+        let mut texts = TextDictionary::default();
+        // $100 < amount and to == "ceo" and urgent
+        let cond = Cond::And(vec![
+            Cond::Compare {
+                left: konst(Value::Money(10_000)),
+                op: CompareOp::Lt,
+                right: Term::Arg(0),
+            },
+            Cond::Compare {
+                left: Term::Arg(1),
+                op: CompareOp::Eq,
+                right: konst(Value::Text("ceo".into())),
+            },
+            Cond::Truthy(Term::Arg(2)),
+        ]);
+        let lowered = lower(&cond, Some(&tool()), &mut texts).unwrap();
+        assert_eq!(
+            lowered.code,
+            vec![
+                Op::Compare {
+                    slot: Slot(0),
+                    op: rt::CmpOp::Gt,
+                    value: 10_000
+                },
+                Op::Compare {
+                    slot: Slot(1),
+                    op: rt::CmpOp::Eq,
+                    value: 0
+                },
+                Op::And,
+                Op::Truthy { slot: Slot(2) },
+                Op::And,
+            ]
+        );
+        assert_eq!(lowered.reads, 0b111);
+        assert_eq!(texts.texts, vec!["ceo".to_string()]);
+    }
+
+    #[test]
+    fn constant_comparisons_fold_and_empty_junctions_are_identities() {
+        let mut texts = TextDictionary::default();
+        let cond = Cond::Or(vec![
+            Cond::Compare {
+                left: konst(Value::Number(1)),
+                op: CompareOp::Gt,
+                right: konst(Value::Number(2)),
+            },
+            Cond::And(vec![]),
+            Cond::Or(vec![]),
+        ]);
+        let lowered = lower(&cond, None, &mut texts).unwrap();
+        assert_eq!(
+            lowered.code,
+            vec![
+                Op::Const(false),
+                Op::Const(true),
+                Op::Or,
+                Op::Const(false),
+                Op::Or
+            ]
+        );
+    }
+
+    #[test]
+    fn refusals() {
+        let mut texts = TextDictionary::default();
+        let ordering = Cond::Compare {
+            left: Term::Arg(1),
+            op: CompareOp::Lt,
+            right: konst(Value::Text("m".into())),
+        };
+        assert_eq!(
+            lower(&ordering, Some(&tool()), &mut texts),
+            Err(LowerError::TextOrdering(CompareOp::Lt))
+        );
+        assert_eq!(
+            lower(&Cond::Truthy(Term::Arg(0)), Some(&tool()), &mut texts),
+            Err(LowerError::NotBool(TypeName::Money))
+        );
+        assert_eq!(
+            lower(&Cond::Truthy(Term::Arg(0)), None, &mut texts),
+            Err(LowerError::NoSuchArgument(0))
+        );
+        let mut deep = Cond::Truthy(Term::Arg(2));
+        for _ in 0..70 {
+            deep = Cond::And(vec![Cond::Truthy(Term::Arg(2)), deep]);
+        }
+        assert_eq!(
+            lower(&deep, Some(&tool()), &mut texts),
+            Err(LowerError::TooDeep)
+        );
+    }
+}
