@@ -11,6 +11,7 @@ pub mod completion;
 pub mod convert;
 pub mod diagnostics;
 pub mod folding;
+pub mod formatting;
 pub mod framing;
 pub mod hover;
 pub mod index;

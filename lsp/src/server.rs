@@ -20,7 +20,8 @@ use tower_lsp_server::{Client, LanguageServer};
 
 use crate::state::{PolicyState, World, default_stdlib_dir};
 use crate::{
-    code_actions, completion, diagnostics, folding, hover, navigation, semantic_tokens, symbols,
+    code_actions, completion, diagnostics, folding, formatting, hover, navigation, semantic_tokens,
+    symbols,
 };
 
 /// Options a client may pass as `initializationOptions`.
@@ -249,6 +250,7 @@ pub fn capabilities() -> ServerCapabilities {
             resolve_provider: None,
         })),
         folding_range_provider: Some(FoldingRangeProviderCapability::Simple(true)),
+        document_formatting_provider: Some(OneOf::Left(true)),
         ..Default::default()
     }
 }
@@ -488,5 +490,20 @@ impl LanguageServer for Backend {
 
     async fn folding_range(&self, params: FoldingRangeParams) -> Result<Option<Vec<FoldingRange>>> {
         self.with_world(|w| folding::folding_ranges(w, &params.text_document.uri).map(Some))
+    }
+
+    async fn formatting(&self, params: DocumentFormattingParams) -> Result<Option<Vec<TextEdit>>> {
+        let outcome = self.with_world(|w| formatting::formatting(w, &params.text_document.uri))?;
+        match outcome {
+            Ok(edits) => Ok(Some(edits)),
+            Err(reason) => {
+                self.log(
+                    MessageType::INFO,
+                    format!("{}: {reason}", params.text_document.uri.as_str()),
+                )
+                .await;
+                Ok(None)
+            }
+        }
     }
 }

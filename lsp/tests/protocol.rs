@@ -678,3 +678,68 @@ fn bad_input_gets_an_error_or_a_log_line_never_a_crash() {
     );
     client.shutdown();
 }
+
+#[test]
+fn formatting_matches_the_cli_formatter() {
+    let dir = temp_dir("format");
+    let uri = file_uri(&dir.join("p.agentpolicy"));
+    let messy = "policy acme   version \"1\"\ntool   search_docs( query : text ) {effect read}\n// the agent\nagent intake {   owner \"ops@x\"\n allow    search_docs }\n";
+    let expected = agentpolicy::format::format(messy).expect("formats");
+    assert_ne!(expected, messy);
+    let mut client = Client::start(&dir);
+    client.initialize(None);
+    client.open(&uri, messy);
+    client.diagnostics(&uri, has_version(1));
+    let edits = client.request(
+        "textDocument/formatting",
+        json!({"textDocument": {"uri": uri}, "options": {"tabSize": 2, "insertSpaces": true}}),
+    );
+    let mut formatted = messy.to_string();
+    let mut edits: Vec<(usize, usize, String)> = edits
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                offset(messy, &e["range"]["start"]),
+                offset(messy, &e["range"]["end"]),
+                e["newText"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    edits.sort_by_key(|e| std::cmp::Reverse(e.0));
+    for (start, end, text) in edits {
+        formatted.replace_range(start..end, &text);
+    }
+    assert_eq!(formatted, expected);
+
+    // Already formatted: no edits. Syntax errors: no edits, and a log line says why.
+    client.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": uri, "version": 2}, "contentChanges": [{"text": expected}]}),
+    );
+    client.diagnostics(&uri, has_version(2));
+    let none = client.request(
+        "textDocument/formatting",
+        json!({"textDocument": {"uri": uri}, "options": {"tabSize": 2, "insertSpaces": true}}),
+    );
+    assert_eq!(none, json!([]));
+    client.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": uri, "version": 3}, "contentChanges": [{"text": "tool {"}]}),
+    );
+    client.diagnostics(&uri, has_version(3));
+    let refused = client.request(
+        "textDocument/formatting",
+        json!({"textDocument": {"uri": uri}, "options": {"tabSize": 2, "insertSpaces": true}}),
+    );
+    assert!(refused.is_null());
+    client.wait_for(|m| {
+        m["method"] == "window/logMessage"
+            && m["params"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("not formatted")
+    });
+    client.shutdown();
+}
