@@ -45,7 +45,7 @@ pub fn code_actions(
             out.push(CodeActionOrCommand::CodeAction(CodeAction {
                 title,
                 kind: Some(CodeActionKind::QUICKFIX),
-                diagnostics: Some(vec![to_lsp(world, d, None)]),
+                diagnostics: Some(vec![to_lsp(world.state, d, None)]),
                 edit: Some(WorkspaceEdit {
                     changes: Some(changes),
                     document_changes: None,

@@ -13,7 +13,9 @@ use tower_lsp_server::ls_types::{
     Uri,
 };
 
-use crate::state::World;
+use agentpolicy::db::Analysis;
+
+use crate::state::PolicyState;
 
 /// Diagnostics for one document, ready to publish.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,8 +30,11 @@ pub const SOURCE: &str = "agentpolicy";
 
 /// Diagnostics for every user file (empty lists included) and for any library module
 /// that has some. `docs_base` is a URL such that `{docs_base}/AP0011.md` is a code's page.
-pub fn collect(world: &World<'_>, docs_base: Option<&str>) -> Vec<FileDiagnostics> {
-    let state = world.state;
+pub fn collect(
+    state: &PolicyState,
+    analysis: &Analysis,
+    docs_base: Option<&str>,
+) -> Vec<FileDiagnostics> {
     let mut out: Vec<FileDiagnostics> = state
         .files()
         .iter()
@@ -41,14 +46,14 @@ pub fn collect(world: &World<'_>, docs_base: Option<&str>) -> Vec<FileDiagnostic
             })
         })
         .collect();
-    for d in &world.analysis.diagnostics {
+    for d in &analysis.diagnostics {
         let Some(doc) = state.document(d.primary.file) else {
             continue;
         };
         let Some(uri) = doc.uri.clone() else {
             continue;
         };
-        let mapped = to_lsp(world, d, docs_base);
+        let mapped = to_lsp(state, d, docs_base);
         match out.iter_mut().find(|f| f.uri == uri) {
             Some(f) => f.diagnostics.push(mapped),
             None => out.push(FileDiagnostics {
@@ -62,8 +67,7 @@ pub fn collect(world: &World<'_>, docs_base: Option<&str>) -> Vec<FileDiagnostic
 }
 
 /// One compiler diagnostic in protocol form.
-pub fn to_lsp(world: &World<'_>, d: &Diagnostic, docs_base: Option<&str>) -> lsp::Diagnostic {
-    let state = world.state;
+pub fn to_lsp(state: &PolicyState, d: &Diagnostic, docs_base: Option<&str>) -> lsp::Diagnostic {
     let range = state
         .document(d.primary.file)
         .map(|doc| state.view(doc).range(d.primary.range))

@@ -38,7 +38,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            debounce_ms: 30,
+            debounce_ms: 20,
             diagnostic_docs_url: None,
         }
     }
@@ -119,9 +119,9 @@ impl Backend {
             let computing = shared.clone();
             let batch = tokio::task::spawn_blocking(move || {
                 let docs = lock(&computing.config).diagnostic_docs_url.clone();
-                let mut state = lock(&computing.state);
-                let world = state.world();
-                diagnostics::collect(&world, docs.as_deref())
+                let state = lock(&computing.state);
+                let analysis = state.analysis();
+                diagnostics::collect(&state, &analysis, docs.as_deref())
             })
             .await;
             let Ok(batch) = batch else {
