@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use tower_lsp_server::jsonrpc::{Error, ErrorCode, Result};
@@ -52,6 +52,9 @@ struct Shared {
     /// URIs whose last published list was not empty, to clear when they drop out.
     published: tokio::sync::Mutex<HashSet<Uri>>,
     startup_log: Mutex<Vec<String>>,
+    /// When diagnostics were last scheduled: an edit after a quiet spell is analysed at
+    /// once, and only edits in quick succession wait for the debounce.
+    last_scheduled: Mutex<Option<Instant>>,
 }
 
 /// Why the input guard replaced a message.
@@ -86,6 +89,7 @@ impl Backend {
                 generation: AtomicU64::new(0),
                 published: tokio::sync::Mutex::new(HashSet::new()),
                 startup_log: Mutex::new(log),
+                last_scheduled: Mutex::new(None),
             }),
         }
     }
@@ -104,8 +108,17 @@ impl Backend {
         f(&world).map_err(Error::invalid_params)
     }
 
-    /// Recomputes and publishes diagnostics after `delay`, unless a newer edit comes first.
-    fn schedule_diagnostics(&self, delay: Duration) {
+    /// Recomputes and publishes diagnostics, unless a newer edit comes first. The first
+    /// edit after a quiet spell of `debounce` runs at once (leading edge); edits in quick
+    /// succession wait `debounce` and only the last one is analysed (trailing edge).
+    fn schedule_diagnostics(&self, debounce: Duration) {
+        let delay = {
+            let mut last = lock(&self.shared.last_scheduled);
+            let now = Instant::now();
+            let quiet = last.is_none_or(|t| now.duration_since(t) >= debounce);
+            *last = Some(now);
+            if quiet { Duration::ZERO } else { debounce }
+        };
         let generation = self.shared.generation.fetch_add(1, Ordering::SeqCst) + 1;
         let shared = self.shared.clone();
         let client = self.client.clone();
@@ -120,15 +133,26 @@ impl Backend {
             let batch = tokio::task::spawn_blocking(move || {
                 let docs = lock(&computing.config).diagnostic_docs_url.clone();
                 let state = lock(&computing.state);
+                // A newer edit arrived while this run waited for the lock: let it publish.
+                if computing.generation.load(Ordering::SeqCst) != generation {
+                    return None;
+                }
                 let analysis = state.analysis();
-                diagnostics::collect(&state, &analysis, docs.as_deref())
+                Some(diagnostics::collect(&state, &analysis, docs.as_deref()))
             })
             .await;
-            let Ok(batch) = batch else {
-                client
-                    .log_message(MessageType::ERROR, "computing diagnostics failed")
-                    .await;
-                return;
+            let batch = match batch {
+                Ok(Some(batch)) => batch,
+                Ok(None) => return,
+                Err(e) => {
+                    client
+                        .log_message(
+                            MessageType::ERROR,
+                            format!("computing diagnostics failed: {e}"),
+                        )
+                        .await;
+                    return;
+                }
             };
             let mut published = shared.published.lock().await;
             if shared.generation.load(Ordering::SeqCst) != generation {
