@@ -10,7 +10,6 @@
     reason = "a benchmark whose setup fails must stop loudly"
 )]
 
-use std::fmt::Write as _;
 use std::hint::black_box;
 
 use agentpolicy_lsp::diagnostics;
@@ -18,59 +17,8 @@ use agentpolicy_lsp::state::{PolicyState, uri};
 use criterion::{Criterion, criterion_group, criterion_main};
 use tower_lsp_server::ls_types::{Position, Range};
 
-/// Declarations: tools, thresholds and routes, then agents of 20 lines each, until the
-/// policy has `lines` lines; split over `files` files.
-fn generate(lines: usize, files: usize) -> Vec<String> {
-    let mut head = String::from("policy bench version \"1\"\n\nuse std.common\n\n");
-    for i in 0..150 {
-        let _ = writeln!(
-            head,
-            "tool tool_{i}(amount: money, note: text?) {{ effect financial, irreversible }}"
-        );
-    }
-    for i in 0..100 {
-        let _ = writeln!(head, "threshold limit_{i} = ${},000", i + 1);
-    }
-    for i in 0..50 {
-        let _ = writeln!(
-            head,
-            "escalation route_{i} {{ notify \"queue:{i}\"  timeout 15m then deny }}"
-        );
-    }
-    let mut agents = Vec::new();
-    let mut count = head.lines().count();
-    let mut a = 0;
-    while count < lines {
-        let mut agent = format!(
-            "\n// agent {a}\nagent agent_{a} {{\n  owner \"team{a}@example.com\"\n  max tier internal\n"
-        );
-        for r in 0..7 {
-            let t = (a * 7 + r) % 150;
-            let _ = writeln!(
-                agent,
-                "  escalate tool_{t} to route_{} when amount > $100",
-                (a + r) % 50
-            );
-            let _ = writeln!(
-                agent,
-                "  deny tool_{t} when amount > limit_{}",
-                (a + r) % 100
-            );
-        }
-        agent.push_str("  limit 100 calls per task, 20 calls per minute\n}\n");
-        count += agent.lines().count();
-        agents.push(agent);
-        a += 1;
-    }
-    let mut out = vec![head];
-    out.extend((1..files).map(|_| String::new()));
-    let per_file = agents.len().div_ceil(files);
-    for (i, agent) in agents.into_iter().enumerate() {
-        let f = (i / per_file.max(1)).min(files - 1);
-        out[f].push_str(&agent);
-    }
-    out
-}
+mod generated;
+use generated::{edit_position, generate};
 
 fn setup(
     files: usize,
@@ -102,16 +50,7 @@ fn setup(
 fn bench_layout(c: &mut Criterion, name: &str, files: usize) {
     let (mut state, texts, uris) = setup(files);
     let target = uris.len() - 1;
-    let text = &texts[target];
-    let line = text
-        .lines()
-        .position(|l| l.contains("when amount > $100"))
-        .expect("a rule line") as u32;
-    let col = text
-        .lines()
-        .nth(line as usize)
-        .and_then(|l| l.find("$100"))
-        .expect("amount") as u32;
+    let (line, col) = edit_position(&texts[target]);
     let range = Range::new(Position::new(line, col + 3), Position::new(line, col + 4));
     let mut version = 1;
     c.bench_function(name, |b| {
