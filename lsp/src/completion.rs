@@ -43,6 +43,17 @@ enum Want {
     Any(Vec<Want>),
 }
 
+impl Want {
+    /// Whether this context names something to complete, beyond keywords.
+    fn is_specific(&self) -> bool {
+        match self {
+            Want::Nothing | Want::Keywords(_) => false,
+            Want::Any(list) => list.iter().any(Want::is_specific),
+            _ => true,
+        }
+    }
+}
+
 const AGENT_CLAUSES: &[&str] = &[
     "owner",
     "purpose",
@@ -80,16 +91,23 @@ const COMPARE_OPS: &[TokenKind] = &[
 ];
 
 /// `textDocument/completion`.
+///
+/// When a space triggered the request, only a specific context answers (a tool after
+/// `allow`, a route after `to`, ...): a bare keyword list after every space is noise.
 pub fn completion(
     world: &World<'_>,
     uri: &Uri,
     position: Position,
+    triggered_by_space: bool,
 ) -> Result<Option<CompletionResponse>, String> {
     let doc = world.document(uri)?;
     let view = world.state.view(doc);
     let offset = view.offset(position);
     let parsed = world.state.parsed(doc);
     let want = context(view.text, &parsed.tokens, offset);
+    if triggered_by_space && !want.is_specific() {
+        return Ok(None);
+    }
     let mut items = Vec::new();
     add(&want, world, &mut items);
     items.sort_by(|a, b| a.label.cmp(&b.label));

@@ -472,7 +472,12 @@ impl LanguageServer for Backend {
 
     async fn completion(&self, params: CompletionParams) -> Result<Option<CompletionResponse>> {
         let p = params.text_document_position;
-        self.with_world(|w| completion::completion(w, &p.text_document.uri, p.position))
+        let by_space = params
+            .context
+            .as_ref()
+            .and_then(|c| c.trigger_character.as_deref())
+            == Some(" ");
+        self.with_world(|w| completion::completion(w, &p.text_document.uri, p.position, by_space))
     }
 
     async fn document_symbol(

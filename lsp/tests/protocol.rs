@@ -236,6 +236,43 @@ fn multi_file_workspace_navigates_and_renames_across_files() {
     client.notify("textDocument/didClose", json!({"textDocument": {"uri": b}}));
     let diagnostics = client.diagnostics(&b, |p| p["version"].is_null());
     assert!(diagnostics.is_empty(), "{diagnostics:#?}");
+
+    // A file created on disk joins the policy when the client reports it; deleting it
+    // clears its diagnostics.
+    let c_path = root.join("c.agentpolicy");
+    std::fs::write(
+        &c_path,
+        "agent helper {\n  owner \"x@y\"\n  allow search_doc\n}\n",
+    )
+    .unwrap();
+    let c = file_uri(&c_path);
+    client.notify(
+        "workspace/didChangeWatchedFiles",
+        json!({"changes": [{"uri": c, "type": 1}]}),
+    );
+    let diagnostics = client.diagnostics(&c, |p| !p["diagnostics"].as_array().unwrap().is_empty());
+    assert_eq!(codes(&diagnostics), vec!["AP0011"]);
+    std::fs::remove_file(&c_path).unwrap();
+    client.notify(
+        "workspace/didChangeWatchedFiles",
+        json!({"changes": [{"uri": c, "type": 3}]}),
+    );
+    assert!(client.diagnostics(&c, |_| true).is_empty());
+
+    // An editor buffer that was never saved (`untitled:`) joins the policy too.
+    let untitled = "untitled:Untitled-1";
+    client.open(
+        untitled,
+        "agent scratch {\n  owner \"x@y\"\n  allow wire_fund\n}\n",
+    );
+    let diagnostics = client.diagnostics(untitled, has_version(1));
+    assert_eq!(codes(&diagnostics), vec!["AP0011"]);
+    assert!(
+        diagnostics[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("wire_funds")
+    );
     client.shutdown();
 }
 
@@ -319,6 +356,26 @@ fn editing_features_answer_in_context() {
         "{labels:?}"
     );
     assert!(!labels.contains(&"ops_leads"), "{labels:?}");
+
+    // A space typed at the start of a clause does not pop up a keyword list; after
+    // `allow ` it offers tools.
+    let at_clause = position_of(&text, "allow search_docs", 0);
+    let quiet = client.request(
+        "textDocument/completion",
+        json!({"textDocument": {"uri": uri}, "position": at_clause, "context": {"triggerKind": 2, "triggerCharacter": " "}}),
+    );
+    assert!(quiet.is_null(), "{quiet}");
+    let by_space = client.request(
+        "textDocument/completion",
+        json!({"textDocument": {"uri": uri}, "position": position_of(&text, "search_docs\n  escalate", 0), "context": {"triggerKind": 2, "triggerCharacter": " "}}),
+    );
+    assert!(
+        by_space
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["label"] == "search_docs")
+    );
 
     // Inside `when`, the rule's tool's arguments, `confidence` and thresholds.
     let at = position_of(&text, "amount > large_payment", 0);
