@@ -369,6 +369,21 @@ pub fn tool_signature(model: &Model, tool: usize) -> String {
     format!("tool {}({})", t.name, params.join(", "))
 }
 
+/// The `when` condition of a rule as written, on one line.
+fn condition_text(world: &World<'_>, loc: agentpolicy::model::Loc) -> Option<String> {
+    let doc = world.state.document(loc.file)?;
+    let text = world
+        .state
+        .text(doc)
+        .get(loc.range.start as usize..loc.range.end as usize)?;
+    let tokens = agentpolicy::syntax::lexer::lex(text);
+    let when = tokens.iter().find(|t| {
+        t.kind == agentpolicy::syntax::lexer::TokenKind::Ident && t.text(text) == "when"
+    })?;
+    let condition: Vec<&str> = text.get(when.end as usize..)?.split_whitespace().collect();
+    Some(condition.join(" ")).filter(|c| !c.is_empty())
+}
+
 fn agent_summary(world: &World<'_>, agent: &AgentDef, out: &mut String) {
     let model = &world.analysis.model;
     match &agent.owner {
@@ -403,9 +418,11 @@ fn agent_summary(world: &World<'_>, agent: &AgentDef, out: &mut String) {
             RuleTarget::All => "*".to_string(),
         };
         let conditional = if rule.condition.is_some() {
-            " (when …)"
+            condition_text(world, rule.loc)
+                .map(|c| format!(" when `{c}`"))
+                .unwrap_or_else(|| " (when …)".to_string())
         } else {
-            ""
+            String::new()
         };
         let entry = match rule.route.and_then(|r| model.routes.get(r.index())) {
             Some(route) => format!("`{target}` → `{}`{conditional}", route.name),

@@ -185,7 +185,14 @@ fn multi_file_workspace_navigates_and_renames_across_files() {
     );
     let text = hover["contents"]["value"].as_str().unwrap();
     assert!(text.contains("ops@acme.example"), "{text}");
-    assert!(text.contains("`wire_funds` → `ops_leads`"), "{text}");
+    assert!(
+        text.contains("`wire_funds` → `ops_leads` when `amount > $100`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("deny: `wire_funds` when `amount > large_payment`"),
+        "{text}"
+    );
     assert!(
         text.contains("Max tier: `internal` (rank 2 of 3)"),
         "{text}"
