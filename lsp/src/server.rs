@@ -7,7 +7,7 @@
 //! server cannot serve (unknown file, refused rename) gets an error response; a
 //! notification it cannot apply (out-of-order change) gets a log line. Nothing panics.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -44,13 +44,16 @@ impl Default for Config {
     }
 }
 
+/// A document's last published diagnostics and the version they were for.
+type Published = (Option<i32>, Vec<Diagnostic>);
+
 #[derive(Debug)]
 struct Shared {
     state: Mutex<PolicyState>,
     config: Mutex<Config>,
     generation: AtomicU64,
-    /// URIs whose last published list was not empty, to clear when they drop out.
-    published: tokio::sync::Mutex<HashSet<Uri>>,
+    /// What was last published for each URI (version, diagnostics).
+    published: tokio::sync::Mutex<HashMap<Uri, Published>>,
     startup_log: Mutex<Vec<String>>,
     /// When diagnostics were last scheduled: an edit after a quiet spell is analysed at
     /// once, and only edits in quick succession wait for the debounce.
@@ -87,7 +90,7 @@ impl Backend {
                 state: Mutex::new(state),
                 config: Mutex::new(Config::default()),
                 generation: AtomicU64::new(0),
-                published: tokio::sync::Mutex::new(HashSet::new()),
+                published: tokio::sync::Mutex::new(HashMap::new()),
                 startup_log: Mutex::new(log),
                 last_scheduled: Mutex::new(None),
             }),
@@ -158,23 +161,28 @@ impl Backend {
             if shared.generation.load(Ordering::SeqCst) != generation {
                 return;
             }
-            let now: HashSet<Uri> = batch
-                .iter()
-                .filter(|f| !f.diagnostics.is_empty())
-                .map(|f| f.uri.clone())
-                .collect();
+            // Publish only what changed since the last run: in a policy of many files,
+            // an edit to one must not resend every other file's list.
             let listed: HashSet<Uri> = batch.iter().map(|f| f.uri.clone()).collect();
-            for stale in published.iter().filter(|u| !listed.contains(*u)) {
-                client
-                    .publish_diagnostics(stale.clone(), Vec::new(), None)
-                    .await;
+            let stale: Vec<Uri> = published
+                .keys()
+                .filter(|u| !listed.contains(*u))
+                .cloned()
+                .collect();
+            for uri in stale {
+                published.remove(&uri);
+                client.publish_diagnostics(uri, Vec::new(), None).await;
             }
             for file in batch {
+                let last = (file.version, file.diagnostics);
+                if published.get(&file.uri) == Some(&last) {
+                    continue;
+                }
                 client
-                    .publish_diagnostics(file.uri, file.diagnostics, file.version)
+                    .publish_diagnostics(file.uri.clone(), last.1.clone(), last.0)
                     .await;
+                published.insert(file.uri, last);
             }
-            *published = now;
         });
     }
 
