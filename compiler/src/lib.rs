@@ -4,11 +4,8 @@
 //! database the CLI and the language server share. It does no IO: no file system, no
 //! printing, no clock. The CLI (`main.rs`) reads files and prints.
 
-<<<<<<< HEAD
 pub mod codegen;
-=======
 pub mod db;
->>>>>>> main
 pub mod diagnostics;
 pub mod explain;
 pub mod line_index;
