@@ -142,6 +142,20 @@ impl DecisionTable {
 }
 
 impl<'a> RequestBuilder<'a> {
+    /// A builder for ids already looked up (the engine's path).
+    pub(crate) fn for_ids(
+        table: &'a DecisionTable,
+        agent: crate::ids::AgentId,
+        tool: crate::ids::ToolId,
+    ) -> RequestBuilder<'a> {
+        RequestBuilder {
+            table,
+            request: Request::new(agent, tool),
+            unknown_texts: [""; MAX_PARAMS],
+            unknown_count: 0,
+        }
+    }
+
     /// Sets an argument, checking its name and type against the tool.
     pub fn arg(mut self, name: &str, value: ArgValue<'a>) -> Result<Self, RequestError> {
         let tool = self

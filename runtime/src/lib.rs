@@ -31,12 +31,14 @@
 //! deny and escalate rules and not for allow rules. `decide` allocates nothing, hashes
 //! nothing and compares no strings; any malformed input decides Deny, never Allow.
 
+pub mod audit;
 mod builder;
 mod condition;
 mod decide;
 mod decision;
 mod decision_table;
 mod encoding;
+pub mod engine;
 mod flow;
 mod hash;
 mod ids;
@@ -54,6 +56,7 @@ pub use decide::decide;
 pub use decision::{Decision, Explanation, MAX_ROUTES, Outcome, Routes, Stage, Why};
 pub use decision_table::DecisionTable;
 pub use encoding::{LoadError, MAGIC};
+pub use engine::{Call, CallResult, Engine, EngineConfig, SessionOptions, Verdict};
 pub use hash::{ContentHash, ParseHashError, source_hash};
 pub use ids::{
     AgentId, FileIndex, KeyId, ResourceId, RouteId, RuleIndex, SinkId, TextId, TierId, ToolId,
