@@ -559,6 +559,75 @@ impl Inner {
 mod tests {
     use super::*;
 
+    fn one_tool_table() -> DecisionTable {
+        use crate::*;
+        let mut data = TableData {
+            format_version: FORMAT_VERSION,
+            ..TableData::default()
+        };
+        data.files.push("t.agentpolicy".into());
+        data.tools.push(Tool {
+            name: "search".into(),
+            params: vec![],
+            effects: vec![],
+            reads: vec![],
+            writes: vec![],
+        });
+        data.agents.push(Agent {
+            name: "a".into(),
+            owner: None,
+            mode: Mode::Shadow,
+            max_tier: None,
+            limits: vec![],
+            breakers: vec![],
+        });
+        data.rules.push(Rule {
+            id: "a/allow/search#1".into(),
+            agent: AgentId(0),
+            kind: RuleKind::Allow,
+            target: Target::Tool(ToolId(0)),
+            route: None,
+            span: Span::default(),
+        });
+        data.cells.push(Cell {
+            granted: true,
+            allow: vec![Entry {
+                rule: RuleIndex(0),
+                condition: None,
+            }],
+            ..Cell::default()
+        });
+        DecisionTable::new(data).unwrap()
+    }
+
+    #[test]
+    fn a_poisoned_shard_denies_with_reason_internal_even_in_shadow_mode() {
+        let engine = Engine::new(
+            one_tool_table(),
+            EngineConfig {
+                shards: 1,
+                ..EngineConfig::default()
+            },
+        )
+        .unwrap();
+        let s = engine.open_session("a", SessionOptions::default()).unwrap();
+        assert!(engine.decide(s, &Call::new("search")).is_allow());
+        let shard = &engine.inner.shards[0];
+        let poisoned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _guard = shard.lock();
+            panic!("a bug while holding the shard");
+        }));
+        assert!(poisoned.is_err());
+        let v = engine.decide(s, &Call::new("search"));
+        assert_eq!(v.outcome, crate::Outcome::Deny);
+        assert_eq!(v.reason, Reason::Internal(Internal::PoisonedLock));
+        assert_eq!(v.reason_code(), "internal");
+        assert!(matches!(
+            engine.report(CallRef { session: s, n: 1 }, CallResult::ok(1, 1)),
+            Err(EngineError::Internal(Internal::PoisonedLock))
+        ));
+    }
+
     #[test]
     fn the_engine_is_send_and_sync() {
         fn check<T: Send + Sync>() {}
