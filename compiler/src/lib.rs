@@ -5,7 +5,13 @@
 //! printing, no clock. The CLI (`main.rs`) reads files and prints.
 
 pub mod codegen;
+pub mod db;
 pub mod diagnostics;
+pub mod explain;
 pub mod interpret;
+pub mod line_index;
 pub mod model;
+pub mod render;
+pub mod sema;
+pub mod stdlib;
 pub mod syntax;

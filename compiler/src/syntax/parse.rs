@@ -30,8 +30,13 @@ pub fn parse(file: FileId, source: &str) -> Parsed {
     let tokens = lex(source);
     let mut diagnostics = Vec::new();
     let mut items = Vec::new();
+    let significant_ends: Vec<u32> = tokens
+        .iter()
+        .filter(|t| !t.kind.is_trivia())
+        .map(|t| t.end)
+        .collect();
     for chunk in split_items(source, &tokens) {
-        match parse_chunk(file, source, chunk) {
+        match parse_chunk(file, source, chunk, &significant_ends) {
             Ok(parsed) => items.extend(parsed),
             Err(diagnostic) => diagnostics.push(*diagnostic),
         }
@@ -43,7 +48,12 @@ pub fn parse(file: FileId, source: &str) -> Parsed {
     }
 }
 
-fn parse_chunk(file: FileId, source: &str, chunk: Chunk) -> Result<Vec<Item>, Box<Diagnostic>> {
+fn parse_chunk(
+    file: FileId,
+    source: &str,
+    chunk: Chunk,
+    significant_ends: &[u32],
+) -> Result<Vec<Item>, Box<Diagnostic>> {
     let text = &source[chunk.start..chunk.end];
     if chunk.max_nesting > MAX_NESTING {
         let at = TextRange::new(chunk.deepest_at, chunk.deepest_at + 1);
@@ -64,6 +74,7 @@ fn parse_chunk(file: FileId, source: &str, chunk: Chunk) -> Result<Vec<Item>, Bo
     let lower = Lower {
         file,
         offset: chunk.start as u32,
+        significant_ends,
     };
     pairs
         .filter(|p| p.as_rule() != Rule::EOI)
@@ -224,17 +235,29 @@ fn truncate(text: &str, max: usize) -> String {
 }
 
 /// Lowers pest pairs to the syntax tree; shifts ranges from chunk- to file-relative.
-struct Lower {
+struct Lower<'t> {
     file: FileId,
     offset: u32,
+    /// End offsets of the file's non-trivia tokens, ascending: pest spans may include
+    /// trailing whitespace and comments, which ranges must not.
+    significant_ends: &'t [u32],
 }
 
 type LowerResult<T> = Result<T, Box<Diagnostic>>;
 
-impl Lower {
+impl Lower<'_> {
     fn range(&self, pair: &Pair<'_, Rule>) -> TextRange {
         let span = pair.as_span();
-        TextRange::new(span.start(), span.end()).shifted(self.offset)
+        let range = TextRange::new(span.start(), span.end()).shifted(self.offset);
+        let i = self.significant_ends.partition_point(|e| *e <= range.end);
+        let end = match i.checked_sub(1).map(|i| self.significant_ends[i]) {
+            Some(e) if e > range.start => e,
+            _ => range.end,
+        };
+        TextRange {
+            start: range.start,
+            end,
+        }
     }
 
     fn name(&self, pair: Pair<'_, Rule>) -> Name {

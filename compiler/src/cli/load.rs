@@ -1,0 +1,179 @@
+//! Reading a policy from disk: a PATH is a `.agentpolicy` file, or a directory whose
+//! `.agentpolicy` files (recursively, sorted) form one policy. Bytes that are not UTF-8
+//! become an AP0004 diagnostic at the first bad byte, not an IO error.
+
+use std::path::{Path, PathBuf};
+
+use agentpolicy::db::{Analysis, Database, Loaded};
+use agentpolicy::diagnostics::{Code, Diagnostic, FileId, Label};
+use agentpolicy::render::Sources;
+use agentpolicy::syntax::ast::TextRange;
+
+/// A policy read from disk and analysed.
+pub struct LoadedPolicy {
+    pub db: Database,
+    pub loaded: Loaded,
+    pub analysis: std::sync::Arc<Analysis>,
+    /// Diagnostics about the files themselves (encoding), before analysis.
+    pub file_diagnostics: Vec<Diagnostic>,
+    pub sources: Sources,
+}
+
+impl LoadedPolicy {
+    pub fn diagnostics(&self) -> Vec<Diagnostic> {
+        let mut all = self.file_diagnostics.clone();
+        all.extend(self.analysis.diagnostics.iter().cloned());
+        all
+    }
+
+    /// The user's files as `(path, text)`, for hashing into the decision table.
+    #[expect(dead_code, reason = "used by `build` and `test`, which land next")]
+    pub fn user_sources(&self) -> Vec<(String, String)> {
+        self.db.user_sources(self.loaded)
+    }
+}
+
+/// Why a path could not be loaded at all (exit code 2).
+#[derive(Debug)]
+pub struct LoadError(pub String);
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The `.agentpolicy` files of `path`, sorted.
+pub fn policy_files(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    let meta = std::fs::metadata(path).map_err(|e| {
+        LoadError(format!(
+            "cannot read `{}`: {}",
+            path.display(),
+            describe_io(&e)
+        ))
+    })?;
+    if meta.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files = Vec::new();
+    collect(path, &mut files)?;
+    files.sort();
+    if files.is_empty() {
+        return Err(LoadError(format!(
+            "`{}` contains no `.agentpolicy` files\nhelp: pass a policy file, or a directory that holds one",
+            path.display()
+        )));
+    }
+    Ok(files)
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        LoadError(format!(
+            "cannot list `{}`: {}",
+            dir.display(),
+            describe_io(&e)
+        ))
+    })?;
+    for entry in entries {
+        let entry = entry.map_err(|e| {
+            LoadError(format!(
+                "cannot list `{}`: {}",
+                dir.display(),
+                describe_io(&e)
+            ))
+        })?;
+        let path = entry.path();
+        let file_type = entry.file_type().map_err(|e| {
+            LoadError(format!(
+                "cannot read `{}`: {}",
+                path.display(),
+                describe_io(&e)
+            ))
+        })?;
+        if file_type.is_dir() {
+            // Broken variants and fixtures kept beside a policy are separate policies.
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.starts_with('.') || name == "broken" || name == "target" {
+                continue;
+            }
+            collect(&path, out)?;
+        } else if path.extension().and_then(|e| e.to_str()) == Some("agentpolicy") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn describe_io(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        _ => e.to_string(),
+    }
+}
+
+/// Reads and analyses the policy at `path`.
+pub fn load(path: &Path) -> Result<LoadedPolicy, LoadError> {
+    let files = policy_files(path)?;
+    let mut texts = Vec::new();
+    let mut file_diagnostics = Vec::new();
+    for (i, file) in files.iter().enumerate() {
+        let bytes = std::fs::read(file).map_err(|e| {
+            LoadError(format!(
+                "cannot read `{}`: {}",
+                file.display(),
+                describe_io(&e)
+            ))
+        })?;
+        let display = file.display().to_string();
+        match String::from_utf8(bytes) {
+            Ok(text) => texts.push((display, text)),
+            Err(e) => {
+                let valid = e.utf8_error().valid_up_to();
+                let bytes = e.into_bytes();
+                // Keep the valid prefix so the diagnostic can show the line.
+                let prefix = String::from_utf8_lossy(&bytes[..valid]).into_owned();
+                file_diagnostics.push(
+                    Diagnostic::new(
+                        Code::InvalidEncoding,
+                        format!("this file is not UTF-8 text: byte {valid} is not valid UTF-8"),
+                        Label::new(
+                            FileId(i as u32),
+                            TextRange::new(valid, valid),
+                            "invalid byte here",
+                        ),
+                    )
+                    .with_help("save the file as UTF-8; policies are text files"),
+                );
+                texts.push((display, prefix));
+            }
+        }
+    }
+    let mut db = Database::default();
+    let loaded = db.load(texts);
+    let analysis = db.analysis(loaded);
+    let mut source_list = Vec::new();
+    let mut id = 0u32;
+    while let Some((p, t)) = db.file(loaded, FileId(id)) {
+        source_list.push((p.to_string(), t.to_string()));
+        id += 1;
+    }
+    // A file with bad encoding is analysed only up to its first bad byte; report that
+    // instead of what follows from the truncation.
+    let analysis = if file_diagnostics.is_empty() {
+        analysis
+    } else {
+        let bad: Vec<FileId> = file_diagnostics.iter().map(|d| d.primary.file).collect();
+        let mut a = (*analysis).clone();
+        a.diagnostics.retain(|d| !bad.contains(&d.primary.file));
+        std::sync::Arc::new(a)
+    };
+    Ok(LoadedPolicy {
+        db,
+        loaded,
+        analysis,
+        file_diagnostics,
+        sources: Sources::new(source_list),
+    })
+}

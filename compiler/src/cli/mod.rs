@@ -1,0 +1,51 @@
+//! Subcommands of the `agentpolicy` binary. Each module owns one command: it reads what
+//! it needs, calls the library, prints, and returns the exit code.
+//!
+//! Exit codes, for every command: 0 success, 1 the policy has errors (or a test failed,
+//! or a check found a problem), 2 usage or IO error.
+
+mod check;
+mod explain;
+mod load;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code 1: the input has problems the user must fix.
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code 2: the command could not run (bad usage, unreadable file).
+pub const EXIT_USAGE: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "agentpolicy",
+    version,
+    about = "Policy compiler and verifier for autonomous AI agents",
+    long_about = "agentpolicy checks `.agentpolicy` files: what each agent may do, with which \
+data, and when a human must decide. It proves safety properties before deploy and compiles \
+the policy to a decision table the embedded runtime evaluates on every tool call.",
+    after_help = "Exit codes: 0 success; 1 policy errors, failed tests or failed checks; 2 usage or IO error.\n\
+Each PATH is one policy: a `.agentpolicy` file, or a directory whose `.agentpolicy` files together form one policy."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Parse and analyse policies; report every problem with its source location.
+    Check(check::CheckArgs),
+    /// Print the documentation page of a diagnostic code (e.g. `agentpolicy explain AP0011`).
+    Explain(explain::ExplainArgs),
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    let code = match cli.command {
+        Command::Check(args) => check::run(args),
+        Command::Explain(args) => explain::run(args),
+    };
+    ExitCode::from(code)
+}

@@ -1,0 +1,168 @@
+//! Rendering diagnostics for people (ariadne: source snippets with labels) and for
+//! machines (JSON with file, line, column and byte ranges). Returns strings; printing
+//! and colour decisions are the caller's.
+
+use serde::Serialize;
+
+use crate::diagnostics::{Diagnostic, FileId, Label, Severity};
+use crate::line_index::LineIndex;
+
+/// The texts diagnostics point into, indexed by `FileId`.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    files: Vec<(String, String)>,
+}
+
+impl Sources {
+    pub fn new(files: Vec<(String, String)>) -> Self {
+        Sources { files }
+    }
+
+    pub fn get(&self, id: FileId) -> Option<(&str, &str)> {
+        self.files
+            .get(id.0 as usize)
+            .map(|(p, t)| (p.as_str(), t.as_str()))
+    }
+
+    pub fn path(&self, id: FileId) -> &str {
+        self.get(id).map(|(p, _)| p).unwrap_or("<unknown>")
+    }
+}
+
+/// Renders diagnostics as ariadne reports, one after another.
+pub fn human(diagnostics: &[Diagnostic], sources: &Sources, color: bool) -> String {
+    let mut out = Vec::new();
+    let cache_sources: Vec<(String, String)> = sources.files.clone();
+    for d in diagnostics {
+        let kind = match d.severity {
+            Severity::Error => ariadne::ReportKind::Error,
+            Severity::Warning => ariadne::ReportKind::Warning,
+        };
+        let span = |l: &Label| {
+            let len = sources.get(l.file).map(|(_, t)| t.len()).unwrap_or(0);
+            let start = (l.range.start as usize).min(len);
+            let end = (l.range.end as usize).clamp(start, len);
+            (sources.path(l.file).to_string(), start..end)
+        };
+        let config = ariadne::Config::default()
+            .with_color(color)
+            .with_index_type(ariadne::IndexType::Byte);
+        let primary_color = match d.severity {
+            Severity::Error => ariadne::Color::Red,
+            Severity::Warning => ariadne::Color::Yellow,
+        };
+        let mut report = ariadne::Report::build(kind, span(&d.primary))
+            .with_config(config)
+            .with_code(d.code.as_str())
+            .with_message(&d.message)
+            .with_label(
+                ariadne::Label::new(span(&d.primary))
+                    .with_message(&d.primary.message)
+                    .with_color(primary_color)
+                    .with_order(0),
+            );
+        for (i, l) in d.secondary.iter().enumerate() {
+            report = report.with_label(
+                ariadne::Label::new(span(l))
+                    .with_message(&l.message)
+                    .with_color(ariadne::Color::Blue)
+                    .with_order(i as i32 + 1),
+            );
+        }
+        if let Some(help) = &d.help {
+            report = report.with_help(help);
+        }
+        report = report.with_note(format!(
+            "see `agentpolicy explain {}` for what this means and how to fix it",
+            d.code
+        ));
+        let written = report
+            .finish()
+            .write(ariadne::sources(cache_sources.clone()), &mut out);
+        if written.is_err() {
+            // Fall back to a plain line rather than lose the diagnostic.
+            out.extend_from_slice(plain(d, sources).as_bytes());
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// One line per diagnostic: `path:line:col: error[AP0001]: message`.
+pub fn plain(d: &Diagnostic, sources: &Sources) -> String {
+    let at = position(&d.primary, sources);
+    let severity = match d.severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    };
+    format!(
+        "{}:{}:{}: {severity}[{}]: {}\n",
+        at.file, at.line, at.column, d.code, d.message
+    )
+}
+
+/// A label resolved to a file path and 1-based line and column (in characters).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Position {
+    pub file: String,
+    pub line: u32,
+    pub column: u32,
+    pub end_line: u32,
+    pub end_column: u32,
+    pub start_byte: u32,
+    pub end_byte: u32,
+}
+
+pub fn position(label: &Label, sources: &Sources) -> Position {
+    let (path, text) = sources.get(label.file).unwrap_or(("<unknown>", ""));
+    let index = LineIndex::new(text);
+    let start = index.line_col(text, label.range.start);
+    let end = index.line_col(text, label.range.end);
+    Position {
+        file: path.to_string(),
+        line: start.line + 1,
+        column: start.col + 1,
+        end_line: end.line + 1,
+        end_column: end.col + 1,
+        start_byte: label.range.start,
+        end_byte: label.range.end,
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct JsonLabel {
+    #[serde(flatten)]
+    position: Position,
+    message: String,
+}
+
+#[derive(Debug, Serialize)]
+struct JsonDiagnostic<'a> {
+    code: &'static str,
+    severity: Severity,
+    title: &'static str,
+    message: &'a str,
+    primary: JsonLabel,
+    secondary: Vec<JsonLabel>,
+    help: Option<&'a str>,
+}
+
+/// Diagnostics as a JSON array, stable field order.
+pub fn json(diagnostics: &[Diagnostic], sources: &Sources) -> serde_json::Value {
+    let label = |l: &Label| JsonLabel {
+        position: position(l, sources),
+        message: l.message.clone(),
+    };
+    let items: Vec<JsonDiagnostic<'_>> = diagnostics
+        .iter()
+        .map(|d| JsonDiagnostic {
+            code: d.code.as_str(),
+            severity: d.severity,
+            title: d.code.title(),
+            message: &d.message,
+            primary: label(&d.primary),
+            secondary: d.secondary.iter().map(label).collect(),
+            help: d.help.as_deref(),
+        })
+        .collect();
+    serde_json::to_value(items).unwrap_or(serde_json::Value::Null)
+}

@@ -1,0 +1,165 @@
+//! End-to-end tests of the `agentpolicy` binary: exit codes, usage and IO errors, and
+//! the commands' output on real files.
+
+#![expect(
+    clippy::expect_used,
+    reason = "a test helper that cannot do its job should fail the test loudly"
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn agentpolicy(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_agentpolicy"))
+        .current_dir(repo_root())
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run agentpolicy")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("agentpolicy-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+#[test]
+fn missing_file_is_a_usage_error() {
+    let o = agentpolicy(&["check", "no/such/file.agentpolicy"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("no/such/file.agentpolicy"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("no such file or directory"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn directory_without_policies_is_a_usage_error() {
+    let dir = temp_dir("empty-dir");
+    std::fs::write(dir.join("README.txt"), "not a policy").expect("write");
+    let o = agentpolicy(&["check", dir.to_str().expect("utf-8 path")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("contains no `.agentpolicy` files"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn no_arguments_is_a_usage_error() {
+    let o = agentpolicy(&["check"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = agentpolicy(&["frobnicate"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn design_example_checks_clean() {
+    let o = agentpolicy(&["check", "tests/fixtures/ok/design_example.agentpolicy"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("0 error(s)"));
+}
+
+#[test]
+fn a_directory_is_one_policy() {
+    let dir = temp_dir("multi-file");
+    std::fs::write(
+        dir.join("a.agentpolicy"),
+        "policy split version \"1\"\ntool lookup(q: text) { effect read }\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.join("b.agentpolicy"),
+        "agent helper {\n  owner \"ops@example.com\"\n  allow lookup\n}\n",
+    )
+    .expect("write");
+    let o = agentpolicy(&["check", dir.to_str().expect("utf-8 path")]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    std::fs::write(
+        dir.join("c.agentpolicy"),
+        "agent other {\n  owner \"ops@example.com\"\n  allow lokup\n}\n",
+    )
+    .expect("write");
+    let o = agentpolicy(&["check", dir.to_str().expect("utf-8 path")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains("did you mean `lookup`?"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("c.agentpolicy:3:9"), "{}", stdout(&o));
+}
+
+#[test]
+fn warnings_fail_only_when_denied() {
+    let dir = temp_dir("warnings");
+    let file = dir.join("w.agentpolicy");
+    std::fs::write(
+        &file,
+        "policy w version \"1\"\ntiers low < high\ntool t { effect read }\nagent a {\n  owner \"o\"\n  max tier high\n  allow t\n}\n",
+    )
+    .expect("write");
+    let path = file.to_str().expect("utf-8 path");
+    let o = agentpolicy(&["check", path]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("AP0022"));
+    let o = agentpolicy(&["check", "--deny-warnings", path]);
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn explain_prints_the_page() {
+    let o = agentpolicy(&["explain", "ap0011"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).starts_with("# AP0011"), "{}", stdout(&o));
+    let o = agentpolicy(&["explain", "AP9999"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("not a diagnostic code"));
+    let o = agentpolicy(&["explain", "list"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).contains("AP0001  syntax error"));
+}
+
+#[test]
+fn help_documents_exit_codes() {
+    let o = agentpolicy(&["--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).contains("Exit codes: 0 success; 1 policy errors"));
+}
+
+#[test]
+fn large_file_is_checked() {
+    // 10 MB of valid declarations: no crash, a clean result.
+    let dir = temp_dir("large");
+    let mut text = String::from("policy big version \"1\"\n");
+    let mut i = 0;
+    while text.len() < 10 * 1024 * 1024 {
+        text.push_str(&format!("tool t{i}(amount: money?) {{ effect read }}\n"));
+        i += 1;
+    }
+    let file = dir.join("big.agentpolicy");
+    std::fs::write(&file, text).expect("write");
+    let o = agentpolicy(&["check", file.to_str().expect("utf-8 path")]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}

@@ -1,0 +1,120 @@
+//! Golden tests: every `.agentpolicy` fixture under `tests/fixtures/` is checked by the
+//! real `agentpolicy` binary, and its human and JSON output (with the exit code) is
+//! compared with an insta snapshot. A fixture whose first line is `// expect: AP0010`
+//! must produce exactly those codes; fixtures under `ok/` must produce none.
+
+#![expect(
+    clippy::expect_used,
+    reason = "a test helper that cannot do its job should fail the test loudly"
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn run_check(relative: &str, format: &str) -> (String, i32) {
+    let out = Command::new(env!("CARGO_BIN_EXE_agentpolicy"))
+        .current_dir(repo_root())
+        .args(["check", relative, "--format", format])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run agentpolicy");
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (text, out.status.code().unwrap_or(-1))
+}
+
+fn expected_codes(path: &Path) -> Option<Vec<String>> {
+    let bytes = std::fs::read(path).ok()?;
+    let text = String::from_utf8_lossy(&bytes);
+    let first = text.lines().next()?;
+    let list = first.trim().strip_prefix("// expect:")?;
+    let mut codes: Vec<String> = list.split(',').map(|c| c.trim().to_string()).collect();
+    codes.sort();
+    codes.dedup();
+    Some(codes)
+}
+
+fn codes_in(json: &str) -> Vec<String> {
+    let value: serde_json::Value =
+        serde_json::from_str(json).expect("check --format json prints JSON");
+    let mut codes: Vec<String> = value["policies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|p| p["diagnostics"].as_array().cloned().unwrap_or_default())
+        .filter_map(|d| d["code"].as_str().map(str::to_string))
+        .collect();
+    codes.sort();
+    codes.dedup();
+    codes
+}
+
+#[test]
+fn fixtures() {
+    insta::glob!("../../tests/fixtures", "**/*.agentpolicy", |path| {
+        let relative = path
+            .strip_prefix(repo_root().canonicalize().expect("root"))
+            .unwrap_or(path)
+            .to_string_lossy()
+            .replace('\\', "/");
+        let (human, human_code) = run_check(&relative, "human");
+        let (json, json_code) = run_check(&relative, "json");
+        assert_eq!(
+            human_code, json_code,
+            "{relative}: exit codes differ between formats"
+        );
+        if let Some(expected) = expected_codes(path) {
+            assert_eq!(
+                codes_in(&json),
+                expected,
+                "{relative}: codes differ from `// expect:`"
+            );
+            assert_ne!(human_code, 0, "{relative}: expected diagnostics but exit 0");
+        } else if relative.contains("/ok/") {
+            assert_eq!(
+                codes_in(&json),
+                Vec::<String>::new(),
+                "{relative}: clean fixture has diagnostics"
+            );
+            assert_eq!(human_code, 0, "{relative}: clean fixture failed");
+        }
+        insta::assert_snapshot!("human", format!("exit code: {human_code}\n\n{human}"));
+        insta::assert_snapshot!("json", format!("exit code: {json_code}\n\n{json}"));
+    });
+}
+
+/// Every code in the registry is exercised by at least one fixture.
+#[test]
+fn every_code_has_a_fixture() {
+    let mut seen = std::collections::BTreeSet::new();
+    for entry in walk(&repo_root().join("tests/fixtures")) {
+        if let Some(codes) = expected_codes(&entry) {
+            seen.extend(codes);
+        }
+    }
+    let missing: Vec<&str> = agentpolicy::diagnostics::Code::ALL
+        .iter()
+        .map(|c| c.as_str())
+        .filter(|c| !seen.contains(*c))
+        .collect();
+    assert!(missing.is_empty(), "codes without a fixture: {missing:?}");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else if p.extension().is_some_and(|x| x == "agentpolicy") {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
