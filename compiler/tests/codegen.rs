@@ -1,6 +1,8 @@
 //! Code generation on a hand-built model: ids, spans, cells, texts, and the diagnostics
 //! for what a decision table cannot hold.
 
+#![cfg(test)]
+
 use agentpolicy::codegen::build_table;
 use agentpolicy::diagnostics::{Code, FileId};
 use agentpolicy::model::*;
