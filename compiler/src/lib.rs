@@ -11,6 +11,7 @@ pub mod explain;
 pub mod interpret;
 pub mod line_index;
 pub mod model;
+pub mod policy_test;
 pub mod render;
 pub mod sema;
 pub mod stdlib;

@@ -15,10 +15,12 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// Fixtures under `policy_tests/` are run with `agentpolicy test`; all others with `check`.
 fn run_check(relative: &str, format: &str) -> (String, i32) {
+    let command = if relative.contains("/policy_tests/") { "test" } else { "check" };
     let out = Command::new(env!("CARGO_BIN_EXE_agentpolicy"))
         .current_dir(repo_root())
-        .args(["check", relative, "--format", format])
+        .args([command, relative, "--format", format])
         .env("NO_COLOR", "1")
         .output()
         .expect("run agentpolicy");

@@ -8,6 +8,7 @@ mod check;
 mod explain;
 mod load;
 mod output;
+mod test_cmd;
 
 use std::process::ExitCode;
 
@@ -38,6 +39,8 @@ pub struct Cli {
 pub enum Command {
     /// Parse and analyse policies; report every problem with its source location.
     Check(check::CheckArgs),
+    /// Run the policies' `test` blocks through the compiled decision table, with rule coverage.
+    Test(test_cmd::TestArgs),
     /// Print the documentation page of a diagnostic code (e.g. `agentpolicy explain AP0011`).
     Explain(explain::ExplainArgs),
 }
@@ -46,6 +49,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let code = match cli.command {
         Command::Check(args) => check::run(args),
         Command::Explain(args) => explain::run(args),
+        Command::Test(args) => test_cmd::run(args),
     };
     ExitCode::from(code)
 }
