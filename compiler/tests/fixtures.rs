@@ -17,7 +17,11 @@ fn repo_root() -> PathBuf {
 
 /// Fixtures under `policy_tests/` are run with `agentpolicy test`; all others with `check`.
 fn run_check(relative: &str, format: &str) -> (String, i32) {
-    let command = if relative.contains("/policy_tests/") { "test" } else { "check" };
+    let command = if relative.contains("/policy_tests/") {
+        "test"
+    } else {
+        "check"
+    };
     let out = Command::new(env!("CARGO_BIN_EXE_agentpolicy"))
         .current_dir(repo_root())
         .args([command, relative, "--format", format])
