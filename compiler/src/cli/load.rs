@@ -4,15 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
-use agentpolicy::db::{Analysis, Database, Loaded};
+use agentpolicy::db::{Analysis, Database};
 use agentpolicy::diagnostics::{Code, Diagnostic, FileId, Label};
 use agentpolicy::render::Sources;
 use agentpolicy::syntax::ast::TextRange;
 
 /// A policy read from disk and analysed.
 pub struct LoadedPolicy {
-    pub db: Database,
-    pub loaded: Loaded,
     pub analysis: std::sync::Arc<Analysis>,
     /// Diagnostics about the files themselves (encoding), before analysis.
     pub file_diagnostics: Vec<Diagnostic>,
@@ -26,10 +24,9 @@ impl LoadedPolicy {
         all
     }
 
-    /// The user's files as `(path, text)`, for hashing into the decision table.
-    #[expect(dead_code, reason = "used by `build` and `test`, which land next")]
-    pub fn user_sources(&self) -> Vec<(String, String)> {
-        self.db.user_sources(self.loaded)
+    /// Builds the decision table, or returns the diagnostics that prevent it.
+    pub fn build_table(&self) -> Result<agentpolicy_runtime::DecisionTable, Vec<Diagnostic>> {
+        agentpolicy::codegen::build_table(&self.analysis.model, self.sources.files())
     }
 }
 
@@ -170,8 +167,6 @@ pub fn load(path: &Path) -> Result<LoadedPolicy, LoadError> {
         std::sync::Arc::new(a)
     };
     Ok(LoadedPolicy {
-        db,
-        loaded,
         analysis,
         file_diagnostics,
         sources: Sources::new(source_list),

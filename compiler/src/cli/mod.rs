@@ -4,10 +4,14 @@
 //! Exit codes, for every command: 0 success, 1 the policy has errors (or a test failed,
 //! or a check found a problem), 2 usage or IO error.
 
+mod build;
 mod check;
+mod decide;
 mod explain;
 mod load;
 mod output;
+mod request_json;
+mod test_cmd;
 
 use std::process::ExitCode;
 
@@ -38,6 +42,12 @@ pub struct Cli {
 pub enum Command {
     /// Parse and analyse policies; report every problem with its source location.
     Check(check::CheckArgs),
+    /// Run the policies' `test` blocks through the compiled decision table, with rule coverage.
+    Test(test_cmd::TestArgs),
+    /// Compile a policy to the decision table the runtime loads; prints its content hash.
+    Build(build::BuildArgs),
+    /// Decide one request against a compiled table: the outcome, the deciding rule, and why.
+    Decide(decide::DecideArgs),
     /// Print the documentation page of a diagnostic code (e.g. `agentpolicy explain AP0011`).
     Explain(explain::ExplainArgs),
 }
@@ -46,6 +56,9 @@ pub fn run(cli: Cli) -> ExitCode {
     let code = match cli.command {
         Command::Check(args) => check::run(args),
         Command::Explain(args) => explain::run(args),
+        Command::Test(args) => test_cmd::run(args),
+        Command::Build(args) => build::run(args),
+        Command::Decide(args) => decide::run(args),
     };
     ExitCode::from(code)
 }
