@@ -60,7 +60,7 @@ fn decide_files(args: &DecideArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn load_table(bytes: &[u8]) -> Result<DecisionTable, String> {
+pub(super) fn load_table(bytes: &[u8]) -> Result<DecisionTable, String> {
     if bytes.starts_with(&MAGIC) {
         return DecisionTable::from_bytes(bytes).map_err(|e| e.to_string());
     }

@@ -4,14 +4,18 @@
 //! Exit codes, for every command: 0 success, 1 the policy has errors (or a test failed,
 //! or a check found a problem), 2 usage or IO error.
 
+mod audit;
 mod build;
 mod check;
 mod decide;
 mod explain;
 mod load;
 mod output;
+mod replay;
 mod request_json;
+mod table_input;
 mod test_cmd;
+mod trace;
 
 use std::process::ExitCode;
 
@@ -48,6 +52,10 @@ pub enum Command {
     Build(build::BuildArgs),
     /// Decide one request against a compiled table: the outcome, the deciding rule, and why.
     Decide(decide::DecideArgs),
+    /// Run a recorded trace of tool calls through a real engine; print each decision and a summary.
+    Replay(replay::ReplayArgs),
+    /// Verify or query an engine's audit log.
+    Audit(audit::AuditArgs),
     /// Print the documentation page of a diagnostic code (e.g. `agentpolicy explain AP0011`).
     Explain(explain::ExplainArgs),
 }
@@ -59,6 +67,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Test(args) => test_cmd::run(args),
         Command::Build(args) => build::run(args),
         Command::Decide(args) => decide::run(args),
+        Command::Replay(args) => replay::run(args),
+        Command::Audit(args) => audit::run(args),
     };
     ExitCode::from(code)
 }

@@ -169,7 +169,7 @@ fn session(
 }
 
 /// The value of an argument of type `ty`; `Err` says what was expected.
-fn arg_value(ty: ValueType, value: &Json) -> Result<ArgValue<'_>, &'static str> {
+pub(super) fn arg_value(ty: ValueType, value: &Json) -> Result<ArgValue<'_>, &'static str> {
     match ty {
         ValueType::Money => {
             const EXPECTED: &str = "money, like \"$25,000\" or a number of dollars";
@@ -204,7 +204,7 @@ fn arg_value(ty: ValueType, value: &Json) -> Result<ArgValue<'_>, &'static str> 
 }
 
 /// A number or percentage in millionths: `0.85`, `"0.85"` and `"85%"` are 850_000.
-fn number(value: &Json) -> Result<i64, &'static str> {
+pub(super) fn number(value: &Json) -> Result<i64, &'static str> {
     const EXPECTED: &str = "a number like 0.85, or a percentage like \"85%\"";
     let text = match value {
         Json::Number(n) => n.to_string(),
