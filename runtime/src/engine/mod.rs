@@ -120,6 +120,12 @@ pub(crate) struct Loaded {
     pub generation: u64,
 }
 
+/// A shard on its own cache lines, so two threads deciding in neighbouring shards do
+/// not contend for one line (false sharing) when they take their locks.
+#[derive(Debug)]
+#[repr(align(128))]
+pub(crate) struct ShardSlot(pub Mutex<Shard>);
+
 #[derive(Debug)]
 pub(crate) struct Shard {
     pub loaded: Arc<Loaded>,
@@ -132,7 +138,7 @@ pub(crate) struct Inner {
     pub clock: Arc<dyn Clock>,
     pub current: RwLock<Arc<Loaded>>,
     pub generation: AtomicU64,
-    pub shards: Box<[Mutex<Shard>]>,
+    pub shards: Box<[ShardSlot]>,
     /// Every agent's controls by name, across table generations.
     pub controls: Mutex<HashMap<String, Arc<AgentControl>>>,
     pub kill_all: AtomicBool,
@@ -241,11 +247,11 @@ impl Engine {
         });
         let shards = (0..shards.max(1))
             .map(|_| {
-                Mutex::new(Shard {
+                ShardSlot(Mutex::new(Shard {
                     loaded: Arc::clone(&loaded),
                     sessions: HashMap::new(),
                     pending: BTreeMap::new(),
-                })
+                }))
             })
             .collect();
         let interval = [kill_file.as_ref().map(|k| k.poll_interval), housekeeping]
@@ -472,7 +478,9 @@ fn spawn_housekeeper(inner: &Arc<Inner>, interval: Duration) -> Result<Housekeep
 impl Inner {
     pub(crate) fn shard(&self, session: SessionId) -> Option<&Mutex<Shard>> {
         let n = self.shards.len() as u64;
-        self.shards.get((session.0 % n.max(1)) as usize)
+        self.shards
+            .get((session.0 % n.max(1)) as usize)
+            .map(|s| &s.0)
     }
 
     /// Locks a session's shard and brings it to the table in force.
@@ -612,7 +620,7 @@ mod tests {
         .unwrap();
         let s = engine.open_session("a", SessionOptions::default()).unwrap();
         assert!(engine.decide(s, &Call::new("search")).is_allow());
-        let shard = &engine.inner.shards[0];
+        let shard = &engine.inner.shards[0].0;
         let poisoned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let _guard = shard.lock();
             panic!("a bug while holding the shard");

@@ -17,7 +17,7 @@ impl Inner {
     pub(crate) fn pending_escalations(&self) -> Result<Vec<Escalation>, EngineError> {
         let mut out = Vec::new();
         for shard in &*self.shards {
-            let shard = shard.lock().map_err(|_| Internal::PoisonedLock)?;
+            let shard = shard.0.lock().map_err(|_| Internal::PoisonedLock)?;
             out.extend(shard.pending.values().map(|p| p.escalation.clone()));
         }
         out.sort_by_key(|e| (e.raised_ms, e.id));
@@ -165,7 +165,7 @@ impl Inner {
         let mut due = Vec::new();
         for shard in &*self.shards {
             // A poisoned shard's escalations cannot be resolved; its calls are denied.
-            if let Ok(shard) = shard.lock() {
+            if let Ok(shard) = shard.0.lock() {
                 due.extend(
                     shard
                         .pending
