@@ -8,6 +8,7 @@ pub mod codegen;
 pub mod db;
 pub mod diagnostics;
 pub mod explain;
+pub mod format;
 pub mod interpret;
 pub mod line_index;
 pub mod model;

@@ -9,6 +9,7 @@ mod build;
 mod check;
 mod decide;
 mod explain;
+mod fmt;
 mod load;
 mod output;
 mod replay;
@@ -58,12 +59,16 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// Print the documentation page of a diagnostic code (e.g. `agentpolicy explain AP0011`).
     Explain(explain::ExplainArgs),
+    /// Rewrite policy files in the canonical layout, keeping every comment; `--check`
+    /// only reports files that are not formatted.
+    Fmt(fmt::FmtArgs),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
     let code = match cli.command {
         Command::Check(args) => check::run(args),
         Command::Explain(args) => explain::run(args),
+        Command::Fmt(args) => fmt::run(args),
         Command::Test(args) => test_cmd::run(args),
         Command::Build(args) => build::run(args),
         Command::Decide(args) => decide::run(args),
