@@ -459,7 +459,12 @@ fn spawn_housekeeper(inner: &Arc<Inner>, interval: Duration) -> Result<Housekeep
                 // keeps going so the kill file is honoured while anything runs.
                 let _ = inner.poll_kill_file();
                 inner.expire_escalations();
-                if let Some(audit) = &inner.audit {
+                if let Some(audit) = &inner.audit
+                    && matches!(
+                        audit.durability(),
+                        crate::audit::Durability::OsBuffered { .. }
+                    )
+                {
                     let _ = audit.sync();
                 }
             }
