@@ -16,6 +16,11 @@ use crate::hash::ContentHash;
 pub const GENESIS: ContentHash = ContentHash([0; 32]);
 
 /// What a record is about.
+///
+/// ```
+/// use agentpolicy_runtime::audit::RecordKind;
+/// assert_eq!(RecordKind::Decision.keyword(), "decision");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RecordKind {

@@ -60,6 +60,13 @@ pub enum EditKind {
 }
 
 /// One way the log differs from what its writer wrote.
+///
+/// ```
+/// use agentpolicy_runtime::audit::Problem;
+/// let p = Problem::Deleted { line: 9, from_seq: 8, to_seq: 8 };
+/// assert_eq!(p.keyword(), "deleted");
+/// assert_eq!(p.to_string(), "line 9: record 8 was deleted (the chain jumps over it)");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
     /// The line is not a record at all.
@@ -271,6 +278,15 @@ struct Entry {
 }
 
 /// Verifies a log, and checks that it still holds `anchor`'s record unchanged.
+///
+/// ```
+/// use agentpolicy_runtime::audit::{Anchor, Problem, verify_with};
+/// use agentpolicy_runtime::ContentHash;
+/// // An empty log cannot hold record 3.
+/// let anchor = Anchor { seq: 3, hash: ContentHash::default() };
+/// let report = verify_with(&b""[..], Some(anchor)).unwrap();
+/// assert_eq!(report.problems, [Problem::Truncated { last_seq: None, anchor_seq: 3 }]);
+/// ```
 pub fn verify_with<R: BufRead>(mut reader: R, anchor: Option<Anchor>) -> io::Result<VerifyReport> {
     let mut report = VerifyReport::default();
     let mut entries: Vec<Entry> = Vec::new();

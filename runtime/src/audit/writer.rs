@@ -56,6 +56,28 @@ impl Default for Durability {
 
 /// Where the log's bytes go. [`File`] is the usual sink; an embedder can supply another
 /// (a replicated store), and tests supply failing ones.
+///
+/// ```
+/// use std::io;
+/// use std::sync::{Arc, Mutex};
+/// use agentpolicy_runtime::audit::{AuditLog, Durability, GENESIS, LogSink, Record, RecordKind, verify};
+///
+/// #[derive(Debug, Clone, Default)]
+/// struct Memory(Arc<Mutex<Vec<u8>>>);
+/// impl LogSink for Memory {
+///     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+///         self.0.lock().unwrap().extend_from_slice(bytes);
+///         Ok(())
+///     }
+///     fn sync(&mut self) -> io::Result<()> { Ok(()) }
+/// }
+///
+/// let memory = Memory::default();
+/// let log = AuditLog::with_sink(Box::new(memory.clone()), Durability::default(), 1, GENESIS);
+/// log.append(Record::new(RecordKind::Control, 0)).unwrap();
+/// let bytes = memory.0.lock().unwrap().clone();
+/// assert!(verify(bytes.as_slice()).unwrap().is_intact());
+/// ```
 pub trait LogSink: Send + fmt::Debug {
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()>;
     /// Makes everything written so far durable.

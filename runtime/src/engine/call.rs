@@ -10,6 +10,12 @@ use crate::decision::{Decision, Outcome};
 use crate::hash::ContentHash;
 
 /// A session, engine-wide; shown as `s` and its number unless the session was named.
+///
+/// ```
+/// use agentpolicy_runtime::engine::{CallRef, SessionId};
+/// assert_eq!(SessionId(7).to_string(), "s7");
+/// assert_eq!(CallRef { session: SessionId(7), n: 3 }.to_string(), "s7:3");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionId(pub u64);
 
@@ -35,6 +41,13 @@ impl fmt::Display for CallRef {
 
 /// The data a call reads from or writes to, with its isolation-key values
 /// (`[("matter", "M-1")]`).
+///
+/// ```
+/// use agentpolicy_runtime::engine::{Call, Labels};
+/// let keys = [("matter", "M-1")];
+/// let call = Call::new("search_docs").reads("document", &keys);
+/// assert_eq!(call.read, Some(Labels { target: "document", keys: &keys }));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Labels<'a> {
     pub target: &'a str,
@@ -133,6 +146,11 @@ impl CallResult {
 }
 
 /// A fault inside the engine. Every one of them is a Deny with reason `internal`.
+///
+/// ```
+/// use agentpolicy_runtime::engine::Internal;
+/// assert_eq!(Internal::PoisonedLock.to_string(), "engine state was poisoned by a panic");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Internal {
     /// A thread panicked while holding engine state.

@@ -68,6 +68,12 @@ impl Redaction {
 }
 
 /// How tripped circuit breakers recover, and how much evidence an error rate needs.
+///
+/// ```
+/// use agentpolicy_runtime::engine::BreakerSettings;
+/// let b = BreakerSettings::default();
+/// assert_eq!((b.min_results, b.cooldown), (10, None));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BreakerSettings {
     /// An error-rate breaker is only judged once its window holds this many reported
@@ -95,6 +101,13 @@ impl Default for BreakerSettings {
 /// lifts what it imposed (suspensions made through the API stay). A background thread
 /// reads it every `poll_interval` (default 1 s, far inside the 60 s an operator is
 /// promised); [`super::Engine::poll_kill_file`] reads it at once.
+///
+/// ```
+/// use std::time::Duration;
+/// use agentpolicy_runtime::engine::KillFile;
+/// let k = KillFile::new("/run/agentpolicy/STOP");
+/// assert_eq!(k.poll_interval, Duration::from_secs(1));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KillFile {
     pub path: PathBuf,

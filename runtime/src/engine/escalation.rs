@@ -33,6 +33,11 @@ pub struct Escalation {
 }
 
 /// How a human (or the clock) answered.
+///
+/// ```
+/// use agentpolicy_runtime::engine::Resolution;
+/// assert_eq!(Resolution::TimedOut.keyword(), "timeout");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Resolution {
     Approve,

@@ -57,6 +57,11 @@ use session::Session;
 
 /// What went wrong with an engine operation other than a decision (a decision always
 /// answers with a [`Verdict`]).
+///
+/// ```
+/// use agentpolicy_runtime::engine::{EngineError, SessionId};
+/// assert_eq!(EngineError::UnknownSession(SessionId(4)).to_string(), "no session s4");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EngineError {
     UnknownAgent(String),
