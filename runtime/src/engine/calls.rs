@@ -16,7 +16,7 @@ use crate::audit::{Ack, Record, RecordKind, ReportedResult};
 use crate::builder::{RequestBuilder, RequestError};
 use crate::decision::{Decision, Outcome, Stage, Why};
 use crate::decision_table::DecisionTable;
-use crate::request::{Request, SessionView};
+use crate::request::{Access, Request, SessionView};
 use crate::table::{Breaker, BreakerMetric, Mode, SuspendScope};
 
 /// A decision made under the shard lock, with the records to queue for it.
@@ -511,20 +511,27 @@ pub(crate) fn build_request(
     let tool = table.tool_id(call.tool).ok_or(Build::UnknownTool)?;
     let mut b = RequestBuilder::for_ids(table, session.agent, tool);
     for (name, value) in call.args {
-        b = b.arg(name, *value)?;
+        b.set_arg(name, *value)?;
     }
-    if let Some(c) = call.confidence {
-        b = b.confidence(c);
-    }
-    if let Some(read) = &call.read {
-        let (keys, n) = key_values(table, session, read, None)?;
-        b = b.read(read.target, keys.get(..n).unwrap_or_default())?;
-    }
-    if let Some(write) = &call.write {
-        let (keys, n) = key_values(table, session, write, call.read.as_ref())?;
-        b = b.write(write.target, keys.get(..n).unwrap_or_default())?;
-    }
-    Ok(b.build())
+    let read = match &call.read {
+        None => None,
+        Some(read) => Some(Access {
+            target: table
+                .resource_id(read.target)
+                .ok_or_else(|| RequestError::UnknownResource(read.target.to_owned()))?,
+            keys: key_values(table, session, read, None)?,
+        }),
+    };
+    let write = match &call.write {
+        None => None,
+        Some(write) => Some(Access {
+            target: table
+                .sink_id(write.target)
+                .ok_or_else(|| RequestError::UnknownSink(write.target.to_owned()))?,
+            keys: key_values(table, session, write, call.read.as_ref())?,
+        }),
+    };
+    Ok(b.finish(call.confidence, read, write))
 }
 
 #[cfg(test)]

@@ -131,10 +131,33 @@ pub(crate) struct Loaded {
 #[repr(align(128))]
 pub(crate) struct ShardSlot(pub Mutex<Shard>);
 
+/// Hashes session ids, which the engine hands out in sequence (never chosen by a
+/// caller, so no collision attack): one multiply instead of SipHash on every call.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct SessionIdHasher(u64);
+
+impl std::hash::Hasher for SessionIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+pub(crate) type Sessions = HashMap<u64, Session, std::hash::BuildHasherDefault<SessionIdHasher>>;
+
 #[derive(Debug)]
 pub(crate) struct Shard {
     pub loaded: Arc<Loaded>,
-    pub sessions: HashMap<u64, Session>,
+    pub sessions: Sessions,
     pub pending: BTreeMap<CallRef, Pending>,
 }
 
@@ -254,7 +277,7 @@ impl Engine {
             .map(|_| {
                 ShardSlot(Mutex::new(Shard {
                     loaded: Arc::clone(&loaded),
-                    sessions: HashMap::new(),
+                    sessions: Sessions::default(),
                     pending: BTreeMap::new(),
                 }))
             })

@@ -192,13 +192,12 @@ impl Session {
                     return;
                 };
                 raise(&mut self.tier, resource.tier);
-                for &key in &resource.keyed {
-                    let value = labels
-                        .keys
-                        .iter()
-                        .find(|(k, _)| table.key_id(k) == Some(key))
-                        .map(|(_, v)| *v);
-                    if let (Some(slot), Some(value)) = (self.bound.get_mut(key.index()), value)
+                for &(name, value) in labels.keys {
+                    let Some(key) = table.key_id(name).filter(|k| resource.keyed.contains(k))
+                    else {
+                        continue;
+                    };
+                    if let Some(slot) = self.bound.get_mut(key.index())
                         && slot.is_none()
                     {
                         *slot = Some(value.into());
@@ -221,19 +220,15 @@ impl Session {
     }
 }
 
-/// Up to [`MAX_KEYS`] key names with their values, and how many are filled in.
-pub(crate) type KeyValues<'a> = ([(&'a str, KeyValue); MAX_KEYS], usize);
-
 /// Key values of a read or write, as ids relative to the session: see the module docs.
 /// `also_bound` is what the same call's read binds, for its write.
-pub(crate) fn key_values<'a>(
+pub(crate) fn key_values(
     table: &DecisionTable,
     session: &Session,
-    labels: &Labels<'a>,
-    also_bound: Option<&Labels<'a>>,
-) -> Result<KeyValues<'a>, RequestError> {
-    let mut out = [("", KeyValue(0)); MAX_KEYS];
-    let mut n = 0;
+    labels: &Labels<'_>,
+    also_bound: Option<&Labels<'_>>,
+) -> Result<KeyBindings, RequestError> {
+    let mut out = KeyBindings::default();
     for &(name, value) in labels.keys {
         let key = table
             .key_id(name)
@@ -247,11 +242,9 @@ pub(crate) fn key_values<'a>(
             })
         });
         let id = KeyValue(u64::from(bound.is_some_and(|b| b != value)));
-        let slot = out
-            .get_mut(n)
-            .ok_or_else(|| RequestError::UnknownKey(name.to_owned()))?;
-        *slot = (name, id);
-        n += 1;
+        if !out.set(key, id) {
+            return Err(RequestError::UnknownKey(name.to_owned()));
+        }
     }
-    Ok((out, n))
+    Ok(out)
 }
