@@ -226,6 +226,21 @@ fn build_request(
             .read(&model.resources[on.resource.index()].name, &keys)
             .map_err(|e| e.to_string())?;
     }
+    if let Some(into) = &call.into {
+        let keys: Vec<(&str, rt::KeyValue)> = into
+            .keys
+            .iter()
+            .map(|(k, v)| {
+                (
+                    model.keys[k.index()].name.as_str(),
+                    session.interner.intern(v),
+                )
+            })
+            .collect();
+        builder = builder
+            .write(&model.sinks[into.sink.index()].name, &keys)
+            .map_err(|e| e.to_string())?;
+    }
     Ok(builder.session(session.view()).build())
 }
 

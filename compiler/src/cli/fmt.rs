@@ -9,10 +9,9 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use agentpolicy::diagnostics::{Code, Diagnostic, FileId, Label};
+use agentpolicy::diagnostics::{Diagnostic, FileId};
 use agentpolicy::format::{FormatError, format};
 use agentpolicy::render::{self, Sources};
-use agentpolicy::syntax::ast::TextRange;
 
 use super::output::use_color;
 use super::{EXIT_FAILURE, EXIT_USAGE, load};
@@ -97,31 +96,16 @@ pub fn run(args: FmtArgs) -> u8 {
 }
 
 fn format_file(file: &Path, check: bool) -> Outcome {
-    let bytes = match std::fs::read(file) {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            eprintln!(
-                "error: cannot read `{}`: {}",
-                file.display(),
-                describe_io(&e)
-            );
-            return Outcome::IoError;
-        }
-    };
     let display = file.display().to_string();
-    let source = match String::from_utf8(bytes) {
-        Ok(text) => text,
-        Err(e) => {
-            let valid = e.utf8_error().valid_up_to();
-            let prefix = String::from_utf8_lossy(&e.into_bytes()[..valid]).into_owned();
-            let diagnostic = Diagnostic::new(
-                Code::InvalidEncoding,
-                format!("this file is not UTF-8 text: byte {valid} is not valid UTF-8"),
-                Label::new(FileId(0), TextRange::new(valid, valid), "invalid byte here"),
-            )
-            .with_help("save the file as UTF-8; policies are text files");
+    let source = match load::read_text(file, FileId(0)) {
+        Ok((text, None)) => text,
+        Ok((prefix, Some(diagnostic))) => {
             report_refusal(&display, &prefix, &[diagnostic]);
             return Outcome::Refused;
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Outcome::IoError;
         }
     };
     let formatted = match format(&source) {
@@ -149,7 +133,7 @@ fn format_file(file: &Path, check: bool) -> Outcome {
             Outcome::Changed
         }
         Err(e) => {
-            eprintln!("error: cannot write `{display}`: {}", describe_io(&e));
+            eprintln!("error: cannot write `{display}`: {}", load::describe_io(&e));
             Outcome::IoError
         }
     }
@@ -186,14 +170,6 @@ fn write_replacing(file: &Path, text: &str) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&temp);
     }
     written
-}
-
-fn describe_io(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-        _ => e.to_string(),
-    }
 }
 
 /// Lines of context around a change.

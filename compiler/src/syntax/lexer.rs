@@ -223,6 +223,7 @@ pub const KEYWORDS: &[&str] = &[
     "expect",
     "with",
     "on",
+    "into",
     "true",
     "false",
 ];

@@ -132,6 +132,7 @@ fn describe(rule: Rule) -> &'static str {
         Rule::kw_when => "`when`",
         Rule::kw_with => "`with`",
         Rule::kw_on => "`on`",
+        Rule::kw_into => "`into`",
         Rule::kw_and => "`and`",
         Rule::kw_or => "`or`",
         Rule::kw_not => "`not`",
@@ -732,6 +733,7 @@ impl Lower<'_> {
             args: Vec::new(),
             confidence: None,
             on: None,
+            into: None,
             range,
         };
         while let Some(part) = inner.next() {
@@ -746,6 +748,15 @@ impl Lower<'_> {
                         .map(|p| self.call_arg(p))
                         .collect::<LowerResult<_>>()?;
                     step.on = Some(ResourceRef { resource, keys });
+                }
+                Rule::kw_into => {
+                    let reference = next(&mut inner)?;
+                    let mut parts = reference.into_inner();
+                    let resource = self.name(next(&mut parts)?);
+                    let keys = parts
+                        .map(|p| self.call_arg(p))
+                        .collect::<LowerResult<_>>()?;
+                    step.into = Some(ResourceRef { resource, keys });
                 }
                 _ => {}
             }
