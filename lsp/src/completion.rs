@@ -254,6 +254,7 @@ fn context(text: &str, tokens: &[Token], offset: u32) -> Want {
         (_, "effect") => return Want::Words(EFFECTS),
         (_, "mode") => return Want::Words(&["shadow", "enforce"]),
         (_, "on") if item == Some("test") => return Want::Resources,
+        (_, "into") if item == Some("test") => return Want::Sinks,
         (_, "with") if item == Some("test") => return Want::Words(&["confidence"]),
         (_, "assert") => {
             return Want::Any(vec![Want::Words(&["never", "every", "no"]), Want::Agents]);
@@ -579,5 +580,6 @@ mod tests {
         );
         assert_eq!(want("agent a {\n  |\n}"), Want::Keywords(AGENT_CLAUSES));
         assert_eq!(want("use |"), Want::Modules);
+        assert_eq!(want("test \"t\" {\n  a calls t into |\n}"), Want::Sinks);
     }
 }

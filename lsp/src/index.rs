@@ -284,6 +284,12 @@ impl Walker<'_> {
                                 self.refer(SymbolKind::Key, &key.name);
                             }
                         }
+                        if let Some(into) = &step.into {
+                            self.refer(SymbolKind::Sink, &into.resource);
+                            for key in &into.keys {
+                                self.refer(SymbolKind::Key, &key.name);
+                            }
+                        }
                     }
                     if let ExpectKind::Escalate(routes) = &t.expect.kind {
                         routes.iter().for_each(|n| self.refer(SymbolKind::Route, n));
