@@ -7,10 +7,10 @@
 
 use std::str::FromStr;
 
-use agentpolicy::diagnostics::{Diagnostic, Severity};
+use agentpolicy::diagnostics::{Code, Diagnostic, Severity};
 use tower_lsp_server::ls_types::{
-    self as lsp, CodeDescription, DiagnosticRelatedInformation, DiagnosticSeverity, NumberOrString,
-    Uri,
+    self as lsp, CodeDescription, DiagnosticRelatedInformation, DiagnosticSeverity, DiagnosticTag,
+    NumberOrString, Uri,
 };
 
 use agentpolicy::db::Analysis;
@@ -107,7 +107,8 @@ pub fn to_lsp(state: &PolicyState, d: &Diagnostic, docs_base: Option<&str>) -> l
         source: Some(SOURCE.to_string()),
         message,
         related_information: (!related.is_empty()).then_some(related),
-        tags: None,
+        // A `deny` that can never decide anything is dead code: editors fade it.
+        tags: (d.code == Code::UngrantedDeny).then(|| vec![DiagnosticTag::UNNECESSARY]),
         data: None,
     }
 }

@@ -15,6 +15,7 @@ pub mod formatting;
 pub mod framing;
 pub mod hover;
 pub mod index;
+pub mod inlay_hints;
 pub mod lookup;
 pub mod navigation;
 pub mod semantic_tokens;

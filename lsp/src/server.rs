@@ -20,8 +20,8 @@ use tower_lsp_server::{Client, LanguageServer};
 
 use crate::state::{PolicyState, World, default_stdlib_dir};
 use crate::{
-    code_actions, completion, diagnostics, folding, formatting, hover, navigation, semantic_tokens,
-    symbols,
+    code_actions, completion, diagnostics, folding, formatting, hover, inlay_hints, navigation,
+    semantic_tokens, symbols,
 };
 
 /// Options a client may pass as `initializationOptions`.
@@ -283,6 +283,8 @@ pub fn capabilities() -> ServerCapabilities {
         })),
         folding_range_provider: Some(FoldingRangeProviderCapability::Simple(true)),
         document_formatting_provider: Some(OneOf::Left(true)),
+        document_highlight_provider: Some(OneOf::Left(true)),
+        inlay_hint_provider: Some(OneOf::Left(true)),
         ..Default::default()
     }
 }
@@ -542,5 +544,19 @@ impl LanguageServer for Backend {
                 Ok(None)
             }
         }
+    }
+
+    async fn inlay_hint(&self, params: InlayHintParams) -> Result<Option<Vec<InlayHint>>> {
+        self.with_world(|w| {
+            inlay_hints::inlay_hints(w, &params.text_document.uri, params.range).map(Some)
+        })
+    }
+
+    async fn document_highlight(
+        &self,
+        params: DocumentHighlightParams,
+    ) -> Result<Option<Vec<DocumentHighlight>>> {
+        let p = params.text_document_position_params;
+        self.with_world(|w| inlay_hints::document_highlights(w, &p.text_document.uri, p.position))
     }
 }

@@ -4,8 +4,8 @@
 
 use agentpolicy_lsp::state::{PolicyState, uri};
 use agentpolicy_lsp::{
-    code_actions, completion, diagnostics, folding, formatting, hover, navigation, semantic_tokens,
-    symbols,
+    code_actions, completion, diagnostics, folding, formatting, hover, inlay_hints, navigation,
+    semantic_tokens, symbols,
 };
 use tower_lsp_server::ls_types::{Position, Range};
 
@@ -33,6 +33,8 @@ fn no_feature_panics_anywhere() {
         symbols::document_symbols(&world, &u).expect("symbols");
         let _ = symbols::workspace_symbols(&world, "a");
         folding::folding_ranges(&world, &u).expect("folding");
+        let everything = Range::new(Position::new(0, 0), Position::new(lines + 5, 0));
+        inlay_hints::inlay_hints(&world, &u, everything).expect("inlay hints");
         let _ = formatting::formatting(&world, &u).expect("formatting");
         for line in 0..lines {
             for character in 0..24 {
@@ -40,6 +42,7 @@ fn no_feature_panics_anywhere() {
                 hover::hover(&world, &u, p).expect("hover");
                 completion::completion(&world, &u, p, false).expect("completion");
                 navigation::goto_definition(&world, &u, p).expect("definition");
+                inlay_hints::document_highlights(&world, &u, p).expect("highlights");
                 navigation::references(&world, &u, p, true).expect("references");
                 let _ = navigation::prepare_rename(&world, &u, p);
                 let _ = navigation::rename(&world, &u, p, "renamed");

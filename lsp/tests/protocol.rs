@@ -238,6 +238,11 @@ fn multi_file_workspace_navigates_and_renames_across_files() {
     let diagnostics = client.diagnostics(&b, has_version(2));
     // The escalation no longer grants the tool, so the `deny` is now dead (AP0045).
     assert_eq!(codes(&diagnostics), vec!["AP0011", "AP0045"]);
+    assert_eq!(
+        diagnostics[1]["tags"],
+        json!([1]),
+        "a dead rule is marked unnecessary"
+    );
 
     // Closing b reverts it to the disk text: clean again.
     client.notify("textDocument/didClose", json!({"textDocument": {"uri": b}}));
@@ -475,6 +480,34 @@ fn editing_features_answer_in_context() {
     assert_eq!(kind_at("$10,000", 0), Some((3, 0)), "number");
     assert_eq!(kind_at("// The intake", 0), Some((1, 0)), "comment");
     assert_eq!(kind_at("\"ops@", 0), Some((2, 0)), "string");
+
+    // Inlay hints: a threshold's value where a rule names it.
+    let hints = client.request(
+        "textDocument/inlayHint",
+        json!({"textDocument": {"uri": uri}, "range": {"start": {"line": 0, "character": 0}, "end": {"line": 99, "character": 0}}}),
+    );
+    let hints = hints.as_array().unwrap();
+    assert_eq!(hints.len(), 1, "{hints:#?}");
+    assert_eq!(hints[0]["label"], "= $10,000");
+    let after = position_of(&text, "large_payment\n}", 0);
+    assert_eq!(hints[0]["position"]["line"], after["line"]);
+    assert_eq!(
+        hints[0]["position"]["character"].as_u64().unwrap(),
+        after["character"].as_u64().unwrap() + "large_payment".len() as u64
+    );
+
+    // Highlights: the tool's declaration (write) and its two uses (read).
+    let highlights = client.request(
+        "textDocument/documentHighlight",
+        json!({"textDocument": {"uri": uri}, "position": position_of(&text, "wire_funds", 1)}),
+    );
+    let kinds: Vec<u64> = highlights
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["kind"].as_u64().unwrap())
+        .collect();
+    assert_eq!(kinds, vec![3, 2, 2]);
 
     // Folding: the agent block.
     let folds = client.request(
