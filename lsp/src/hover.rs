@@ -18,7 +18,7 @@ pub fn hover(world: &World<'_>, uri: &Uri, position: Position) -> Result<Option<
     let view = world.state.view(doc);
     let offset = view.offset(position);
     let Some(occurrence) = world.index.at(doc.id, offset) else {
-        return Ok(None);
+        return Ok(keyword_hover(world, doc, offset));
     };
     let Some(text) = describe(world, &occurrence.symbol) else {
         return Ok(None);
@@ -324,6 +324,133 @@ pub fn describe(world: &World<'_>, symbol: &Symbol) -> Option<String> {
         );
     }
     Some(out)
+}
+
+/// What a keyword does, in a line: for authors learning the language.
+const KEYWORD_DOCS: &[(&str, &str)] = &[
+    (
+        "policy",
+        "`policy NAME version \"...\"`: the policy's name and version, recorded in every audit record. Exactly one per policy.",
+    ),
+    (
+        "use",
+        "`use std.MODULE`: brings a standard-library module's tiers, keys, resources, sinks, tools and routes into scope. Your own declaration of the same name replaces the library's.",
+    ),
+    (
+        "tiers",
+        "`tiers LOW < ... < HIGH`: data sensitivity levels, lowest first. All `tiers` statements together must form one linear order.",
+    ),
+    (
+        "isolate",
+        "`isolate KEY`: one value of KEY per session (one matter, one patient); data keyed by another value never enters the session.",
+    ),
+    (
+        "resource",
+        "`resource NAME { tier T keyed K }`: data a tool reads. Reading it raises the session's tier and binds its keys.",
+    ),
+    (
+        "sink",
+        "`sink NAME { clearance T }`: a place a tool writes to. A session above the clearance may not write there (no write-down).",
+    ),
+    (
+        "tool",
+        "`tool NAME(arg: type, ...) { effect ... reads R writes S }`: an action an agent may call.",
+    ),
+    (
+        "threshold",
+        "`threshold NAME = VALUE`: a named value conditions compare with (`$10,000`, `0.85`, `15m`).",
+    ),
+    (
+        "escalation",
+        "`escalation NAME { notify \"...\" timeout 15m then deny }`: a route to a human, and what happens when nobody answers.",
+    ),
+    (
+        "agent",
+        "`agent NAME { ... }`: an AI agent: its owner, ceiling, rules, limits and breakers. Everything not granted is denied.",
+    ),
+    (
+        "allow",
+        "`allow TOOL [when ...]`: grants the tool; the call is allowed when the condition holds and no `deny` or `escalate` matches. A condition on a missing value does not match.",
+    ),
+    (
+        "escalate",
+        "`escalate TOOL to ROUTE [when ...]`: grants the tool, but a matching call waits for a human on ROUTE. A condition on a missing value matches (fail safe).",
+    ),
+    (
+        "deny",
+        "`deny TOOL [when ...]`: refuses matching calls; beats `escalate` and `allow`. Never grants. A condition on a missing value matches (fail safe).",
+    ),
+    (
+        "when",
+        "`when CONDITION`: compares the tool's arguments, `confidence` or thresholds with values; `and`, `or`, `not` and parentheses combine them.",
+    ),
+    (
+        "owner",
+        "`owner \"team@example.com\"`: who answers for the agent's actions. Required.",
+    ),
+    (
+        "purpose",
+        "`purpose \"...\"`: what the agent is for, for reviewers and audit.",
+    ),
+    (
+        "max",
+        "`max tier T`: the highest tier the agent may ever read, through any tool.",
+    ),
+    (
+        "autonomy",
+        "`autonomy TOOL when ... because \"...\"`: a justified, bounded exemption from escalating an irreversible tool.",
+    ),
+    (
+        "limit",
+        "`limit N calls per task, N tokens per minute, ...`: hard resource limits; an exhausted limit denies.",
+    ),
+    (
+        "breaker",
+        "`breaker METRIC > VALUE over WINDOW then suspend`: suspends the agent (or the engine) when, say, the error rate spikes.",
+    ),
+    (
+        "mode",
+        "`mode shadow`: decide and log, but report Allow (the would-be outcome attached); `mode enforce` is the default.",
+    ),
+    (
+        "credential",
+        "`credential NAME expires 1h`: a credential the agent holds; every credential must expire.",
+    ),
+    (
+        "assert",
+        "`assert ...`: a property the policy must satisfy, checked by the verifier.",
+    ),
+    (
+        "test",
+        "`test \"name\" { AGENT calls TOOL(...) expect ... }`: a policy test, run by `agentpolicy test`.",
+    ),
+    (
+        "expect",
+        "`expect allow` / `expect escalate [to ROUTE]` / `expect deny [REASON]`: the outcome a test requires.",
+    ),
+];
+
+/// Hover for a keyword under the cursor.
+fn keyword_hover(world: &World<'_>, doc: &crate::state::Document, offset: u32) -> Option<Hover> {
+    let view = world.state.view(doc);
+    let parsed = world.state.parsed(doc);
+    let token = parsed.tokens.iter().find(|t| {
+        t.kind == agentpolicy::syntax::lexer::TokenKind::Ident
+            && t.start <= offset
+            && offset <= t.end
+    })?;
+    let word = token.text(view.text);
+    let (_, docs) = KEYWORD_DOCS.iter().find(|(k, _)| *k == word)?;
+    Some(Hover {
+        contents: HoverContents::Markup(MarkupContent {
+            kind: MarkupKind::Markdown,
+            value: (*docs).to_string(),
+        }),
+        range: Some(view.range(agentpolicy::syntax::ast::TextRange {
+            start: token.start,
+            end: token.end,
+        })),
+    })
 }
 
 fn code(out: &mut String, text: &str) {

@@ -306,15 +306,15 @@ fn positions_are_utf16_code_units() {
     assert_eq!(diagnostics[0]["range"]["start"], start);
     assert_eq!(diagnostics[0]["range"]["end"]["character"], 29);
 
-    // Hover on a name after the emoji finds the right name.
-    let hover = client.request_raw(
+    // Hover on a keyword after the emoji explains that keyword, at UTF-16 columns.
+    let hover = client.request(
         "textDocument/hover",
         json!({"textDocument": {"uri": uri}, "position": position_of(&text, "allow", 0)}),
     );
-    assert!(
-        hover["result"].is_null(),
-        "`allow` is a keyword, not a name: {hover}"
-    );
+    let keyword = hover["contents"]["value"].as_str().unwrap();
+    assert!(keyword.contains("grants the tool"), "{hover}");
+    assert_eq!(hover["range"]["start"], position_of(&text, "allow", 0));
+    assert_eq!(hover["range"]["start"]["character"], 13);
 
     // Replace the misspelt name by its UTF-16 range.
     let end = json!({"line": start["line"], "character": 29});
