@@ -138,6 +138,7 @@ codes! {
     UngrantedDeny = "AP0045", Warning, "`deny` for a tool the agent is never granted";
     RouteOnNonEscalate = "AP0046", Error, "route on a rule that does not escalate";
     InvalidTest = "AP0050", Error, "invalid policy test";
+    TestFailed = "AP0051", Error, "policy test failed";
     TableLimitExceeded = "AP0090", Error, "policy exceeds a decision-table limit";
     IsolationViolated = "AP0100", Error, "isolation can be broken";
     WriteDown = "AP0101", Error, "data can be written down to a sink below its tier";

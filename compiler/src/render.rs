@@ -24,6 +24,11 @@ impl Sources {
             .map(|(p, t)| (p.as_str(), t.as_str()))
     }
 
+    /// Every file as `(path, text)`, indexed by `FileId`.
+    pub fn files(&self) -> &[(String, String)] {
+        &self.files
+    }
+
     pub fn path(&self, id: FileId) -> &str {
         self.get(id).map(|(p, _)| p).unwrap_or("<unknown>")
     }

@@ -2,7 +2,8 @@
 //! through `agentpolicy_runtime::decide`, call by call, and the runtime must decide as the
 //! counterexample says. Traces are replayed as sessions: each call's session label must be
 //! what the calls before it leave behind (tier raised by what was read, keys bound by the
-//! named reads).
+//! named reads), from a session that starts with nothing read (possibly bound to key
+//! values at creation).
 
 #![expect(
     clippy::expect_used,
@@ -101,7 +102,19 @@ fn advance(table: &DecisionTable, session: &Session, call: &Call) -> Session {
 
 fn replay(table: &DecisionTable, cex: &Counterexample) -> usize {
     let mut keys = KeyValueInterner::default();
-    let mut session = Session::default();
+    // A session starts with nothing read; it may be bound to key values at creation.
+    let mut session = Session {
+        tier: None,
+        bound: cex
+            .calls
+            .first()
+            .map(|c| {
+                let mut b = c.session.bound.clone();
+                b.sort();
+                b
+            })
+            .unwrap_or_default(),
+    };
     for (i, call) in cex.calls.iter().enumerate() {
         let mut expected = call.session.clone();
         expected.bound.sort();
@@ -130,17 +143,54 @@ fn replay(table: &DecisionTable, cex: &Counterexample) -> usize {
     cex.calls.len()
 }
 
+/// Each fixture file is one policy; each directory of `examples/` (and its `broken/`
+/// variant) is one policy made of its files.
+fn corpus() -> Vec<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut fixtures = Vec::new();
+    policies(&repo_root().join("tests/fixtures"), &mut fixtures);
+    fixtures.sort();
+    out.extend(fixtures.into_iter().map(|f| vec![f]));
+    let mut dirs = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(repo_root().join("examples")) {
+        for e in entries.flatten().filter(|e| e.path().is_dir()) {
+            dirs.push(e.path());
+            dirs.push(e.path().join("broken"));
+        }
+    }
+    dirs.sort();
+    for dir in dirs {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map(|es| {
+                es.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "agentpolicy"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        if !files.is_empty() {
+            out.push(files);
+        }
+    }
+    out
+}
+
 #[test]
 fn every_counterexample_replays_in_the_runtime() {
-    let mut files = Vec::new();
-    policies(&repo_root().join("tests/fixtures"), &mut files);
-    policies(&repo_root().join("examples"), &mut files);
-    files.sort();
     let (mut replayed, mut calls) = (0, 0);
-    for path in files {
-        let text = std::fs::read_to_string(&path).expect("read fixture");
+    for policy in corpus() {
+        let Ok(texts) = policy
+            .iter()
+            .map(|p| std::fs::read_to_string(p).map(|t| (p.display().to_string(), t)))
+            .collect::<Result<Vec<_>, _>>()
+        else {
+            // Not UTF-8: a front-end fixture, nothing to prove.
+            continue;
+        };
+        let path = policy[0].clone();
         let mut db = Database::default();
-        let loaded = db.load(vec![(path.display().to_string(), text)]);
+        let loaded = db.load(texts);
         let analysis = db.analysis(loaded);
         if analysis.has_errors() {
             continue;

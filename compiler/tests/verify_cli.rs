@@ -295,3 +295,47 @@ fn diff_command_exit_codes() {
     assert_eq!(doc["narrowing"][0]["old"], "allow");
     assert_eq!(doc["narrowing"][0]["new"], "escalate");
 }
+
+/// Acceptance: every example checks with all properties proved, and its broken variant
+/// shows the counterexample (or, for a grant the runtime always refuses, the warning)
+/// its README describes.
+#[test]
+fn examples_are_proved_and_their_broken_variants_refuted() {
+    let expected: &[(&str, &[&str])] = &[
+        ("law_firm", &["AP0103"]),
+        ("hospital", &["AP0111"]),
+        ("payments_desk", &["AP0103"]),
+        ("support_agent", &["AP0103", "AP0104"]),
+        // `max tier` makes the runtime refuse every read of production data: the ceiling
+        // holds on the table, and the dead grant is a warning.
+        ("coding_agent", &["AP0107"]),
+    ];
+    for (example, codes) in expected {
+        let dir = format!("examples/{example}");
+        if !repo_root().join(&dir).is_dir() {
+            continue;
+        }
+        let o = agentpolicy(&["check", &dir, "--format", "json"]);
+        assert_eq!(o.status.code(), Some(0), "{dir}: {}", stdout(&o));
+        let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
+        let props = doc["policies"][0]["properties"]
+            .as_array()
+            .expect("properties");
+        assert!(
+            props.iter().all(|p| p["verdict"] == "proved"),
+            "{dir}: {props:#?}"
+        );
+        let broken = format!("{dir}/broken");
+        let o = agentpolicy(&["check", &broken, "--format", "json"]);
+        let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
+        let mut found: Vec<String> = doc["policies"][0]["diagnostics"]
+            .as_array()
+            .expect("diagnostics")
+            .iter()
+            .filter_map(|d| d["code"].as_str().map(str::to_string))
+            .collect();
+        found.sort();
+        found.dedup();
+        assert_eq!(&found, codes, "{broken}");
+    }
+}

@@ -5,11 +5,22 @@
 use std::path::PathBuf;
 
 use agentpolicy::diagnostics::Diagnostic;
+use agentpolicy::render;
 use agentpolicy::verify::{self, Budget, Config, Report, Verdict};
-use agentpolicy::{codegen, render};
 
-use super::output::{Format, use_color};
+use super::output::use_color;
 use super::{EXIT_FAILURE, EXIT_USAGE, load};
+
+/// `check`'s output formats: the shared ones, and SARIF for code-scanning services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CheckFormat {
+    /// Source snippets with labels, for people.
+    Human,
+    /// One JSON document on stdout, for tools.
+    Json,
+    /// SARIF 2.1.0 (GitHub code scanning and the like): one result per diagnostic.
+    Sarif,
+}
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
@@ -17,8 +28,8 @@ pub struct CheckArgs {
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = CheckFormat::Human)]
+    pub format: CheckFormat,
     /// Treat warnings as errors (exit 1 when there are any).
     #[arg(long)]
     pub deny_warnings: bool,
@@ -67,14 +78,17 @@ pub fn run(args: CheckArgs) -> u8 {
         };
         let mut diagnostics = policy.diagnostics();
         let mut report = None;
-        if !args.no_proofs && !diagnostics.iter().any(Diagnostic::is_error) {
-            match codegen::build_table(&policy.analysis.model, &policy.files) {
+        // A clean front end is compiled (what the decision table cannot hold is an error
+        // CI must see before deploy), then every property is proved on that table.
+        if !diagnostics.iter().any(Diagnostic::is_error) {
+            match policy.build_table() {
                 Err(d) => diagnostics.extend(d),
-                Ok(table) => {
+                Ok(table) if !args.no_proofs => {
                     let r = verify::verify(&policy.analysis.model, &table, &config);
                     diagnostics.extend(r.diagnostics());
                     report = Some(r);
                 }
+                Ok(_) => {}
             }
         }
         checked.push(Checked {
@@ -104,7 +118,7 @@ pub fn run(args: CheckArgs) -> u8 {
         }
     }
     match args.format {
-        Format::Human => {
+        CheckFormat::Human => {
             for c in &checked {
                 print!(
                     "{}",
@@ -137,7 +151,7 @@ pub fn run(args: CheckArgs) -> u8 {
                 );
             }
         }
-        Format::Json => {
+        CheckFormat::Json => {
             let policies: Vec<serde_json::Value> = checked
                 .iter()
                 .map(|c| {
@@ -162,7 +176,7 @@ pub fn run(args: CheckArgs) -> u8 {
             });
             println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         }
-        Format::Sarif => {
+        CheckFormat::Sarif => {
             let inputs: Vec<render::SarifInput<'_>> = checked
                 .iter()
                 .map(|c| render::SarifInput {
@@ -185,6 +199,9 @@ pub fn run(args: CheckArgs) -> u8 {
 
 /// One line per property verdict, with how it was reached.
 fn summary(report: &Report) -> String {
+    if report.results.is_empty() {
+        return "proofs: none apply (no agent uses a tool, and no assert)\n".to_string();
+    }
     let mut out = String::from("proofs:\n");
     for r in &report.results {
         let how = match &r.verdict {

@@ -4,7 +4,6 @@
 
 use std::path::PathBuf;
 
-use agentpolicy::codegen;
 use agentpolicy::diagnostics::Diagnostic;
 use agentpolicy::verify::{self, Budget, Change, Config};
 use agentpolicy_runtime::DecisionTable;
@@ -47,7 +46,7 @@ fn compile(path: &std::path::Path) -> Result<(load::LoadedPolicy, DecisionTable)
         );
         return Err(EXIT_FAILURE);
     }
-    match codegen::build_table(&policy.analysis.model, &policy.files) {
+    match policy.build_table() {
         Ok(table) => Ok((policy, table)),
         Err(d) => {
             eprint!(
@@ -99,7 +98,7 @@ pub fn run(args: DiffArgs) -> u8 {
         }
     };
     match args.format {
-        Format::Json | Format::Sarif => {
+        Format::Json => {
             let change = |c: &Change| {
                 serde_json::json!({
                     "agent": c.agent,

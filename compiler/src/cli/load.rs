@@ -4,22 +4,17 @@
 
 use std::path::{Path, PathBuf};
 
-use agentpolicy::db::{Analysis, Database, Loaded};
+use agentpolicy::db::{Analysis, Database};
 use agentpolicy::diagnostics::{Code, Diagnostic, FileId, Label};
 use agentpolicy::render::Sources;
 use agentpolicy::syntax::ast::TextRange;
 
 /// A policy read from disk and analysed.
 pub struct LoadedPolicy {
-    pub db: Database,
-    pub loaded: Loaded,
     pub analysis: std::sync::Arc<Analysis>,
     /// Diagnostics about the files themselves (encoding), before analysis.
     pub file_diagnostics: Vec<Diagnostic>,
     pub sources: Sources,
-    /// Every file of the workspace as `(path, text)`, indexed by `FileId` (the user's
-    /// files, then the standard library): what code generation reads spans from.
-    pub files: Vec<(String, String)>,
 }
 
 impl LoadedPolicy {
@@ -29,10 +24,9 @@ impl LoadedPolicy {
         all
     }
 
-    /// The user's files as `(path, text)`, for hashing into the decision table.
-    #[expect(dead_code, reason = "used by `build` and `test`, which land next")]
-    pub fn user_sources(&self) -> Vec<(String, String)> {
-        self.db.user_sources(self.loaded)
+    /// Builds the decision table, or returns the diagnostics that prevent it.
+    pub fn build_table(&self) -> Result<agentpolicy_runtime::DecisionTable, Vec<Diagnostic>> {
+        agentpolicy::codegen::build_table(&self.analysis.model, self.sources.files())
     }
 }
 
@@ -108,7 +102,33 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
     Ok(())
 }
 
-fn describe_io(e: &std::io::Error) -> String {
+/// A policy file's text. Bytes that are not UTF-8 give the valid prefix (so a snippet
+/// can show the line) and an AP0004 diagnostic at the first bad byte.
+pub fn read_text(file: &Path, id: FileId) -> Result<(String, Option<Diagnostic>), LoadError> {
+    let bytes = std::fs::read(file).map_err(|e| {
+        LoadError(format!(
+            "cannot read `{}`: {}",
+            file.display(),
+            describe_io(&e)
+        ))
+    })?;
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok((text, None)),
+        Err(e) => {
+            let valid = e.utf8_error().valid_up_to();
+            let prefix = String::from_utf8_lossy(&e.into_bytes()[..valid]).into_owned();
+            let diagnostic = Diagnostic::new(
+                Code::InvalidEncoding,
+                format!("this file is not UTF-8 text: byte {valid} is not valid UTF-8"),
+                Label::new(id, TextRange::new(valid, valid), "invalid byte here"),
+            )
+            .with_help("save the file as UTF-8; policies are text files");
+            Ok((prefix, Some(diagnostic)))
+        }
+    }
+}
+
+pub fn describe_io(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
         std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
@@ -122,36 +142,9 @@ pub fn load(path: &Path) -> Result<LoadedPolicy, LoadError> {
     let mut texts = Vec::new();
     let mut file_diagnostics = Vec::new();
     for (i, file) in files.iter().enumerate() {
-        let bytes = std::fs::read(file).map_err(|e| {
-            LoadError(format!(
-                "cannot read `{}`: {}",
-                file.display(),
-                describe_io(&e)
-            ))
-        })?;
-        let display = file.display().to_string();
-        match String::from_utf8(bytes) {
-            Ok(text) => texts.push((display, text)),
-            Err(e) => {
-                let valid = e.utf8_error().valid_up_to();
-                let bytes = e.into_bytes();
-                // Keep the valid prefix so the diagnostic can show the line.
-                let prefix = String::from_utf8_lossy(&bytes[..valid]).into_owned();
-                file_diagnostics.push(
-                    Diagnostic::new(
-                        Code::InvalidEncoding,
-                        format!("this file is not UTF-8 text: byte {valid} is not valid UTF-8"),
-                        Label::new(
-                            FileId(i as u32),
-                            TextRange::new(valid, valid),
-                            "invalid byte here",
-                        ),
-                    )
-                    .with_help("save the file as UTF-8; policies are text files"),
-                );
-                texts.push((display, prefix));
-            }
-        }
+        let (text, diagnostic) = read_text(file, FileId(i as u32))?;
+        texts.push((file.display().to_string(), text));
+        file_diagnostics.extend(diagnostic);
     }
     let mut db = Database::default();
     let loaded = db.load(texts);
@@ -173,11 +166,8 @@ pub fn load(path: &Path) -> Result<LoadedPolicy, LoadError> {
         std::sync::Arc::new(a)
     };
     Ok(LoadedPolicy {
-        db,
-        loaded,
         analysis,
         file_diagnostics,
-        sources: Sources::new(source_list.clone()),
-        files: source_list,
+        sources: Sources::new(source_list),
     })
 }

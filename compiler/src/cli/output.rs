@@ -8,8 +8,6 @@ pub enum Format {
     Human,
     /// One JSON document on stdout, for tools.
     Json,
-    /// SARIF 2.1.0, for code-scanning services (only `check` writes it).
-    Sarif,
 }
 
 /// Colour only on a terminal, and never when `NO_COLOR` is set.

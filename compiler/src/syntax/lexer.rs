@@ -14,11 +14,14 @@ use logos::Logos;
 pub enum TokenKind {
     #[regex(r"[ \t\f\u{feff}]+")]
     Whitespace,
-    #[regex(r"\r?\n")]
+    /// LF, CRLF, or a lone CR, which the grammar also takes as whitespace.
+    #[regex(r"\r\n|\n|\r")]
     Newline,
     #[regex(r"//[^\r\n]*")]
     LineComment,
-    #[regex(r"/\*([^*]|\*+[^*/])*\*+/")]
+    /// `/* ... */`; an unterminated one runs to the end of the file (and `parse` then
+    /// reports it).
+    #[token("/*", block_comment)]
     BlockComment,
     #[regex(r"[A-Za-z_][A-Za-z0-9_]*")]
     Ident,
@@ -91,6 +94,12 @@ impl TokenKind {
     }
 }
 
+fn block_comment(lex: &mut logos::Lexer<'_, TokenKind>) {
+    let rest = lex.remainder();
+    let len = rest.find("*/").map_or(rest.len(), |i| i + 2);
+    lex.bump(len);
+}
+
 /// One token: its kind and its byte range in the source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Token {
@@ -110,11 +119,7 @@ impl Token {
 /// Splits `source` into tokens that cover it exactly, in order.
 pub fn lex(source: &str) -> Vec<Token> {
     let mut tokens: Vec<Token> = Vec::new();
-    let mut lexer = TokenKind::lexer(source);
-    while let Some(result) = lexer.next() {
-        let span = lexer.span();
-        let kind = result.unwrap_or(TokenKind::Error);
-        let (start, end) = (span.start as u32, span.end as u32);
+    for Token { kind, start, end } in lex_lazily(source) {
         // Merge adjacent error bytes into one token so a run of garbage is one diagnostic.
         if kind == TokenKind::Error
             && let Some(last) = tokens.last_mut()
@@ -127,6 +132,21 @@ pub fn lex(source: &str) -> Vec<Token> {
         tokens.push(Token { kind, start, end });
     }
     tokens
+}
+
+/// The tokens of `source`, one at a time, for callers that need only the first few.
+/// Unlike [`lex`], adjacent error bytes are not merged.
+pub fn lex_lazily(source: &str) -> impl Iterator<Item = Token> + '_ {
+    let mut lexer = TokenKind::lexer(source);
+    std::iter::from_fn(move || {
+        let result = lexer.next()?;
+        let span = lexer.span();
+        Some(Token {
+            kind: result.unwrap_or(TokenKind::Error),
+            start: span.start as u32,
+            end: span.end as u32,
+        })
+    })
 }
 
 /// Words that begin a top-level item. The item splitter starts a new item at each of
@@ -203,6 +223,7 @@ pub const KEYWORDS: &[&str] = &[
     "expect",
     "with",
     "on",
+    "into",
     "true",
     "false",
 ];
@@ -220,22 +241,54 @@ mod tests {
     }
 
     #[test]
+    fn block_comments_lex_as_one_token() {
+        for src in [
+            "/* c */",
+            "/**/",
+            "/***/",
+            "/** doc **/",
+            "/* a * b / c */",
+            "/* two\r\n lines */",
+            "/* é ✓ */",
+        ] {
+            let kinds: Vec<_> = lex(src).into_iter().map(|t| t.kind).collect();
+            assert_eq!(kinds, vec![TokenKind::BlockComment], "{src:?}");
+        }
+        let kinds: Vec<_> = lex("/* a */ b */").into_iter().map(|t| t.kind).collect();
+        assert_eq!(kinds[0], TokenKind::BlockComment);
+        let kinds: Vec<_> = lex("/* open\n b").into_iter().map(|t| t.kind).collect();
+        assert_eq!(kinds, vec![TokenKind::BlockComment]);
+    }
+
+    #[test]
+    fn every_line_ending_is_a_newline() {
+        let kinds: Vec<_> = lex("a\nb\r\nc\rd").into_iter().map(|t| t.kind).collect();
+        use TokenKind::{Ident, Newline};
+        assert_eq!(
+            kinds,
+            vec![Ident, Newline, Ident, Newline, Ident, Newline, Ident]
+        );
+    }
+
+    #[test]
     fn literals_lex_as_one_token() {
-        let src = "$1.5M 20% 15m 0.85 50_000 \"q:x\"";
+        let src = "/**/ $1.5M 20% 15m 0.85 50_000 \"q:x\" /* a * b */";
         let kinds: Vec<_> = lex(src)
             .into_iter()
-            .filter(|t| !t.kind.is_trivia())
+            .filter(|t| !matches!(t.kind, TokenKind::Whitespace | TokenKind::Newline))
             .map(|t| t.kind)
             .collect();
         assert_eq!(
             kinds,
             vec![
+                TokenKind::BlockComment,
                 TokenKind::Money,
                 TokenKind::Percent,
                 TokenKind::Duration,
                 TokenKind::Number,
                 TokenKind::Number,
-                TokenKind::String
+                TokenKind::String,
+                TokenKind::BlockComment
             ]
         );
     }

@@ -8,7 +8,7 @@ use pest::Parser as _;
 use pest::iterators::Pair;
 
 use super::ast::*;
-use super::lexer::{Token, TokenKind, lex};
+use super::lexer::{Token, TokenKind, lex, lex_lazily};
 use super::split::{Chunk, MAX_NESTING, split_items};
 use crate::diagnostics::{Code, Diagnostic, FileId, Label};
 
@@ -40,6 +40,27 @@ pub fn parse(file: FileId, source: &str) -> Parsed {
             Ok(parsed) => items.extend(parsed),
             Err(diagnostic) => diagnostics.push(*diagnostic),
         }
+    }
+    // An unterminated block comment runs to the end of the file, after the last item,
+    // so the grammar never sees it; without this, whatever it swallowed would vanish
+    // without a word.
+    if let Some(last) = tokens.last()
+        && last.kind == TokenKind::BlockComment
+        && !(last.end - last.start >= 4 && last.text(source).ends_with("*/"))
+    {
+        let open = TextRange::new(last.start as usize, last.start as usize + 2);
+        diagnostics.push(
+            Diagnostic::new(
+                Code::SyntaxError,
+                "this block comment is never closed",
+                Label::new(
+                    file,
+                    open,
+                    "the comment opened here runs to the end of the file",
+                ),
+            )
+            .with_help("close it with `*/`; block comments do not nest"),
+        );
     }
     Parsed {
         tree: SourceFile { items },
@@ -111,6 +132,7 @@ fn describe(rule: Rule) -> &'static str {
         Rule::kw_when => "`when`",
         Rule::kw_with => "`with`",
         Rule::kw_on => "`on`",
+        Rule::kw_into => "`into`",
         Rule::kw_and => "`and`",
         Rule::kw_or => "`or`",
         Rule::kw_not => "`not`",
@@ -169,9 +191,10 @@ fn syntax_error(
         pest::error::InputLocation::Pos(p) => p,
         pest::error::InputLocation::Span((s, _)) => s,
     } + chunk_start;
-    let found_token = lex(&source[pos..])
-        .into_iter()
-        .find(|t| !t.kind.is_trivia() || t.kind == TokenKind::Newline);
+    // Lazily: lexing the whole rest of the file for each error made a file with many
+    // errors take quadratic time.
+    let found_token =
+        lex_lazily(&source[pos..]).find(|t| !t.kind.is_trivia() || t.kind == TokenKind::Newline);
     let (found, width) = match found_token {
         None => ("the end of the file".to_string(), 0),
         Some(t) => {
@@ -207,12 +230,17 @@ fn syntax_error(
         [init @ .., last] => format!("{} or {}", init.join(", "), last),
     };
     let range = TextRange::new(pos, pos + width);
+    let help = if found == "`=`" {
+        "to compare, write `==`; `=` only gives a threshold its value".to_string()
+    } else {
+        help_for(&expected)
+    };
     Diagnostic::new(
         Code::SyntaxError,
         format!("expected {expected_text}, found {found}"),
         Label::new(file, range, format!("expected {expected_text}")),
     )
-    .with_help(help_for(&expected))
+    .with_help(help)
 }
 
 fn help_for(expected: &[&str]) -> String {
@@ -705,6 +733,7 @@ impl Lower<'_> {
             args: Vec::new(),
             confidence: None,
             on: None,
+            into: None,
             range,
         };
         while let Some(part) = inner.next() {
@@ -719,6 +748,15 @@ impl Lower<'_> {
                         .map(|p| self.call_arg(p))
                         .collect::<LowerResult<_>>()?;
                     step.on = Some(ResourceRef { resource, keys });
+                }
+                Rule::kw_into => {
+                    let reference = next(&mut inner)?;
+                    let mut parts = reference.into_inner();
+                    let resource = self.name(next(&mut parts)?);
+                    let keys = parts
+                        .map(|p| self.call_arg(p))
+                        .collect::<LowerResult<_>>()?;
+                    step.into = Some(ResourceRef { resource, keys });
                 }
                 _ => {}
             }
@@ -754,12 +792,11 @@ impl Lower<'_> {
                 self.invalid(
                     &pair,
                     format!("`{text}` is not a valid amount"),
-                    "amounts are written `$10,000`, `$99.95`, `$1.5M`; at most 2 decimals, at most $90,000,000,000,000,000",
+                    "amounts are written `$10,000`, `$99.95`, `$1.5M`: whole cents, at most $92,233,720,368,547,758.07",
                 )
             })?),
             Rule::percent => LiteralValue::Percent(
-                parse_decimal(text.trim_end_matches('%'), 6)
-                    .and_then(|v| v.checked_div(100))
+                parse_percent(text)
                     .ok_or_else(|| {
                         self.invalid(
                             &pair,
@@ -862,18 +899,24 @@ fn compare_op(text: &str) -> CompareOp {
     }
 }
 
-/// `12.5` with `scale` 6 → 12_500_000. `None` on overflow or too many decimals.
+/// `12.5` with `scale` 6 → 12_500_000. `None` on overflow of `i64` or too many decimals.
 pub fn parse_decimal(text: &str, scale: u32) -> Option<i64> {
+    i64::try_from(parse_scaled(text, scale)?).ok()
+}
+
+/// The exact value of a decimal text times `10^scale`, computed wide so that scaling
+/// does not overflow before the final range check.
+fn parse_scaled(text: &str, scale: u32) -> Option<i128> {
     let cleaned: String = text.chars().filter(|c| *c != '_' && *c != ',').collect();
     let (int_part, frac_part) = match cleaned.split_once('.') {
         Some((i, f)) => (i, f),
         None => (cleaned.as_str(), ""),
     };
-    if frac_part.len() > scale as usize || int_part.is_empty() {
+    if frac_part.len() > scale as usize || int_part.is_empty() || int_part.len() > 30 {
         return None;
     }
-    let int: i64 = int_part.parse().ok()?;
-    let mut frac: i64 = if frac_part.is_empty() {
+    let int: i128 = int_part.parse().ok()?;
+    let mut frac: i128 = if frac_part.is_empty() {
         0
     } else {
         frac_part.parse().ok()?
@@ -881,26 +924,33 @@ pub fn parse_decimal(text: &str, scale: u32) -> Option<i64> {
     for _ in frac_part.len()..scale as usize {
         frac = frac.checked_mul(10)?;
     }
-    int.checked_mul(10i64.checked_pow(scale)?)?
+    int.checked_mul(10i128.checked_pow(scale)?)?
         .checked_add(frac)
 }
 
-/// `$10,000` → 1_000_000 cents; `$1.5M` → 150_000_000 cents.
+/// `12.5%` → 125_000 millionths. At most 4 decimals, so the value is exact.
+pub fn parse_percent(text: &str) -> Option<i64> {
+    // p% is p/100, and millionths of that are p * 10^4.
+    parse_decimal(text.trim_end_matches('%'), 4)
+}
+
+/// `$10,000` → 1_000_000 cents; `$1.5M` → 150_000_000 cents. `None` when the amount is
+/// not a whole number of cents or does not fit in an `i64` of cents.
 pub fn parse_money(text: &str) -> Option<i64> {
     let body = text.strip_prefix('$')?;
     let (digits, multiplier) = match body.chars().last()? {
-        'K' => (&body[..body.len() - 1], 1_000i64),
+        'K' => (&body[..body.len() - 1], 1_000i128),
         'M' => (&body[..body.len() - 1], 1_000_000),
         'B' => (&body[..body.len() - 1], 1_000_000_000),
         _ => (body, 1),
     };
-    // With a suffix, up to 6 decimals are meaningful ($1.25M); the result must still
-    // be a whole number of cents.
-    let scaled = parse_decimal(digits, 8)?.checked_mul(multiplier)?;
+    // In hundred-millionths of a dollar, so `$1.25M` and `$99.95` are both exact; the
+    // result must still be a whole number of cents.
+    let scaled = parse_scaled(digits, 8)?.checked_mul(multiplier)?;
     if scaled % 1_000_000 != 0 {
         return None;
     }
-    Some(scaled / 1_000_000)
+    i64::try_from(scaled / 1_000_000).ok()
 }
 
 /// `15m` → 900_000 ms. Years are 365 days.
@@ -933,6 +983,10 @@ mod tests {
         assert_eq!(parse_money("$2K"), Some(200_000));
         assert_eq!(parse_money("$0.001"), None);
         assert_eq!(parse_money("$99999999999999999999"), None);
+        assert_eq!(parse_money("$92,233,720,368,547,758.07"), Some(i64::MAX));
+        assert_eq!(parse_percent("12.5%"), Some(125_000));
+        assert_eq!(parse_percent("0.0001%"), Some(1));
+        assert_eq!(parse_percent("0.00001%"), None);
     }
 
     #[test]
@@ -942,6 +996,40 @@ mod tests {
         assert_eq!(parse_decimal("0.1234567", 6), None);
         assert_eq!(parse_duration("15m"), Some(900_000));
         assert_eq!(parse_duration("7y"), Some(7 * 365 * 86_400_000));
+    }
+}
+
+#[cfg(test)]
+mod comments {
+    use crate::diagnostics::FileId;
+
+    /// Block comments used to lex as errors, so one on its own line before an item
+    /// became an item of its own and a syntax error.
+    #[test]
+    fn block_comments_between_items_are_trivia() {
+        let src = "/* header */\npolicy p\n/* a\n   b */\ntiers a < b /* c */\r/* d */ isolate m";
+        let parsed = super::parse(FileId(0), src);
+        assert!(parsed.diagnostics.is_empty(), "{:#?}", parsed.diagnostics);
+        assert_eq!(parsed.tree.items.len(), 3);
+    }
+
+    /// An unterminated block comment follows every item, so the grammar never saw it and
+    /// the code it swallowed vanished without a diagnostic.
+    #[test]
+    fn an_unterminated_block_comment_is_an_error() {
+        for (src, at) in [
+            ("policy p /* open\nisolate m", 9),
+            ("policy p\n/*/", 9),
+            ("/* open", 0),
+        ] {
+            let parsed = super::parse(FileId(0), src);
+            assert_eq!(parsed.diagnostics.len(), 1, "{src:?}");
+            let d = &parsed.diagnostics[0];
+            assert_eq!(d.message, "this block comment is never closed");
+            assert_eq!(d.primary.range.start, at);
+        }
+        let closed = super::parse(FileId(0), "policy p /**/\n/* a */");
+        assert!(closed.diagnostics.is_empty());
     }
 }
 

@@ -80,7 +80,8 @@ pub fn prove(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult> {
                     *loc,
                     Outcome::Allow,
                     crate::diagnostics::Code::AssertEscalatesFailed,
-                    |cs| cs.stage.is_allow(),
+                    // Justified `autonomy` exemptions count, as in the built-in property.
+                    |cs| Bool::and(&[cs.stage.is_allow(), cells::exempt(ctx, cs).not()]),
                 )
             }
             AssertDef::NeverReads { agent, tier, loc } => {

@@ -282,23 +282,7 @@ pub fn prove_escalation(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult
             ));
             continue;
         };
-        let agent = &ctx.model.agents[info.agent];
-        let exempt: Vec<Bool> = agent
-            .autonomy
-            .iter()
-            .filter(|a| a.tool.index() == info.tool)
-            .map(|a| {
-                let (holds, known) = super::encode::source_condition(
-                    &a.condition,
-                    Some(tool),
-                    &ctx.data.tools[info.tool],
-                    &cs.req,
-                    &ctx.texts,
-                );
-                Bool::and(&[holds, known])
-            })
-            .collect();
-        let goal = Bool::and(&[cs.stage.is_allow(), Bool::or(&exempt).not()]);
+        let goal = Bool::and(&[cs.stage.is_allow(), exempt(ctx, &cs).not()]);
         match cs.find(&goal, &[]) {
             Found::Nothing => out.push(result(Verdict::Proved, None)),
             Found::Unknown(reason) => {
@@ -331,6 +315,30 @@ pub fn prove_escalation(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult
         }
     }
     out
+}
+
+/// The request is covered by an `autonomy` exemption of the cell's agent for its tool:
+/// the exemption's condition is known to hold (a value it reads that the request lacks
+/// means it does not apply: fail safe).
+pub fn exempt(ctx: &Ctx<'_>, cs: &CellSolver) -> Bool {
+    let info = &cs.info;
+    let tool = &ctx.model.tools[info.tool];
+    let exemptions: Vec<Bool> = ctx.model.agents[info.agent]
+        .autonomy
+        .iter()
+        .filter(|a| a.tool.index() == info.tool)
+        .map(|a| {
+            let (holds, known) = super::encode::source_condition(
+                &a.condition,
+                Some(tool),
+                &ctx.data.tools[info.tool],
+                &cs.req,
+                &ctx.texts,
+            );
+            Bool::and(&[holds, known])
+        })
+        .collect();
+    Bool::or(&exemptions)
 }
 
 pub fn subject(ctx: &Ctx<'_>, info: &CellInfo) -> String {
