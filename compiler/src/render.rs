@@ -269,6 +269,7 @@ pub fn sarif(policies: &[SarifInput<'_>], tool_version: &str) -> serde_json::Val
                 "version": tool_version,
                 "rules": rules,
             }},
+            "columnKind": "unicodeCodePoints",
             "results": results,
         }],
     })
