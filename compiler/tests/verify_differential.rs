@@ -325,6 +325,25 @@ fn holds(v: Option<&Verdict>, policy: &str, what: &str) -> bool {
     matches!(v, None | Some(Verdict::Proved))
 }
 
+/// The request (by its amount) is covered by an `autonomy` exemption of agent `a` for
+/// tool `t`; the generator only writes `autonomy t0 when amount <= $X`.
+fn exempt(model: &Model, t: usize, amount: Option<i64>) -> bool {
+    model.agents[0]
+        .autonomy
+        .iter()
+        .filter(|x| x.tool.index() == t)
+        .any(|x| {
+            let limit = x.condition.terms().iter().find_map(|term| match term {
+                agentpolicy::model::Term::Const {
+                    value: agentpolicy::model::Value::Money(v),
+                    ..
+                } => Some(*v),
+                _ => None,
+            });
+            amount.zip(limit).is_some_and(|(a, l)| a <= l)
+        })
+}
+
 fn check_single_decisions(w: &World<'_>, report: &Report, text: &str) {
     let model = w.model;
     let agent = &model.agents[0];
@@ -333,22 +352,7 @@ fn check_single_decisions(w: &World<'_>, report: &Report, text: &str) {
         let subject = format!("a calls {}", tool.name);
         // Irreversible => escalation, with the autonomy exemptions.
         if tool.is_irreversible() {
-            let exempt = |a: Option<i64>| {
-                agent
-                    .autonomy
-                    .iter()
-                    .filter(|x| x.tool.index() == t)
-                    .any(|x| {
-                        let limit = x.condition.terms().iter().find_map(|term| match term {
-                            agentpolicy::model::Term::Const {
-                                value: agentpolicy::model::Value::Money(v),
-                                ..
-                            } => Some(*v),
-                            _ => None,
-                        });
-                        a.zip(limit).is_some_and(|(a, l)| a <= l)
-                    })
-            };
+            let exempt = |a: Option<i64>| exempt(model, t, a);
             let brute = decisions
                 .iter()
                 .any(|(a, _, d, _)| d.outcome == Outcome::Allow && !exempt(*a));
@@ -479,9 +483,9 @@ fn check_single_decisions(w: &World<'_>, report: &Report, text: &str) {
                     .enumerate()
                     .filter(|(_, t)| t.is_irreversible())
                     .any(|(t, _)| {
-                        w.decisions(t)
-                            .iter()
-                            .any(|(_, _, d, _)| d.outcome == Outcome::Allow)
+                        w.decisions(t).iter().any(|(a, _, d, _)| {
+                            d.outcome == Outcome::Allow && !exempt(model, t, *a)
+                        })
                     });
                 let proved = holds(
                     verdict(
