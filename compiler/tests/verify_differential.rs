@@ -346,7 +346,6 @@ fn exempt(model: &Model, t: usize, amount: Option<i64>) -> bool {
 
 fn check_single_decisions(w: &World<'_>, report: &Report, text: &str) {
     let model = w.model;
-    let agent = &model.agents[0];
     for (t, tool) in model.tools.iter().enumerate() {
         let decisions = w.decisions(t);
         let subject = format!("a calls {}", tool.name);
