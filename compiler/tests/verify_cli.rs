@@ -297,8 +297,7 @@ fn diff_command_exit_codes() {
 }
 
 /// Acceptance: every example checks with all properties proved, and its broken variant
-/// shows the counterexample (or, for a grant the runtime always refuses, the warning)
-/// its README describes.
+/// shows the counterexample its README describes.
 #[test]
 fn examples_are_proved_and_their_broken_variants_refuted() {
     let expected: &[(&str, &[&str])] = &[
@@ -306,9 +305,9 @@ fn examples_are_proved_and_their_broken_variants_refuted() {
         ("hospital", &["AP0111"]),
         ("payments_desk", &["AP0103"]),
         ("support_agent", &["AP0103", "AP0104"]),
-        // `max tier` makes the runtime refuse every read of production data: the ceiling
-        // holds on the table, and the dead grant is a warning.
-        ("coding_agent", &["AP0107"]),
+        // A "break-glass" deploy allowed without a person: the built-in property and the
+        // policy's own `assert every irreversible tool escalates` fail together.
+        ("coding_agent", &["AP0103", "AP0109"]),
     ];
     for (example, codes) in expected {
         let dir = format!("examples/{example}");
