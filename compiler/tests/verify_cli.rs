@@ -172,7 +172,7 @@ fn check_reports_the_method_of_each_flow_proof() {
     ]);
     let out = stdout(&o);
     assert!(
-        out.contains("by bounded model checking to depth 10 (complete"),
+        out.contains("by bounded model checking to depth 8 (complete"),
         "{out}"
     );
 }
