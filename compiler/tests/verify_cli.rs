@@ -172,7 +172,7 @@ fn check_reports_the_method_of_each_flow_proof() {
     ]);
     let out = stdout(&o);
     assert!(
-        out.contains("by bounded model checking to depth 10 (complete"),
+        out.contains("by bounded model checking to depth 8 (complete"),
         "{out}"
     );
 }
@@ -337,4 +337,53 @@ fn examples_are_proved_and_their_broken_variants_refuted() {
         found.dedup();
         assert_eq!(&found, codes, "{broken}");
     }
+}
+
+/// A counterexample's requests are in the request format of `agentpolicy decide`: each
+/// one, fed to `decide` with the compiled table, gets the outcome the counterexample
+/// states.
+#[test]
+fn counterexample_requests_replay_through_the_decide_command() {
+    let dir = temp_dir("decide-replay");
+    let mut replayed = 0;
+    let fixtures = [
+        "escalation_rule_order_trick",
+        "monotone_off_by_one_cent",
+        "write_down_chain",
+        "isolation_two_keyed_reads",
+        "assert_never_calls_text",
+    ];
+    for name in fixtures {
+        let policy = format!("tests/fixtures/verify/{name}.agentpolicy");
+        let table = dir.join(format!("{name}.json"));
+        let table = table.display().to_string();
+        let o = agentpolicy(&["build", &policy, "--json", "-o", &table]);
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", stdout(&o));
+        let o = agentpolicy(&["check", &policy, "--format", "json"]);
+        let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
+        for d in doc["policies"][0]["diagnostics"]
+            .as_array()
+            .expect("diagnostics")
+        {
+            let Some(cex) = d.get("counterexample") else {
+                continue;
+            };
+            let calls: Vec<&serde_json::Value> = match cex.get("trace") {
+                Some(trace) => trace.as_array().expect("trace").iter().collect(),
+                None => std::iter::once(cex).chain(cex.get("safer")).collect(),
+            };
+            for call in calls {
+                let request = dir.join(format!("{name}-{replayed}.json"));
+                std::fs::write(&request, call["request"].to_string()).expect("write");
+                let request = request.display().to_string();
+                let o = agentpolicy(&["decide", &table, &request, "--format", "json"]);
+                assert_eq!(o.status.code(), Some(0), "{name}: {}", stdout(&o));
+                let decision: serde_json::Value =
+                    serde_json::from_str(&stdout(&o)).expect("decision json");
+                assert_eq!(decision["outcome"], call["outcome"], "{name}: {call}");
+                replayed += 1;
+            }
+        }
+    }
+    assert!(replayed >= 7, "{replayed}");
 }

@@ -112,7 +112,8 @@ pub struct Call {
 }
 
 impl Call {
-    pub fn to_json(&self) -> Value {
+    /// The request alone, in the format `agentpolicy decide` reads (docs/requests.md).
+    pub fn request_json(&self) -> Value {
         let mut m = Map::new();
         m.insert("agent".into(), json!(self.agent));
         m.insert("tool".into(), json!(self.tool));
@@ -143,11 +144,20 @@ impl Call {
                 .iter()
                 .map(|(k, v)| (k.clone(), json!(v)))
                 .collect();
-            m.insert(
-                "session".into(),
-                json!({ "tier": self.session.tier, "bound": bound }),
-            );
+            let mut session = Map::new();
+            if let Some(tier) = &self.session.tier {
+                session.insert("tier".into(), json!(tier));
+            }
+            session.insert("bound".into(), Value::Object(bound));
+            m.insert("session".into(), Value::Object(session));
         }
+        Value::Object(m)
+    }
+
+    /// The request with what the runtime decides for it.
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("request".into(), self.request_json());
         m.insert("outcome".into(), json!(self.outcome.keyword()));
         if let Some(rule) = &self.rule {
             m.insert("rule".into(), json!(rule));
@@ -221,20 +231,26 @@ pub struct Counterexample {
 }
 
 impl Counterexample {
+    /// `{"request", "outcome", "rule"}` for one call, or `{"trace": [...]}` for a
+    /// session, plus `safer` (monotonicity) and the explanation. Every `request` is in
+    /// the format `agentpolicy decide` reads.
     pub fn to_json(&self) -> Value {
-        let mut m = Map::new();
-        if self.calls.len() == 1 {
-            if let Some(c) = self.calls.first() {
-                m.insert("request".into(), c.to_json());
+        let mut m = match (self.calls.as_slice(), self.calls.first()) {
+            ([_], Some(call)) => match call.to_json() {
+                Value::Object(m) => m,
+                _ => Map::new(),
+            },
+            _ => {
+                let mut m = Map::new();
+                m.insert(
+                    "trace".into(),
+                    Value::Array(self.calls.iter().map(Call::to_json).collect()),
+                );
+                m
             }
-        } else {
-            m.insert(
-                "trace".into(),
-                Value::Array(self.calls.iter().map(Call::to_json).collect()),
-            );
-        }
+        };
         if let Some(s) = &self.safer {
-            m.insert("safer_request".into(), s.to_json());
+            m.insert("safer".into(), s.to_json());
         }
         m.insert("explanation".into(), json!(self.explanation));
         Value::Object(m)

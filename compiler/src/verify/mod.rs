@@ -99,6 +99,12 @@ impl fmt::Display for Method {
             Method::PerCell => f.write_str("exhaustively per (agent, tool) cell"),
             Method::Induction => f.write_str("by induction over the session state"),
             Method::Bmc {
+                depth: 0,
+                complete: true,
+            } => f.write_str(
+                "by bounded model checking to depth 0 (complete: a fresh session is the most permissive)",
+            ),
+            Method::Bmc {
                 depth,
                 complete: true,
             } => write!(

@@ -10,11 +10,12 @@
 //! caught. A call moves the session only when it is not denied; an escalated call counts
 //! as made.
 //!
-//! A property is first tried by induction with the invariant "the label dominates the
-//! ghost". Where that fails, bounded model checking from a fresh session finds the
-//! shortest trace; it is complete at depth 2 * tiers + 2 * keys, because every step that
-//! changes the state raises a tier or binds a key, and a step that changes nothing can
-//! be cut from any trace.
+//! A property is first tried by induction with its invariant ("every key value read is
+//! the bound one" for isolation, "the label's tier dominates the ghost's" for the tier
+//! properties). Where that fails, bounded model checking from a fresh session finds the
+//! shortest trace; it is complete at the property's threshold (`FlowProp::threshold`),
+//! because a step that changes none of the state the property depends on can be cut from
+//! any trace, and that state changes a bounded number of times.
 
 mod trace;
 
@@ -201,12 +202,17 @@ impl AgentFlows<'_, '_> {
 
     /// The label dominates the ghost: the runtime's tier is at least what was read, and
     /// every key value read is the one the session is bound to.
-    fn invariant(&self, s: &St) -> Bool {
-        let mut parts = vec![s.lt.ge(&s.gt)];
-        for k in 0..self.keys() {
-            parts.push(s.sb[k].implies(Bool::and(&[s.lb[k].clone(), s.lv[k].eq(&s.sv[k])])));
-        }
-        all(parts)
+    /// The label's tier dominates the ghost's: the runtime's tier is at least the
+    /// highest tier of anything read.
+    fn tier_invariant(&self, s: &St) -> Bool {
+        s.lt.ge(&s.gt)
+    }
+
+    /// Every key value read is the value the session is bound to.
+    fn key_invariant(&self, s: &St) -> Bool {
+        all((0..self.keys())
+            .map(|k| s.sb[k].implies(Bool::and(&[s.lb[k].clone(), s.lv[k].eq(&s.sv[k])])))
+            .collect())
     }
 
     fn tool_step(&self, t: usize, s: &St, c: &Cv) -> ToolStep {
@@ -462,10 +468,38 @@ impl AgentFlows<'_, '_> {
     }
 }
 
-/// The completeness threshold of bounded model checking: every state-changing step
-/// raises the label tier, the ghost tier, binds a key or records a witness.
-fn threshold(ctx: &Ctx<'_>) -> usize {
-    2 * ctx.data.tiers.len() + 2 * ctx.data.keys.len()
+/// Which invariant a property is proved by induction with.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Invariant {
+    Tier,
+    Keys,
+    /// The bad call does not depend on what the session read: no induction needed.
+    None,
+}
+
+impl FlowProp {
+    fn invariant(self) -> Invariant {
+        match self {
+            FlowProp::Isolation => Invariant::Keys,
+            FlowProp::WriteDown | FlowProp::NoFlow(..) => Invariant::Tier,
+            FlowProp::Ceiling(_) | FlowProp::NeverReads(_) => Invariant::None,
+        }
+    }
+
+    /// The completeness threshold of bounded model checking for this property: how many
+    /// calls before the bad one a shortest trace can need. A call that changes none of
+    /// the state the property depends on can be cut from a trace (the calls after it only
+    /// get more permissive without it: labels only grow), and each part of the state
+    /// changes a bounded number of times: the label and ghost tiers at most `tiers` times
+    /// each, a key's binding and witness once each. Where the bad call depends on no
+    /// state at all, a fresh session is the most permissive and the bound is 0.
+    fn threshold(self, ctx: &Ctx<'_>) -> usize {
+        match self.invariant() {
+            Invariant::Tier => 2 * ctx.data.tiers.len(),
+            Invariant::Keys => 2 * ctx.data.keys.len(),
+            Invariant::None => 0,
+        }
+    }
 }
 
 /// Tools the agent's rules let some request through, with such a request's values.
@@ -513,102 +547,178 @@ pub fn check_agent(
     let flows = AgentFlows { ctx, agent, usable };
     let mut outcomes: Vec<Option<FlowOutcome>> = props.iter().map(|_| None).collect();
 
-    // Induction: is "the label dominates the ghost" inductive, and does it exclude
-    // every bad call?
+    // Induction: is the property's invariant inductive, and does it exclude every bad
+    // call?
     let s = flows.state("s");
     let c = flows.call("c");
     let s2 = flows.state("s'");
     let steps = flows.steps(&s, &c);
-    let base = all(vec![
-        flows.state_domain(&s),
-        flows.call_domain(&c),
-        flows.invariant(&s),
-    ]);
-    // The shared solver, with everything of this agent inside one push / pop.
     let sv = ctx.shared.clone();
     sv.push();
-    sv.assert(&base);
-    sv.push();
-    sv.assert(flows.transition(&steps, &c, &s2));
-    sv.assert(flows.invariant(&s2).not());
-    let inductive = matches!(solver::check(&sv, &[]), Check::Unsat);
-    sv.pop(1);
-    if inductive {
-        for (i, prop) in props.iter().enumerate() {
-            sv.push();
-            sv.assert(flows.bad(*prop, &steps, &s, &c));
-            if let Check::Unsat = solver::check(&sv, &[]) {
-                outcomes[i] = Some(FlowOutcome {
-                    verdict: Ok(None),
-                    method: Method::Induction,
-                });
-            }
-            sv.pop(1);
+    sv.assert(flows.state_domain(&s));
+    sv.assert(flows.call_domain(&c));
+    let transition = flows.transition(&steps, &c, &s2);
+    let inductive = |inv: Invariant| -> bool {
+        let (now, next) = match inv {
+            Invariant::Tier => (flows.tier_invariant(&s), flows.tier_invariant(&s2)),
+            Invariant::Keys => (flows.key_invariant(&s), flows.key_invariant(&s2)),
+            Invariant::None => return false,
+        };
+        sv.push();
+        sv.assert(&now);
+        sv.assert(&transition);
+        sv.assert(next.not());
+        let holds = matches!(solver::check(&sv, &[]), Check::Unsat);
+        sv.pop(1);
+        holds
+    };
+    let wanted = |inv: Invariant| props.iter().any(|p| p.invariant() == inv);
+    let tier_ok = wanted(Invariant::Tier) && inductive(Invariant::Tier);
+    let keys_ok = wanted(Invariant::Keys) && inductive(Invariant::Keys);
+    for (i, prop) in props.iter().enumerate() {
+        let inv = match prop.invariant() {
+            Invariant::Tier if tier_ok => flows.tier_invariant(&s),
+            Invariant::Keys if keys_ok => flows.key_invariant(&s),
+            _ => continue,
+        };
+        sv.push();
+        sv.assert(&inv);
+        sv.assert(flows.bad(*prop, &steps, &s, &c));
+        if let Check::Unsat = solver::check(&sv, &[]) {
+            outcomes[i] = Some(FlowOutcome {
+                verdict: Ok(None),
+                method: Method::Induction,
+            });
         }
+        sv.pop(1);
     }
     sv.pop(1);
     if outcomes.iter().all(Option::is_some) {
         return outcomes.into_iter().flatten().collect();
     }
 
-    // Bounded model checking from a fresh session, shortest trace first.
-    let depth = threshold(ctx);
+    // Bounded model checking from a fresh session, shortest trace first, each property
+    // up to its own completeness threshold.
+    let depth = props
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, o)| o.is_none())
+        .map(|(p, _)| p.threshold(ctx))
+        .max()
+        .unwrap_or(0);
     let bmc = ctx.shared.clone();
     bmc.push();
+    // The unrolling: `alive[d]` says the first `d` calls all went through, so "a bad call
+    // after d calls" is `alive[d] and bad(s_d, c_d)`, whatever comes after.
     let mut states = vec![flows.state("s0")];
     let mut calls: Vec<Cv> = Vec::new();
+    let mut steps_at: Vec<Vec<ToolStep>> = Vec::new();
+    let mut alive = vec![Bool::from_bool(true)];
     bmc.assert(flows.init(&states[0]));
     bmc.assert(flows.state_domain(&states[0]));
     for d in 0..=depth {
         let c = flows.call(&format!("c{d}"));
         bmc.assert(flows.call_domain(&c));
-        let steps = flows.steps(&states[d], &c);
+        steps_at.push(flows.steps(&states[d], &c));
         calls.push(c);
-        for (i, prop) in props.iter().enumerate() {
-            if outcomes[i].is_some() {
-                continue;
-            }
-            bmc.push();
-            bmc.assert(flows.bad(*prop, &steps, &states[d], &calls[d]));
-            match solver::check(&bmc, &[]) {
-                Check::Unsat => {}
-                Check::Unknown(reason) => {
-                    outcomes[i] = Some(FlowOutcome {
-                        verdict: Err(reason),
-                        method: Method::Bmc {
-                            depth: d,
-                            complete: false,
-                        },
-                    });
-                }
-                Check::Sat(model) => {
-                    outcomes[i] = Some(FlowOutcome {
-                        verdict: trace::trace(&flows, &model, &states, &calls, *prop).map(Some),
-                        method: Method::Bmc {
-                            depth: d,
-                            complete: false,
-                        },
-                    });
-                }
-            }
-            bmc.pop(1);
+        if d < depth {
+            let next = flows.state(&format!("s{}", d + 1));
+            let live = Bool::new_const(format!("alive{}", d + 1));
+            bmc.assert(flows.state_domain(&next));
+            bmc.assert(live.implies(&alive[d]));
+            bmc.assert(live.implies(flows.transition(&steps_at[d], &calls[d], &next)));
+            states.push(next);
+            alive.push(live);
         }
-        if outcomes.iter().all(Option::is_some) || d == depth {
-            break;
+    }
+    let bad_at = |prop: FlowProp, d: usize| {
+        Bool::and(&[
+            alive[d].clone(),
+            flows.bad(prop, &steps_at[d], &states[d], &calls[d]),
+        ])
+    };
+    for (i, prop) in props.iter().enumerate() {
+        if outcomes[i].is_some() {
+            continue;
         }
-        let next = flows.state(&format!("s{}", d + 1));
-        bmc.assert(flows.state_domain(&next));
-        bmc.assert(flows.transition(&steps, &calls[d], &next));
-        states.push(next);
+        let limit = prop.threshold(ctx);
+        // One query for "a bad call within the bound"; only when there is one, the
+        // shortest is searched for depth by depth.
+        bmc.push();
+        bmc.assert(Bool::or(
+            &(0..=limit).map(|d| bad_at(*prop, d)).collect::<Vec<_>>(),
+        ));
+        let any = solver::check(&bmc, &[]);
+        bmc.pop(1);
+        outcomes[i] = Some(match any {
+            Check::Unsat => FlowOutcome {
+                verdict: Ok(None),
+                method: Method::Bmc {
+                    depth: limit,
+                    complete: true,
+                },
+            },
+            Check::Unknown(reason) => FlowOutcome {
+                verdict: Err(reason),
+                method: Method::Bmc {
+                    depth: limit,
+                    complete: false,
+                },
+            },
+            Check::Sat(_) => {
+                let mut found = FlowOutcome {
+                    verdict: Err("no shortest trace found within the bound".into()),
+                    method: Method::Bmc {
+                        depth: limit,
+                        complete: false,
+                    },
+                };
+                for d in 0..=limit {
+                    bmc.push();
+                    bmc.assert(bad_at(*prop, d));
+                    let check = solver::check(&bmc, &[]);
+                    bmc.pop(1);
+                    let method = Method::Bmc {
+                        depth: d,
+                        complete: false,
+                    };
+                    match check {
+                        Check::Unsat => continue,
+                        Check::Unknown(reason) => {
+                            found = FlowOutcome {
+                                verdict: Err(reason),
+                                method,
+                            };
+                        }
+                        Check::Sat(model) => {
+                            found = FlowOutcome {
+                                verdict: trace::trace(
+                                    &flows,
+                                    &model,
+                                    &states[..=d],
+                                    &calls[..=d],
+                                    *prop,
+                                )
+                                .map(Some),
+                                method,
+                            };
+                        }
+                    }
+                    break;
+                }
+                found
+            }
+        });
     }
     bmc.pop(1);
     outcomes
         .into_iter()
-        .map(|o| {
+        .zip(props)
+        .map(|(o, p)| {
             o.unwrap_or(FlowOutcome {
                 verdict: Ok(None),
                 method: Method::Bmc {
-                    depth,
+                    depth: p.threshold(ctx),
                     complete: true,
                 },
             })
