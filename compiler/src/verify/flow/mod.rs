@@ -649,11 +649,20 @@ pub fn outcome(ctx: &Ctx<'_>, cells: &[CellInfo], agent: usize, prop: FlowProp) 
     o
 }
 
-/// Isolation, no write-down and the tier ceiling, for every agent; the asserts' flow
-/// properties are proved in the same pass and kept for `asserts`.
-pub fn prove(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult> {
+/// Isolation, no write-down and the tier ceiling, for every agent `in_scope` selects;
+/// with `with_asserts`, the asserts' flow properties are proved in the same pass and kept
+/// for `asserts`.
+pub fn prove(
+    ctx: &Ctx<'_>,
+    cells: &[CellInfo],
+    in_scope: &dyn Fn(usize) -> bool,
+    with_asserts: bool,
+) -> Vec<PropertyResult> {
     let mut out = Vec::new();
     for (a, agent) in ctx.model.agents.iter().enumerate() {
+        if !in_scope(a) {
+            continue;
+        }
         let mut props = Vec::new();
         if !ctx.model.keys.is_empty() {
             props.push((Some(Property::Isolation), FlowProp::Isolation));
@@ -664,7 +673,12 @@ pub fn prove(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult> {
         if let Some(max) = agent.max_tier {
             props.push((Some(Property::TierCeiling), FlowProp::Ceiling(max)));
         }
-        for p in assert_props(ctx, a) {
+        let for_asserts = if with_asserts {
+            assert_props(ctx, a)
+        } else {
+            Vec::new()
+        };
+        for p in for_asserts {
             if !props.iter().any(|(_, q)| *q == p) {
                 props.push((None, p));
             }
