@@ -238,7 +238,7 @@ pub fn verify_scoped(
     let mut results = Vec::new();
     let all = cells::prepare(&ctx);
     let cells: Vec<cells::CellInfo> = all.iter().filter(|c| in_scope(c.agent)).cloned().collect();
-    results.extend(flow::prove(&ctx, &cells, &in_scope, scope.asserts));
+    results.extend(flow::prove(&ctx, &all, &in_scope, scope.asserts));
     results.extend(cells::prove_escalation(&ctx, &cells));
     results.extend(cells::prove_monotone(&ctx, &cells));
     results.extend(hygiene::prove(&ctx, &cells));

@@ -649,9 +649,11 @@ pub fn outcome(ctx: &Ctx<'_>, cells: &[CellInfo], agent: usize, prop: FlowProp) 
     o
 }
 
-/// Isolation, no write-down and the tier ceiling, for every agent `in_scope` selects;
-/// with `with_asserts`, the asserts' flow properties are proved in the same pass and kept
-/// for `asserts`.
+/// Isolation, no write-down and the tier ceiling, for every agent `in_scope` selects; the
+/// asserts' flow properties of those agents are proved in the same pass and kept for
+/// `asserts`. With `with_asserts`, agents outside the scope that an assert names are
+/// checked in the same way (their own results are not reported), so the asserts' outcomes
+/// are exactly those of a run over every agent.
 pub fn prove(
     ctx: &Ctx<'_>,
     cells: &[CellInfo],
@@ -660,7 +662,9 @@ pub fn prove(
 ) -> Vec<PropertyResult> {
     let mut out = Vec::new();
     for (a, agent) in ctx.model.agents.iter().enumerate() {
-        if !in_scope(a) {
+        let emit = in_scope(a);
+        let for_asserts = assert_props(ctx, a);
+        if !emit && (!with_asserts || for_asserts.is_empty()) {
             continue;
         }
         let mut props = Vec::new();
@@ -673,11 +677,6 @@ pub fn prove(
         if let Some(max) = agent.max_tier {
             props.push((Some(Property::TierCeiling), FlowProp::Ceiling(max)));
         }
-        let for_asserts = if with_asserts {
-            assert_props(ctx, a)
-        } else {
-            Vec::new()
-        };
         for p in for_asserts {
             if !props.iter().any(|(_, q)| *q == p) {
                 props.push((None, p));
@@ -690,10 +689,11 @@ pub fn prove(
         let outcomes = check_agent(ctx, cells, a, &only);
         for ((property, prop), outcome) in props.into_iter().zip(outcomes) {
             match property {
-                Some(property) => {
+                Some(property) if emit => {
                     let subject = format!("agent {}", agent.name);
                     out.push(result(ctx, property, prop, subject, outcome, None));
                 }
+                Some(_) => {}
                 None => {
                     ctx.flows.borrow_mut().insert((a, prop), outcome);
                 }
