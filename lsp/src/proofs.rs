@@ -131,8 +131,9 @@ pub fn prove(input: &ProofInput, cache: &mut ProofCache, config: &Config) -> Pro
     let data = table.data();
     let mut summary = ProofSummary::default();
     let mut diagnostics = Vec::new();
+    let shared = shared_key(model, data, config);
     for (a, agent) in model.agents.iter().enumerate() {
-        let key = agent_key(model, data, a, config);
+        let key = agent_key(shared, model, data, a);
         match cache.agents.get(&agent.name) {
             Some(cached) if cached.key == key => {
                 summary.cached_agents.push(agent.name.clone());
@@ -189,12 +190,10 @@ fn feed(hasher: &mut DefaultHasher, value: &impl Debug) {
     format!("{value:?}").hash(hasher);
 }
 
-/// The key of agent `a`'s verdicts: everything its per-agent proofs can read.
-fn agent_key(model: &Model, data: &TableData, a: usize, config: &Config) -> u64 {
+/// The hash of the policy-wide data any agent's proofs may read, computed once per run.
+fn shared_key(model: &Model, data: &TableData, config: &Config) -> u64 {
     let mut h = DefaultHasher::new();
     feed(&mut h, config);
-    feed(&mut h, &a);
-    // Policy-wide data any cell may read.
     feed(&mut h, &data.policy);
     feed(&mut h, &data.files);
     feed(&mut h, &data.tiers);
@@ -212,6 +211,15 @@ fn agent_key(model: &Model, data: &TableData, a: usize, config: &Config) -> u64 
     feed(&mut h, &model.tools);
     feed(&mut h, &model.thresholds);
     feed(&mut h, &model.routes);
+    h.finish()
+}
+
+/// The key of agent `a`'s verdicts: everything its per-agent proofs can read, the
+/// policy-wide part as `shared`.
+fn agent_key(shared: u64, model: &Model, data: &TableData, a: usize) -> u64 {
+    let mut h = DefaultHasher::new();
+    shared.hash(&mut h);
+    a.hash(&mut h);
     // The agent's own: its entry, its row of cells, its rules.
     feed(&mut h, &data.agents.get(a));
     feed(&mut h, &model.agents.get(a));

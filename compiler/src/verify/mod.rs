@@ -236,7 +236,12 @@ pub fn verify_scoped(
             .is_none_or(|agents| agents.contains(&agent))
     };
     let mut results = Vec::new();
-    let all = cells::prepare(&ctx);
+    // The asserts may read any agent's cells; without them, only the scope's are needed.
+    let all = if scope.asserts {
+        cells::prepare(&ctx)
+    } else {
+        cells::prepare_agents(&ctx, &in_scope)
+    };
     let cells: Vec<cells::CellInfo> = all.iter().filter(|c| in_scope(c.agent)).cloned().collect();
     results.extend(flow::prove(&ctx, &all, &in_scope, scope.asserts));
     results.extend(cells::prove_escalation(&ctx, &cells));
