@@ -261,8 +261,8 @@ fn schedule_diagnostics(shared: &Arc<Shared>, client: &Client, debounce: Duratio
     });
 }
 
-/// Runs the proofs in a blocking task (a save spawns it, so the server keeps serving), then republishes every file's diagnostics
-/// with the proofs' merged in.
+/// Runs the proofs in a blocking task (a save spawns this, so the server keeps serving),
+/// announces the run, then republishes every file's diagnostics with the proofs' merged in.
 async fn run_proofs(shared: Arc<Shared>, client: Client) -> Option<ProofSummary> {
     let timeout_ms = lock(&shared.config).proof_timeout_ms;
     let computing = shared.clone();
