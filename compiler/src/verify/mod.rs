@@ -216,8 +216,10 @@ pub fn verify(model: &Model, table: &DecisionTable, config: &Config) -> Report {
     verify_scoped(model, table, config, &Scope::default())
 }
 
-/// Proves the properties of `model` that `scope` selects. The results for a selected
-/// agent are the ones [`verify`] gives for it.
+/// Proves the properties of `model` that `scope` selects. For a selected agent the
+/// verdicts, messages and locations are the ones [`verify`] gives; a counterexample may be
+/// another witness (Z3's model depends on the queries asked before it), replayed through
+/// the runtime like every other.
 pub fn verify_scoped(
     model: &Model,
     table: &DecisionTable,
