@@ -19,6 +19,7 @@ function activate(context) {
     initializationOptions: {
       debounceMs: config.get("server.debounceMs"),
       diagnosticDocsUrl: config.get("diagnosticDocsUrl"),
+      proofsOnSave: config.get("proofsOnSave"),
     },
     synchronize: {
       fileEvents: vscode.workspace.createFileSystemWatcher("**/*.agentpolicy"),

@@ -3,8 +3,11 @@
 //! One compiler `Diagnostic` becomes one protocol diagnostic on its primary label's file:
 //! code, severity, message with the help line, secondary labels as related information,
 //! and, when the client configured a docs base URL, a link to the code's docs page.
-//! Every user file gets a list, empty ones included, so fixed problems disappear.
+//! Every user file gets a list, empty ones included, so fixed problems disappear. A
+//! failed proof's counterexample (the request, or the session's calls, as JSON) is
+//! appended to the message and given as `data.counterexample`.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 
 use agentpolicy::diagnostics::{Code, Diagnostic, Severity};
@@ -77,6 +80,13 @@ pub fn to_lsp(state: &PolicyState, d: &Diagnostic, docs_base: Option<&str>) -> l
         message.push_str("\nhelp: ");
         message.push_str(help);
     }
+    let data = d.counterexample.as_ref().map(|json| {
+        message.push_str("\ncounterexample: ");
+        message.push_str(json);
+        let value = serde_json::from_str::<serde_json::Value>(json)
+            .unwrap_or_else(|_| serde_json::Value::String(json.clone()));
+        serde_json::json!({ "counterexample": value })
+    });
     let related: Vec<DiagnosticRelatedInformation> = d
         .secondary
         .iter()
@@ -109,6 +119,46 @@ pub fn to_lsp(state: &PolicyState, d: &Diagnostic, docs_base: Option<&str>) -> l
         related_information: (!related.is_empty()).then_some(related),
         // A `deny` that can never decide anything is dead code: editors fade it.
         tags: (d.code == Code::UngrantedDeny).then(|| vec![DiagnosticTag::UNNECESSARY]),
-        data: None,
+        data,
+    }
+}
+
+/// Compiler diagnostics (a proof run's) in protocol form, by the URI of their file.
+pub fn by_file(
+    state: &PolicyState,
+    diagnostics: &[Diagnostic],
+    docs_base: Option<&str>,
+) -> HashMap<Uri, Vec<lsp::Diagnostic>> {
+    let mut out: HashMap<Uri, Vec<lsp::Diagnostic>> = HashMap::new();
+    for d in diagnostics {
+        let Some(uri) = state
+            .document(d.primary.file)
+            .and_then(|doc| doc.uri.clone())
+        else {
+            continue;
+        };
+        out.entry(uri)
+            .or_default()
+            .push(to_lsp(state, d, docs_base));
+    }
+    out
+}
+
+/// Adds `proofs` to the front end's lists: a file with proof diagnostics but no list yet
+/// (a library module) gets one.
+pub fn merge(
+    state: &PolicyState,
+    batch: &mut Vec<FileDiagnostics>,
+    proofs: &HashMap<Uri, Vec<lsp::Diagnostic>>,
+) {
+    for (uri, diagnostics) in proofs {
+        match batch.iter_mut().find(|f| &f.uri == uri) {
+            Some(f) => f.diagnostics.extend(diagnostics.iter().cloned()),
+            None => batch.push(FileDiagnostics {
+                uri: uri.clone(),
+                version: state.document_by_uri(uri).and_then(|d| d.version),
+                diagnostics: diagnostics.clone(),
+            }),
+        }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! A thin layer over the compiler library: `state` holds the compiler's salsa database
 //! and the documents; each feature module turns the compiler's data (diagnostics, syntax
-//! tree, lossless tokens, resolved model) into protocol answers; `server` wires them to
+//! tree, lossless tokens, resolved model, proofs) into protocol answers; `server` wires them to
 //! tower-lsp-server. LSP types live only in this crate; the compiler knows nothing of the
 //! protocol.
 
@@ -18,6 +18,7 @@ pub mod index;
 pub mod inlay_hints;
 pub mod lookup;
 pub mod navigation;
+pub mod proofs;
 pub mod semantic_tokens;
 pub mod server;
 pub mod state;

@@ -6,6 +6,13 @@
 //! first, the older run is dropped, so typing never queues analyses. A request the
 //! server cannot serve (unknown file, refused rename) gets an error response; a
 //! notification it cannot apply (out-of-order change) gets a log line. Nothing panics.
+//!
+//! Proofs run on `didSave` and on the `agentpolicy.verify` command, in a blocking task
+//! (see `proofs`). Their diagnostics are kept with the revision of the text they were
+//! proved on and merged into each file's list while that revision holds: any edit clears
+//! them until the next save, because a counterexample for text that has changed would
+//! point at the wrong place. After each run the server sends `agentpolicy/proofsRun`
+//! (which agents were proved, which came from the cache).
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -18,6 +25,7 @@ use tower_lsp_server::jsonrpc::{Error, ErrorCode, Result};
 use tower_lsp_server::ls_types::*;
 use tower_lsp_server::{Client, LanguageServer};
 
+use crate::proofs::{self, ProofCache, ProofRun, ProofSummary};
 use crate::state::{PolicyState, World, default_stdlib_dir};
 use crate::{
     code_actions, completion, diagnostics, folding, formatting, hover, inlay_hints, navigation,
@@ -33,6 +41,11 @@ pub struct Config {
     /// Base URL of the diagnostic docs pages (`{base}/AP0011.md`), for links in the
     /// editor. No links when absent.
     pub diagnostic_docs_url: Option<String>,
+    /// Run the proofs when a file is saved (the `agentpolicy.verify` command runs them
+    /// regardless).
+    pub proofs_on_save: bool,
+    /// Time limit per solver query, in milliseconds, as `check --timeout-ms`.
+    pub proof_timeout_ms: u32,
 }
 
 impl Default for Config {
@@ -40,8 +53,26 @@ impl Default for Config {
         Config {
             debounce_ms: 20,
             diagnostic_docs_url: None,
+            proofs_on_save: true,
+            proof_timeout_ms: 10_000,
         }
     }
+}
+
+/// The `agentpolicy/proofsRun` notification.
+#[derive(Debug)]
+pub enum ProofsRun {}
+
+impl notification::Notification for ProofsRun {
+    type Params = ProofSummary;
+    const METHOD: &'static str = proofs::PROOFS_RUN;
+}
+
+/// Proof diagnostics and the revision of the text they were proved on.
+#[derive(Debug)]
+struct Proven {
+    revision: u64,
+    files: HashMap<Uri, Vec<Diagnostic>>,
 }
 
 /// A document's last published diagnostics and the version they were for.
@@ -58,6 +89,10 @@ struct Shared {
     /// When diagnostics were last scheduled: an edit after a quiet spell is analysed at
     /// once, and only edits in quick succession wait for the debounce.
     last_scheduled: Mutex<Option<Instant>>,
+    /// Verdicts of earlier proof runs; held for a whole run, so runs never overlap.
+    proof_cache: Mutex<ProofCache>,
+    /// The last proof run's diagnostics, shown while the text is unchanged.
+    proven: Mutex<Option<Proven>>,
 }
 
 /// Why the input guard replaced a message.
@@ -93,6 +128,8 @@ impl Backend {
                 published: tokio::sync::Mutex::new(HashMap::new()),
                 startup_log: Mutex::new(log),
                 last_scheduled: Mutex::new(None),
+                proof_cache: Mutex::new(ProofCache::default()),
+                proven: Mutex::new(None),
             }),
         }
     }
@@ -111,79 +148,8 @@ impl Backend {
         f(&world).map_err(Error::invalid_params)
     }
 
-    /// Recomputes and publishes diagnostics, unless a newer edit comes first. The first
-    /// edit after a quiet spell of `debounce` runs at once (leading edge); edits in quick
-    /// succession wait `debounce` and only the last one is analysed (trailing edge).
     fn schedule_diagnostics(&self, debounce: Duration) {
-        let delay = {
-            let mut last = lock(&self.shared.last_scheduled);
-            let now = Instant::now();
-            let quiet = last.is_none_or(|t| now.duration_since(t) >= debounce);
-            *last = Some(now);
-            if quiet { Duration::ZERO } else { debounce }
-        };
-        let generation = self.shared.generation.fetch_add(1, Ordering::SeqCst) + 1;
-        let shared = self.shared.clone();
-        let client = self.client.clone();
-        tokio::spawn(async move {
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            if shared.generation.load(Ordering::SeqCst) != generation {
-                return;
-            }
-            let computing = shared.clone();
-            let batch = tokio::task::spawn_blocking(move || {
-                let docs = lock(&computing.config).diagnostic_docs_url.clone();
-                let state = lock(&computing.state);
-                // A newer edit arrived while this run waited for the lock: let it publish.
-                if computing.generation.load(Ordering::SeqCst) != generation {
-                    return None;
-                }
-                let analysis = state.analysis();
-                Some(diagnostics::collect(&state, &analysis, docs.as_deref()))
-            })
-            .await;
-            let batch = match batch {
-                Ok(Some(batch)) => batch,
-                Ok(None) => return,
-                Err(e) => {
-                    client
-                        .log_message(
-                            MessageType::ERROR,
-                            format!("computing diagnostics failed: {e}"),
-                        )
-                        .await;
-                    return;
-                }
-            };
-            let mut published = shared.published.lock().await;
-            if shared.generation.load(Ordering::SeqCst) != generation {
-                return;
-            }
-            // Publish only what changed since the last run: in a policy of many files,
-            // an edit to one must not resend every other file's list.
-            let listed: HashSet<Uri> = batch.iter().map(|f| f.uri.clone()).collect();
-            let stale: Vec<Uri> = published
-                .keys()
-                .filter(|u| !listed.contains(*u))
-                .cloned()
-                .collect();
-            for uri in stale {
-                published.remove(&uri);
-                client.publish_diagnostics(uri, Vec::new(), None).await;
-            }
-            for file in batch {
-                let last = (file.version, file.diagnostics);
-                if published.get(&file.uri) == Some(&last) {
-                    continue;
-                }
-                client
-                    .publish_diagnostics(file.uri.clone(), last.1.clone(), last.0)
-                    .await;
-                published.insert(file.uri, last);
-            }
-        });
+        schedule_diagnostics(&self.shared, &self.client, debounce);
     }
 
     /// Stand-in for a request the client sent malformed (see `framing`).
@@ -212,6 +178,163 @@ impl Backend {
     fn debounce(&self) -> Duration {
         Duration::from_millis(lock(&self.shared.config).debounce_ms)
     }
+}
+
+/// Recomputes and publishes diagnostics, unless a newer edit comes first. The first
+/// edit after a quiet spell of `debounce` runs at once (leading edge); edits in quick
+/// succession wait `debounce` and only the last one is analysed (trailing edge).
+fn schedule_diagnostics(shared: &Arc<Shared>, client: &Client, debounce: Duration) {
+    let delay = {
+        let mut last = lock(&shared.last_scheduled);
+        let now = Instant::now();
+        let quiet = last.is_none_or(|t| now.duration_since(t) >= debounce);
+        *last = Some(now);
+        if quiet { Duration::ZERO } else { debounce }
+    };
+    let generation = shared.generation.fetch_add(1, Ordering::SeqCst) + 1;
+    let shared = shared.clone();
+    let client = client.clone();
+    tokio::spawn(async move {
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        if shared.generation.load(Ordering::SeqCst) != generation {
+            return;
+        }
+        let computing = shared.clone();
+        let batch = tokio::task::spawn_blocking(move || {
+            let docs = lock(&computing.config).diagnostic_docs_url.clone();
+            let state = lock(&computing.state);
+            // A newer edit arrived while this run waited for the lock: let it publish.
+            if computing.generation.load(Ordering::SeqCst) != generation {
+                return None;
+            }
+            let analysis = state.analysis();
+            let mut batch = diagnostics::collect(&state, &analysis, docs.as_deref());
+            if let Some(proven) = lock(&computing.proven).as_ref()
+                && proven.revision == state.revision()
+            {
+                diagnostics::merge(&state, &mut batch, &proven.files);
+            }
+            Some(batch)
+        })
+        .await;
+        let batch = match batch {
+            Ok(Some(batch)) => batch,
+            Ok(None) => return,
+            Err(e) => {
+                client
+                    .log_message(
+                        MessageType::ERROR,
+                        format!("computing diagnostics failed: {e}"),
+                    )
+                    .await;
+                return;
+            }
+        };
+        let mut published = shared.published.lock().await;
+        if shared.generation.load(Ordering::SeqCst) != generation {
+            return;
+        }
+        // Publish only what changed since the last run: in a policy of many files,
+        // an edit to one must not resend every other file's list.
+        let listed: HashSet<Uri> = batch.iter().map(|f| f.uri.clone()).collect();
+        let stale: Vec<Uri> = published
+            .keys()
+            .filter(|u| !listed.contains(*u))
+            .cloned()
+            .collect();
+        for uri in stale {
+            published.remove(&uri);
+            client.publish_diagnostics(uri, Vec::new(), None).await;
+        }
+        for file in batch {
+            let last = (file.version, file.diagnostics);
+            if published.get(&file.uri) == Some(&last) {
+                continue;
+            }
+            client
+                .publish_diagnostics(file.uri.clone(), last.1.clone(), last.0)
+                .await;
+            published.insert(file.uri, last);
+        }
+    });
+}
+
+/// Runs the proofs in a blocking task (a save spawns this, so the server keeps serving),
+/// announces the run, then republishes every file's diagnostics with the proofs' merged in.
+async fn run_proofs(shared: Arc<Shared>, client: Client) -> Option<ProofSummary> {
+    let timeout_ms = lock(&shared.config).proof_timeout_ms;
+    let computing = shared.clone();
+    let outcome = tokio::task::spawn_blocking(move || prove_now(&computing, timeout_ms)).await;
+    let summary = match outcome {
+        Ok(summary) => summary,
+        Err(e) => {
+            client
+                .log_message(
+                    MessageType::ERROR,
+                    format!("running the proofs failed: {e}"),
+                )
+                .await;
+            return None;
+        }
+    };
+    let line = match &summary.skipped {
+        Some(reason) => format!("proofs not run: {reason}"),
+        None => format!(
+            "proofs: {} agent(s) proved ({}), {} from the cache; asserts {}; {} diagnostic(s)",
+            summary.proved_agents.len(),
+            summary.proved_agents.join(", "),
+            summary.cached_agents.len(),
+            if summary.proved_asserts {
+                "proved"
+            } else {
+                "from the cache"
+            },
+            summary.diagnostics
+        ),
+    };
+    client.log_message(MessageType::INFO, line).await;
+    client.send_notification::<ProofsRun>(summary.clone()).await;
+    schedule_diagnostics(&shared, &client, Duration::ZERO);
+    Some(summary)
+}
+
+/// One proof run (blocking): takes what it needs under the state's lock, proves without
+/// it, and keeps the diagnostics if the text did not change meanwhile.
+fn prove_now(shared: &Shared, timeout_ms: u32) -> ProofSummary {
+    let mut cache = lock(&shared.proof_cache);
+    let (revision, input) = {
+        let state = lock(&shared.state);
+        let analysis = state.analysis();
+        (state.revision(), proofs::input(&state, &analysis))
+    };
+    let config = agentpolicy::verify::Config {
+        budget: agentpolicy::verify::Budget {
+            timeout_ms: Some(timeout_ms),
+            rlimit: None,
+        },
+    };
+    let run = match input {
+        Ok(input) => proofs::prove(&input, &mut cache, &config),
+        Err(reason) => ProofRun {
+            summary: ProofSummary {
+                skipped: Some(reason),
+                ..ProofSummary::default()
+            },
+            diagnostics: Vec::new(),
+        },
+    };
+    drop(cache);
+    let docs = lock(&shared.config).diagnostic_docs_url.clone();
+    let state = lock(&shared.state);
+    // Edited while proving: the verdicts are cached by content and stay valid, but their
+    // locations are for the old text, so they are not shown.
+    if state.revision() == revision {
+        let files = diagnostics::by_file(&state, &run.diagnostics, docs.as_deref());
+        *lock(&shared.proven) = Some(Proven { revision, files });
+    }
+    run.summary
 }
 
 /// Locks a mutex, recovering the data if a panic elsewhere poisoned it: the state is
@@ -252,7 +375,7 @@ pub fn capabilities() -> ServerCapabilities {
                 change: Some(TextDocumentSyncKind::INCREMENTAL),
                 will_save: None,
                 will_save_wait_until: None,
-                save: None,
+                save: Some(TextDocumentSyncSaveOptions::Supported(true)),
             },
         )),
         hover_provider: Some(HoverProviderCapability::Simple(true)),
@@ -285,6 +408,10 @@ pub fn capabilities() -> ServerCapabilities {
         document_formatting_provider: Some(OneOf::Left(true)),
         document_highlight_provider: Some(OneOf::Left(true)),
         inlay_hint_provider: Some(OneOf::Left(true)),
+        execute_command_provider: Some(ExecuteCommandOptions {
+            commands: vec![proofs::VERIFY_COMMAND.to_string()],
+            work_done_progress_options: Default::default(),
+        }),
         ..Default::default()
     }
 }
@@ -385,6 +512,31 @@ impl LanguageServer for Backend {
             Ok(()) => self.schedule_diagnostics(self.debounce()),
             Err(e) => self.log(MessageType::WARNING, e).await,
         }
+    }
+
+    async fn did_save(&self, _: DidSaveTextDocumentParams) {
+        if lock(&self.shared.config).proofs_on_save {
+            tokio::spawn(run_proofs(self.shared.clone(), self.client.clone()));
+        }
+    }
+
+    async fn execute_command(
+        &self,
+        params: ExecuteCommandParams,
+    ) -> Result<Option<serde_json::Value>> {
+        if params.command != proofs::VERIFY_COMMAND {
+            return Err(Error::invalid_params(format!(
+                "unknown command `{}`; the server offers `{}`",
+                params.command,
+                proofs::VERIFY_COMMAND
+            )));
+        }
+        let summary = run_proofs(self.shared.clone(), self.client.clone())
+            .await
+            .ok_or_else(|| request_failed("running the proofs failed".to_string()))?;
+        serde_json::to_value(summary)
+            .map(Some)
+            .map_err(|e| request_failed(format!("cannot encode the proof summary: {e}")))
     }
 
     async fn did_close(&self, params: DidCloseTextDocumentParams) {

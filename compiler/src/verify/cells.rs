@@ -33,8 +33,13 @@ impl CellInfo {
 
 /// Every cell of the table, agent-major.
 pub fn prepare(ctx: &Ctx<'_>) -> Vec<CellInfo> {
+    prepare_agents(ctx, &|_| true)
+}
+
+/// The cells of the agents `keep` selects, agent-major.
+pub fn prepare_agents(ctx: &Ctx<'_>, keep: &dyn Fn(usize) -> bool) -> Vec<CellInfo> {
     let mut out = Vec::new();
-    for agent in 0..ctx.data.agents.len() {
+    for agent in (0..ctx.data.agents.len()).filter(|a| keep(*a)) {
         for tool in 0..ctx.data.tools.len() {
             let granted = cell(ctx, agent, tool).is_some_and(|c| c.granted);
             let access = if granted {

@@ -759,11 +759,24 @@ pub fn outcome(ctx: &Ctx<'_>, cells: &[CellInfo], agent: usize, prop: FlowProp) 
     o
 }
 
-/// Isolation, no write-down and the tier ceiling, for every agent; the asserts' flow
-/// properties are proved in the same pass and kept for `asserts`.
-pub fn prove(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult> {
+/// Isolation, no write-down and the tier ceiling, for every agent `in_scope` selects; the
+/// asserts' flow properties of those agents are proved in the same pass and kept for
+/// `asserts`. With `with_asserts`, agents outside the scope that an assert names are
+/// checked in the same way (their own results are not reported), so the asserts' outcomes
+/// are exactly those of a run over every agent.
+pub fn prove(
+    ctx: &Ctx<'_>,
+    cells: &[CellInfo],
+    in_scope: &dyn Fn(usize) -> bool,
+    with_asserts: bool,
+) -> Vec<PropertyResult> {
     let mut out = Vec::new();
     for (a, agent) in ctx.model.agents.iter().enumerate() {
+        let emit = in_scope(a);
+        let for_asserts = assert_props(ctx, a);
+        if !emit && (!with_asserts || for_asserts.is_empty()) {
+            continue;
+        }
         let mut props = Vec::new();
         if !ctx.model.keys.is_empty() {
             props.push((Some(Property::Isolation), FlowProp::Isolation));
@@ -774,7 +787,7 @@ pub fn prove(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult> {
         if let Some(max) = agent.max_tier {
             props.push((Some(Property::TierCeiling), FlowProp::Ceiling(max)));
         }
-        for p in assert_props(ctx, a) {
+        for p in for_asserts {
             if !props.iter().any(|(_, q)| *q == p) {
                 props.push((None, p));
             }
@@ -786,10 +799,11 @@ pub fn prove(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult> {
         let outcomes = check_agent(ctx, cells, a, &only);
         for ((property, prop), outcome) in props.into_iter().zip(outcomes) {
             match property {
-                Some(property) => {
+                Some(property) if emit => {
                     let subject = format!("agent {}", agent.name);
                     out.push(result(ctx, property, prop, subject, outcome, None));
                 }
+                Some(_) => {}
                 None => {
                     ctx.flows.borrow_mut().insert((a, prop), outcome);
                 }
