@@ -70,7 +70,12 @@ pub fn run_tests(model: &Model, table: &DecisionTable) -> TestReport {
     TestReport { results, covered }
 }
 
-fn run_test(model: &Model, table: &DecisionTable, test: &TestDef, covered: &mut [bool]) -> TestResult {
+fn run_test(
+    model: &Model,
+    table: &DecisionTable,
+    test: &TestDef,
+    covered: &mut [bool],
+) -> TestResult {
     let mut session = SessionState::default();
     let mut last: Option<(Decision, Loc)> = None;
     let expected = describe_expected(model, &test.expect);
@@ -189,7 +194,9 @@ fn build_request(
 ) -> Result<rt::Request, String> {
     let agent = &model.agents[call.agent.index()].name;
     let tool = &model.tools[call.tool.index()];
-    let mut builder = table.request(agent, &tool.name).map_err(|e| e.to_string())?;
+    let mut builder = table
+        .request(agent, &tool.name)
+        .map_err(|e| e.to_string())?;
     for (param, value) in tool.params.iter().zip(&call.args) {
         let Some(value) = value else { continue };
         let arg = match value {
@@ -208,7 +215,12 @@ fn build_request(
         let keys: Vec<(&str, rt::KeyValue)> = on
             .keys
             .iter()
-            .map(|(k, v)| (model.keys[k.index()].name.as_str(), session.interner.intern(v)))
+            .map(|(k, v)| {
+                (
+                    model.keys[k.index()].name.as_str(),
+                    session.interner.intern(v),
+                )
+            })
             .collect();
         builder = builder
             .read(&model.resources[on.resource.index()].name, &keys)

@@ -34,7 +34,14 @@ pub fn run(args: CheckArgs) -> u8 {
                 continue;
             }
         };
-        let diagnostics = policy.diagnostics();
+        let mut diagnostics = policy.diagnostics();
+        // A clean front end is compiled too: what the decision table cannot hold is an
+        // error CI must see before deploy.
+        if !diagnostics.iter().any(|d| d.is_error())
+            && let Err(table_diagnostics) = policy.build_table()
+        {
+            diagnostics.extend(table_diagnostics);
+        }
         let e = diagnostics.iter().filter(|d| d.is_error()).count();
         let w = diagnostics.len() - e;
         errors += e;

@@ -41,8 +41,14 @@ pub fn run(args: TestArgs) -> u8 {
         };
         let diagnostics = policy.diagnostics();
         if diagnostics.iter().any(|d| d.is_error()) {
-            print!("{}", render::human(&diagnostics, &policy.sources, use_color()));
-            eprintln!("error: {} has errors; fix them before running its tests", path.display());
+            print!(
+                "{}",
+                render::human(&diagnostics, &policy.sources, use_color())
+            );
+            eprintln!(
+                "error: {} has errors; fix them before running its tests",
+                path.display()
+            );
             policy_error = true;
             continue;
         }
@@ -135,7 +141,10 @@ fn print_human(
                 .get(r.span.file.index())
                 .map(String::as_str)
                 .unwrap_or("?");
-            println!("    not exercised: {} ({file}:{}:{})", r.id, r.span.line, r.span.column);
+            println!(
+                "    not exercised: {} ({file}:{}:{})",
+                r.id, r.span.line, r.span.column
+            );
         }
     }
 }

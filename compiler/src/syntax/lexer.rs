@@ -18,7 +18,9 @@ pub enum TokenKind {
     Newline,
     #[regex(r"//[^\r\n]*")]
     LineComment,
-    #[regex(r"/\*([^*]|\*+[^*/])*\*+/")]
+    /// `/* ... */`; an unterminated one runs to the end of the file (and the grammar
+    /// then reports it).
+    #[token("/*", block_comment)]
     BlockComment,
     #[regex(r"[A-Za-z_][A-Za-z0-9_]*")]
     Ident,
@@ -89,6 +91,12 @@ impl TokenKind {
     pub fn is_comment(self) -> bool {
         matches!(self, TokenKind::LineComment | TokenKind::BlockComment)
     }
+}
+
+fn block_comment(lex: &mut logos::Lexer<'_, TokenKind>) {
+    let rest = lex.remainder();
+    let len = rest.find("*/").map_or(rest.len(), |i| i + 2);
+    lex.bump(len);
 }
 
 /// One token: its kind and its byte range in the source.
@@ -221,21 +229,23 @@ mod tests {
 
     #[test]
     fn literals_lex_as_one_token() {
-        let src = "$1.5M 20% 15m 0.85 50_000 \"q:x\"";
+        let src = "/**/ $1.5M 20% 15m 0.85 50_000 \"q:x\" /* a * b */";
         let kinds: Vec<_> = lex(src)
             .into_iter()
-            .filter(|t| !t.kind.is_trivia())
+            .filter(|t| !matches!(t.kind, TokenKind::Whitespace | TokenKind::Newline))
             .map(|t| t.kind)
             .collect();
         assert_eq!(
             kinds,
             vec![
+                TokenKind::BlockComment,
                 TokenKind::Money,
                 TokenKind::Percent,
                 TokenKind::Duration,
                 TokenKind::Number,
                 TokenKind::Number,
-                TokenKind::String
+                TokenKind::String,
+                TokenKind::BlockComment
             ]
         );
     }

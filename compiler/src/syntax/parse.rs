@@ -207,12 +207,17 @@ fn syntax_error(
         [init @ .., last] => format!("{} or {}", init.join(", "), last),
     };
     let range = TextRange::new(pos, pos + width);
+    let help = if found == "`=`" {
+        "to compare, write `==`; `=` only gives a threshold its value".to_string()
+    } else {
+        help_for(&expected)
+    };
     Diagnostic::new(
         Code::SyntaxError,
         format!("expected {expected_text}, found {found}"),
         Label::new(file, range, format!("expected {expected_text}")),
     )
-    .with_help(help_for(&expected))
+    .with_help(help)
 }
 
 fn help_for(expected: &[&str]) -> String {
@@ -754,12 +759,11 @@ impl Lower<'_> {
                 self.invalid(
                     &pair,
                     format!("`{text}` is not a valid amount"),
-                    "amounts are written `$10,000`, `$99.95`, `$1.5M`; at most 2 decimals, at most $90,000,000,000,000,000",
+                    "amounts are written `$10,000`, `$99.95`, `$1.5M`: whole cents, at most $92,233,720,368,547,758.07",
                 )
             })?),
             Rule::percent => LiteralValue::Percent(
-                parse_decimal(text.trim_end_matches('%'), 6)
-                    .and_then(|v| v.checked_div(100))
+                parse_percent(text)
                     .ok_or_else(|| {
                         self.invalid(
                             &pair,
@@ -862,18 +866,24 @@ fn compare_op(text: &str) -> CompareOp {
     }
 }
 
-/// `12.5` with `scale` 6 → 12_500_000. `None` on overflow or too many decimals.
+/// `12.5` with `scale` 6 → 12_500_000. `None` on overflow of `i64` or too many decimals.
 pub fn parse_decimal(text: &str, scale: u32) -> Option<i64> {
+    i64::try_from(parse_scaled(text, scale)?).ok()
+}
+
+/// The exact value of a decimal text times `10^scale`, computed wide so that scaling
+/// does not overflow before the final range check.
+fn parse_scaled(text: &str, scale: u32) -> Option<i128> {
     let cleaned: String = text.chars().filter(|c| *c != '_' && *c != ',').collect();
     let (int_part, frac_part) = match cleaned.split_once('.') {
         Some((i, f)) => (i, f),
         None => (cleaned.as_str(), ""),
     };
-    if frac_part.len() > scale as usize || int_part.is_empty() {
+    if frac_part.len() > scale as usize || int_part.is_empty() || int_part.len() > 30 {
         return None;
     }
-    let int: i64 = int_part.parse().ok()?;
-    let mut frac: i64 = if frac_part.is_empty() {
+    let int: i128 = int_part.parse().ok()?;
+    let mut frac: i128 = if frac_part.is_empty() {
         0
     } else {
         frac_part.parse().ok()?
@@ -881,26 +891,33 @@ pub fn parse_decimal(text: &str, scale: u32) -> Option<i64> {
     for _ in frac_part.len()..scale as usize {
         frac = frac.checked_mul(10)?;
     }
-    int.checked_mul(10i64.checked_pow(scale)?)?
+    int.checked_mul(10i128.checked_pow(scale)?)?
         .checked_add(frac)
 }
 
-/// `$10,000` → 1_000_000 cents; `$1.5M` → 150_000_000 cents.
+/// `12.5%` → 125_000 millionths. At most 4 decimals, so the value is exact.
+pub fn parse_percent(text: &str) -> Option<i64> {
+    // p% is p/100, and millionths of that are p * 10^4.
+    parse_decimal(text.trim_end_matches('%'), 4)
+}
+
+/// `$10,000` → 1_000_000 cents; `$1.5M` → 150_000_000 cents. `None` when the amount is
+/// not a whole number of cents or does not fit in an `i64` of cents.
 pub fn parse_money(text: &str) -> Option<i64> {
     let body = text.strip_prefix('$')?;
     let (digits, multiplier) = match body.chars().last()? {
-        'K' => (&body[..body.len() - 1], 1_000i64),
+        'K' => (&body[..body.len() - 1], 1_000i128),
         'M' => (&body[..body.len() - 1], 1_000_000),
         'B' => (&body[..body.len() - 1], 1_000_000_000),
         _ => (body, 1),
     };
-    // With a suffix, up to 6 decimals are meaningful ($1.25M); the result must still
-    // be a whole number of cents.
-    let scaled = parse_decimal(digits, 8)?.checked_mul(multiplier)?;
+    // In hundred-millionths of a dollar, so `$1.25M` and `$99.95` are both exact; the
+    // result must still be a whole number of cents.
+    let scaled = parse_scaled(digits, 8)?.checked_mul(multiplier)?;
     if scaled % 1_000_000 != 0 {
         return None;
     }
-    Some(scaled / 1_000_000)
+    i64::try_from(scaled / 1_000_000).ok()
 }
 
 /// `15m` → 900_000 ms. Years are 365 days.
@@ -933,6 +950,10 @@ mod tests {
         assert_eq!(parse_money("$2K"), Some(200_000));
         assert_eq!(parse_money("$0.001"), None);
         assert_eq!(parse_money("$99999999999999999999"), None);
+        assert_eq!(parse_money("$92,233,720,368,547,758.07"), Some(i64::MAX));
+        assert_eq!(parse_percent("12.5%"), Some(125_000));
+        assert_eq!(parse_percent("0.0001%"), Some(1));
+        assert_eq!(parse_percent("0.00001%"), None);
     }
 
     #[test]
