@@ -50,7 +50,7 @@ fn bench(c: &mut Criterion) {
             };
             // Benchmark only what agrees: a fast wrong answer is no result.
             match peers.outcomes(&call) {
-                Ok(o) if [o.ours, o.cedar, o.rego] == [request.expected; 3] => {}
+                Ok(o) if [o.ours, o.cedar, o.cedar_sliced, o.rego] == [request.expected; 4] => {}
                 other => {
                     eprintln!(
                         "{} rules, {}: expected {:?}, got {other:?}; skipped",
@@ -76,6 +76,15 @@ fn bench(c: &mut Criterion) {
                 BenchmarkId::new("cedar", request.name),
                 &call.cedar,
                 |b, r| b.iter(|| cedar::outcome(black_box(cedar_policy), black_box(r))),
+            );
+            group.bench_with_input(
+                BenchmarkId::new("cedar_sliced", request.name),
+                &call.cedar,
+                |b, r| {
+                    b.iter(|| {
+                        cedar::sliced_outcome(black_box(cedar_policy), call.agent, black_box(r))
+                    })
+                },
             );
             group.bench_with_input(
                 BenchmarkId::new("rego", request.name),

@@ -29,6 +29,10 @@ pub const ESCALATE_ANNOTATION: &str = "escalate";
 #[derive(Debug)]
 pub struct CedarPolicy {
     pub policies: PolicySet,
+    /// The same policies sliced by agent (`by_agent[a]` holds agent `a`'s rules): Cedar
+    /// does not index policies, so an application with many principals would pick the
+    /// principal's slice before calling the authorizer.
+    pub by_agent: Vec<PolicySet>,
     pub entities: Entities,
     pub authorizer: Authorizer,
 }
@@ -102,11 +106,18 @@ fn condition_text(condition: &Condition, kind: Kind) -> String {
 /// Translates the spec and builds the entity store.
 pub fn translate(spec: &PolicySpec) -> Result<CedarPolicy, String> {
     let mut policies = PolicySet::new();
+    let mut by_agent: Vec<PolicySet> = spec.agents.iter().map(|_| PolicySet::new()).collect();
     for (i, rule) in spec.rules.iter().enumerate() {
         // Rule `i` of the spec is the policy with id `r{i}`.
         let id = PolicyId::new(format!("r{i}"));
         let policy =
             Policy::parse(Some(id), rule_text(spec, rule)).map_err(|e| format!("rule {i}: {e}"))?;
+        let slice = by_agent
+            .get_mut(rule.agent)
+            .ok_or_else(|| format!("rule {i}: agent out of range"))?;
+        slice
+            .add(policy.clone())
+            .map_err(|e| format!("rule {i}: {e}"))?;
         policies.add(policy).map_err(|e| format!("rule {i}: {e}"))?;
     }
     let mut entities = Vec::new();
@@ -126,6 +137,7 @@ pub fn translate(spec: &PolicySpec) -> Result<CedarPolicy, String> {
     let entities = Entities::from_entities(entities, None).map_err(|e| e.to_string())?;
     Ok(CedarPolicy {
         policies,
+        by_agent,
         entities,
         authorizer: Authorizer::new(),
     })
@@ -170,19 +182,30 @@ pub fn request(spec: &PolicySpec, call: &Call) -> Result<Request, String> {
 /// there is at least one, else Deny.
 #[inline]
 pub fn outcome(policy: &CedarPolicy, request: &Request) -> Outcome {
+    outcome_in(policy, &policy.policies, request)
+}
+
+/// [`outcome`] against the agent's slice of the policies only (`agent` is the spec's
+/// index, as an embedder would hold an interned principal).
+#[inline]
+pub fn sliced_outcome(policy: &CedarPolicy, agent: usize, request: &Request) -> Outcome {
+    match policy.by_agent.get(agent) {
+        Some(slice) => outcome_in(policy, slice, request),
+        None => Outcome::Deny,
+    }
+}
+
+#[inline]
+fn outcome_in(policy: &CedarPolicy, policies: &PolicySet, request: &Request) -> Outcome {
     let response = policy
         .authorizer
-        .is_authorized(request, &policy.policies, &policy.entities);
+        .is_authorized(request, policies, &policy.entities);
     match response.decision() {
         Decision::Allow => Outcome::Allow,
         Decision::Deny => {
             let mut escalate = false;
             for id in response.diagnostics().reason() {
-                if policy
-                    .policies
-                    .annotation(id, ESCALATE_ANNOTATION)
-                    .is_none()
-                {
+                if policies.annotation(id, ESCALATE_ANNOTATION).is_none() {
                     return Outcome::Deny;
                 }
                 escalate = true;

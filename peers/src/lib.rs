@@ -28,6 +28,8 @@ pub struct Peers {
 /// One call, prepared for each engine the way it would be handed to it.
 #[derive(Debug, Clone)]
 pub struct PreparedCall {
+    /// The spec's agent index, for Cedar's per-agent slice.
+    pub agent: usize,
     pub ours: Request,
     pub cedar: cedar_policy::Request,
     pub rego: regorus::Value,
@@ -38,6 +40,7 @@ pub struct PreparedCall {
 pub struct Outcomes {
     pub ours: Outcome,
     pub cedar: Outcome,
+    pub cedar_sliced: Outcome,
     pub rego: Outcome,
 }
 
@@ -58,6 +61,7 @@ impl Peers {
 
     pub fn prepare(&self, call: &spec::Call) -> Result<PreparedCall, String> {
         Ok(PreparedCall {
+            agent: call.agent,
             ours: ours::request(&self.table, &self.spec, call)?,
             cedar: cedar::request(&self.spec, call)?,
             rego: rego::input(&self.spec, call)?,
@@ -70,6 +74,7 @@ impl Peers {
         Ok(Outcomes {
             ours: ours::outcome(&self.table, &call.ours),
             cedar: cedar::outcome(&self.cedar, &call.cedar),
+            cedar_sliced: cedar::sliced_outcome(&self.cedar, call.agent, &call.cedar),
             rego: rego::checked_outcome(&mut self.rego, &call.rego)?,
         })
     }
