@@ -11,6 +11,11 @@
 //!
 //! Run: `cargo bench -p agentpolicy-peers`. Medians land in
 //! `target/criterion/rules_N/ENGINE/REQUEST/new/estimates.json` (`median`).
+//!
+//! The default clock is wall time. On a shared machine, where other processes take the
+//! core away part of the time, `PEERS_CLOCK=thread-cpu cargo bench -p agentpolicy-peers`
+//! measures the benchmark thread's CPU time instead (groups `cpu_rules_N`): time spent
+//! descheduled is left out, cache and memory interference from neighbours is not.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -18,7 +23,8 @@ use std::time::Duration;
 use agentpolicy_peers::spec::SHAPES;
 use agentpolicy_peers::{Peers, cedar, rego};
 use agentpolicy_runtime::decide;
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::measurement::{Measurement, ValueFormatter};
+use criterion::{BenchmarkId, Criterion, Throughput};
 
 /// The benchmarked requests; the agreement test checks all of them and more.
 const BENCHED: [&str; 5] = [
@@ -29,7 +35,7 @@ const BENCHED: [&str; 5] = [
     "default_deny_not_granted",
 ];
 
-fn bench(c: &mut Criterion) {
+fn bench<M: Measurement>(c: &mut Criterion<M>, prefix: &str) {
     for shape in SHAPES {
         let mut peers = match Peers::new(shape) {
             Ok(peers) => peers,
@@ -39,7 +45,7 @@ fn bench(c: &mut Criterion) {
             }
         };
         let requests = peers.requests();
-        let mut group = c.benchmark_group(format!("rules_{}", shape.rules()));
+        let mut group = c.benchmark_group(format!("{prefix}rules_{}", shape.rules()));
         for request in requests.iter().filter(|r| BENCHED.contains(&r.name)) {
             let call = match peers.prepare(&request.call) {
                 Ok(call) => call,
@@ -96,11 +102,77 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group! {
-    name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
-    targets = bench
+/// The CPU time of the benchmark thread (`CLOCK_THREAD_CPUTIME_ID`), in nanoseconds.
+#[derive(Debug, Clone, Copy)]
+struct ThreadCpu;
+
+impl Measurement for ThreadCpu {
+    type Intermediate = cpu_time::ThreadTime;
+    type Value = Duration;
+
+    fn start(&self) -> Self::Intermediate {
+        cpu_time::ThreadTime::now()
+    }
+    fn end(&self, start: Self::Intermediate) -> Self::Value {
+        start.elapsed()
+    }
+    fn add(&self, a: &Self::Value, b: &Self::Value) -> Self::Value {
+        *a + *b
+    }
+    fn zero(&self) -> Self::Value {
+        Duration::ZERO
+    }
+    fn to_f64(&self, value: &Self::Value) -> f64 {
+        value.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &Nanoseconds
+    }
 }
-criterion_main!(benches);
+
+/// Formats nanoseconds as criterion's wall clock does (ns, µs, ms, s).
+#[derive(Debug)]
+struct Nanoseconds;
+
+impl ValueFormatter for Nanoseconds {
+    fn scale_values(&self, typical: f64, values: &mut [f64]) -> &'static str {
+        let (factor, unit) = if typical < 1e3 {
+            (1.0, "ns")
+        } else if typical < 1e6 {
+            (1e-3, "µs")
+        } else if typical < 1e9 {
+            (1e-6, "ms")
+        } else {
+            (1e-9, "s")
+        };
+        for value in values {
+            *value *= factor;
+        }
+        unit
+    }
+    fn scale_throughputs(&self, _: f64, _: &Throughput, _: &mut [f64]) -> &'static str {
+        // No benchmark here declares a throughput.
+        "ns"
+    }
+    fn scale_for_machines(&self, _: &mut [f64]) -> &'static str {
+        "ns"
+    }
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+}
+
+fn main() {
+    if std::env::var("PEERS_CLOCK").is_ok_and(|clock| clock == "thread-cpu") {
+        let mut c = config().with_measurement(ThreadCpu).configure_from_args();
+        bench(&mut c, "cpu_");
+        c.final_summary();
+    } else {
+        let mut c = config().configure_from_args();
+        bench(&mut c, "");
+        c.final_summary();
+    }
+}
