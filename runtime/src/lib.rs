@@ -81,3 +81,9 @@ pub use table::{
     TimeoutOutcome, Tool, ValueType,
 };
 pub use validate::InvalidTable;
+
+/// The embedding guide (`docs/engine.md`): its Rust examples compile as doctests, so the
+/// guide cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/engine.md")]
+pub struct EmbeddingGuide;
