@@ -45,6 +45,9 @@ pub struct Diagnostic {
     pub primary: Label,
     pub secondary: Vec<Label>,
     pub help: Option<String>,
+    /// For a failed proof: the counterexample as pretty JSON (a request, or the trace of
+    /// calls of a session), which a test replays through the runtime.
+    pub counterexample: Option<String>,
 }
 
 impl Diagnostic {
@@ -57,7 +60,13 @@ impl Diagnostic {
             primary,
             secondary: Vec::new(),
             help: None,
+            counterexample: None,
         }
+    }
+
+    pub fn with_counterexample(mut self, json: impl Into<String>) -> Self {
+        self.counterexample = Some(json.into());
+        self
     }
 
     pub fn with_secondary(mut self, label: Label) -> Self {
@@ -131,6 +140,19 @@ codes! {
     InvalidTest = "AP0050", Error, "invalid policy test";
     TestFailed = "AP0051", Error, "policy test failed";
     TableLimitExceeded = "AP0090", Error, "policy exceeds a decision-table limit";
+    IsolationViolated = "AP0100", Error, "isolation can be broken";
+    WriteDown = "AP0101", Error, "data can be written down to a sink below its tier";
+    TierCeilingBroken = "AP0102", Error, "an agent can read above its `max tier`";
+    IrreversibleWithoutEscalation = "AP0103", Error, "irreversible tool allowed without escalation";
+    NonMonotoneThreshold = "AP0104", Error, "a riskier request gets a more permissive outcome";
+    DeadRule = "AP0105", Warning, "rule never matches";
+    ShadowedRule = "AP0106", Warning, "rule is shadowed by other rules";
+    UnusableTool = "AP0107", Warning, "granted tool can never be used";
+    AssertNeverCallsFailed = "AP0108", Error, "`assert never ... calls` does not hold";
+    AssertEscalatesFailed = "AP0109", Error, "`assert every irreversible tool escalates` does not hold";
+    AssertNeverReadsFailed = "AP0110", Error, "`assert ... never reads` does not hold";
+    AssertNoFlowFailed = "AP0111", Error, "`assert no flow from ... to ...` does not hold";
+    ProofUnknown = "AP0112", Error, "property neither proved nor refuted";
 }
 
 impl Serialize for Code {

@@ -346,6 +346,8 @@ pub struct TestCall {
     /// Millionths.
     pub confidence: Option<i64>,
     pub on: Option<TestResource>,
+    /// The sink the call writes, with the key values of the data.
+    pub into: Option<TestSink>,
     pub loc: Loc,
 }
 
@@ -353,6 +355,13 @@ pub struct TestCall {
 pub struct TestResource {
     pub resource: ResourceId,
     /// A value for each key the resource is keyed by (`matter: "M-1"`).
+    pub keys: Vec<(KeyId, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TestSink {
+    pub sink: SinkId,
+    /// A value for each key the sink is keyed by.
     pub keys: Vec<(KeyId, String)>,
 }
 

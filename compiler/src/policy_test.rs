@@ -1,18 +1,20 @@
 //! Running a policy's `test` blocks through its compiled decision table.
 //!
-//! Each test is one session of the runtime: its calls run in order, each a request built
-//! by name and answered by `agentpolicy_runtime::decide`, and the expectation is checked
-//! against the last call's decision. Between calls the session evolves as the engine's
-//! would: a call that is not denied counts as performed (an escalation counts as
-//! approved), so its reads raise the session's tier and bind its isolation keys, and it
-//! uses one call of each `calls` limit. No IO.
+//! Each test runs in a fresh runtime `Engine` (a manual clock, no audit log): its calls
+//! are decided in order in one session per agent, and the expectation is checked
+//! against the last call's decision (the policy's decision, which in shadow mode is the
+//! would-be outcome). An escalated call is approved, as a human would, so it counts as
+//! performed: the session evolves exactly as it would in production. No IO.
 
+use std::sync::Arc;
+
+use agentpolicy_runtime::engine::{Labels, ManualClock, Resolution, SessionId};
 use agentpolicy_runtime::{
-    self as rt, ArgValue, Decision, DecisionTable, KeyBindings, KeyValueInterner, Outcome,
-    RuleIndex, SessionView, Stage,
+    ArgValue, Call, Decision, DecisionTable, Engine, EngineConfig, Outcome, RuleIndex,
+    SessionOptions, Stage,
 };
 
-use crate::model::{Expected, Loc, Model, TestCall, TestDef, Value};
+use crate::model::{AgentId, Expected, Loc, Model, TestCall, TestDef, Value};
 use crate::syntax::ast::DenyReason;
 
 /// The result of one test.
@@ -76,157 +78,128 @@ fn run_test(
     test: &TestDef,
     covered: &mut [bool],
 ) -> TestResult {
-    let mut session = SessionState::default();
-    let mut last: Option<(Decision, Loc)> = None;
     let expected = describe_expected(model, &test.expect);
+    let result = |checked_call, passed, actual: String, error: Option<String>| TestResult {
+        name: test.name.clone(),
+        loc: test.loc,
+        checked_call,
+        passed,
+        expected: expected.clone(),
+        actual,
+        error,
+    };
+    let config = EngineConfig {
+        clock: Arc::new(ManualClock::new(0)),
+        shards: 1,
+        ..EngineConfig::default()
+    };
+    let engine = match Engine::new(table.clone(), config) {
+        Ok(e) => e,
+        Err(e) => return result(None, false, String::new(), Some(e.to_string())),
+    };
+    let mut sessions: Vec<(AgentId, SessionId)> = Vec::new();
+    let mut last: Option<(Decision, Loc)> = None;
     for call in &test.steps {
-        let request = match build_request(model, table, call, &mut session) {
-            Ok(r) => r,
-            Err(error) => {
-                return TestResult {
-                    name: test.name.clone(),
-                    loc: test.loc,
-                    checked_call: Some(call.loc),
-                    passed: false,
-                    expected,
-                    actual: String::new(),
-                    error: Some(error),
-                };
-            }
+        let decision = match perform(model, &engine, &mut sessions, call) {
+            Ok(d) => d,
+            Err(error) => return result(Some(call.loc), false, String::new(), Some(error)),
         };
-        let decision = rt::decide(table, &request);
         if let Some(rule) = decision.rule
             && let Some(c) = covered.get_mut(rule.index())
         {
             *c = true;
         }
-        if decision.outcome != Outcome::Deny {
-            session.perform(table, &request);
-        }
         last = Some((decision, call.loc));
     }
-    let Some((decision, at)) = last else {
-        return TestResult {
-            name: test.name.clone(),
-            loc: test.loc,
-            checked_call: None,
-            passed: false,
-            expected,
-            actual: "no call".to_string(),
-            error: Some("the test makes no call".to_string()),
-        };
-    };
-    TestResult {
-        name: test.name.clone(),
-        loc: test.loc,
-        checked_call: Some(at),
-        passed: matches(&test.expect, &decision),
-        expected,
-        actual: decision.explain(table.data()).to_string(),
-        error: None,
+    match last {
+        None => result(
+            None,
+            false,
+            "no call".to_string(),
+            Some("the test makes no call".to_string()),
+        ),
+        Some((decision, at)) => result(
+            Some(at),
+            matches(&test.expect, &decision),
+            decision.explain(table.data()).to_string(),
+            None,
+        ),
     }
 }
 
-/// The session as the tests see it: labels and call counters.
-#[derive(Debug, Default)]
-struct SessionState {
-    tier: Option<rt::TierId>,
-    bound: KeyBindings,
-    interner: KeyValueInterner,
-    usage: [u64; rt::MAX_LIMITS],
-}
-
-impl SessionState {
-    fn view(&self) -> SessionView {
-        SessionView {
-            tier: self.tier,
-            bound: self.bound,
-            usage: self.usage,
-            ..SessionView::default()
-        }
-    }
-
-    /// Applies a performed call: its reads label the session; it uses one call.
-    fn perform(&mut self, table: &DecisionTable, request: &rt::Request) {
-        let data = table.data();
-        let read_tiers: Vec<rt::TierId> = match &request.read {
-            Some(access) => {
-                for (key, value) in access.keys.iter() {
-                    self.bound.set(key, value);
-                }
-                data.resources
-                    .get(access.target.index())
-                    .map(|r| r.tier)
-                    .into_iter()
-                    .collect()
-            }
-            None => data
-                .tools
-                .get(request.tool.index())
-                .map(|t| {
-                    t.reads
-                        .iter()
-                        .filter_map(|r| data.resources.get(r.index()).map(|r| r.tier))
-                        .collect()
-                })
-                .unwrap_or_default(),
-        };
-        for tier in read_tiers {
-            self.tier = Some(self.tier.map_or(tier, |t| t.max(tier)));
-        }
-        if let Some(agent) = data.agents.get(request.agent.index()) {
-            for (i, limit) in agent.limits.iter().enumerate() {
-                if limit.unit == rt::LimitUnit::Calls
-                    && let Some(u) = self.usage.get_mut(i)
-                {
-                    *u += 1;
-                }
-            }
-        }
-    }
-}
-
-fn build_request(
+/// Decides one call in its agent's session; approves it if it escalates.
+fn perform(
     model: &Model,
-    table: &DecisionTable,
+    engine: &Engine,
+    sessions: &mut Vec<(AgentId, SessionId)>,
     call: &TestCall,
-    session: &mut SessionState,
-) -> Result<rt::Request, String> {
+) -> Result<Decision, String> {
     let agent = &model.agents[call.agent.index()].name;
+    let session = match sessions.iter().find(|(a, _)| *a == call.agent) {
+        Some((_, s)) => *s,
+        None => {
+            let s = engine
+                .open_session(agent, SessionOptions::default())
+                .map_err(|e| e.to_string())?;
+            sessions.push((call.agent, s));
+            s
+        }
+    };
     let tool = &model.tools[call.tool.index()];
-    let mut builder = table
-        .request(agent, &tool.name)
-        .map_err(|e| e.to_string())?;
-    for (param, value) in tool.params.iter().zip(&call.args) {
-        let Some(value) = value else { continue };
-        let arg = match value {
-            Value::Money(v) => ArgValue::Money(*v),
-            Value::Number(v) => ArgValue::Number(*v),
-            Value::Duration(v) => ArgValue::Duration(*v),
-            Value::Bool(b) => ArgValue::Bool(*b),
-            Value::Text(t) => ArgValue::Text(t),
-        };
-        builder = builder.arg(&param.name, arg).map_err(|e| e.to_string())?;
-    }
-    if let Some(c) = call.confidence {
-        builder = builder.confidence(c);
-    }
-    if let Some(on) = &call.on {
-        let keys: Vec<(&str, rt::KeyValue)> = on
-            .keys
-            .iter()
-            .map(|(k, v)| {
-                (
-                    model.keys[k.index()].name.as_str(),
-                    session.interner.intern(v),
-                )
-            })
-            .collect();
-        builder = builder
-            .read(&model.resources[on.resource.index()].name, &keys)
+    let args: Vec<(&str, ArgValue<'_>)> = tool
+        .params
+        .iter()
+        .zip(&call.args)
+        .filter_map(|(param, value)| {
+            let arg = match value.as_ref()? {
+                Value::Money(v) => ArgValue::Money(*v),
+                Value::Number(v) => ArgValue::Number(*v),
+                Value::Duration(v) => ArgValue::Duration(*v),
+                Value::Bool(b) => ArgValue::Bool(*b),
+                Value::Text(t) => ArgValue::Text(t),
+            };
+            Some((param.name.as_str(), arg))
+        })
+        .collect();
+    let read_keys = call.on.as_ref().map(|on| key_names(model, &on.keys));
+    let write_keys = call.into.as_ref().map(|into| key_names(model, &into.keys));
+    let request = Call {
+        tool: &tool.name,
+        args: &args,
+        confidence: call.confidence,
+        read: call
+            .on
+            .as_ref()
+            .zip(read_keys.as_deref())
+            .map(|(on, keys)| Labels {
+                target: &model.resources[on.resource.index()].name,
+                keys,
+            }),
+        write: call
+            .into
+            .as_ref()
+            .zip(write_keys.as_deref())
+            .map(|(into, keys)| Labels {
+                target: &model.sinks[into.sink.index()].name,
+                keys,
+            }),
+    };
+    let verdict = engine.decide(session, &request);
+    if let Some(escalation) = verdict.escalation {
+        engine
+            .resolve(escalation, Resolution::Approve, "agentpolicy test")
             .map_err(|e| e.to_string())?;
     }
-    Ok(builder.session(session.view()).build())
+    Ok(verdict.decision)
+}
+
+fn key_names<'a>(
+    model: &'a Model,
+    keys: &'a [(crate::model::KeyId, String)],
+) -> Vec<(&'a str, &'a str)> {
+    keys.iter()
+        .map(|(k, v)| (model.keys[k.index()].name.as_str(), v.as_str()))
+        .collect()
 }
 
 fn matches(expected: &Expected, decision: &Decision) -> bool {
@@ -239,7 +212,7 @@ fn matches(expected: &Expected, decision: &Decision) -> bool {
                     || (routes.len() == decision.routes.len()
                         && routes
                             .iter()
-                            .all(|r| decision.routes.contains(rt::RouteId(r.0)))))
+                            .all(|r| decision.routes.contains(agentpolicy_runtime::RouteId(r.0)))))
         }
         Expected::Deny(reason) => {
             decision.outcome == Outcome::Deny

@@ -77,6 +77,9 @@ pub fn human(diagnostics: &[Diagnostic], sources: &Sources, color: bool) -> Stri
         if let Some(help) = &d.help {
             report = report.with_help(help);
         }
+        if let Some(cex) = &d.counterexample {
+            report = report.with_note(format!("counterexample:\n{cex}"));
+        }
         report = report.with_note(format!(
             "see `agentpolicy explain {}` for what this means and how to fix it",
             d.code
@@ -149,6 +152,8 @@ struct JsonDiagnostic<'a> {
     primary: JsonLabel,
     secondary: Vec<JsonLabel>,
     help: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    counterexample: Option<serde_json::Value>,
 }
 
 /// Diagnostics as a JSON array, stable field order.
@@ -167,7 +172,112 @@ pub fn json(diagnostics: &[Diagnostic], sources: &Sources) -> serde_json::Value 
             primary: label(&d.primary),
             secondary: d.secondary.iter().map(label).collect(),
             help: d.help.as_deref(),
+            counterexample: d
+                .counterexample
+                .as_deref()
+                .and_then(|c| serde_json::from_str(c).ok()),
         })
         .collect();
     serde_json::to_value(items).unwrap_or(serde_json::Value::Null)
+}
+
+/// One policy's diagnostics for [`sarif`].
+#[derive(Debug, Clone, Copy)]
+pub struct SarifInput<'a> {
+    pub diagnostics: &'a [Diagnostic],
+    pub sources: &'a Sources,
+}
+
+/// A SARIF 2.1.0 log (one run, every policy's results) for code-scanning services:
+/// `ruleId` is the diagnostic code, every result has a physical location.
+pub fn sarif(policies: &[SarifInput<'_>], tool_version: &str) -> serde_json::Value {
+    use serde_json::json;
+    let mut used: Vec<crate::diagnostics::Code> = policies
+        .iter()
+        .flat_map(|p| p.diagnostics.iter().map(|d| d.code))
+        .collect();
+    used.sort();
+    used.dedup();
+    let rules: Vec<serde_json::Value> = used
+        .iter()
+        .map(|c| {
+            json!({
+                "id": c.as_str(),
+                "shortDescription": { "text": c.title() },
+                "defaultConfiguration": { "level": level(c.severity()) },
+                "help": { "text": format!("agentpolicy explain {}", c.as_str()) },
+            })
+        })
+        .collect();
+    let location = |l: &Label, sources: &Sources| {
+        let p = position(l, sources);
+        json!({
+            "physicalLocation": {
+                "artifactLocation": { "uri": p.file.replace('\\', "/") },
+                "region": {
+                    "startLine": p.line,
+                    "startColumn": p.column,
+                    "endLine": p.end_line,
+                    "endColumn": p.end_column,
+                    "byteOffset": p.start_byte,
+                    "byteLength": p.end_byte.saturating_sub(p.start_byte),
+                },
+            },
+            "message": { "text": l.message },
+        })
+    };
+    let mut results = Vec::new();
+    for policy in policies {
+        for d in policy.diagnostics {
+            let mut message = d.message.clone();
+            if let Some(help) = &d.help {
+                message.push_str("\nhelp: ");
+                message.push_str(help);
+            }
+            let mut result = json!({
+                "ruleId": d.code.as_str(),
+                "level": level(d.severity),
+                "message": { "text": message },
+                "locations": [location(&d.primary, policy.sources)],
+                "relatedLocations": d
+                    .secondary
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| {
+                        let mut v = location(l, policy.sources);
+                        v["id"] = json!(i + 1);
+                        v
+                    })
+                    .collect::<Vec<_>>(),
+            });
+            if let Some(cex) = d
+                .counterexample
+                .as_deref()
+                .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
+            {
+                result["properties"] = json!({ "counterexample": cex });
+            }
+            results.push(result);
+        }
+    }
+    json!({
+        "$schema": "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": { "driver": {
+                "name": "agentpolicy",
+                "version": tool_version,
+                "rules": rules,
+            }},
+            "columnKind": "unicodeCodePoints",
+            "results": results,
+        }],
+    })
+}
+
+fn level(s: Severity) -> &'static str {
+    match s {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    }
 }

@@ -23,4 +23,7 @@ macro_rules! modules {
 modules! {
     "std.common" => "common.agentpolicy",
     "std.legal" => "legal.agentpolicy",
+    "std.healthcare" => "healthcare.agentpolicy",
+    "std.finance" => "finance.agentpolicy",
+    "std.engineering" => "engineering.agentpolicy",
 }

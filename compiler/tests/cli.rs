@@ -75,10 +75,15 @@ fn no_arguments_is_a_usage_error() {
 }
 
 #[test]
-fn design_example_checks_clean() {
-    let o = agentpolicy(&["check", "tests/fixtures/ok/design_example.agentpolicy"]);
+fn design_example_passes_the_front_end_and_fails_the_escalation_proof() {
+    let path = "tests/fixtures/verify/design_example.agentpolicy";
+    let o = agentpolicy(&["check", path, "--no-proofs"]);
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     assert!(stdout(&o).contains("0 error(s)"));
+    // As DESIGN.md says: `allow wire_funds when amount <= $100` breaks the proof.
+    let o = agentpolicy(&["check", path]);
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("AP0103"), "{}", stdout(&o));
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! Golden tests: every `.agentpolicy` fixture under `tests/fixtures/` is checked by the
 //! real `agentpolicy` binary, and its human and JSON output (with the exit code) is
 //! compared with an insta snapshot. A fixture whose first line is `// expect: AP0010`
-//! must produce exactly those codes; fixtures under `ok/` must produce none.
+//! must produce exactly those codes; fixtures under `ok/` must produce none. A line
+//! `// check-args: --rlimit 1` among the first two adds arguments to `check`.
 
 #![expect(
     clippy::expect_used,
@@ -16,7 +17,7 @@ fn repo_root() -> PathBuf {
 }
 
 /// Fixtures under `policy_tests/` are run with `agentpolicy test`; all others with `check`.
-fn run_check(relative: &str, format: &str) -> (String, i32) {
+fn run_check(relative: &str, format: &str, extra: &[String]) -> (String, i32) {
     let command = if relative.contains("/policy_tests/") {
         "test"
     } else {
@@ -25,6 +26,7 @@ fn run_check(relative: &str, format: &str) -> (String, i32) {
     let out = Command::new(env!("CARGO_BIN_EXE_agentpolicy"))
         .current_dir(repo_root())
         .args([command, relative, "--format", format])
+        .args(extra)
         .env("NO_COLOR", "1")
         .output()
         .expect("run agentpolicy");
@@ -42,6 +44,16 @@ fn expected_codes(path: &Path) -> Option<Vec<String>> {
     codes.sort();
     codes.dedup();
     Some(codes)
+}
+
+/// Extra `check` arguments from a `// check-args: ...` line among the first two.
+fn extra_args(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .take(2)
+        .find_map(|l| l.trim().strip_prefix("// check-args:"))
+        .map(|a| a.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
 }
 
 fn codes_in(json: &str) -> Vec<String> {
@@ -73,8 +85,9 @@ fn fixtures() {
             .unwrap_or(path)
             .to_string_lossy()
             .replace('\\', "/");
-        let (human, human_code) = run_check(&relative, "human");
-        let (json, json_code) = run_check(&relative, "json");
+        let extra = extra_args(path);
+        let (human, human_code) = run_check(&relative, "human", &extra);
+        let (json, json_code) = run_check(&relative, "json", &extra);
         assert_eq!(
             human_code, json_code,
             "{relative}: exit codes differ between formats"

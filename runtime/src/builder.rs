@@ -142,8 +142,29 @@ impl DecisionTable {
 }
 
 impl<'a> RequestBuilder<'a> {
+    /// A builder for ids already looked up (the engine's path).
+    pub(crate) fn for_ids(
+        table: &'a DecisionTable,
+        agent: crate::ids::AgentId,
+        tool: crate::ids::ToolId,
+    ) -> RequestBuilder<'a> {
+        RequestBuilder {
+            table,
+            request: Request::new(agent, tool),
+            unknown_texts: [""; MAX_PARAMS],
+            unknown_count: 0,
+        }
+    }
+
     /// Sets an argument, checking its name and type against the tool.
     pub fn arg(mut self, name: &str, value: ArgValue<'a>) -> Result<Self, RequestError> {
+        self.set_arg(name, value)?;
+        Ok(self)
+    }
+
+    /// [`RequestBuilder::arg`] in place: the engine's path, which avoids moving the
+    /// builder through a `Result` at every step.
+    pub(crate) fn set_arg(&mut self, name: &str, value: ArgValue<'a>) -> Result<(), RequestError> {
         let tool = self
             .table
             .data()
@@ -176,7 +197,23 @@ impl<'a> RequestBuilder<'a> {
             }
         };
         self.request.set(slot, encoded);
-        Ok(self)
+        Ok(())
+    }
+
+    /// The request as built so far, with the confidence and the accesses set directly.
+    pub(crate) fn finish(
+        &self,
+        confidence: Option<i64>,
+        read: Option<Access<ResourceId>>,
+        write: Option<Access<SinkId>>,
+    ) -> Request {
+        let mut request = self.request;
+        if let Some(c) = confidence {
+            request.set(Slot::CONFIDENCE, c);
+        }
+        request.read = read;
+        request.write = write;
+        request
     }
 
     /// Sets the confidence the caller reports, in millionths (0.85 is 850_000).

@@ -301,6 +301,12 @@ impl Condition {
     /// match that allows.
     #[inline]
     pub fn eval(&self, values: &[i64; SLOTS]) -> Option<bool> {
+        // Most conditions are one comparison: skip the stack for them.
+        if let [Op::Compare { slot, op, value }] = self.code.as_slice() {
+            return values
+                .get(usize::from(slot.0))
+                .map(|v| op.holds(*v, *value));
+        }
         let mut stack = BitStack::default();
         for op in &self.code {
             match *op {

@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 use crate::condition::Slot;
 use crate::ids::{KeyId, ResourceId, RouteId, RuleIndex, SinkId};
 use crate::table::TableData;
@@ -12,7 +14,8 @@ use crate::table::TableData;
 pub const MAX_ROUTES: usize = 8;
 
 /// Allow, escalate to a human, or deny.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Outcome {
     Allow,
     Escalate,

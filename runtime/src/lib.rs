@@ -1,4 +1,5 @@
-//! The embedded decision engine: the decision-table format and [`decide`].
+//! The embedded decision engine: the decision-table format, [`decide`], and the
+//! [`Engine`] with its audit log.
 //!
 //! This crate must never link a parser, a solver or salsa: agent platforms embed it. The
 //! compiler builds a [`TableData`] from a policy; [`DecisionTable::new`] (or a loader)
@@ -30,13 +31,24 @@
 //! AND of the condition's reads mask against the request's presence mask, it matches for
 //! deny and escalate rules and not for allow rules. `decide` allocates nothing, hashes
 //! nothing and compares no strings; any malformed input decides Deny, never Allow.
+//!
+//! # The engine and the audit log
+//!
+//! [`Engine`] wraps `decide` for an agent platform: sessions with flow labels, limits,
+//! circuit breakers, the kill switch (API and kill file), shadow mode, escalations and
+//! hot table swaps, for many threads at once ([`engine`], `docs/engine.md`). It writes
+//! an append-only, hash-chained [`audit`] log that [`audit::verify`] checks and
+//! [`audit::query`] filters (`docs/audit-log.md`). Every fault in the engine is a Deny
+//! with reason `internal`.
 
+pub mod audit;
 mod builder;
 mod condition;
 mod decide;
 mod decision;
 mod decision_table;
 mod encoding;
+pub mod engine;
 mod flow;
 mod hash;
 mod ids;
@@ -54,6 +66,7 @@ pub use decide::decide;
 pub use decision::{Decision, Explanation, MAX_ROUTES, Outcome, Routes, Stage, Why};
 pub use decision_table::DecisionTable;
 pub use encoding::{LoadError, MAGIC};
+pub use engine::{Call, CallResult, Engine, EngineConfig, SessionOptions, Verdict};
 pub use hash::{ContentHash, ParseHashError, source_hash};
 pub use ids::{
     AgentId, FileIndex, KeyId, ResourceId, RouteId, RuleIndex, SinkId, TextId, TierId, ToolId,

@@ -102,7 +102,33 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
     Ok(())
 }
 
-fn describe_io(e: &std::io::Error) -> String {
+/// A policy file's text. Bytes that are not UTF-8 give the valid prefix (so a snippet
+/// can show the line) and an AP0004 diagnostic at the first bad byte.
+pub fn read_text(file: &Path, id: FileId) -> Result<(String, Option<Diagnostic>), LoadError> {
+    let bytes = std::fs::read(file).map_err(|e| {
+        LoadError(format!(
+            "cannot read `{}`: {}",
+            file.display(),
+            describe_io(&e)
+        ))
+    })?;
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok((text, None)),
+        Err(e) => {
+            let valid = e.utf8_error().valid_up_to();
+            let prefix = String::from_utf8_lossy(&e.into_bytes()[..valid]).into_owned();
+            let diagnostic = Diagnostic::new(
+                Code::InvalidEncoding,
+                format!("this file is not UTF-8 text: byte {valid} is not valid UTF-8"),
+                Label::new(id, TextRange::new(valid, valid), "invalid byte here"),
+            )
+            .with_help("save the file as UTF-8; policies are text files");
+            Ok((prefix, Some(diagnostic)))
+        }
+    }
+}
+
+pub fn describe_io(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
         std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
@@ -116,36 +142,9 @@ pub fn load(path: &Path) -> Result<LoadedPolicy, LoadError> {
     let mut texts = Vec::new();
     let mut file_diagnostics = Vec::new();
     for (i, file) in files.iter().enumerate() {
-        let bytes = std::fs::read(file).map_err(|e| {
-            LoadError(format!(
-                "cannot read `{}`: {}",
-                file.display(),
-                describe_io(&e)
-            ))
-        })?;
-        let display = file.display().to_string();
-        match String::from_utf8(bytes) {
-            Ok(text) => texts.push((display, text)),
-            Err(e) => {
-                let valid = e.utf8_error().valid_up_to();
-                let bytes = e.into_bytes();
-                // Keep the valid prefix so the diagnostic can show the line.
-                let prefix = String::from_utf8_lossy(&bytes[..valid]).into_owned();
-                file_diagnostics.push(
-                    Diagnostic::new(
-                        Code::InvalidEncoding,
-                        format!("this file is not UTF-8 text: byte {valid} is not valid UTF-8"),
-                        Label::new(
-                            FileId(i as u32),
-                            TextRange::new(valid, valid),
-                            "invalid byte here",
-                        ),
-                    )
-                    .with_help("save the file as UTF-8; policies are text files"),
-                );
-                texts.push((display, prefix));
-            }
-        }
+        let (text, diagnostic) = read_text(file, FileId(i as u32))?;
+        texts.push((file.display().to_string(), text));
+        file_diagnostics.extend(diagnostic);
     }
     let mut db = Database::default();
     let loaded = db.load(texts);

@@ -4,11 +4,20 @@
 //! Exit codes, for every command: 0 success, 1 the policy has errors (or a test failed,
 //! or a check found a problem), 2 usage or IO error.
 
+mod audit;
+mod build;
 mod check;
+mod decide;
+mod diff;
 mod explain;
+mod fmt;
 mod load;
 mod output;
+mod replay;
+mod request_json;
+mod table_input;
 mod test_cmd;
+mod trace;
 
 use std::process::ExitCode;
 
@@ -39,17 +48,36 @@ pub struct Cli {
 pub enum Command {
     /// Parse and analyse policies; report every problem with its source location.
     Check(check::CheckArgs),
+    /// Compare two policies: what NEW allows or escalates that OLD did not, with witnesses.
+    Diff(diff::DiffArgs),
     /// Run the policies' `test` blocks through the compiled decision table, with rule coverage.
     Test(test_cmd::TestArgs),
+    /// Compile a policy to the decision table the runtime loads; prints its content hash.
+    Build(build::BuildArgs),
+    /// Decide one request against a compiled table: the outcome, the deciding rule, and why.
+    Decide(decide::DecideArgs),
+    /// Run a recorded trace of tool calls through a real engine; print each decision and a summary.
+    Replay(replay::ReplayArgs),
+    /// Verify or query an engine's audit log.
+    Audit(audit::AuditArgs),
     /// Print the documentation page of a diagnostic code (e.g. `agentpolicy explain AP0011`).
     Explain(explain::ExplainArgs),
+    /// Rewrite policy files in the canonical layout, keeping every comment; `--check`
+    /// only reports files that are not formatted.
+    Fmt(fmt::FmtArgs),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
     let code = match cli.command {
         Command::Check(args) => check::run(args),
         Command::Explain(args) => explain::run(args),
+        Command::Diff(args) => diff::run(args),
+        Command::Fmt(args) => fmt::run(args),
         Command::Test(args) => test_cmd::run(args),
+        Command::Build(args) => build::run(args),
+        Command::Decide(args) => decide::run(args),
+        Command::Replay(args) => replay::run(args),
+        Command::Audit(args) => audit::run(args),
     };
     ExitCode::from(code)
 }

@@ -415,39 +415,27 @@ impl Resolver {
                         let Some(i) = self.owns_slot(&r.name, file.id) else {
                             continue;
                         };
-                        let tier = self
-                            .single(
-                                &r.tier,
-                                file.id,
-                                &r.name,
-                                "tier",
-                                "the sensitivity of the data it holds",
-                            )
-                            .cloned()
-                            .and_then(|t| self.resolve(&t, file.id, &[NameKind::Tier]));
-                        let keyed = self.keys(&r.keyed, file.id);
+                        let (tier, keyed) = self.label(
+                            (&r.tier, &r.keyed),
+                            file.id,
+                            &r.name,
+                            ("tier", "the sensitivity of the data it holds"),
+                        );
                         let def = &mut self.model.resources[i as usize];
-                        def.tier = TierId(tier.unwrap_or(0));
-                        def.keyed = keyed;
+                        (def.tier, def.keyed) = (tier, keyed);
                     }
                     ItemKind::Sink(s) => {
                         let Some(i) = self.owns_slot(&s.name, file.id) else {
                             continue;
                         };
-                        let clearance = self
-                            .single(
-                                &s.clearance,
-                                file.id,
-                                &s.name,
-                                "clearance",
-                                "the highest tier that may be written to it",
-                            )
-                            .cloned()
-                            .and_then(|t| self.resolve(&t, file.id, &[NameKind::Tier]));
-                        let keyed = self.keys(&s.keyed, file.id);
+                        let (clearance, keyed) = self.label(
+                            (&s.clearance, &s.keyed),
+                            file.id,
+                            &s.name,
+                            ("clearance", "the highest tier that may be written to it"),
+                        );
                         let def = &mut self.model.sinks[i as usize];
-                        def.clearance = TierId(clearance.unwrap_or(0));
-                        def.keyed = keyed;
+                        (def.clearance, def.keyed) = (clearance, keyed);
                     }
                     ItemKind::Tool(t) => {
                         let Some(i) = self.owns_slot(&t.name, file.id) else {
@@ -480,6 +468,50 @@ impl Resolver {
                     _ => {}
                 }
             }
+        }
+    }
+
+    /// The tier clause (`tier` or `clearance`, exactly one) and the keys of a resource
+    /// or sink. A missing or unknown tier is reported and stands in as the lowest.
+    fn label(
+        &mut self,
+        (tiers, keyed): (&[ast::Name], &[ast::Name]),
+        file: FileId,
+        owner: &ast::Name,
+        (clause, what): (&str, &str),
+    ) -> (TierId, Vec<KeyId>) {
+        let tier = self
+            .single(tiers, file, owner, clause, what)
+            .cloned()
+            .and_then(|t| self.resolve(&t, file, &[NameKind::Tier]));
+        (TierId(tier.unwrap_or(0)), self.keys(keyed, file))
+    }
+
+    /// Types a `when` condition for `target`; `Err` when it has errors (reported).
+    fn condition(
+        &mut self,
+        expr: &ast::Expr,
+        target: RuleTarget,
+        file: FileId,
+    ) -> Result<Cond, ()> {
+        let tool = match target {
+            RuleTarget::Tool(t) => Some(&self.model.tools[t.index()]),
+            RuleTarget::All => None,
+        };
+        let scope = cond::Scope {
+            tool,
+            all_tools: &self.model.tools,
+            namespace: &self.ns,
+            thresholds: &self.model.thresholds,
+            file,
+        };
+        let mut diags = Vec::new();
+        let typed = cond::type_condition(expr, &scope, &mut diags);
+        let failed = diags.iter().any(|d| d.is_error());
+        self.diagnostics.extend(diags);
+        match typed {
+            Some(c) if !failed => Ok(c),
+            _ => Err(()),
         }
     }
 
@@ -741,27 +773,7 @@ impl Resolver {
         let target = target?;
         let condition = match &r.condition {
             None => None,
-            Some(expr) => {
-                let tool = match target {
-                    RuleTarget::Tool(t) => Some(&self.model.tools[t.index()]),
-                    RuleTarget::All => None,
-                };
-                let scope = cond::Scope {
-                    tool,
-                    all_tools: &self.model.tools,
-                    namespace: &self.ns,
-                    thresholds: &self.model.thresholds,
-                    file,
-                };
-                let mut diags = Vec::new();
-                let typed = cond::type_condition(expr, &scope, &mut diags);
-                let failed = diags.iter().any(|d| d.is_error());
-                self.diagnostics.extend(diags);
-                if failed {
-                    return None;
-                }
-                typed
-            }
+            Some(expr) => Some(self.condition(expr, target, file).ok()?),
         };
         if r.kind == RuleKind::Escalate && route.is_none() {
             return None;
@@ -783,16 +795,9 @@ impl Resolver {
         let Some(tool) = self.resolve(&au.tool, file, &[NameKind::Tool]).map(ToolId) else {
             return;
         };
-        let scope = cond::Scope {
-            tool: Some(&self.model.tools[tool.index()]),
-            all_tools: &self.model.tools,
-            namespace: &self.ns,
-            thresholds: &self.model.thresholds,
-            file,
-        };
-        let mut diags = Vec::new();
-        let typed = cond::type_condition(&au.condition, &scope, &mut diags);
-        self.diagnostics.extend(diags);
+        let typed = self
+            .condition(&au.condition, RuleTarget::Tool(tool), file)
+            .ok();
         if let Some(condition) = typed {
             self.model.agents[agent.index()].autonomy.push(AutonomyDef {
                 tool,
@@ -961,23 +966,7 @@ impl Resolver {
                                 let condition = match condition {
                                     None => Some(None),
                                     Some(expr) => {
-                                        let tool = match target {
-                                            RuleTarget::Tool(t) => {
-                                                Some(&self.model.tools[t.index()])
-                                            }
-                                            RuleTarget::All => None,
-                                        };
-                                        let scope = cond::Scope {
-                                            tool,
-                                            all_tools: &self.model.tools,
-                                            namespace: &self.ns,
-                                            thresholds: &self.model.thresholds,
-                                            file: file.id,
-                                        };
-                                        let mut diags = Vec::new();
-                                        let typed = cond::type_condition(expr, &scope, &mut diags);
-                                        self.diagnostics.extend(diags);
-                                        typed.map(Some)
+                                        self.condition(expr, target, file.id).ok().map(Some)
                                     }
                                 };
                                 condition.map(|condition| AssertDef::NeverCalls {

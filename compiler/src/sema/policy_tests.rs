@@ -176,93 +176,39 @@ fn resolve_step(
     let on = match &step.on {
         None => None,
         Some(r) => {
-            let resource = match ns.resolve(&r.resource, file, &[NameKind::Resource]) {
-                Ok(e) => ResourceId(e.index),
-                Err(d) => {
-                    diagnostics.push(*d);
-                    return None;
-                }
-            };
-            let def = &model.resources[resource.index()];
-            let mut keys = Vec::new();
-            for k in &r.keys {
-                let key = def
-                    .keyed
-                    .iter()
-                    .find(|key| model.keys[key.index()].name == k.name.text);
-                match (key, &k.value.value) {
-                    (Some(key), LiteralValue::Text(v)) => keys.push((*key, v.clone())),
-                    (None, _) => {
-                        diagnostics.push(
-                            Diagnostic::new(
-                                Code::InvalidTest,
-                                format!(
-                                    "resource `{}` is not keyed by `{}`",
-                                    def.name, k.name.text
-                                ),
-                                Label::new(file, k.name.range, "not a key of this resource"),
-                            )
-                            .with_help(format!(
-                                "`{}` is keyed by: {}",
-                                def.name,
-                                key_names(model, &def.keyed)
-                            )),
-                        );
-                        ok = false;
-                    }
-                    (Some(_), _) => {
-                        diagnostics.push(
-                            Diagnostic::new(
-                                Code::TypeMismatch,
-                                "isolation key values are text",
-                                Label::new(file, k.value.range, "expected text"),
-                            )
-                            .with_help("write e.g. `document(matter: \"M-1\")`"),
-                        );
-                        ok = false;
-                    }
-                }
-            }
-            for key in &def.keyed {
-                if !keys.iter().any(|(k, _)| k == key) {
-                    diagnostics.push(
-                        Diagnostic::new(
-                            Code::InvalidTest,
-                            format!(
-                                "resource `{}` is keyed by `{}`, but the test gives no value for it",
-                                def.name,
-                                model.keys[key.index()].name
-                            ),
-                            Label::new(file, r.resource.range, "missing key"),
-                        )
-                        .with_help(format!(
-                            "write `{}({}: \"...\")`",
-                            def.name,
-                            model.keys[key.index()].name
-                        )),
-                    );
-                    ok = false;
-                }
-            }
-            if !model.tools[tool.index()].reads.contains(&resource) {
-                diagnostics.push(
-                    Diagnostic::new(
-                        Code::InvalidTest,
-                        format!(
-                            "tool `{}` does not read `{}`",
-                            model.tools[tool.index()].name,
-                            def.name
-                        ),
-                        Label::new(file, r.resource.range, "not read by this tool"),
-                    )
-                    .with_help(format!(
-                        "declare `reads {}` on the tool, or name a resource it reads",
-                        def.name
-                    )),
-                );
-                ok = false;
-            }
-            Some(TestResource { resource, keys })
+            let (resource, keys) = data_ref(
+                DataKind::Read,
+                r,
+                tool,
+                file,
+                model,
+                ns,
+                diagnostics,
+                &mut ok,
+            )?;
+            Some(TestResource {
+                resource: ResourceId(resource),
+                keys,
+            })
+        }
+    };
+    let into = match &step.into {
+        None => None,
+        Some(r) => {
+            let (sink, keys) = data_ref(
+                DataKind::Write,
+                r,
+                tool,
+                file,
+                model,
+                ns,
+                diagnostics,
+                &mut ok,
+            )?;
+            Some(TestSink {
+                sink: SinkId(sink),
+                keys,
+            })
         }
     };
     ok.then_some(TestCall {
@@ -271,11 +217,128 @@ fn resolve_step(
         args,
         confidence,
         on,
+        into,
         loc: Loc {
             file,
             range: step.range,
         },
     })
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DataKind {
+    /// `on RESOURCE(...)`: a resource the tool reads.
+    Read,
+    /// `into SINK(...)`: a sink the tool writes.
+    Write,
+}
+
+/// Resolves `on RESOURCE(key: "v")` or `into SINK(key: "v")`: the target must exist and
+/// be read (written) by the tool, and a text value must be given for exactly the keys it
+/// is keyed by. Problems are reported and clear `ok`; `None` when the name is unknown.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site per kind; a struct would only rename them"
+)]
+fn data_ref(
+    kind: DataKind,
+    r: &ast::ResourceRef,
+    tool: ToolId,
+    file: FileId,
+    model: &Model,
+    ns: &Namespace,
+    diagnostics: &mut Vec<Diagnostic>,
+    ok: &mut bool,
+) -> Option<(u32, Vec<(KeyId, String)>)> {
+    let name_kind = match kind {
+        DataKind::Read => NameKind::Resource,
+        DataKind::Write => NameKind::Sink,
+    };
+    let id = match ns.resolve(&r.resource, file, &[name_kind]) {
+        Ok(e) => e.index,
+        Err(d) => {
+            diagnostics.push(*d);
+            return None;
+        }
+    };
+    let tool_def = &model.tools[tool.index()];
+    let (name, keyed, used_by_tool, (verb, participle, clause)) = match kind {
+        DataKind::Read => {
+            let def = &model.resources[id as usize];
+            let used = tool_def.reads.contains(&ResourceId(id));
+            (&def.name, &def.keyed, used, ("read", "read", "reads"))
+        }
+        DataKind::Write => {
+            let def = &model.sinks[id as usize];
+            let used = tool_def.writes.contains(&SinkId(id));
+            (&def.name, &def.keyed, used, ("write", "written", "writes"))
+        }
+    };
+    let mut keys = Vec::new();
+    for k in &r.keys {
+        let key = keyed
+            .iter()
+            .find(|key| model.keys[key.index()].name == k.name.text);
+        match (key, &k.value.value) {
+            (Some(key), LiteralValue::Text(v)) => keys.push((*key, v.clone())),
+            (None, _) => {
+                diagnostics.push(
+                    Diagnostic::new(
+                        Code::InvalidTest,
+                        format!("`{name}` is not keyed by `{}`", k.name.text),
+                        Label::new(file, k.name.range, "not a key of this data"),
+                    )
+                    .with_help(format!("`{name}` is keyed by: {}", key_names(model, keyed))),
+                );
+                *ok = false;
+            }
+            (Some(_), _) => {
+                diagnostics.push(
+                    Diagnostic::new(
+                        Code::TypeMismatch,
+                        "isolation key values are text",
+                        Label::new(file, k.value.range, "expected text"),
+                    )
+                    .with_help(format!("write e.g. `{name}(matter: \"M-1\")`")),
+                );
+                *ok = false;
+            }
+        }
+    }
+    for key in keyed {
+        if !keys.iter().any(|(k, _)| k == key) {
+            let key_name = &model.keys[key.index()].name;
+            diagnostics.push(
+                Diagnostic::new(
+                    Code::InvalidTest,
+                    format!(
+                        "`{name}` is keyed by `{key_name}`, but the test gives no value for it"
+                    ),
+                    Label::new(file, r.resource.range, "missing key"),
+                )
+                .with_help(format!("write `{name}({key_name}: \"...\")`")),
+            );
+            *ok = false;
+        }
+    }
+    if !used_by_tool {
+        diagnostics.push(
+            Diagnostic::new(
+                Code::InvalidTest,
+                format!("tool `{}` does not {verb} `{name}`", tool_def.name),
+                Label::new(
+                    file,
+                    r.resource.range,
+                    format!("not {participle} by this tool"),
+                ),
+            )
+            .with_help(format!(
+                "declare `{clause} {name}` on the tool, or name data it {clause}"
+            )),
+        );
+        *ok = false;
+    }
+    Some((id, keys))
 }
 
 fn key_names(model: &Model, keys: &[KeyId]) -> String {

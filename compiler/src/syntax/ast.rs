@@ -487,7 +487,10 @@ pub struct TestStep {
     pub tool: Name,
     pub args: Vec<CallArg>,
     pub confidence: Option<Literal>,
+    /// `on RESOURCE(key: "v")`: the resource the call reads.
     pub on: Option<ResourceRef>,
+    /// `into SINK(key: "v")`: the sink the call writes.
+    pub into: Option<ResourceRef>,
     pub range: TextRange,
 }
 

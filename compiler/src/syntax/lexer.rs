@@ -14,12 +14,13 @@ use logos::Logos;
 pub enum TokenKind {
     #[regex(r"[ \t\f\u{feff}]+")]
     Whitespace,
-    #[regex(r"\r?\n")]
+    /// LF, CRLF, or a lone CR, which the grammar also takes as whitespace.
+    #[regex(r"\r\n|\n|\r")]
     Newline,
     #[regex(r"//[^\r\n]*")]
     LineComment,
-    /// `/* ... */`; an unterminated one runs to the end of the file (and the grammar
-    /// then reports it).
+    /// `/* ... */`; an unterminated one runs to the end of the file (and `parse` then
+    /// reports it).
     #[token("/*", block_comment)]
     BlockComment,
     #[regex(r"[A-Za-z_][A-Za-z0-9_]*")]
@@ -118,11 +119,7 @@ impl Token {
 /// Splits `source` into tokens that cover it exactly, in order.
 pub fn lex(source: &str) -> Vec<Token> {
     let mut tokens: Vec<Token> = Vec::new();
-    let mut lexer = TokenKind::lexer(source);
-    while let Some(result) = lexer.next() {
-        let span = lexer.span();
-        let kind = result.unwrap_or(TokenKind::Error);
-        let (start, end) = (span.start as u32, span.end as u32);
+    for Token { kind, start, end } in lex_lazily(source) {
         // Merge adjacent error bytes into one token so a run of garbage is one diagnostic.
         if kind == TokenKind::Error
             && let Some(last) = tokens.last_mut()
@@ -135,6 +132,21 @@ pub fn lex(source: &str) -> Vec<Token> {
         tokens.push(Token { kind, start, end });
     }
     tokens
+}
+
+/// The tokens of `source`, one at a time, for callers that need only the first few.
+/// Unlike [`lex`], adjacent error bytes are not merged.
+pub fn lex_lazily(source: &str) -> impl Iterator<Item = Token> + '_ {
+    let mut lexer = TokenKind::lexer(source);
+    std::iter::from_fn(move || {
+        let result = lexer.next()?;
+        let span = lexer.span();
+        Some(Token {
+            kind: result.unwrap_or(TokenKind::Error),
+            start: span.start as u32,
+            end: span.end as u32,
+        })
+    })
 }
 
 /// Words that begin a top-level item. The item splitter starts a new item at each of
@@ -211,6 +223,7 @@ pub const KEYWORDS: &[&str] = &[
     "expect",
     "with",
     "on",
+    "into",
     "true",
     "false",
 ];
@@ -225,6 +238,36 @@ mod tests {
         let tokens = lex(src);
         let rebuilt: String = tokens.iter().map(|t| t.text(src)).collect();
         assert_eq!(rebuilt, src);
+    }
+
+    #[test]
+    fn block_comments_lex_as_one_token() {
+        for src in [
+            "/* c */",
+            "/**/",
+            "/***/",
+            "/** doc **/",
+            "/* a * b / c */",
+            "/* two\r\n lines */",
+            "/* é ✓ */",
+        ] {
+            let kinds: Vec<_> = lex(src).into_iter().map(|t| t.kind).collect();
+            assert_eq!(kinds, vec![TokenKind::BlockComment], "{src:?}");
+        }
+        let kinds: Vec<_> = lex("/* a */ b */").into_iter().map(|t| t.kind).collect();
+        assert_eq!(kinds[0], TokenKind::BlockComment);
+        let kinds: Vec<_> = lex("/* open\n b").into_iter().map(|t| t.kind).collect();
+        assert_eq!(kinds, vec![TokenKind::BlockComment]);
+    }
+
+    #[test]
+    fn every_line_ending_is_a_newline() {
+        let kinds: Vec<_> = lex("a\nb\r\nc\rd").into_iter().map(|t| t.kind).collect();
+        use TokenKind::{Ident, Newline};
+        assert_eq!(
+            kinds,
+            vec![Ident, Newline, Ident, Newline, Ident, Newline, Ident]
+        );
     }
 
     #[test]

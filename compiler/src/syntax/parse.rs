@@ -8,7 +8,7 @@ use pest::Parser as _;
 use pest::iterators::Pair;
 
 use super::ast::*;
-use super::lexer::{Token, TokenKind, lex};
+use super::lexer::{Token, TokenKind, lex, lex_lazily};
 use super::split::{Chunk, MAX_NESTING, split_items};
 use crate::diagnostics::{Code, Diagnostic, FileId, Label};
 
@@ -40,6 +40,27 @@ pub fn parse(file: FileId, source: &str) -> Parsed {
             Ok(parsed) => items.extend(parsed),
             Err(diagnostic) => diagnostics.push(*diagnostic),
         }
+    }
+    // An unterminated block comment runs to the end of the file, after the last item,
+    // so the grammar never sees it; without this, whatever it swallowed would vanish
+    // without a word.
+    if let Some(last) = tokens.last()
+        && last.kind == TokenKind::BlockComment
+        && !(last.end - last.start >= 4 && last.text(source).ends_with("*/"))
+    {
+        let open = TextRange::new(last.start as usize, last.start as usize + 2);
+        diagnostics.push(
+            Diagnostic::new(
+                Code::SyntaxError,
+                "this block comment is never closed",
+                Label::new(
+                    file,
+                    open,
+                    "the comment opened here runs to the end of the file",
+                ),
+            )
+            .with_help("close it with `*/`; block comments do not nest"),
+        );
     }
     Parsed {
         tree: SourceFile { items },
@@ -111,6 +132,7 @@ fn describe(rule: Rule) -> &'static str {
         Rule::kw_when => "`when`",
         Rule::kw_with => "`with`",
         Rule::kw_on => "`on`",
+        Rule::kw_into => "`into`",
         Rule::kw_and => "`and`",
         Rule::kw_or => "`or`",
         Rule::kw_not => "`not`",
@@ -169,9 +191,10 @@ fn syntax_error(
         pest::error::InputLocation::Pos(p) => p,
         pest::error::InputLocation::Span((s, _)) => s,
     } + chunk_start;
-    let found_token = lex(&source[pos..])
-        .into_iter()
-        .find(|t| !t.kind.is_trivia() || t.kind == TokenKind::Newline);
+    // Lazily: lexing the whole rest of the file for each error made a file with many
+    // errors take quadratic time.
+    let found_token =
+        lex_lazily(&source[pos..]).find(|t| !t.kind.is_trivia() || t.kind == TokenKind::Newline);
     let (found, width) = match found_token {
         None => ("the end of the file".to_string(), 0),
         Some(t) => {
@@ -710,6 +733,7 @@ impl Lower<'_> {
             args: Vec::new(),
             confidence: None,
             on: None,
+            into: None,
             range,
         };
         while let Some(part) = inner.next() {
@@ -724,6 +748,15 @@ impl Lower<'_> {
                         .map(|p| self.call_arg(p))
                         .collect::<LowerResult<_>>()?;
                     step.on = Some(ResourceRef { resource, keys });
+                }
+                Rule::kw_into => {
+                    let reference = next(&mut inner)?;
+                    let mut parts = reference.into_inner();
+                    let resource = self.name(next(&mut parts)?);
+                    let keys = parts
+                        .map(|p| self.call_arg(p))
+                        .collect::<LowerResult<_>>()?;
+                    step.into = Some(ResourceRef { resource, keys });
                 }
                 _ => {}
             }
@@ -967,10 +1000,44 @@ mod tests {
 }
 
 #[cfg(test)]
+mod comments {
+    use crate::diagnostics::FileId;
+
+    /// Block comments used to lex as errors, so one on its own line before an item
+    /// became an item of its own and a syntax error.
+    #[test]
+    fn block_comments_between_items_are_trivia() {
+        let src = "/* header */\npolicy p\n/* a\n   b */\ntiers a < b /* c */\r/* d */ isolate m";
+        let parsed = super::parse(FileId(0), src);
+        assert!(parsed.diagnostics.is_empty(), "{:#?}", parsed.diagnostics);
+        assert_eq!(parsed.tree.items.len(), 3);
+    }
+
+    /// An unterminated block comment follows every item, so the grammar never saw it and
+    /// the code it swallowed vanished without a diagnostic.
+    #[test]
+    fn an_unterminated_block_comment_is_an_error() {
+        for (src, at) in [
+            ("policy p /* open\nisolate m", 9),
+            ("policy p\n/*/", 9),
+            ("/* open", 0),
+        ] {
+            let parsed = super::parse(FileId(0), src);
+            assert_eq!(parsed.diagnostics.len(), 1, "{src:?}");
+            let d = &parsed.diagnostics[0];
+            assert_eq!(d.message, "this block comment is never closed");
+            assert_eq!(d.primary.range.start, at);
+        }
+        let closed = super::parse(FileId(0), "policy p /**/\n/* a */");
+        assert!(closed.diagnostics.is_empty());
+    }
+}
+
+#[cfg(test)]
 mod design_example {
     #[test]
     fn design_example_parses() {
-        let src = include_str!("../../../tests/fixtures/ok/design_example.agentpolicy");
+        let src = include_str!("../../../tests/fixtures/verify/design_example.agentpolicy");
         let parsed = super::parse(crate::diagnostics::FileId(0), src);
         assert!(parsed.diagnostics.is_empty(), "{:#?}", parsed.diagnostics);
         assert_eq!(parsed.tree.items.len(), 20);

@@ -49,7 +49,13 @@ pub fn cmp(slot: u8, op: CmpOp, value: i64) -> Op {
 /// Lays rules out into cells the way the compiler does: a tool is granted by an allow
 /// or escalate naming it; `*` rules join every granted cell; lists keep source order.
 pub fn table_with(rules: Vec<RuleSpec>) -> DecisionTable {
-    let mut data = base();
+    table_from(base(), rules)
+}
+
+/// [`table_with`] over any base table (its rules and cells are replaced).
+pub fn table_from(mut data: TableData, rules: Vec<RuleSpec>) -> DecisionTable {
+    data.rules.clear();
+    data.cells.clear();
     for (i, r) in rules.iter().enumerate() {
         data.rules.push(Rule {
             id: format!("r{i}"),

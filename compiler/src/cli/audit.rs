@@ -1,0 +1,283 @@
+//! `agentpolicy audit verify LOG` and `agentpolicy audit query LOG --agent … --tool …
+//! --outcome … --since … --session …`: read an engine's audit log through the runtime's
+//! `audit::verify` and `audit::query`.
+//!
+//! `verify` exits 0 when no record was edited, deleted, inserted or reordered (a torn
+//! tail and a missing close record are reported, not failed: a crash leaves both), 1
+//! when something was, 2 when the log cannot be read. `query` exits 0.
+
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use agentpolicy_runtime::Outcome;
+use agentpolicy_runtime::audit::{
+    Anchor, Filter, Record, RecordKind, VerifyReport, parse_time, query, verify_with,
+};
+
+use super::output::Format;
+use super::{EXIT_FAILURE, EXIT_USAGE};
+
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub command: AuditCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain: name every edited, deleted, inserted or reordered record.
+    Verify(VerifyArgs),
+    /// Print the records that match every filter given.
+    Query(QueryArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The audit log (JSON lines).
+    pub log: PathBuf,
+    /// A head kept elsewhere, `SEQ:HASH` (from the engine's audit head): the log must
+    /// still hold that record unchanged, which also detects records cut from the end.
+    #[arg(long)]
+    pub head: Option<Anchor>,
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct QueryArgs {
+    /// The audit log (JSON lines).
+    pub log: PathBuf,
+    #[arg(long)]
+    pub agent: Option<String>,
+    #[arg(long)]
+    pub tool: Option<String>,
+    /// allow, escalate or deny (the policy's outcome; in shadow mode the would-be one).
+    #[arg(long, value_parser = parse_outcome)]
+    pub outcome: Option<Outcome>,
+    /// Records at or after this time: RFC 3339 (`2026-11-25T09:00:00Z`), a date, or ms
+    /// since the epoch.
+    #[arg(long, value_parser = parse_when)]
+    pub since: Option<i64>,
+    /// Records before this time (same forms as `--since`).
+    #[arg(long, value_parser = parse_when)]
+    pub until: Option<i64>,
+    #[arg(long)]
+    pub session: Option<String>,
+    /// Record kind: decision, result, resolution, breaker, control, session, open,
+    /// close, recovered.
+    #[arg(long, value_parser = parse_kind)]
+    pub kind: Option<RecordKind>,
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+fn parse_outcome(s: &str) -> Result<Outcome, String> {
+    match s {
+        "allow" => Ok(Outcome::Allow),
+        "escalate" => Ok(Outcome::Escalate),
+        "deny" => Ok(Outcome::Deny),
+        _ => Err("expected allow, escalate or deny".into()),
+    }
+}
+
+fn parse_when(s: &str) -> Result<i64, String> {
+    parse_time(s).ok_or_else(|| {
+        "expected an RFC 3339 time (2026-11-25T09:00:00Z), a date (2026-11-25) or ms since the epoch".into()
+    })
+}
+
+fn parse_kind(s: &str) -> Result<RecordKind, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(|_| {
+        "expected decision, result, resolution, breaker, control, session, open, close or recovered"
+            .into()
+    })
+}
+
+pub fn run(args: AuditArgs) -> u8 {
+    match args.command {
+        AuditCommand::Verify(a) => run_verify(&a),
+        AuditCommand::Query(a) => run_query(&a),
+    }
+}
+
+fn open(path: &Path) -> Result<BufReader<std::fs::File>, u8> {
+    std::fs::File::open(path).map(BufReader::new).map_err(|e| {
+        eprintln!("error: cannot read `{}`: {e}", path.display());
+        EXIT_USAGE
+    })
+}
+
+fn run_verify(args: &VerifyArgs) -> u8 {
+    let reader = match open(&args.log) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let report = match verify_with(reader, args.head) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot read `{}`: {e}", args.log.display());
+            return EXIT_USAGE;
+        }
+    };
+    match args.format {
+        Format::Human => print_report(&args.log, &report),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report_json(&report)).unwrap_or_default()
+        ),
+    }
+    if report.is_intact() { 0 } else { EXIT_FAILURE }
+}
+
+fn print_report(log: &Path, report: &VerifyReport) {
+    for problem in &report.problems {
+        println!("error: {problem}");
+    }
+    if let Some(tail) = &report.torn_tail {
+        println!("warning: {tail}");
+    }
+    let upto = report
+        .verified_upto
+        .map_or("no record".to_string(), |s| format!("record {s}"));
+    if report.is_intact() {
+        let head = match (report.last_seq, report.head) {
+            (Some(seq), Some(hash)) => format!("; head {seq}:{hash}"),
+            _ => String::new(),
+        };
+        println!(
+            "ok: {}: {} records, chain intact up to {upto}{head}",
+            log.display(),
+            report.records
+        );
+    } else {
+        println!(
+            "FAILED: {}: {} problem(s); the chain is intact up to {upto}",
+            log.display(),
+            report.problems.len()
+        );
+    }
+    if !report.sealed {
+        println!(
+            "note: the log has no close record at its end: its writer is still running or stopped without closing it, or records were cut from the end; pass --head SEQ:HASH from a copy kept elsewhere to rule out the last"
+        );
+    }
+}
+
+fn report_json(report: &VerifyReport) -> serde_json::Value {
+    serde_json::json!({
+        "intact": report.is_intact(),
+        "sealed": report.sealed,
+        "lines": report.lines,
+        "records": report.records,
+        "first_seq": report.first_seq,
+        "last_seq": report.last_seq,
+        "head": report.head.map(|h| h.to_string()),
+        "verified_upto": report.verified_upto,
+        "problems": report.problems.iter().map(|p| serde_json::json!({
+            "kind": p.keyword(),
+            "line": p.line(),
+            "message": p.to_string(),
+        })).collect::<Vec<_>>(),
+        "torn_tail": report.torn_tail.map(|t| serde_json::json!({
+            "line": t.line,
+            "offset": t.offset,
+            "bytes": t.bytes,
+            "message": t.to_string(),
+        })),
+    })
+}
+
+fn run_query(args: &QueryArgs) -> u8 {
+    let reader = match open(&args.log) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let filter = Filter {
+        agent: args.agent.clone(),
+        tool: args.tool.clone(),
+        outcome: args.outcome,
+        since_ms: args.since,
+        until_ms: args.until,
+        session: args.session.clone(),
+        kind: args.kind,
+    };
+    let result = match query(reader, &filter) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot read `{}`: {e}", args.log.display());
+            return EXIT_USAGE;
+        }
+    };
+    match args.format {
+        Format::Json => {
+            let doc = serde_json::json!({
+                "records": result.records.iter().map(record_json).collect::<Vec<_>>(),
+                "count": result.records.len(),
+                "skipped_lines": result.skipped_lines,
+            });
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        }
+        Format::Human => {
+            for r in &result.records {
+                println!("{}", human_line(r));
+            }
+            println!("{} record(s)", result.records.len());
+            if result.skipped_lines > 0 {
+                println!(
+                    "note: {} line(s) are not records and were skipped; run `agentpolicy audit verify`",
+                    result.skipped_lines
+                );
+            }
+        }
+    }
+    0
+}
+
+fn record_json(r: &Record) -> serde_json::Value {
+    let mut v = serde_json::to_value(r).unwrap_or_default();
+    if let Some(map) = v.as_object_mut() {
+        map.insert("hash".into(), serde_json::Value::String(r.hash.to_string()));
+    }
+    v
+}
+
+/// `#12 2026-11-25T09:30:00.000Z decision s1 intake send_email#3: escalate to …`.
+fn human_line(r: &Record) -> String {
+    let mut parts = vec![
+        format!("#{}", r.seq),
+        r.time.clone(),
+        r.kind.keyword().to_owned(),
+    ];
+    parts.extend(r.session.clone());
+    parts.extend(r.agent.clone());
+    if let Some(tool) = &r.tool {
+        parts.push(match r.call {
+            Some(n) => format!("{tool}#{n}"),
+            None => tool.clone(),
+        });
+    }
+    // A decision's `why` starts with its outcome; other records say it here.
+    if let Some(outcome) = r
+        .outcome
+        .filter(|_| r.kind != RecordKind::Decision || r.why.is_none())
+    {
+        parts.push(outcome.keyword().to_owned());
+    }
+    if r.shadow {
+        parts.push("(shadow: reported allow)".to_owned());
+    }
+    if let Some(res) = &r.result {
+        parts.push(format!(
+            "result {} tokens={} latency={}ms",
+            if res.ok { "ok" } else { "error" },
+            res.tokens,
+            res.latency_ms
+        ));
+    }
+    let mut line = parts.join(" ");
+    if let Some(text) = r.why.as_ref().or(r.detail.as_ref()) {
+        line.push_str(": ");
+        line.push_str(text);
+    }
+    line
+}

@@ -1,0 +1,98 @@
+//! `agentpolicy build PATH -o table.bin [--json]`: compile a policy to the decision table
+//! the runtime loads, and print its content hash.
+
+use std::path::PathBuf;
+
+use agentpolicy::render;
+
+use super::output::use_color;
+use super::{EXIT_FAILURE, EXIT_USAGE, load};
+
+#[derive(Debug, clap::Args)]
+pub struct BuildArgs {
+    /// The policy: a `.agentpolicy` file, or a directory whose files form one policy.
+    pub path: PathBuf,
+    /// Where to write the table. Required for the binary form; with `--json` and no
+    /// `-o`, the JSON goes to standard output.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Write the table as JSON, for inspection, instead of the compact binary form.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: BuildArgs) -> u8 {
+    if args.output.is_none() && !args.json {
+        eprintln!(
+            "error: `agentpolicy build` needs `-o FILE` for the binary table\nhelp: add `-o table.bin`, or `--json` to print the table as JSON"
+        );
+        return EXIT_USAGE;
+    }
+    let policy = match load::load(&args.path) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let diagnostics = policy.diagnostics();
+    if diagnostics.iter().any(|d| d.is_error()) {
+        eprint!(
+            "{}",
+            render::human(&diagnostics, &policy.sources, use_color())
+        );
+        eprintln!(
+            "error: {} has errors; no table was written",
+            args.path.display()
+        );
+        return EXIT_FAILURE;
+    }
+    let table = match policy.build_table() {
+        Ok(t) => t,
+        Err(diags) => {
+            eprint!("{}", render::human(&diags, &policy.sources, use_color()));
+            eprintln!(
+                "error: {} cannot be compiled to a decision table; no table was written",
+                args.path.display()
+            );
+            return EXIT_FAILURE;
+        }
+    };
+    let bytes = if args.json {
+        let mut json = table.to_json();
+        json.push('\n');
+        json.into_bytes()
+    } else {
+        table.to_bytes()
+    };
+    let data = table.data();
+    let name = &data.policy.name;
+    let version = data
+        .policy
+        .version
+        .as_deref()
+        .map(|v| format!(" version {v}"))
+        .unwrap_or_default();
+    match &args.output {
+        Some(out) => {
+            if let Err(e) = std::fs::write(out, &bytes) {
+                eprintln!("error: cannot write `{}`: {e}", out.display());
+                return EXIT_USAGE;
+            }
+            println!(
+                "wrote {} ({} bytes): policy `{name}`{version}, {} agents, {} tools, {} rules",
+                out.display(),
+                bytes.len(),
+                data.agents.len(),
+                data.tools.len(),
+                data.rules.len()
+            );
+            println!("source hash: {}", table.source_hash());
+        }
+        None => {
+            print!("{}", String::from_utf8_lossy(&bytes));
+            eprintln!("source hash: {}", table.source_hash());
+        }
+    }
+    0
+}

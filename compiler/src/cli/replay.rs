@@ -1,0 +1,640 @@
+//! `agentpolicy replay TABLE_OR_POLICY TRACE.jsonl [--format json] [--audit LOG]
+//! [--kill-file PATH]`: runs a recorded trace (docs/trace-format.md) through a real
+//! engine, with sessions, limits, breakers, escalations and the kill switch, on a clock
+//! that follows the trace's `at` times. Prints each decision and a summary: counts per
+//! outcome and per agent, and the first denial of each session.
+//!
+//! Exit 0 when the trace ran and every `expect` held; 1 when an expectation failed (or
+//! the policy has errors); 2 when the table, trace or log cannot be read.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agentpolicy_runtime::audit::{AuditLog, Durability};
+use agentpolicy_runtime::engine::{
+    CallRef, CallResult, KillFile, Labels, ManualClock, Reason, Resolution, Resolved, SessionId,
+};
+use agentpolicy_runtime::{
+    ArgValue, Call, DecisionTable, Engine, EngineConfig, Outcome, SessionOptions, Verdict,
+};
+use serde_json::{Value as Json, json};
+
+use super::output::Format;
+use super::request_json::{arg_value, number};
+use super::table_input::load_table_or_policy;
+use super::trace::{self, CallLine, OpLine, Step, When};
+use super::{EXIT_FAILURE, EXIT_USAGE};
+
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// A table from `agentpolicy build` (binary or JSON), or a policy to compile.
+    pub table: PathBuf,
+    /// The trace: one tool call or operator step a line (see docs/trace-format.md).
+    pub trace: PathBuf,
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// Write the engine's audit log here (an existing log's chain is continued).
+    #[arg(long)]
+    pub audit: Option<PathBuf>,
+    /// Honour this kill file, read before every line (default: the path in
+    /// `AGENTPOLICY_KILL_FILE`, if set).
+    #[arg(long)]
+    pub kill_file: Option<PathBuf>,
+}
+
+pub fn run(args: ReplayArgs) -> u8 {
+    let table = match load_table_or_policy(&args.table) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    match replay(&args, table) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("error: {message}");
+            EXIT_USAGE
+        }
+    }
+}
+
+/// What happened on one line, for printing.
+struct Entry {
+    human: String,
+    json: Json,
+}
+
+#[derive(Default)]
+struct Summary {
+    calls: usize,
+    outcomes: BTreeMap<&'static str, usize>,
+    shadowed: usize,
+    agents: BTreeMap<String, BTreeMap<&'static str, usize>>,
+    first_denials: BTreeMap<String, (usize, String, String)>,
+    checked: usize,
+    failed: Vec<usize>,
+}
+
+struct Run<'a> {
+    engine: Engine,
+    table: Arc<DecisionTable>,
+    clock: Arc<ManualClock>,
+    sessions: HashMap<String, (SessionId, String)>,
+    entries: Vec<Entry>,
+    summary: Summary,
+    trace: &'a str,
+}
+
+fn replay(args: &ReplayArgs, table: DecisionTable) -> Result<u8, String> {
+    let trace_name = args.trace.display().to_string();
+    let text = std::fs::read_to_string(&args.trace)
+        .map_err(|e| format!("cannot read `{trace_name}`: {e}"))?;
+    let mut steps = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() || line.trim_start().starts_with("//") {
+            continue;
+        }
+        let step = trace::parse(line).map_err(|e| format!("{trace_name}:{}: {e}", i + 1))?;
+        steps.push((i + 1, step));
+    }
+    let mut start = 0;
+    for (line, step) in &steps {
+        if let Some(at) = step.at()
+            && let When::Absolute(ms) =
+                trace::when(at).map_err(|e| format!("{trace_name}:{line}: {e}"))?
+        {
+            start = ms;
+            break;
+        }
+    }
+    let clock = Arc::new(ManualClock::new(start));
+    let audit = match &args.audit {
+        Some(path) => Some(
+            AuditLog::open(path, Durability::default(), clock.as_ref())
+                .map_err(|e| format!("cannot open the audit log `{}`: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    let kill_file = args
+        .kill_file
+        .clone()
+        .or_else(|| std::env::var_os("AGENTPOLICY_KILL_FILE").map(PathBuf::from))
+        .map(|path| KillFile {
+            path,
+            // Replay reads the file before each line itself; the thread is a backstop.
+            poll_interval: Duration::from_secs(3600),
+        });
+    let config = EngineConfig {
+        clock: clock.clone(),
+        audit,
+        kill_file,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(table, config).map_err(|e| format!("cannot start the engine: {e}"))?;
+    let table = engine.table().map_err(|e| e.to_string())?;
+    let mut run = Run {
+        engine,
+        table,
+        clock,
+        sessions: HashMap::new(),
+        entries: Vec::new(),
+        summary: Summary::default(),
+        trace: &trace_name,
+    };
+    for (line, step) in &steps {
+        run.step(*line, step, start)?;
+    }
+    let head = run.engine.audit_head();
+    let Run {
+        engine,
+        table,
+        entries,
+        summary,
+        ..
+    } = run;
+    engine
+        .shutdown()
+        .map_err(|e| format!("closing the engine: {e}"))?;
+    match args.format {
+        Format::Human => print_human(&table, &trace_name, &entries, &summary, args, head),
+        Format::Json => {
+            let doc = to_json(&table, &trace_name, &entries, &summary, args, head);
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        }
+    }
+    Ok(if summary.failed.is_empty() {
+        0
+    } else {
+        EXIT_FAILURE
+    })
+}
+
+impl Run<'_> {
+    fn step(&mut self, line: usize, step: &Step, start: i64) -> Result<(), String> {
+        let at = |e: String| format!("{}:{line}: {e}", self.trace);
+        if let Some(value) = step.at() {
+            let now = match trace::when(value).map_err(at)? {
+                When::Offset(ms) => start.saturating_add(ms),
+                When::Absolute(ms) => ms,
+            };
+            if now < self.clock_now() {
+                return Err(at("`at` goes back in time".into()));
+            }
+            self.clock.set(now);
+        }
+        self.engine
+            .poll_kill_file()
+            .map_err(|e| at(format!("reading the kill file: {e}")))?;
+        for resolved in self.engine.expire_escalations() {
+            self.resolved(line, &resolved);
+        }
+        match step {
+            Step::Call(c) => self.call(line, c),
+            Step::Op(o) => self.op(line, o),
+        }
+    }
+
+    fn clock_now(&self) -> i64 {
+        use agentpolicy_runtime::engine::Clock;
+        self.clock.now_ms()
+    }
+
+    fn session(&mut self, line: usize, c: &CallLine) -> Result<SessionId, String> {
+        if let Some((id, agent)) = self.sessions.get(&c.session) {
+            if *agent != c.agent {
+                return Err(format!(
+                    "{}:{line}: session `{}` belongs to agent `{agent}`, not `{}`",
+                    self.trace, c.session, c.agent
+                ));
+            }
+            return Ok(*id);
+        }
+        let bind: Vec<(&str, &str)> = c
+            .bind
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let id = self
+            .engine
+            .open_session(
+                &c.agent,
+                SessionOptions {
+                    name: Some(&c.session),
+                    bind: &bind,
+                },
+            )
+            .map_err(|e| {
+                format!(
+                    "{}:{line}: cannot open session `{}`: {e}",
+                    self.trace, c.session
+                )
+            })?;
+        self.sessions
+            .insert(c.session.clone(), (id, c.agent.clone()));
+        Ok(id)
+    }
+
+    fn call(&mut self, line: usize, c: &CallLine) -> Result<(), String> {
+        let session = self.session(line, c)?;
+        let table = Arc::clone(&self.table);
+        let tool = table
+            .tool_id(&c.tool)
+            .and_then(|t| table.data().tools.get(t.index()));
+        let mut args: Vec<(&str, ArgValue<'_>)> = Vec::new();
+        for (name, value) in &c.args {
+            let param = tool.and_then(|t| t.params.iter().find(|p| &p.name == name));
+            let arg = match param {
+                // Passed on so the engine denies the call, naming the parameter.
+                None => ArgValue::Text(""),
+                Some(p) => arg_value(p.ty, value).map_err(|expected| {
+                    format!(
+                        "{}:{line}: argument `{name}`: expected {expected}, found {value}",
+                        self.trace
+                    )
+                })?,
+            };
+            args.push((name.as_str(), arg));
+        }
+        let read_keys: Vec<(&str, &str)> = c
+            .read
+            .iter()
+            .flat_map(|r| r.keys.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .collect();
+        let write_keys: Vec<(&str, &str)> = c
+            .write
+            .iter()
+            .flat_map(|w| w.keys.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .collect();
+        let mut call = Call::new(&c.tool).args(&args);
+        if let Some(conf) = &c.confidence {
+            let millionths = number(conf).map_err(|expected| {
+                format!(
+                    "{}:{line}: `confidence`: expected {expected}, found {conf}",
+                    self.trace
+                )
+            })?;
+            call = call.confidence(millionths);
+        }
+        call.read = c.read.as_ref().map(|r| Labels {
+            target: &r.resource,
+            keys: &read_keys,
+        });
+        call.write = c.write.as_ref().map(|w| Labels {
+            target: &w.resource,
+            keys: &write_keys,
+        });
+        let verdict = self.engine.decide(session, &call);
+        let mut reported = None;
+        if let (Some(result), Some(call_ref), true) = (c.result, verdict.call, verdict.is_allow()) {
+            self.engine
+                .report(
+                    call_ref,
+                    CallResult {
+                        ok: result.ok,
+                        tokens: result.tokens,
+                        latency_ms: result.latency_ms,
+                    },
+                )
+                .map_err(|e| format!("{}:{line}: reporting the result: {e}", self.trace))?;
+            reported = Some(result.ok);
+        }
+        self.decided(line, c, &verdict, reported);
+        Ok(())
+    }
+
+    fn decided(&mut self, line: usize, c: &CallLine, v: &Verdict, reported: Option<bool>) {
+        let explanation = explain(&self.table, v);
+        let s = &mut self.summary;
+        s.calls += 1;
+        *s.outcomes.entry(v.outcome.keyword()).or_default() += 1;
+        *s.agents
+            .entry(c.agent.clone())
+            .or_default()
+            .entry(v.outcome.keyword())
+            .or_default() += 1;
+        if v.shadow {
+            s.shadowed += 1;
+        }
+        if v.outcome == Outcome::Deny && !s.first_denials.contains_key(&c.session) {
+            s.first_denials.insert(
+                c.session.clone(),
+                (line, v.reason_code().to_owned(), explanation.clone()),
+            );
+        }
+        let mut mismatch = Vec::new();
+        if let Some(want) = c.expect {
+            s.checked += 1;
+            if want != v.outcome {
+                mismatch.push(format!("expected {want}, got {}", v.outcome));
+            }
+        }
+        if let Some(want) = &c.expect_reason {
+            if c.expect.is_none() {
+                s.checked += 1;
+            }
+            if want != v.reason_code() {
+                mismatch.push(format!("expected reason {want}, got {}", v.reason_code()));
+            }
+        }
+        if !mismatch.is_empty() {
+            s.failed.push(line);
+        }
+        let call = v.call.map_or(String::new(), |c| format!("#{}", c.n));
+        let mut human = format!("line {line}: {} {} {}{call}: ", c.session, c.agent, c.tool);
+        if v.shadow {
+            human.push_str(&format!("allow (shadow; would be: {explanation})"));
+        } else {
+            human.push_str(&explanation);
+        }
+        if let Some(id) = v.escalation {
+            human.push_str(&format!(" [pending {}]", escalation_name(&c.session, id)));
+        }
+        if let Some(ok) = reported {
+            human.push_str(if ok {
+                " [result: ok]"
+            } else {
+                " [result: error]"
+            });
+        }
+        if !mismatch.is_empty() {
+            human.push_str(&format!("\n  MISMATCH: {}", mismatch.join("; ")));
+        }
+        let json = json!({
+            "line": line,
+            "kind": "call",
+            "session": c.session,
+            "agent": c.agent,
+            "tool": c.tool,
+            "call": v.call.map(|c| c.n),
+            "outcome": v.outcome.keyword(),
+            "decision": v.decision.outcome.keyword(),
+            "shadow": v.shadow,
+            "reason": v.reason_code(),
+            "rule": v.decision.rule.filter(|_| v.reason == Reason::Policy).and_then(|r| self.table.rule(r)).map(|r| r.id.clone()),
+            "why": explanation,
+            "escalation": v.escalation.map(|id| escalation_name(&c.session, id)),
+            "result": reported.map(|ok| if ok { "ok" } else { "error" }),
+            "table": v.table.to_string(),
+            "audit_seq": v.audit.map(|a| a.seq),
+            "expected": c.expect.map(Outcome::keyword),
+            "mismatch": (!mismatch.is_empty()).then(|| mismatch.join("; ")),
+        });
+        self.entries.push(Entry { human, json });
+    }
+
+    fn resolved(&mut self, line: usize, r: &Resolved) {
+        let name = escalation_name(&r.escalation.session, r.escalation.id);
+        let human = format!(
+            "line {line}: {} {name}: {}: {}",
+            r.resolution.keyword(),
+            r.outcome,
+            r.why
+        );
+        let json = json!({
+            "line": line,
+            "kind": "resolution",
+            "escalation": name,
+            "resolution": r.resolution.keyword(),
+            "outcome": r.outcome.keyword(),
+            "why": r.why,
+        });
+        self.entries.push(Entry { human, json });
+    }
+
+    fn event(&mut self, line: usize, op: &OpLine, text: String) {
+        let json = json!({ "line": line, "kind": "op", "op": op.op, "detail": text });
+        self.entries.push(Entry {
+            human: format!("line {line}: {text}"),
+            json,
+        });
+    }
+
+    fn op(&mut self, line: usize, o: &OpLine) -> Result<(), String> {
+        let by = o.by.clone().unwrap_or_else(|| "replay".to_owned());
+        let err = |e: String| format!("{}:{line}: `{}`: {e}", self.trace, o.op);
+        let session = |run: &Self| -> Result<SessionId, String> {
+            let name = o.session.as_ref().ok_or("needs a `session`")?;
+            run.sessions
+                .get(name)
+                .map(|(id, _)| *id)
+                .ok_or_else(|| format!("no session `{name}` yet"))
+        };
+        match o.op.as_str() {
+            "kill" | "resume" => {
+                let kill = o.op == "kill";
+                let result = match (&o.agent, kill) {
+                    (Some(a), true) => self.engine.kill_agent(a, &by),
+                    (Some(a), false) => self.engine.resume_agent(a, &by),
+                    (None, true) => self.engine.kill_all(&by),
+                    (None, false) => self.engine.resume_all(&by),
+                };
+                result.map_err(|e| err(e.to_string()))?;
+                let whom = o
+                    .agent
+                    .as_ref()
+                    .map_or("every agent".to_owned(), |a| format!("agent {a}"));
+                self.event(line, o, format!("{} {whom} (by {by})", o.op));
+            }
+            "reset_breaker" => {
+                let agent = o
+                    .agent
+                    .as_ref()
+                    .ok_or_else(|| err("needs an `agent`".into()))?;
+                self.engine
+                    .reset_breaker(agent, &by)
+                    .map_err(|e| err(e.to_string()))?;
+                self.event(
+                    line,
+                    o,
+                    format!("reset the breakers of agent {agent} (by {by})"),
+                );
+            }
+            "new_task" => {
+                let id = session(self).map_err(err)?;
+                let task = self.engine.start_task(id).map_err(|e| err(e.to_string()))?;
+                let name = o.session.clone().unwrap_or_default();
+                self.event(line, o, format!("session {name} starts task {task}"));
+            }
+            "close" => {
+                let id = session(self).map_err(err)?;
+                self.engine
+                    .close_session(id)
+                    .map_err(|e| err(e.to_string()))?;
+                let name = o.session.clone().unwrap_or_default();
+                self.event(line, o, format!("session {name} closed"));
+            }
+            "approve" | "reject" => {
+                let id = session(self).map_err(err)?;
+                let call = match o.call {
+                    Some(n) => CallRef { session: id, n },
+                    None => self
+                        .engine
+                        .pending_escalations()
+                        .map_err(|e| err(e.to_string()))?
+                        .into_iter()
+                        .find(|e| e.id.session == id)
+                        .map(|e| e.id)
+                        .ok_or_else(|| err("the session has no pending escalation".into()))?,
+                };
+                let resolution = if o.op == "approve" {
+                    Resolution::Approve
+                } else {
+                    Resolution::Reject
+                };
+                let resolved = self
+                    .engine
+                    .resolve(call, resolution, &by)
+                    .map_err(|e| err(e.to_string()))?;
+                self.resolved(line, &resolved);
+            }
+            other => {
+                return Err(err(format!(
+                    "unknown step `{other}`: expected kill, resume, reset_breaker, new_task, close, approve or reject"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn escalation_name(session: &str, id: CallRef) -> String {
+    format!("{session}#{}", id.n)
+}
+
+fn explain(table: &DecisionTable, v: &Verdict) -> String {
+    match &v.reason {
+        Reason::Policy => v.decision.explain(table.data()).to_string(),
+        Reason::Request(e) => format!("deny (request): {e}"),
+        Reason::Session(e) => format!("deny (session): {e}"),
+        Reason::Internal(e) => format!("deny (internal): {e}"),
+    }
+}
+
+fn policy_line(table: &DecisionTable) -> String {
+    let data = table.data();
+    let version = data
+        .policy
+        .version
+        .as_deref()
+        .map(|v| format!(" version {v}"))
+        .unwrap_or_default();
+    format!(
+        "policy `{}`{version}, {}",
+        data.policy.name,
+        table.source_hash()
+    )
+}
+
+fn counts(map: &BTreeMap<&'static str, usize>) -> String {
+    ["allow", "escalate", "deny"]
+        .iter()
+        .map(|k| format!("{} {k}", map.get(k).copied().unwrap_or(0)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn print_human(
+    table: &DecisionTable,
+    trace: &str,
+    entries: &[Entry],
+    s: &Summary,
+    args: &ReplayArgs,
+    head: Option<agentpolicy_runtime::audit::Ack>,
+) {
+    println!("replay {trace} against {}", policy_line(table));
+    for e in entries {
+        println!("{}", e.human);
+    }
+    let shadowed = if s.shadowed > 0 {
+        format!(" ({} in shadow mode)", s.shadowed)
+    } else {
+        String::new()
+    };
+    println!(
+        "summary: {} calls: {}{shadowed}",
+        s.calls,
+        counts(&s.outcomes)
+    );
+    for (agent, c) in &s.agents {
+        println!("  {agent}: {}", counts(c));
+    }
+    if !s.first_denials.is_empty() {
+        println!("first denial per session:");
+        for (session, (line, _, why)) in &s.first_denials {
+            println!("  {session}: line {line}: {why}");
+        }
+    }
+    if s.checked > 0 {
+        println!(
+            "expectations: {} checked, {} failed{}",
+            s.checked,
+            s.failed.len(),
+            if s.failed.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (lines {})",
+                    s.failed
+                        .iter()
+                        .map(usize::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        );
+    }
+    if let (Some(path), Some(head)) = (&args.audit, head) {
+        println!(
+            "audit: {} (head {}:{}; then closed)",
+            path.display(),
+            head.seq,
+            head.hash
+        );
+    }
+}
+
+fn to_json(
+    table: &DecisionTable,
+    trace: &str,
+    entries: &[Entry],
+    s: &Summary,
+    args: &ReplayArgs,
+    head: Option<agentpolicy_runtime::audit::Ack>,
+) -> Json {
+    let data = table.data();
+    json!({
+        "trace": trace,
+        "policy": {
+            "name": data.policy.name,
+            "version": data.policy.version,
+            "source_hash": table.source_hash().to_string(),
+        },
+        "steps": entries.iter().map(|e| e.json.clone()).collect::<Vec<_>>(),
+        "summary": {
+            "calls": s.calls,
+            "outcomes": s.outcomes,
+            "shadowed": s.shadowed,
+            "agents": s.agents,
+            "first_denials": s.first_denials.iter().map(|(session, (line, reason, why))| {
+                (session.clone(), json!({ "line": line, "reason": reason, "why": why }))
+            }).collect::<serde_json::Map<_, _>>(),
+            "expectations": { "checked": s.checked, "failed_lines": s.failed },
+        },
+        "audit": args.audit.as_ref().map(|p| json!({
+            "log": p.display().to_string(),
+            "head": head.map(|h| format!("{}:{}", h.seq, h.hash)),
+        })),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_list_every_outcome() {
+        let mut m = BTreeMap::new();
+        m.insert("deny", 2);
+        assert_eq!(counts(&m), "0 allow, 0 escalate, 2 deny");
+    }
+}

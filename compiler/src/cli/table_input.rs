@@ -1,0 +1,48 @@
+//! TABLE_OR_POLICY arguments: a decision table from `agentpolicy build` (binary or
+//! JSON), or a policy (a `.agentpolicy` file or a directory) compiled on the spot, so
+//! examples can be replayed without a build step.
+
+use std::path::Path;
+
+use agentpolicy::render;
+use agentpolicy_runtime::DecisionTable;
+
+use super::output::use_color;
+use super::{EXIT_FAILURE, EXIT_USAGE, decide, load};
+
+/// The table, or the exit code after the reason was printed.
+pub fn load_table_or_policy(path: &Path) -> Result<DecisionTable, u8> {
+    let is_policy =
+        path.is_dir() || path.extension().and_then(|e| e.to_str()) == Some("agentpolicy");
+    if !is_policy {
+        let bytes = std::fs::read(path).map_err(|e| {
+            eprintln!("error: cannot read `{}`: {e}", path.display());
+            EXIT_USAGE
+        })?;
+        return decide::load_table(&bytes).map_err(|e| {
+            eprintln!("error: `{}`: {e}", path.display());
+            EXIT_USAGE
+        });
+    }
+    let policy = load::load(path).map_err(|e| {
+        eprintln!("error: {e}");
+        EXIT_USAGE
+    })?;
+    let diagnostics = policy.diagnostics();
+    if diagnostics.iter().any(|d| d.is_error()) {
+        eprint!(
+            "{}",
+            render::human(&diagnostics, &policy.sources, use_color())
+        );
+        eprintln!("error: {} has errors", path.display());
+        return Err(EXIT_FAILURE);
+    }
+    policy.build_table().map_err(|diags| {
+        eprint!("{}", render::human(&diags, &policy.sources, use_color()));
+        eprintln!(
+            "error: {} cannot be compiled to a decision table",
+            path.display()
+        );
+        EXIT_FAILURE
+    })
+}

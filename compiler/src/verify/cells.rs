@@ -1,0 +1,518 @@
+//! Properties of single decisions, proved per (agent, tool) cell of the table: the
+//! request's arguments and confidence are symbolic, the cell's rule stage is the formula
+//! from `encode`. Here: which cells can be used at all, irreversible => escalation, and
+//! monotone thresholds. Asserts and hygiene reuse [`CellSolver`].
+
+use std::rc::Rc;
+
+use agentpolicy_runtime::{self as rt, KeyValueInterner, Outcome, ValueType};
+use z3::ast::{Bool, Int};
+
+use super::counterexample::{ArgVal, Call, Counterexample, Session};
+use super::encode::{RuleStage, SymRequest};
+use super::solver::{self, Check};
+use super::{Ctx, Method, Property, PropertyResult, Verdict, access, report};
+
+/// What is known about one cell before any property runs.
+#[derive(Debug, Clone)]
+pub struct CellInfo {
+    pub agent: usize,
+    pub tool: usize,
+    pub granted: bool,
+    /// A read and write the flow check lets through in a fresh session; `None` when
+    /// every access is stopped (or the tool is not granted).
+    pub access: Option<(Option<super::Access>, Option<super::Access>)>,
+}
+
+impl CellInfo {
+    /// Granted, and some access passes the flow check: rules can decide here.
+    pub fn reachable(&self) -> bool {
+        self.granted && self.access.is_some()
+    }
+}
+
+/// Every cell of the table, agent-major.
+pub fn prepare(ctx: &Ctx<'_>) -> Vec<CellInfo> {
+    prepare_agents(ctx, &|_| true)
+}
+
+/// The cells of the agents `keep` selects, agent-major.
+pub fn prepare_agents(ctx: &Ctx<'_>, keep: &dyn Fn(usize) -> bool) -> Vec<CellInfo> {
+    let mut out = Vec::new();
+    for agent in (0..ctx.data.agents.len()).filter(|a| keep(*a)) {
+        for tool in 0..ctx.data.tools.len() {
+            let granted = cell(ctx, agent, tool).is_some_and(|c| c.granted);
+            let access = if granted {
+                access::passing(ctx.table, agent, tool)
+            } else {
+                None
+            };
+            out.push(CellInfo {
+                agent,
+                tool,
+                granted,
+                access,
+            });
+        }
+    }
+    out
+}
+
+pub fn cell<'a>(ctx: &Ctx<'a>, agent: usize, tool: usize) -> Option<&'a rt::Cell> {
+    ctx.data
+        .cell(rt::AgentId(agent as u32), rt::ToolId(tool as u32))
+}
+
+/// A solver holding one cell's request and rule stage; properties ask it for requests
+/// that satisfy a goal.
+pub struct CellSolver {
+    pub info: CellInfo,
+    pub req: SymRequest,
+    pub stage: RuleStage,
+    /// The domain of the request's values, asserted with every goal.
+    domain: Bool,
+    /// One solver for every cell (`Ctx::shared`): each question is asked inside a
+    /// push / pop, which is much cheaper than a solver per cell.
+    solver: Rc<z3::Solver>,
+}
+
+/// The answer to a goal.
+pub enum Found {
+    Model(z3::Model),
+    Nothing,
+    Unknown(String),
+}
+
+impl CellSolver {
+    fn new(ctx: &Ctx<'_>, info: &CellInfo) -> Option<CellSolver> {
+        let tool = ctx.data.tools.get(info.tool)?;
+        let c = cell(ctx, info.agent, info.tool)?;
+        let req = SymRequest::new("r", tool);
+        let stage = RuleStage::new(c, &req, &|v| v)?;
+        let domain = req.domain(&ctx.texts);
+        let solver = ctx.shared.clone();
+        Some(CellSolver {
+            info: info.clone(),
+            req,
+            stage,
+            domain,
+            solver,
+        })
+    }
+
+    /// A model of `goal` (with `extra` domain constraints, e.g. of a second request),
+    /// preferring one that satisfies `prefer` when one exists.
+    pub fn find(&self, goal: &Bool, prefer: &[Bool]) -> Found {
+        self.solver.push();
+        self.solver.assert(&self.domain);
+        self.solver.assert(goal);
+        let first = solver::check(&self.solver, &[]);
+        let result = match first {
+            Check::Unsat => Found::Nothing,
+            Check::Unknown(reason) => Found::Unknown(reason),
+            Check::Sat(model) => {
+                let mut prefs = self.req.preferences();
+                prefs.extend(prefer.iter().cloned());
+                match solver::check(&self.solver, &[Bool::and(&prefs)]) {
+                    Check::Sat(better) => Found::Model(better),
+                    _ => Found::Model(model),
+                }
+            }
+        };
+        self.solver.pop(1);
+        result
+    }
+}
+
+/// The cell's solver, built once and shared by every property.
+pub fn solver(ctx: &Ctx<'_>, info: &CellInfo) -> Option<Rc<CellSolver>> {
+    let key = (info.agent, info.tool);
+    if let Some(s) = ctx.solvers.borrow().get(&key) {
+        return s.clone();
+    }
+    let s = CellSolver::new(ctx, info).map(Rc::new);
+    ctx.solvers.borrow_mut().insert(key, s.clone());
+    s
+}
+
+/// Whether some request gets past the cell's rules (allowed or escalated), with the
+/// values of one; asked once per cell.
+#[derive(Debug, Clone)]
+pub enum Permitted {
+    Yes(Vec<(String, ArgVal)>, Option<i64>),
+    No,
+    Unknown(String),
+}
+
+pub fn permitted(ctx: &Ctx<'_>, info: &CellInfo) -> Permitted {
+    let key = (info.agent, info.tool);
+    if let Some(p) = ctx.permitted.borrow().get(&key) {
+        return p.clone();
+    }
+    let p = match solver(ctx, info) {
+        None => Permitted::Unknown("malformed condition".into()),
+        Some(cs) => match cs.find(&cs.stage.is_permitted(), &[]) {
+            Found::Nothing => Permitted::No,
+            Found::Unknown(reason) => Permitted::Unknown(reason),
+            Found::Model(m) => {
+                let (args, conf) = values(ctx, &m, &cs.req);
+                Permitted::Yes(args, conf)
+            }
+        },
+    };
+    ctx.permitted.borrow_mut().insert(key, p.clone());
+    p
+}
+
+fn int(model: &z3::Model, v: &Int) -> Option<i64> {
+    model.eval(v, true).and_then(|x| x.as_i64())
+}
+
+fn boolean(model: &z3::Model, v: &Bool) -> bool {
+    model
+        .eval(v, true)
+        .and_then(|x| x.as_bool())
+        .unwrap_or(false)
+}
+
+/// The concrete arguments and confidence of `req` in `model`.
+pub fn values(
+    ctx: &Ctx<'_>,
+    model: &z3::Model,
+    req: &SymRequest,
+) -> (Vec<(String, ArgVal)>, Option<i64>) {
+    let mut args = Vec::new();
+    let mut confidence = None;
+    for (i, s) in req.slots.iter().enumerate() {
+        let Some(s) = s else { continue };
+        if !boolean(model, &s.present) {
+            continue;
+        }
+        let Some(v) = int(model, &s.value) else {
+            continue;
+        };
+        if i == rt::Slot::CONFIDENCE.0 as usize {
+            confidence = Some(v);
+            continue;
+        }
+        let value = match s.ty {
+            ValueType::Money => ArgVal::Money(v),
+            ValueType::Number => ArgVal::Number(v),
+            ValueType::Percent => ArgVal::Percent(v),
+            ValueType::Duration => ArgVal::Duration(v),
+            ValueType::Bool => ArgVal::Bool(v != 0),
+            ValueType::Text => ArgVal::Text(ctx.texts.text(v)),
+        };
+        args.push((s.name.clone(), value));
+    }
+    (args, confidence)
+}
+
+/// A call of the cell with these values, decided by the runtime.
+pub fn concrete_call(
+    ctx: &Ctx<'_>,
+    info: &CellInfo,
+    args: Vec<(String, ArgVal)>,
+    confidence: Option<i64>,
+) -> Result<Call, String> {
+    let (read, write) = info.access.clone().unwrap_or((None, None));
+    let mut call = Call {
+        agent: ctx.data.agents[info.agent].name.clone(),
+        tool: ctx.data.tools[info.tool].name.clone(),
+        args,
+        confidence,
+        read,
+        write,
+        session: Session::default(),
+        outcome: Outcome::Deny,
+        rule: None,
+    };
+    decide(ctx, &mut call)?;
+    Ok(call)
+}
+
+/// Runs `call` through the runtime and records what it decides.
+pub fn decide(ctx: &Ctx<'_>, call: &mut Call) -> Result<rt::Decision, String> {
+    let mut keys = KeyValueInterner::default();
+    let request = call
+        .to_request(ctx.table, &mut keys)
+        .map_err(|e| format!("the counterexample is not a valid request: {e}"))?;
+    let d = rt::decide(ctx.table, &request);
+    call.outcome = d.outcome;
+    call.rule = d
+        .rule
+        .and_then(|r| ctx.data.rules.get(r.index()))
+        .map(|r| r.id.clone());
+    Ok(d)
+}
+
+/// A counterexample whose runtime outcome is not what the encoding promised is a bug in
+/// the verifier: reported as Unknown, never as a proof or a counterexample.
+pub fn disagreement(expected: &str, call: &Call) -> String {
+    format!(
+        "internal check failed: the encoding predicts {expected} for {}, but the runtime decides {}",
+        call.to_json(),
+        call.outcome
+    )
+}
+
+/// Irreversible tools are never allowed without escalation, unless an `autonomy`
+/// exemption of the agent covers the request (its condition known to hold).
+pub fn prove_escalation(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult> {
+    let mut out = Vec::new();
+    for info in cells.iter().filter(|c| c.granted) {
+        let tool = &ctx.model.tools[info.tool];
+        if !tool.is_irreversible() {
+            continue;
+        }
+        let subject = subject(ctx, info);
+        let result = |verdict, diagnostic| PropertyResult {
+            property: Property::Escalation,
+            subject: subject.clone(),
+            verdict,
+            method: Method::PerCell,
+            assumptions: Vec::new(),
+            diagnostic,
+        };
+        if !info.reachable() {
+            out.push(result(Verdict::Proved, None));
+            continue;
+        }
+        let Some(cs) = solver(ctx, info) else {
+            out.push(unknown(
+                ctx,
+                Property::Escalation,
+                subject,
+                "malformed condition",
+            ));
+            continue;
+        };
+        let goal = Bool::and(&[cs.stage.is_allow(), exempt(ctx, &cs).not()]);
+        match cs.find(&goal, &[]) {
+            Found::Nothing => out.push(result(Verdict::Proved, None)),
+            Found::Unknown(reason) => {
+                out.push(unknown(ctx, Property::Escalation, subject, &reason))
+            }
+            Found::Model(model) => {
+                let (args, confidence) = values(ctx, &model, &cs.req);
+                match concrete_call(ctx, info, args, confidence) {
+                    Ok(call) if call.outcome == Outcome::Allow => {
+                        let cex = Counterexample {
+                            explanation: format!(
+                                "`{}` is irreversible, and this request is allowed without a human",
+                                tool.name
+                            ),
+                            calls: vec![call],
+                            safer: None,
+                        };
+                        let d = report::escalation(ctx, info, &cex);
+                        out.push(result(Verdict::Counterexample(Box::new(cex)), Some(d)));
+                    }
+                    Ok(call) => out.push(unknown(
+                        ctx,
+                        Property::Escalation,
+                        subject,
+                        &disagreement("allow", &call),
+                    )),
+                    Err(e) => out.push(unknown(ctx, Property::Escalation, subject, &e)),
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The request is covered by an `autonomy` exemption of the cell's agent for its tool:
+/// the exemption's condition is known to hold (a value it reads that the request lacks
+/// means it does not apply: fail safe).
+pub fn exempt(ctx: &Ctx<'_>, cs: &CellSolver) -> Bool {
+    let info = &cs.info;
+    let tool = &ctx.model.tools[info.tool];
+    let exemptions: Vec<Bool> = ctx.model.agents[info.agent]
+        .autonomy
+        .iter()
+        .filter(|a| a.tool.index() == info.tool)
+        .map(|a| {
+            let (holds, known) = super::encode::source_condition(
+                &a.condition,
+                Some(tool),
+                &ctx.data.tools[info.tool],
+                &cs.req,
+                &ctx.texts,
+            );
+            Bool::and(&[holds, known])
+        })
+        .collect();
+    Bool::or(&exemptions)
+}
+
+pub fn subject(ctx: &Ctx<'_>, info: &CellInfo) -> String {
+    format!(
+        "{} calls {}",
+        ctx.data.agents[info.agent].name, ctx.data.tools[info.tool].name
+    )
+}
+
+pub fn unknown(ctx: &Ctx<'_>, property: Property, subject: String, reason: &str) -> PropertyResult {
+    let d = report::unknown(ctx, property, &subject, reason);
+    PropertyResult {
+        property,
+        subject,
+        verdict: Verdict::Unknown(reason.to_string()),
+        method: Method::PerCell,
+        assumptions: Vec::new(),
+        diagnostic: Some(d),
+    }
+}
+
+/// A riskier value (a larger amount of money, a lower confidence) never gets a more
+/// permissive outcome than a safer one, all else equal.
+pub fn prove_monotone(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult> {
+    let mut out = Vec::new();
+    for info in cells.iter().filter(|c| c.reachable()) {
+        let Some(c) = cell(ctx, info.agent, info.tool) else {
+            continue;
+        };
+        let reads = c
+            .deny
+            .iter()
+            .chain(&c.escalate)
+            .chain(&c.allow)
+            .filter_map(|e| e.condition.as_ref())
+            .fold(0u32, |m, cond| m | cond.reads);
+        let tool = &ctx.data.tools[info.tool];
+        let mut slots: Vec<usize> = tool
+            .params
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.ty == ValueType::Money)
+            .map(|(i, _)| i)
+            .collect();
+        slots.push(rt::Slot::CONFIDENCE.0 as usize);
+        slots.retain(|s| reads & (1 << s) != 0);
+        if slots.is_empty() {
+            continue;
+        }
+        let subject = subject(ctx, info);
+        let Some(cs) = solver(ctx, info) else {
+            out.push(unknown(
+                ctx,
+                Property::Monotone,
+                subject,
+                "malformed condition",
+            ));
+            continue;
+        };
+        let mut verdict = None;
+        for slot in slots {
+            match monotone_slot(ctx, info, &cs, c, slot) {
+                Ok(None) => {}
+                Ok(Some(cex)) => {
+                    verdict = Some(Ok(cex));
+                    break;
+                }
+                Err(reason) => {
+                    verdict = Some(Err(reason));
+                    break;
+                }
+            }
+        }
+        out.push(match verdict {
+            None => PropertyResult {
+                property: Property::Monotone,
+                subject,
+                verdict: Verdict::Proved,
+                method: Method::PerCell,
+                assumptions: Vec::new(),
+                diagnostic: None,
+            },
+            Some(Ok(cex)) => {
+                let d = report::monotone(ctx, &cex);
+                PropertyResult {
+                    property: Property::Monotone,
+                    subject,
+                    verdict: Verdict::Counterexample(Box::new(cex)),
+                    method: Method::PerCell,
+                    assumptions: Vec::new(),
+                    diagnostic: Some(d),
+                }
+            }
+            Some(Err(reason)) => unknown(ctx, Property::Monotone, subject, &reason),
+        });
+    }
+    out
+}
+
+fn monotone_slot(
+    ctx: &Ctx<'_>,
+    info: &CellInfo,
+    cs: &CellSolver,
+    c: &rt::Cell,
+    slot: usize,
+) -> Result<Option<Counterexample>, String> {
+    let Some(safe) = cs.req.slot(slot) else {
+        return Ok(None);
+    };
+    let mut riskier = cs.req.clone();
+    let risky = super::encode::SlotVar {
+        value: Int::new_const(format!("risky.{}", safe.name)),
+        present: Bool::from_bool(true),
+        ..safe.clone()
+    };
+    riskier.slots[slot] = Some(risky.clone());
+    let Some(stage2) = RuleStage::new(c, &riskier, &|v| v) else {
+        return Err("malformed condition".into());
+    };
+    let is_confidence = slot == rt::Slot::CONFIDENCE.0 as usize;
+    let (worse, adjacent) = if is_confidence {
+        (
+            risky.value.lt(&safe.value),
+            risky.value.eq(&safe.value - Int::from_i64(1)),
+        )
+    } else {
+        (
+            risky.value.gt(&safe.value),
+            risky.value.eq(&safe.value + Int::from_i64(1)),
+        )
+    };
+    let goal = Bool::and(&[
+        safe.present.clone(),
+        worse,
+        risky.value.ge(Int::from_i64(i64::MIN)),
+        risky.value.le(Int::from_i64(i64::MAX)),
+        stage2.rank().lt(cs.stage.rank()),
+    ]);
+    let mut prefer = vec![adjacent];
+    if is_confidence {
+        prefer.push(risky.value.ge(Int::from_i64(0)));
+    }
+    match cs.find(&goal, &prefer) {
+        Found::Nothing => Ok(None),
+        Found::Unknown(reason) => Err(reason),
+        Found::Model(model) => {
+            let (args, confidence) = values(ctx, &model, &cs.req);
+            let (rargs, rconf) = values(ctx, &model, &riskier);
+            let safer = concrete_call(ctx, info, args, confidence)?;
+            let risk = concrete_call(ctx, info, rargs, rconf)?;
+            if risk.outcome >= safer.outcome {
+                return Err(disagreement(
+                    &format!("an outcome more permissive than {}", safer.outcome),
+                    &risk,
+                ));
+            }
+            let what = if is_confidence {
+                "a lower `confidence`".to_string()
+            } else {
+                format!("a larger `{}`", safe.name)
+            };
+            Ok(Some(Counterexample {
+                explanation: format!(
+                    "{what} gets {} while the safer request gets {}",
+                    risk.outcome, safer.outcome
+                ),
+                calls: vec![risk],
+                safer: Some(safer),
+            }))
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! Concrete counterexamples: requests a person can read (JSON with names, money in
+//! dollars) and the runtime can replay ([`Call::to_request`]). Built from solver models by
+//! the property modules; plain data here.
+
+use agentpolicy_runtime::{
+    self as rt, ArgValue, DecisionTable, KeyValueInterner, Outcome, Request, RequestError,
+    SessionView, TierId,
+};
+use serde_json::{Map, Value, json};
+
+/// An argument value, typed as the tool declares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArgVal {
+    /// Cents.
+    Money(i64),
+    /// Millionths.
+    Number(i64),
+    /// Millionths.
+    Percent(i64),
+    /// Milliseconds.
+    Duration(i64),
+    Bool(bool),
+    Text(String),
+}
+
+impl ArgVal {
+    pub fn to_json(&self) -> Value {
+        match self {
+            ArgVal::Money(c) => Value::String(money(*c)),
+            ArgVal::Number(m) => millionths(*m),
+            ArgVal::Percent(m) => Value::String(format!("{}%", decimal(m.saturating_mul(100)))),
+            ArgVal::Duration(ms) => Value::String(format!("{ms}ms")),
+            ArgVal::Bool(b) => Value::Bool(*b),
+            ArgVal::Text(t) => Value::String(t.clone()),
+        }
+    }
+
+    fn runtime(&self) -> ArgValue<'_> {
+        match self {
+            ArgVal::Money(c) => ArgValue::Money(*c),
+            ArgVal::Number(m) => ArgValue::Number(*m),
+            ArgVal::Percent(m) => ArgValue::Percent(*m),
+            ArgVal::Duration(ms) => ArgValue::Duration(*ms),
+            ArgVal::Bool(b) => ArgValue::Bool(*b),
+            ArgVal::Text(t) => ArgValue::Text(t),
+        }
+    }
+}
+
+/// `$1,234.56`-style text of an amount in cents.
+pub fn money(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    let c = cents.unsigned_abs();
+    let dollars = (c / 100).to_string();
+    let mut grouped = String::new();
+    for (i, ch) in dollars.chars().enumerate() {
+        if i > 0 && (dollars.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(ch);
+    }
+    format!("{sign}${grouped}.{:02}", c % 100)
+}
+
+/// Exact decimal text of a value in millionths.
+pub fn decimal(m: i64) -> String {
+    let sign = if m < 0 { "-" } else { "" };
+    let a = m.unsigned_abs();
+    let frac = a % 1_000_000;
+    if frac == 0 {
+        format!("{sign}{}", a / 1_000_000)
+    } else {
+        let f = format!("{frac:06}");
+        format!("{sign}{}.{}", a / 1_000_000, f.trim_end_matches('0'))
+    }
+}
+
+fn millionths(m: i64) -> Value {
+    let text = decimal(m);
+    serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text))
+}
+
+/// A read or write the request names, with the isolation-key values of the data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Access {
+    pub target: String,
+    pub keys: Vec<(String, String)>,
+}
+
+/// The session state a call runs in, as the engine would hand it to `decide`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Session {
+    pub tier: Option<String>,
+    pub bound: Vec<(String, String)>,
+}
+
+/// One tool call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub agent: String,
+    pub tool: String,
+    pub args: Vec<(String, ArgVal)>,
+    /// Millionths.
+    pub confidence: Option<i64>,
+    pub read: Option<Access>,
+    pub write: Option<Access>,
+    pub session: Session,
+    /// What the runtime decides for this call.
+    pub outcome: Outcome,
+    /// The table rule that decided, if a rule did.
+    pub rule: Option<String>,
+}
+
+impl Call {
+    /// The request alone, in the format `agentpolicy decide` reads (docs/requests.md).
+    pub fn request_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("agent".into(), json!(self.agent));
+        m.insert("tool".into(), json!(self.tool));
+        let args: Map<String, Value> = self
+            .args
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_json()))
+            .collect();
+        m.insert("args".into(), Value::Object(args));
+        if let Some(c) = self.confidence {
+            m.insert("confidence".into(), millionths(c));
+        }
+        let access = |a: &Access, field: &str| {
+            let keys: Map<String, Value> =
+                a.keys.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+            json!({ field: a.target, "keys": keys })
+        };
+        if let Some(r) = &self.read {
+            m.insert("read".into(), access(r, "resource"));
+        }
+        if let Some(w) = &self.write {
+            m.insert("write".into(), access(w, "sink"));
+        }
+        if self.session != Session::default() {
+            let bound: Map<String, Value> = self
+                .session
+                .bound
+                .iter()
+                .map(|(k, v)| (k.clone(), json!(v)))
+                .collect();
+            let mut session = Map::new();
+            if let Some(tier) = &self.session.tier {
+                session.insert("tier".into(), json!(tier));
+            }
+            session.insert("bound".into(), Value::Object(bound));
+            m.insert("session".into(), Value::Object(session));
+        }
+        Value::Object(m)
+    }
+
+    /// The request with what the runtime decides for it.
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("request".into(), self.request_json());
+        m.insert("outcome".into(), json!(self.outcome.keyword()));
+        if let Some(rule) = &self.rule {
+            m.insert("rule".into(), json!(rule));
+        }
+        Value::Object(m)
+    }
+
+    /// The runtime request for this call, with key values interned by `keys` (pass the
+    /// same interner for every call of one trace).
+    pub fn to_request(
+        &self,
+        table: &DecisionTable,
+        keys: &mut KeyValueInterner,
+    ) -> Result<Request, RequestError> {
+        let mut b = table.request(&self.agent, &self.tool)?;
+        for (name, value) in &self.args {
+            b = b.arg(name, value.runtime())?;
+        }
+        if let Some(c) = self.confidence {
+            b = b.confidence(c);
+        }
+        let intern = |pairs: &[(String, String)], keys: &mut KeyValueInterner| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.clone(), keys.intern(v)))
+                .collect::<Vec<_>>()
+        };
+        if let Some(r) = &self.read {
+            let pairs = intern(&r.keys, keys);
+            let refs: Vec<(&str, rt::KeyValue)> =
+                pairs.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+            b = b.read(&r.target, &refs)?;
+        }
+        if let Some(w) = &self.write {
+            let pairs = intern(&w.keys, keys);
+            let refs: Vec<(&str, rt::KeyValue)> =
+                pairs.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+            b = b.write(&w.target, &refs)?;
+        }
+        let mut session = SessionView::default();
+        if let Some(tier) = &self.session.tier {
+            let id = table
+                .data()
+                .tiers
+                .iter()
+                .position(|t| t == tier)
+                .ok_or_else(|| RequestError::UnknownKey(tier.clone()))?;
+            session.tier = Some(TierId(id as u32));
+        }
+        for (k, v) in &self.session.bound {
+            let key = table
+                .key_id(k)
+                .ok_or_else(|| RequestError::UnknownKey(k.clone()))?;
+            session.bound.set(key, keys.intern(v));
+        }
+        Ok(b.session(session).build())
+    }
+}
+
+/// A concrete witness that a property fails.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counterexample {
+    /// The calls, in order: one for a property of single decisions, the shortest trace
+    /// of a session for flow properties (every call but the last is one the runtime
+    /// lets through, and the last is the one that breaks the property).
+    pub calls: Vec<Call>,
+    /// For monotonicity: the safer request that gets a stricter outcome.
+    pub safer: Option<Call>,
+    /// One sentence: what goes wrong in the last call.
+    pub explanation: String,
+}
+
+impl Counterexample {
+    /// `{"request", "outcome", "rule"}` for one call, or `{"trace": [...]}` for a
+    /// session, plus `safer` (monotonicity) and the explanation. Every `request` is in
+    /// the format `agentpolicy decide` reads.
+    pub fn to_json(&self) -> Value {
+        let mut m = match (self.calls.as_slice(), self.calls.first()) {
+            ([_], Some(call)) => match call.to_json() {
+                Value::Object(m) => m,
+                _ => Map::new(),
+            },
+            _ => {
+                let mut m = Map::new();
+                m.insert(
+                    "trace".into(),
+                    Value::Array(self.calls.iter().map(Call::to_json).collect()),
+                );
+                m
+            }
+        };
+        if let Some(s) = &self.safer {
+            m.insert("safer".into(), s.to_json());
+        }
+        m.insert("explanation".into(), json!(self.explanation));
+        Value::Object(m)
+    }
+
+    pub fn last(&self) -> Option<&Call> {
+        self.calls.last()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_and_decimals_are_exact() {
+        assert_eq!(money(1_000_001), "$10,000.01");
+        assert_eq!(money(-5), "-$0.05");
+        assert_eq!(money(10_000_000_000), "$100,000,000.00");
+        assert_eq!(decimal(850_000), "0.85");
+        assert_eq!(decimal(-1_500_000), "-1.5");
+        assert_eq!(decimal(2_000_000), "2");
+    }
+}

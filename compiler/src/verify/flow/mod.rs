@@ -1,0 +1,850 @@
+//! Sessions as a transition system, for the flow properties: isolation, no write-down,
+//! the tier ceiling, and the flow asserts (`AGENT never reads TIER`, `no flow from TIER to
+//! SINK`).
+//!
+//! The state is the runtime's session label (tier, bound key values) next to a ghost of
+//! what really entered the session: the highest tier of data read, and one witness value
+//! per isolation key. The runtime part follows the table's flow check; the ghost follows
+//! the model's tool declarations (a call may read every resource its tool declares and
+//! write every sink it declares), so a table that checks less than the tools do is
+//! caught. A call moves the session only when it is not denied; an escalated call counts
+//! as made.
+//!
+//! A property is first tried by induction with its invariant ("every key value read is
+//! the bound one" for isolation, "the label's tier dominates the ghost's" for the tier
+//! properties). Where that fails, bounded model checking from a fresh session finds the
+//! shortest trace; it is complete at the property's threshold (`FlowProp::threshold`),
+//! because a step that changes none of the state the property depends on can be cut from
+//! any trace, and that state changes a bounded number of times.
+
+mod trace;
+
+use agentpolicy_runtime as rt;
+use z3::ast::{Bool, Int};
+
+use super::cells::{self, CellInfo};
+use super::counterexample::{ArgVal, Counterexample};
+use super::solver::{self, Check};
+use super::{Ctx, Method, Property, PropertyResult, Verdict, report};
+use crate::model::{SinkId, TierId};
+
+/// Assumption behind the isolation and write-down verdicts.
+pub const NAMED_ACCESS: &str = "a call of a tool that reads or writes keyed data names one keyed resource or sink and its key values (the runtime checks keys only of the access a request names)";
+/// Assumption behind every flow verdict.
+pub const ESCALATION_MAY_PASS: &str = "an escalated call counts as made: a human may approve it";
+
+/// A flow property for one agent's sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FlowProp {
+    Isolation,
+    WriteDown,
+    /// Never read a resource above this tier.
+    Ceiling(TierId),
+    /// Never read a resource at or above this tier.
+    NeverReads(TierId),
+    /// Never write to the sink while holding data at or above the tier.
+    NoFlow(TierId, SinkId),
+}
+
+/// A flow property's outcome for one agent.
+#[derive(Debug, Clone)]
+pub struct FlowOutcome {
+    pub verdict: Result<Option<Counterexample>, String>,
+    pub method: Method,
+}
+
+struct St {
+    lt: Int,
+    lb: Vec<Bool>,
+    lv: Vec<Int>,
+    gt: Int,
+    sb: Vec<Bool>,
+    sv: Vec<Int>,
+}
+
+struct Cv {
+    tool: Int,
+    rsel: Int,
+    rk: Vec<(Bool, Int)>,
+    wsel: Int,
+    wk: Vec<(Bool, Int)>,
+    /// Key values of keyed data the request does not name: `[resource][key]`.
+    ur: Vec<Vec<Int>>,
+    us: Vec<Vec<Int>>,
+    pick: Vec<Bool>,
+    w: Vec<Int>,
+}
+
+/// One tool's effect on the session, for a given state and call.
+struct ToolStep {
+    tool: usize,
+    ok: Bool,
+    next: St,
+    /// Constraints on the witness choice.
+    side: Bool,
+    gt_mid: Int,
+    read_vals: Vec<Vec<Int>>,
+    write_vals: Vec<Vec<Int>>,
+}
+
+fn max(a: &Int, b: i64) -> Int {
+    a.ge(Int::from_i64(b)).ite(a, &Int::from_i64(b))
+}
+
+fn all(parts: Vec<Bool>) -> Bool {
+    Bool::and(&parts)
+}
+
+fn any(parts: Vec<Bool>) -> Bool {
+    Bool::or(&parts)
+}
+
+/// A tool the agent's rules let through, with the values of one such request.
+type Usable = (usize, Vec<(String, ArgVal)>, Option<i64>);
+
+struct AgentFlows<'c, 'a> {
+    ctx: &'c Ctx<'a>,
+    agent: usize,
+    /// Tools whose rules let some request through, with those arguments.
+    usable: Vec<Usable>,
+}
+
+impl AgentFlows<'_, '_> {
+    fn keys(&self) -> usize {
+        self.ctx.data.keys.len()
+    }
+
+    fn state(&self, name: &str) -> St {
+        let k = self.keys();
+        St {
+            lt: Int::new_const(format!("{name}.tier")),
+            lb: (0..k)
+                .map(|i| Bool::new_const(format!("{name}.bound{i}")))
+                .collect(),
+            lv: (0..k)
+                .map(|i| Int::new_const(format!("{name}.value{i}")))
+                .collect(),
+            gt: Int::new_const(format!("{name}.ghost_tier")),
+            sb: (0..k)
+                .map(|i| Bool::new_const(format!("{name}.seen{i}")))
+                .collect(),
+            sv: (0..k)
+                .map(|i| Int::new_const(format!("{name}.seen_value{i}")))
+                .collect(),
+        }
+    }
+
+    fn call(&self, name: &str) -> Cv {
+        let k = self.keys();
+        let pair = |what: &str, i: usize| {
+            (
+                Bool::new_const(format!("{name}.{what}{i}?")),
+                Int::new_const(format!("{name}.{what}{i}")),
+            )
+        };
+        let unnamed = |what: &str, n: usize| -> Vec<Vec<Int>> {
+            (0..n)
+                .map(|r| {
+                    (0..k)
+                        .map(|i| Int::new_const(format!("{name}.{what}{r}.{i}")))
+                        .collect()
+                })
+                .collect()
+        };
+        Cv {
+            tool: Int::new_const(format!("{name}.tool")),
+            rsel: Int::new_const(format!("{name}.read")),
+            rk: (0..k).map(|i| pair("read_key", i)).collect(),
+            wsel: Int::new_const(format!("{name}.write")),
+            wk: (0..k).map(|i| pair("write_key", i)).collect(),
+            ur: unnamed("unnamed_read", self.ctx.data.resources.len()),
+            us: unnamed("unnamed_write", self.ctx.data.sinks.len()),
+            pick: (0..k)
+                .map(|i| Bool::new_const(format!("{name}.pick{i}")))
+                .collect(),
+            w: (0..k)
+                .map(|i| Int::new_const(format!("{name}.witness{i}")))
+                .collect(),
+        }
+    }
+
+    fn state_domain(&self, s: &St) -> Bool {
+        let top = self.ctx.data.tiers.len() as i64 - 1;
+        all(vec![
+            s.lt.ge(Int::from_i64(-1)),
+            s.lt.le(Int::from_i64(top)),
+            s.gt.ge(Int::from_i64(-1)),
+            s.gt.le(Int::from_i64(top)),
+        ])
+    }
+
+    fn call_domain(&self, c: &Cv) -> Bool {
+        let tools: Vec<Bool> = self
+            .usable
+            .iter()
+            .map(|(t, _, _)| c.tool.eq(Int::from_i64(*t as i64)))
+            .collect();
+        all(vec![
+            any(tools),
+            c.rsel.ge(Int::from_i64(-1)),
+            c.rsel
+                .lt(Int::from_i64(self.ctx.data.resources.len() as i64)),
+            c.wsel.ge(Int::from_i64(-1)),
+            c.wsel.lt(Int::from_i64(self.ctx.data.sinks.len() as i64)),
+        ])
+    }
+
+    fn init(&self, s: &St) -> Bool {
+        let mut parts = vec![s.lt.eq(Int::from_i64(-1)), s.gt.eq(Int::from_i64(-1))];
+        parts.extend(s.sb.iter().map(Bool::not));
+        all(parts)
+    }
+
+    /// The label dominates the ghost: the runtime's tier is at least what was read, and
+    /// every key value read is the one the session is bound to.
+    /// The label's tier dominates the ghost's: the runtime's tier is at least the
+    /// highest tier of anything read.
+    fn tier_invariant(&self, s: &St) -> Bool {
+        s.lt.ge(&s.gt)
+    }
+
+    /// Every key value read is the value the session is bound to.
+    fn key_invariant(&self, s: &St) -> Bool {
+        all((0..self.keys())
+            .map(|k| s.sb[k].implies(Bool::and(&[s.lb[k].clone(), s.lv[k].eq(&s.sv[k])])))
+            .collect())
+    }
+
+    fn tool_step(&self, t: usize, s: &St, c: &Cv) -> ToolStep {
+        let data = self.ctx.data;
+        let tool = &data.tools[t];
+        let mtool = &self.ctx.model.tools[t];
+        let max_tier = data.agents[self.agent].max_tier.map(|m| i64::from(m.0));
+        let above = |tier: i64| max_tier.is_some_and(|m| tier > m);
+        let rtier = |r: &rt::ResourceId| i64::from(data.resources[r.index()].tier.0);
+        let keys = self.keys();
+
+        // The runtime's read check (table data).
+        let none_ok = !tool.reads.iter().any(|r| above(rtier(r)));
+        let none_tier = tool
+            .reads
+            .iter()
+            .fold(s.lt.clone(), |acc, r| max(&acc, rtier(r)));
+        let mut read_ok = vec![Bool::and(&[
+            c.rsel.eq(Int::from_i64(-1)),
+            Bool::from_bool(none_ok),
+        ])];
+        let mut tier_mid = none_tier;
+        let mut lb_mid: Vec<Bool> = s.lb.clone();
+        let mut lv_mid: Vec<Int> = s.lv.clone();
+        for r in &tool.reads {
+            let res = &data.resources[r.index()];
+            let sel = c.rsel.eq(Int::from_i64(r.index() as i64));
+            let mut ok = vec![Bool::from_bool(!above(rtier(r)))];
+            for k in &res.keyed {
+                let k = k.index();
+                ok.push(c.rk[k].0.clone());
+                ok.push(s.lb[k].implies(s.lv[k].eq(&c.rk[k].1)));
+            }
+            read_ok.push(Bool::and(&[sel.clone(), all(ok)]));
+            tier_mid = sel.ite(&max(&s.lt, rtier(r)), &tier_mid);
+            for k in &res.keyed {
+                let k = k.index();
+                lb_mid[k] = sel.ite(&Bool::from_bool(true), &lb_mid[k]);
+                lv_mid[k] = sel.ite(&s.lb[k].ite(&s.lv[k], &c.rk[k].1), &lv_mid[k]);
+            }
+        }
+        // The runtime's write check, after the reads.
+        let clearance = |sk: &rt::SinkId| i64::from(data.sinks[sk.index()].clearance.0);
+        let mut write_ok = vec![Bool::and(&[
+            c.wsel.eq(Int::from_i64(-1)),
+            all(tool
+                .writes
+                .iter()
+                .map(|sk| tier_mid.le(Int::from_i64(clearance(sk))))
+                .collect()),
+        ])];
+        for sk in &tool.writes {
+            let sink = &data.sinks[sk.index()];
+            let mut ok = vec![
+                c.wsel.eq(Int::from_i64(sk.index() as i64)),
+                tier_mid.le(Int::from_i64(clearance(sk))),
+            ];
+            for k in &sink.keyed {
+                let k = k.index();
+                ok.push(c.wk[k].0.clone());
+                ok.push(lb_mid[k].implies(lv_mid[k].eq(&c.wk[k].1)));
+            }
+            write_ok.push(all(ok));
+        }
+
+        // The ghost (model data): everything the tool declares.
+        let model = self.ctx.model;
+        let gt_mid = mtool.reads.iter().fold(s.gt.clone(), |acc, r| {
+            max(&acc, i64::from(model.resources[r.index()].tier.0))
+        });
+        let mut read_vals: Vec<Vec<Int>> = vec![Vec::new(); keys];
+        let mut keyed_reads = Vec::new();
+        for r in &mtool.reads {
+            let res = &model.resources[r.index()];
+            if res.keyed.is_empty() {
+                continue;
+            }
+            let sel = c.rsel.eq(Int::from_i64(r.index() as i64));
+            keyed_reads.push(sel.clone());
+            for k in &res.keyed {
+                let k = k.index();
+                let named = Bool::and(&[sel.clone(), c.rk[k].0.clone()]);
+                read_vals[k].push(named.ite(&c.rk[k].1, &c.ur[r.index()][k]));
+            }
+        }
+        let mut write_vals: Vec<Vec<Int>> = vec![Vec::new(); keys];
+        let mut keyed_writes = Vec::new();
+        for sk in &mtool.writes {
+            let sink = &model.sinks[sk.index()];
+            if sink.keyed.is_empty() {
+                continue;
+            }
+            let sel = c.wsel.eq(Int::from_i64(sk.index() as i64));
+            keyed_writes.push(sel.clone());
+            for k in &sink.keyed {
+                let k = k.index();
+                let named = Bool::and(&[sel.clone(), c.wk[k].0.clone()]);
+                write_vals[k].push(named.ite(&c.wk[k].1, &c.us[sk.index()][k]));
+            }
+        }
+        let mut assume = Vec::new();
+        if !keyed_reads.is_empty() {
+            assume.push(any(keyed_reads));
+        }
+        if !keyed_writes.is_empty() {
+            assume.push(any(keyed_writes));
+        }
+
+        let mut sb = Vec::new();
+        let mut sv = Vec::new();
+        let mut side = Vec::new();
+        for (k, vals) in read_vals.iter().enumerate() {
+            if vals.is_empty() {
+                sb.push(s.sb[k].clone());
+                sv.push(s.sv[k].clone());
+            } else {
+                sb.push(Bool::or(&[s.sb[k].clone(), c.pick[k].clone()]));
+                sv.push(s.sb[k].ite(&s.sv[k], &c.w[k]));
+                side.push(any(vals.iter().map(|v| c.w[k].eq(v)).collect()));
+            }
+        }
+        let mut ok = vec![any(read_ok), any(write_ok)];
+        ok.extend(assume);
+        ToolStep {
+            tool: t,
+            ok: all(ok),
+            next: St {
+                lt: tier_mid,
+                lb: lb_mid,
+                lv: lv_mid,
+                gt: gt_mid.clone(),
+                sb,
+                sv,
+            },
+            side: all(side),
+            gt_mid,
+            read_vals,
+            write_vals,
+        }
+    }
+
+    fn steps(&self, s: &St, c: &Cv) -> Vec<ToolStep> {
+        self.usable
+            .iter()
+            .map(|(t, _, _)| self.tool_step(*t, s, c))
+            .collect()
+    }
+
+    /// Some tool's call goes through and moves the session from `s` to `s2`.
+    fn transition(&self, steps: &[ToolStep], c: &Cv, s2: &St) -> Bool {
+        any(steps
+            .iter()
+            .map(|st| {
+                let mut parts = vec![
+                    c.tool.eq(Int::from_i64(st.tool as i64)),
+                    st.ok.clone(),
+                    st.side.clone(),
+                    s2.lt.eq(&st.next.lt),
+                    s2.gt.eq(&st.next.gt),
+                ];
+                for k in 0..self.keys() {
+                    parts.push(s2.lb[k].iff(&st.next.lb[k]));
+                    parts.push(s2.lv[k].eq(&st.next.lv[k]));
+                    parts.push(s2.sb[k].iff(&st.next.sb[k]));
+                    parts.push(s2.sv[k].eq(&st.next.sv[k]));
+                }
+                all(parts)
+            })
+            .collect())
+    }
+
+    /// A call that goes through from `s` and breaks the property.
+    fn bad(&self, prop: FlowProp, steps: &[ToolStep], s: &St, c: &Cv) -> Bool {
+        let model = self.ctx.model;
+        any(steps
+            .iter()
+            .filter_map(|st| {
+                let mtool = &model.tools[st.tool];
+                let tier =
+                    |r: &crate::model::ResourceId| i64::from(model.resources[r.index()].tier.0);
+                let wrong = match prop {
+                    FlowProp::Isolation => {
+                        let mut per_key = Vec::new();
+                        for k in 0..self.keys() {
+                            let mut vals: Vec<(Bool, Int)> =
+                                vec![(s.sb[k].clone(), s.sv[k].clone())];
+                            vals.extend(
+                                st.read_vals[k]
+                                    .iter()
+                                    .map(|v| (Bool::from_bool(true), v.clone())),
+                            );
+                            vals.extend(
+                                st.write_vals[k]
+                                    .iter()
+                                    .map(|v| (Bool::from_bool(true), v.clone())),
+                            );
+                            for i in 0..vals.len() {
+                                for j in i + 1..vals.len() {
+                                    per_key.push(all(vec![
+                                        vals[i].0.clone(),
+                                        vals[j].0.clone(),
+                                        vals[i].1.eq(&vals[j].1).not(),
+                                    ]));
+                                }
+                            }
+                        }
+                        if per_key.is_empty() {
+                            return None;
+                        }
+                        any(per_key)
+                    }
+                    FlowProp::WriteDown => {
+                        if mtool.writes.is_empty() {
+                            return None;
+                        }
+                        any(mtool
+                            .writes
+                            .iter()
+                            .map(|sk| {
+                                st.gt_mid.gt(Int::from_i64(i64::from(
+                                    model.sinks[sk.index()].clearance.0,
+                                )))
+                            })
+                            .collect())
+                    }
+                    FlowProp::Ceiling(max) => {
+                        if !mtool.reads.iter().any(|r| tier(r) > i64::from(max.0)) {
+                            return None;
+                        }
+                        Bool::from_bool(true)
+                    }
+                    FlowProp::NeverReads(t) => {
+                        if !mtool.reads.iter().any(|r| tier(r) >= i64::from(t.0)) {
+                            return None;
+                        }
+                        Bool::from_bool(true)
+                    }
+                    FlowProp::NoFlow(t, sink) => {
+                        if !mtool.writes.contains(&sink) {
+                            return None;
+                        }
+                        st.gt_mid.ge(Int::from_i64(i64::from(t.0)))
+                    }
+                };
+                Some(all(vec![
+                    c.tool.eq(Int::from_i64(st.tool as i64)),
+                    st.ok.clone(),
+                    st.side.clone(),
+                    wrong,
+                ]))
+            })
+            .collect())
+    }
+}
+
+/// Which invariant a property is proved by induction with.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Invariant {
+    Tier,
+    Keys,
+    /// The bad call does not depend on what the session read: no induction needed.
+    None,
+}
+
+impl FlowProp {
+    fn invariant(self) -> Invariant {
+        match self {
+            FlowProp::Isolation => Invariant::Keys,
+            FlowProp::WriteDown | FlowProp::NoFlow(..) => Invariant::Tier,
+            FlowProp::Ceiling(_) | FlowProp::NeverReads(_) => Invariant::None,
+        }
+    }
+
+    /// The completeness threshold of bounded model checking for this property: how many
+    /// calls before the bad one a shortest trace can need. A call that changes none of
+    /// the state the property depends on can be cut from a trace (the calls after it only
+    /// get more permissive without it: labels only grow), and each part of the state
+    /// changes a bounded number of times: the label and ghost tiers at most `tiers` times
+    /// each, a key's binding and witness once each. Where the bad call depends on no
+    /// state at all, a fresh session is the most permissive and the bound is 0.
+    fn threshold(self, ctx: &Ctx<'_>) -> usize {
+        match self.invariant() {
+            Invariant::Tier => 2 * ctx.data.tiers.len(),
+            Invariant::Keys => 2 * ctx.data.keys.len(),
+            Invariant::None => 0,
+        }
+    }
+}
+
+/// Tools the agent's rules let some request through, with such a request's values.
+fn usable(ctx: &Ctx<'_>, cells: &[CellInfo], agent: usize) -> Result<Vec<Usable>, String> {
+    let mut out = Vec::new();
+    for info in cells.iter().filter(|c| c.agent == agent && c.granted) {
+        match cells::permitted(ctx, info) {
+            cells::Permitted::No => {}
+            cells::Permitted::Unknown(reason) => return Err(reason),
+            cells::Permitted::Yes(args, conf) => out.push((info.tool, args, conf)),
+        }
+    }
+    Ok(out)
+}
+
+/// Proves `props` for the sessions of `agent`.
+pub fn check_agent(
+    ctx: &Ctx<'_>,
+    cells: &[CellInfo],
+    agent: usize,
+    props: &[FlowProp],
+) -> Vec<FlowOutcome> {
+    let fail = |reason: String| {
+        props
+            .iter()
+            .map(|_| FlowOutcome {
+                verdict: Err(reason.clone()),
+                method: Method::Induction,
+            })
+            .collect()
+    };
+    let usable = match usable(ctx, cells, agent) {
+        Ok(u) => u,
+        Err(reason) => return fail(reason),
+    };
+    if usable.is_empty() {
+        return props
+            .iter()
+            .map(|_| FlowOutcome {
+                verdict: Ok(None),
+                method: Method::Induction,
+            })
+            .collect();
+    }
+    let flows = AgentFlows { ctx, agent, usable };
+    let mut outcomes: Vec<Option<FlowOutcome>> = props.iter().map(|_| None).collect();
+
+    // Induction: is the property's invariant inductive, and does it exclude every bad
+    // call?
+    let s = flows.state("s");
+    let c = flows.call("c");
+    let s2 = flows.state("s'");
+    let steps = flows.steps(&s, &c);
+    let sv = ctx.shared.clone();
+    sv.push();
+    sv.assert(flows.state_domain(&s));
+    sv.assert(flows.call_domain(&c));
+    let transition = flows.transition(&steps, &c, &s2);
+    let inductive = |inv: Invariant| -> bool {
+        let (now, next) = match inv {
+            Invariant::Tier => (flows.tier_invariant(&s), flows.tier_invariant(&s2)),
+            Invariant::Keys => (flows.key_invariant(&s), flows.key_invariant(&s2)),
+            Invariant::None => return false,
+        };
+        sv.push();
+        sv.assert(&now);
+        sv.assert(&transition);
+        sv.assert(next.not());
+        let holds = matches!(solver::check(&sv, &[]), Check::Unsat);
+        sv.pop(1);
+        holds
+    };
+    let wanted = |inv: Invariant| props.iter().any(|p| p.invariant() == inv);
+    let tier_ok = wanted(Invariant::Tier) && inductive(Invariant::Tier);
+    let keys_ok = wanted(Invariant::Keys) && inductive(Invariant::Keys);
+    for (i, prop) in props.iter().enumerate() {
+        let inv = match prop.invariant() {
+            Invariant::Tier if tier_ok => flows.tier_invariant(&s),
+            Invariant::Keys if keys_ok => flows.key_invariant(&s),
+            _ => continue,
+        };
+        sv.push();
+        sv.assert(&inv);
+        sv.assert(flows.bad(*prop, &steps, &s, &c));
+        if let Check::Unsat = solver::check(&sv, &[]) {
+            outcomes[i] = Some(FlowOutcome {
+                verdict: Ok(None),
+                method: Method::Induction,
+            });
+        }
+        sv.pop(1);
+    }
+    sv.pop(1);
+    if outcomes.iter().all(Option::is_some) {
+        return outcomes.into_iter().flatten().collect();
+    }
+
+    // Bounded model checking from a fresh session, shortest trace first, each property
+    // up to its own completeness threshold.
+    let depth = props
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, o)| o.is_none())
+        .map(|(p, _)| p.threshold(ctx))
+        .max()
+        .unwrap_or(0);
+    let bmc = ctx.shared.clone();
+    bmc.push();
+    // The unrolling: `alive[d]` says the first `d` calls all went through, so "a bad call
+    // after d calls" is `alive[d] and bad(s_d, c_d)`, whatever comes after.
+    let mut states = vec![flows.state("s0")];
+    let mut calls: Vec<Cv> = Vec::new();
+    let mut steps_at: Vec<Vec<ToolStep>> = Vec::new();
+    let mut alive = vec![Bool::from_bool(true)];
+    bmc.assert(flows.init(&states[0]));
+    bmc.assert(flows.state_domain(&states[0]));
+    for d in 0..=depth {
+        let c = flows.call(&format!("c{d}"));
+        bmc.assert(flows.call_domain(&c));
+        steps_at.push(flows.steps(&states[d], &c));
+        calls.push(c);
+        if d < depth {
+            let next = flows.state(&format!("s{}", d + 1));
+            let live = Bool::new_const(format!("alive{}", d + 1));
+            bmc.assert(flows.state_domain(&next));
+            bmc.assert(live.implies(&alive[d]));
+            bmc.assert(live.implies(flows.transition(&steps_at[d], &calls[d], &next)));
+            states.push(next);
+            alive.push(live);
+        }
+    }
+    let bad_at = |prop: FlowProp, d: usize| {
+        Bool::and(&[
+            alive[d].clone(),
+            flows.bad(prop, &steps_at[d], &states[d], &calls[d]),
+        ])
+    };
+    for (i, prop) in props.iter().enumerate() {
+        if outcomes[i].is_some() {
+            continue;
+        }
+        let limit = prop.threshold(ctx);
+        // One query for "a bad call within the bound"; only when there is one, the
+        // shortest is searched for depth by depth.
+        bmc.push();
+        bmc.assert(Bool::or(
+            &(0..=limit).map(|d| bad_at(*prop, d)).collect::<Vec<_>>(),
+        ));
+        let any = solver::check(&bmc, &[]);
+        bmc.pop(1);
+        outcomes[i] = Some(match any {
+            Check::Unsat => FlowOutcome {
+                verdict: Ok(None),
+                method: Method::Bmc {
+                    depth: limit,
+                    complete: true,
+                },
+            },
+            Check::Unknown(reason) => FlowOutcome {
+                verdict: Err(reason),
+                method: Method::Bmc {
+                    depth: limit,
+                    complete: false,
+                },
+            },
+            Check::Sat(_) => {
+                let mut found = FlowOutcome {
+                    verdict: Err("no shortest trace found within the bound".into()),
+                    method: Method::Bmc {
+                        depth: limit,
+                        complete: false,
+                    },
+                };
+                for d in 0..=limit {
+                    bmc.push();
+                    bmc.assert(bad_at(*prop, d));
+                    let check = solver::check(&bmc, &[]);
+                    bmc.pop(1);
+                    let method = Method::Bmc {
+                        depth: d,
+                        complete: false,
+                    };
+                    match check {
+                        Check::Unsat => continue,
+                        Check::Unknown(reason) => {
+                            found = FlowOutcome {
+                                verdict: Err(reason),
+                                method,
+                            };
+                        }
+                        Check::Sat(model) => {
+                            found = FlowOutcome {
+                                verdict: trace::trace(
+                                    &flows,
+                                    &model,
+                                    &states[..=d],
+                                    &calls[..=d],
+                                    *prop,
+                                )
+                                .map(Some),
+                                method,
+                            };
+                        }
+                    }
+                    break;
+                }
+                found
+            }
+        });
+    }
+    bmc.pop(1);
+    outcomes
+        .into_iter()
+        .zip(props)
+        .map(|(o, p)| {
+            o.unwrap_or(FlowOutcome {
+                verdict: Ok(None),
+                method: Method::Bmc {
+                    depth: p.threshold(ctx),
+                    complete: true,
+                },
+            })
+        })
+        .collect()
+}
+
+/// The flow properties the policy's asserts ask of `agent`.
+fn assert_props(ctx: &Ctx<'_>, agent: usize) -> Vec<FlowProp> {
+    ctx.model
+        .asserts
+        .iter()
+        .filter_map(|a| match a {
+            crate::model::AssertDef::NeverReads { agent: x, tier, .. } if x.index() == agent => {
+                Some(FlowProp::NeverReads(*tier))
+            }
+            crate::model::AssertDef::NoFlow { tier, sink, .. } => {
+                Some(FlowProp::NoFlow(*tier, *sink))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The outcome of `prop` for `agent`: from the cache [`prove`] fills, or proved now.
+pub fn outcome(ctx: &Ctx<'_>, cells: &[CellInfo], agent: usize, prop: FlowProp) -> FlowOutcome {
+    if let Some(o) = ctx.flows.borrow().get(&(agent, prop)) {
+        return o.clone();
+    }
+    let o = check_agent(ctx, cells, agent, &[prop])
+        .into_iter()
+        .next()
+        .unwrap_or(FlowOutcome {
+            verdict: Err("no outcome".into()),
+            method: Method::Induction,
+        });
+    ctx.flows.borrow_mut().insert((agent, prop), o.clone());
+    o
+}
+
+/// Isolation, no write-down and the tier ceiling, for every agent `in_scope` selects; the
+/// asserts' flow properties of those agents are proved in the same pass and kept for
+/// `asserts`. With `with_asserts`, agents outside the scope that an assert names are
+/// checked in the same way (their own results are not reported), so the asserts' outcomes
+/// are exactly those of a run over every agent.
+pub fn prove(
+    ctx: &Ctx<'_>,
+    cells: &[CellInfo],
+    in_scope: &dyn Fn(usize) -> bool,
+    with_asserts: bool,
+) -> Vec<PropertyResult> {
+    let mut out = Vec::new();
+    for (a, agent) in ctx.model.agents.iter().enumerate() {
+        let emit = in_scope(a);
+        let for_asserts = assert_props(ctx, a);
+        if !emit && (!with_asserts || for_asserts.is_empty()) {
+            continue;
+        }
+        let mut props = Vec::new();
+        if !ctx.model.keys.is_empty() {
+            props.push((Some(Property::Isolation), FlowProp::Isolation));
+        }
+        if !ctx.model.sinks.is_empty() {
+            props.push((Some(Property::WriteDown), FlowProp::WriteDown));
+        }
+        if let Some(max) = agent.max_tier {
+            props.push((Some(Property::TierCeiling), FlowProp::Ceiling(max)));
+        }
+        for p in for_asserts {
+            if !props.iter().any(|(_, q)| *q == p) {
+                props.push((None, p));
+            }
+        }
+        if props.is_empty() {
+            continue;
+        }
+        let only: Vec<FlowProp> = props.iter().map(|(_, p)| *p).collect();
+        let outcomes = check_agent(ctx, cells, a, &only);
+        for ((property, prop), outcome) in props.into_iter().zip(outcomes) {
+            match property {
+                Some(property) if emit => {
+                    let subject = format!("agent {}", agent.name);
+                    out.push(result(ctx, property, prop, subject, outcome, None));
+                }
+                Some(_) => {}
+                None => {
+                    ctx.flows.borrow_mut().insert((a, prop), outcome);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A flow outcome as a property result with its diagnostic.
+pub fn result(
+    ctx: &Ctx<'_>,
+    property: Property,
+    prop: FlowProp,
+    subject: String,
+    outcome: FlowOutcome,
+    assert_loc: Option<crate::model::Loc>,
+) -> PropertyResult {
+    let assumptions = match prop {
+        FlowProp::Isolation | FlowProp::WriteDown | FlowProp::NoFlow(..) => {
+            vec![NAMED_ACCESS, ESCALATION_MAY_PASS]
+        }
+        FlowProp::Ceiling(_) | FlowProp::NeverReads(_) => vec![ESCALATION_MAY_PASS],
+    };
+    let (verdict, diagnostic) = match outcome.verdict {
+        Ok(None) => (Verdict::Proved, None),
+        Ok(Some(cex)) => {
+            let d = report::flow(ctx, property, prop, &cex, assert_loc);
+            (Verdict::Counterexample(Box::new(cex)), Some(d))
+        }
+        Err(reason) => {
+            let d = report::unknown(ctx, property, &subject, &reason);
+            (Verdict::Unknown(reason), Some(d))
+        }
+    };
+    PropertyResult {
+        property,
+        subject,
+        verdict,
+        method: outcome.method,
+        assumptions,
+        diagnostic,
+    }
+}

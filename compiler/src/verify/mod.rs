@@ -1,0 +1,330 @@
+//! The verifier: proves the safety properties of DESIGN.md ("What the compiler proves")
+//! on the emitted decision table, or finds a concrete counterexample, with Z3.
+//!
+//! This module is the only boundary behind which the solver lives: `solver` runs Z3,
+//! `encode` turns the table's cells and conditions into formulas, `flow` encodes
+//! sessions, and one module per family of properties builds its formulas. Every property
+//! returns [`Verdict::Proved`], [`Verdict::Counterexample`] (concrete requests the runtime
+//! replays to the same outcome before they are reported) or [`Verdict::Unknown`] with the
+//! solver's reason; Unknown is never a pass. No IO, no printing.
+//!
+//! What is verified is the [`DecisionTable`] that `decide` runs (translation validation),
+//! against the [`Model`] as the specification: tool declarations say what data a call
+//! reads and writes, `autonomy` and `assert` give the exemptions and user properties.
+
+mod access;
+mod asserts;
+mod cells;
+mod counterexample;
+mod diff;
+mod encode;
+mod flow;
+mod hygiene;
+mod report;
+mod solver;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt;
+use std::rc::Rc;
+
+use agentpolicy_runtime::{DecisionTable, TableData};
+
+use crate::diagnostics::Diagnostic;
+use crate::model::Model;
+
+pub use counterexample::{Access, ArgVal, Call, Counterexample, Session, decimal, money};
+pub use diff::{Change, DiffReport, diff};
+pub use solver::Budget;
+
+/// How to run the proofs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Config {
+    pub budget: Budget,
+}
+
+/// The properties `check` proves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Property {
+    Isolation,
+    WriteDown,
+    TierCeiling,
+    Escalation,
+    Monotone,
+    Hygiene,
+    Assert,
+}
+
+impl Property {
+    pub const ALL: &'static [Property] = &[
+        Property::Isolation,
+        Property::WriteDown,
+        Property::TierCeiling,
+        Property::Escalation,
+        Property::Monotone,
+        Property::Hygiene,
+        Property::Assert,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Property::Isolation => "isolation",
+            Property::WriteDown => "no write-down",
+            Property::TierCeiling => "tier ceiling",
+            Property::Escalation => "irreversible => escalation",
+            Property::Monotone => "monotone thresholds",
+            Property::Hygiene => "hygiene",
+            Property::Assert => "assert",
+        }
+    }
+}
+
+/// How a verdict was reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Method {
+    /// One query per (agent, tool) cell of the table: the finite agent and tool domain is
+    /// enumerated, arguments and confidence are symbolic.
+    PerCell,
+    /// An inductive invariant over the session state.
+    Induction,
+    /// Bounded model checking from the initial session up to `depth` calls before the
+    /// offending one. `complete` when `depth` reaches the completeness threshold (session
+    /// labels only grow, so every reachable state is reached within it).
+    Bmc { depth: usize, complete: bool },
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Method::PerCell => f.write_str("exhaustively per (agent, tool) cell"),
+            Method::Induction => f.write_str("by induction over the session state"),
+            Method::Bmc {
+                depth: 0,
+                complete: true,
+            } => f.write_str(
+                "by bounded model checking to depth 0 (complete: a fresh session is the most permissive)",
+            ),
+            Method::Bmc {
+                depth,
+                complete: true,
+            } => write!(
+                f,
+                "by bounded model checking to depth {depth} (complete: session labels only grow)"
+            ),
+            Method::Bmc {
+                depth,
+                complete: false,
+            } => write!(f, "by bounded model checking to depth {depth}"),
+        }
+    }
+}
+
+/// What a property came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Proved,
+    Counterexample(Box<Counterexample>),
+    /// A hygiene finding (a rule that never decides, a tool that can never be used): a
+    /// warning, proved over every request, with no single request to show.
+    Finding,
+    /// The solver could not decide; never a pass.
+    Unknown(String),
+}
+
+impl Verdict {
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            Verdict::Proved => "proved",
+            Verdict::Counterexample(_) => "counterexample",
+            Verdict::Finding => "warning",
+            Verdict::Unknown(_) => "unknown",
+        }
+    }
+}
+
+/// The verdict of one property for one subject (an agent, a cell, a rule, an assert).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PropertyResult {
+    pub property: Property,
+    /// What it is about: `agent intake`, `intake calls wire_funds`, ...
+    pub subject: String,
+    pub verdict: Verdict,
+    pub method: Method,
+    /// Assumptions about the world the verdict rests on, in words.
+    pub assumptions: Vec<&'static str>,
+    /// The diagnostic for anything but a proof.
+    pub diagnostic: Option<Diagnostic>,
+}
+
+/// Every property's results for one policy.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Report {
+    pub results: Vec<PropertyResult>,
+}
+
+impl Report {
+    pub fn diagnostics(&self) -> Vec<Diagnostic> {
+        self.results
+            .iter()
+            .filter_map(|r| r.diagnostic.clone())
+            .collect()
+    }
+
+    pub fn counterexamples(&self) -> impl Iterator<Item = (&PropertyResult, &Counterexample)> {
+        self.results.iter().filter_map(|r| match &r.verdict {
+            Verdict::Counterexample(c) => Some((r, c.as_ref())),
+            _ => None,
+        })
+    }
+
+    pub fn count(&self, keyword: &str) -> usize {
+        self.results
+            .iter()
+            .filter(|r| r.verdict.keyword() == keyword)
+            .count()
+    }
+
+    /// Every property proved (hygiene findings are warnings and do not count here).
+    pub fn all_proved(&self) -> bool {
+        self.results
+            .iter()
+            .all(|r| matches!(r.verdict, Verdict::Proved | Verdict::Finding))
+    }
+}
+
+/// Which part of a policy to prove, for a caller that re-proves only what an edit
+/// touched (the language server). [`Scope::default`] is everything, what [`verify`] does.
+///
+/// Every property but the asserts is about one agent: its flow properties (isolation, no
+/// write-down, tier ceiling), escalation and monotone thresholds of its cells, and the
+/// hygiene of its cells and rules (a rule belongs to one agent). Asserts may name any
+/// agent, so they are proved over the whole table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    /// The agents (indices into `Model::agents`) whose properties are proved; `None`
+    /// for every agent.
+    pub agents: Option<Vec<usize>>,
+    /// Whether the `assert`s are proved.
+    pub asserts: bool,
+}
+
+impl Default for Scope {
+    fn default() -> Self {
+        Scope {
+            agents: None,
+            asserts: true,
+        }
+    }
+}
+
+/// Proves every property of `model` on its compiled `table`.
+pub fn verify(model: &Model, table: &DecisionTable, config: &Config) -> Report {
+    verify_scoped(model, table, config, &Scope::default())
+}
+
+/// Proves the properties of `model` that `scope` selects. For a selected agent the
+/// verdicts, messages and locations are the ones [`verify`] gives; a counterexample may be
+/// another witness (Z3's model depends on the queries asked before it), replayed through
+/// the runtime like every other.
+pub fn verify_scoped(
+    model: &Model,
+    table: &DecisionTable,
+    config: &Config,
+    scope: &Scope,
+) -> Report {
+    let Some(ctx) = Ctx::new(model, table, config) else {
+        return Report {
+            results: vec![report::mismatch(model)],
+        };
+    };
+    let in_scope = |agent: usize| {
+        scope
+            .agents
+            .as_ref()
+            .is_none_or(|agents| agents.contains(&agent))
+    };
+    let mut results = Vec::new();
+    // The asserts may read any agent's cells; without them, only the scope's are needed.
+    let all = if scope.asserts {
+        cells::prepare(&ctx)
+    } else {
+        cells::prepare_agents(&ctx, &in_scope)
+    };
+    let cells: Vec<cells::CellInfo> = all.iter().filter(|c| in_scope(c.agent)).cloned().collect();
+    results.extend(flow::prove(&ctx, &all, &in_scope, scope.asserts));
+    results.extend(cells::prove_escalation(&ctx, &cells));
+    results.extend(cells::prove_monotone(&ctx, &cells));
+    results.extend(hygiene::prove(&ctx, &cells));
+    if scope.asserts {
+        results.extend(asserts::prove(&ctx, &all));
+    }
+    Report { results }
+}
+
+/// A cell's solver, or `None` for a cell whose conditions cannot be encoded.
+pub(crate) type CachedSolver = Option<Rc<cells::CellSolver>>;
+
+/// What every property needs: the model, the table, the text domain and the budget.
+pub(crate) struct Ctx<'a> {
+    pub model: &'a Model,
+    pub table: &'a DecisionTable,
+    pub data: &'a TableData,
+    pub texts: encode::TextDomain,
+    /// One solver per (agent, tool) cell, built on first use and shared by properties.
+    pub solvers: RefCell<HashMap<(usize, usize), CachedSolver>>,
+    /// The solver every per-cell question is asked of, inside push / pop.
+    pub shared: Rc<z3::Solver>,
+    pub permitted: RefCell<HashMap<(usize, usize), cells::Permitted>>,
+    /// Flow outcomes of the asserts, proved with each agent's built-in flow properties.
+    pub flows: RefCell<HashMap<(usize, flow::FlowProp), flow::FlowOutcome>>,
+}
+
+impl<'a> Ctx<'a> {
+    /// `None` when the table's ids do not line up with the model's (codegen keeps model
+    /// order, and everything here relies on it).
+    fn new(model: &'a Model, table: &'a DecisionTable, config: &Config) -> Option<Ctx<'a>> {
+        let data = table.data();
+        let same = data.tiers.len() == model.tiers.len()
+            && data
+                .tiers
+                .iter()
+                .zip(&model.tiers)
+                .all(|(a, b)| *a == b.name)
+            && data
+                .keys
+                .iter()
+                .map(String::as_str)
+                .eq(model.keys.iter().map(|k| k.name.as_str()))
+            && data
+                .resources
+                .iter()
+                .map(|r| &r.name)
+                .eq(model.resources.iter().map(|r| &r.name))
+            && data
+                .sinks
+                .iter()
+                .map(|s| &s.name)
+                .eq(model.sinks.iter().map(|s| &s.name))
+            && data
+                .tools
+                .iter()
+                .map(|t| &t.name)
+                .eq(model.tools.iter().map(|t| &t.name))
+            && data
+                .agents
+                .iter()
+                .map(|a| &a.name)
+                .eq(model.agents.iter().map(|a| &a.name))
+            && data.rules.len() == model.rules.len();
+        same.then(|| Ctx {
+            model,
+            table,
+            data,
+            texts: encode::TextDomain::new(data, model),
+            solvers: RefCell::new(HashMap::new()),
+            shared: Rc::new(solver::solver(config.budget)),
+            permitted: RefCell::new(HashMap::new()),
+            flows: RefCell::new(HashMap::new()),
+        })
+    }
+}

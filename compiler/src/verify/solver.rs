@@ -1,0 +1,68 @@
+//! The only module that runs Z3: building a solver with the configured budget, and
+//! turning its three-valued answer into [`Check`]. Everything else in `verify` builds
+//! formulas and reads models; nothing outside `verify` sees a Z3 type.
+//!
+//! A timeout or resource limit is [`Check::Unknown`] with Z3's reason, never a pass.
+
+use z3::{Params, SatResult, Solver};
+
+/// How much each solver call may spend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Budget {
+    /// Wall-clock limit per solver call, in milliseconds.
+    pub timeout_ms: Option<u32>,
+    /// Z3's deterministic resource limit per solver call (`rlimit`); unlike a timeout,
+    /// it gives the same answer on every machine, which is what tests want.
+    pub rlimit: Option<u32>,
+}
+
+/// The answer to one satisfiability question.
+#[derive(Debug)]
+pub enum Check {
+    /// A model: the formula can be satisfied, which for a property is a counterexample.
+    Sat(z3::Model),
+    /// No model exists: the property holds.
+    Unsat,
+    /// Z3 could not decide (timeout, resource limit, incompleteness).
+    Unknown(String),
+}
+
+/// A fresh solver with the budget applied.
+pub fn solver(budget: Budget) -> Solver {
+    // Every formula is quantifier-free linear integer arithmetic; the solver for that
+    // logic answers the many small queries several times faster than the default one.
+    let solver = Solver::new_for_logic("QF_LIA").unwrap_or_default();
+    let mut params = Params::new();
+    if let Some(ms) = budget.timeout_ms {
+        params.set_u32("timeout", ms.max(1));
+    }
+    if let Some(limit) = budget.rlimit {
+        params.set_u32("rlimit", limit.max(1));
+    }
+    solver.set_params(&params);
+    solver
+}
+
+/// Checks the solver's assertions together with `assumptions`.
+pub fn check(solver: &Solver, assumptions: &[z3::ast::Bool]) -> Check {
+    let result = if assumptions.is_empty() {
+        solver.check()
+    } else {
+        solver.check_assumptions(assumptions)
+    };
+    match result {
+        SatResult::Unsat => Check::Unsat,
+        SatResult::Sat => match solver.get_model() {
+            Some(model) => Check::Sat(model),
+            None => Check::Unknown("the solver reported a model but returned none".into()),
+        },
+        SatResult::Unknown => {
+            let reason = solver
+                .get_reason_unknown()
+                .unwrap_or_else(|| "no reason given".into());
+            Check::Unknown(format!(
+                "the solver gave up ({reason}): the time or resource limit per query was probably reached"
+            ))
+        }
+    }
+}

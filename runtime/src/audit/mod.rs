@@ -1,0 +1,19 @@
+//! The audit trail: an append-only, hash-chained log of JSON lines that the engine
+//! writes ([`AuditLog`]) and that [`verify`] and [`query`] read.
+//!
+//! Every record holds its sequence number, time, the table hash, session, agent, tool,
+//! arguments (after redaction), outcome, deciding rule and reported result, as fits its
+//! [`RecordKind`], plus `prev`, the hash of the record before it, and its own `hash`.
+//! See `docs/audit-log.md` for the format and the durability trade-off.
+
+mod query;
+mod record;
+mod time;
+mod verify;
+mod writer;
+
+pub use query::{Filter, QueryResult, query};
+pub use record::{EscalationInfo, GENESIS, Record, RecordKind, ReportedResult};
+pub use time::{format_time, parse_time};
+pub use verify::{Anchor, EditKind, Problem, TornTail, VerifyReport, verify, verify_with};
+pub use writer::{Ack, AuditError, AuditLog, Durability, LogSink};

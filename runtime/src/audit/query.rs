@@ -1,0 +1,86 @@
+//! [`query`]: the records of a log that match a [`Filter`]. Reads only; lines that are
+//! not records (a torn tail, a damaged line) are counted and skipped, since `verify` is
+//! the tool that judges them.
+
+use std::io::{self, BufRead};
+
+use super::record::{Record, RecordKind, decode};
+use crate::decision::Outcome;
+
+/// Which records to keep; every field that is set must match.
+///
+/// ```
+/// use agentpolicy_runtime::audit::{Filter, Record, RecordKind};
+/// use agentpolicy_runtime::Outcome;
+/// let mut r = Record::new(RecordKind::Decision, 5_000);
+/// r.agent = Some("intake".into());
+/// r.outcome = Some(Outcome::Deny);
+/// let f = Filter { agent: Some("intake".into()), since_ms: Some(5_000), ..Filter::default() };
+/// assert!(f.matches(&r));
+/// let f = Filter { outcome: Some(Outcome::Allow), ..Filter::default() };
+/// assert!(!f.matches(&r));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    pub agent: Option<String>,
+    pub tool: Option<String>,
+    /// Matches the policy's outcome (the would-be outcome in shadow mode) or, for
+    /// resolution records, the outcome of the resolution.
+    pub outcome: Option<Outcome>,
+    /// Records at or after this time (ms since the epoch).
+    pub since_ms: Option<i64>,
+    /// Records before this time.
+    pub until_ms: Option<i64>,
+    pub session: Option<String>,
+    pub kind: Option<RecordKind>,
+}
+
+impl Filter {
+    pub fn matches(&self, r: &Record) -> bool {
+        fn eq(want: &Option<String>, have: &Option<String>) -> bool {
+            want.as_ref().is_none_or(|w| have.as_ref() == Some(w))
+        }
+        eq(&self.agent, &r.agent)
+            && eq(&self.tool, &r.tool)
+            && eq(&self.session, &r.session)
+            && self.outcome.is_none_or(|o| r.outcome == Some(o))
+            && self.since_ms.is_none_or(|t| r.time_ms >= t)
+            && self.until_ms.is_none_or(|t| r.time_ms < t)
+            && self.kind.is_none_or(|k| r.kind == k)
+    }
+}
+
+/// The matching records, in file order, and how many lines were skipped.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueryResult {
+    pub records: Vec<Record>,
+    pub skipped_lines: u64,
+}
+
+/// Reads a log and returns the records that match `filter`.
+///
+/// ```
+/// use agentpolicy_runtime::audit::{query, Filter};
+/// let result = query(&b"not a record\n"[..], &Filter::default()).unwrap();
+/// assert!(result.records.is_empty());
+/// assert_eq!(result.skipped_lines, 1);
+/// ```
+pub fn query<R: BufRead>(mut reader: R, filter: &Filter) -> io::Result<QueryResult> {
+    let mut out = QueryResult::default();
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf)? == 0 {
+            break;
+        }
+        if buf.last() == Some(&b'\n') {
+            buf.pop();
+        }
+        match decode(&buf) {
+            Ok(d) if filter.matches(&d.record) => out.records.push(d.record),
+            Ok(_) => {}
+            Err(_) => out.skipped_lines += 1,
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,173 @@
+//! Opening, closing and inspecting sessions, and starting tasks. Each step that changes
+//! a session is audited (`session` records) before it is acknowledged.
+
+use super::call::{CallRef, SessionId};
+use super::escalation::Resolution;
+use super::session::{Session, SessionState};
+use super::{EngineError, Inner, SessionOptions, Shard};
+use crate::audit::{Record, RecordKind};
+use std::sync::atomic::Ordering;
+
+impl Inner {
+    pub(crate) fn open_session(
+        &self,
+        agent: &str,
+        options: SessionOptions<'_>,
+    ) -> Result<SessionId, EngineError> {
+        let now = self.clock.now_ms();
+        let id = SessionId(self.next_session.fetch_add(1, Ordering::SeqCst) + 1);
+        let mut guard = self.lock_shard(id)?;
+        let Shard {
+            loaded, sessions, ..
+        } = &mut *guard;
+        let table = &*loaded.table;
+        let agent_id = table
+            .agent_id(agent)
+            .ok_or_else(|| EngineError::UnknownAgent(agent.to_owned()))?;
+        let name = options.name.map_or_else(|| id.to_string(), str::to_owned);
+        let mut session = Session::new(name, agent_id, table.data());
+        let mut bound = Vec::new();
+        for &(key, value) in options.bind {
+            let k = table
+                .key_id(key)
+                .ok_or_else(|| EngineError::UnknownKey(key.to_owned()))?;
+            let slot = session
+                .bound
+                .get_mut(k.index())
+                .ok_or_else(|| EngineError::UnknownKey(key.to_owned()))?;
+            *slot = Some(value.into());
+            bound.push(format!("{key}={value}"));
+        }
+        let mut r = Record::new(RecordKind::Session, now);
+        r.table = Some(loaded.hash);
+        r.session = Some(session.name.clone());
+        r.agent = Some(agent.to_owned());
+        r.detail = Some(if bound.is_empty() {
+            "opened".to_owned()
+        } else {
+            format!("opened, bound to {}", bound.join(", "))
+        });
+        sessions.insert(id.0, session);
+        let ack = match self.enqueue(r) {
+            Ok(ack) => ack,
+            Err(e) => {
+                sessions.remove(&id.0);
+                return Err(e.into());
+            }
+        };
+        drop(guard);
+        if let Err(e) = self.wait(ack) {
+            if let Ok(mut guard) = self.lock_shard(id) {
+                guard.sessions.remove(&id.0);
+            }
+            return Err(e.into());
+        }
+        Ok(id)
+    }
+
+    pub(crate) fn close_session(&self, id: SessionId) -> Result<(), EngineError> {
+        let pending: Vec<CallRef> = {
+            let guard = self.lock_shard(id)?;
+            let session = guard
+                .sessions
+                .get(&id.0)
+                .ok_or(EngineError::UnknownSession(id))?;
+            if session.closed {
+                return Err(EngineError::SessionClosed(id));
+            }
+            guard
+                .pending
+                .keys()
+                .filter(|c| c.session == id)
+                .copied()
+                .collect()
+        };
+        for call in pending {
+            // Raced with another resolution: that one stands.
+            let _ = self.resolve(call, Resolution::Reject, "session closed");
+        }
+        self.session_step(id, "closed", |s| {
+            s.closed = true;
+        })
+        .map(|_| ())
+    }
+
+    pub(crate) fn start_task(&self, id: SessionId) -> Result<u64, EngineError> {
+        self.session_step(id, "", |s| {
+            s.task += 1;
+            s.usage.new_task();
+        })
+    }
+
+    /// Applies a change to an open session and audits it; returns the task number.
+    fn session_step(
+        &self,
+        id: SessionId,
+        what: &str,
+        change: impl FnOnce(&mut Session),
+    ) -> Result<u64, EngineError> {
+        let now = self.clock.now_ms();
+        let mut guard = self.lock_shard(id)?;
+        let Shard {
+            loaded, sessions, ..
+        } = &mut *guard;
+        let session = sessions
+            .get_mut(&id.0)
+            .ok_or(EngineError::UnknownSession(id))?;
+        if session.closed {
+            return Err(EngineError::SessionClosed(id));
+        }
+        change(session);
+        let mut r = Record::new(RecordKind::Session, now);
+        r.table = Some(loaded.hash);
+        r.session = Some(session.name.clone());
+        r.agent = Some(session.agent_name.clone());
+        r.detail = Some(if what.is_empty() {
+            format!("task {} started", session.task)
+        } else {
+            what.to_owned()
+        });
+        let task = session.task;
+        let ack = self.enqueue(r)?;
+        drop(guard);
+        self.wait(ack)?;
+        Ok(task)
+    }
+
+    pub(crate) fn session_state(&self, id: SessionId) -> Result<SessionState, EngineError> {
+        let now = self.clock.now_ms();
+        let guard = self.lock_shard(id)?;
+        let session = guard
+            .sessions
+            .get(&id.0)
+            .ok_or(EngineError::UnknownSession(id))?;
+        let pending = guard
+            .pending
+            .keys()
+            .filter(|c| c.session == id)
+            .copied()
+            .collect();
+        Ok(session.state(id, guard.loaded.table.data(), now, pending))
+    }
+
+    pub(crate) fn all_sessions(&self) -> Result<Vec<SessionState>, EngineError> {
+        let now = self.clock.now_ms();
+        let mut out = Vec::new();
+        for i in 0..self.shards.len() {
+            // Session ids are spread over shards by `id % shards`: id `i` names shard `i`.
+            let guard = self.lock_shard(SessionId(i as u64))?;
+            for (&id, session) in &guard.sessions {
+                let sid = SessionId(id);
+                let pending = guard
+                    .pending
+                    .keys()
+                    .filter(|c| c.session == sid)
+                    .copied()
+                    .collect();
+                out.push(session.state(sid, guard.loaded.table.data(), now, pending));
+            }
+        }
+        out.sort_by_key(|s| s.id);
+        Ok(out)
+    }
+}

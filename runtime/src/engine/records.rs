@@ -1,0 +1,178 @@
+//! Building audit records from what the engine knows: arguments rendered as text and
+//! redacted per the config, labels, the decision explained. Allocation is fine here: it
+//! runs only when an audit log is configured.
+
+use serde_json::{Map, Value, json};
+
+use super::call::{Call, Labels, Reason, Verdict};
+use super::config::{Redact, Redaction};
+use crate::audit::{Record, RecordKind};
+use crate::builder::ArgValue;
+use crate::decision_table::DecisionTable;
+use crate::hash::ContentHash;
+
+/// An argument value as text: money `$12.50`, numbers `0.85`, percentages `85%`,
+/// durations `1500ms`, booleans and texts as they are.
+pub(crate) fn render(value: &ArgValue<'_>) -> Value {
+    match *value {
+        ArgValue::Money(cents) => {
+            let sign = if cents < 0 { "-" } else { "" };
+            let c = cents.unsigned_abs();
+            Value::String(format!("{sign}${}.{:02}", c / 100, c % 100))
+        }
+        ArgValue::Number(m) => Value::String(millionths(m)),
+        ArgValue::Percent(m) => Value::String(format!("{}%", millionths(m.saturating_mul(100)))),
+        ArgValue::Duration(ms) => Value::String(format!("{ms}ms")),
+        ArgValue::Bool(b) => Value::Bool(b),
+        ArgValue::Text(t) => Value::String(t.to_owned()),
+    }
+}
+
+fn millionths(m: i64) -> String {
+    let sign = if m < 0 { "-" } else { "" };
+    let a = m.unsigned_abs();
+    let (whole, frac) = (a / 1_000_000, a % 1_000_000);
+    if frac == 0 {
+        format!("{sign}{whole}")
+    } else {
+        let digits = format!("{frac:06}");
+        format!("{sign}{whole}.{}", digits.trim_end_matches('0'))
+    }
+}
+
+/// The call's arguments, redacted.
+pub(crate) fn args(redaction: &Redaction, call: &Call<'_>) -> Map<String, Value> {
+    let mut out = Map::new();
+    for (name, value) in call.args {
+        let rendered = render(value);
+        match redaction.how(call.tool, name) {
+            None => {
+                out.insert((*name).to_owned(), rendered);
+            }
+            Some(Redact::Mask) => {
+                out.insert((*name).to_owned(), Value::String("[redacted]".into()));
+            }
+            Some(Redact::Hash) => {
+                let text = match &rendered {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                out.insert(
+                    (*name).to_owned(),
+                    Value::String(ContentHash::of(text.as_bytes()).to_string()),
+                );
+            }
+            Some(Redact::Omit) => {}
+        }
+    }
+    if let Some(c) = call.confidence {
+        out.insert("confidence".into(), Value::String(millionths(c)));
+    }
+    out
+}
+
+fn labels_json(labels: &Labels<'_>, target_field: &str) -> Value {
+    let keys: Map<String, Value> = labels
+        .keys
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), Value::String((*v).to_owned())))
+        .collect();
+    json!({ target_field: labels.target, "keys": keys })
+}
+
+pub(crate) fn labels(call: &Call<'_>) -> Option<Map<String, Value>> {
+    let mut out = Map::new();
+    if let Some(read) = &call.read {
+        out.insert("read".into(), labels_json(read, "resource"));
+    }
+    if let Some(write) = &call.write {
+        out.insert("write".into(), labels_json(write, "sink"));
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// The `why` text of a verdict.
+pub(crate) fn why(table: &DecisionTable, verdict: &Verdict) -> String {
+    match &verdict.reason {
+        Reason::Policy => verdict.decision.explain(table.data()).to_string(),
+        Reason::Request(e) => format!("deny (request): {e}"),
+        Reason::Session(e) => format!("deny (session): {e}"),
+        Reason::Internal(e) => format!("deny (internal): {e}"),
+    }
+}
+
+/// A decision record, with everything but the escalation.
+pub(crate) struct DecisionParts<'a> {
+    pub now: i64,
+    pub session: &'a str,
+    pub agent: &'a str,
+    pub call: &'a Call<'a>,
+    pub verdict: &'a Verdict,
+}
+
+pub(crate) fn decision(
+    table: &DecisionTable,
+    redaction: &Redaction,
+    p: &DecisionParts<'_>,
+) -> Record {
+    let v = p.verdict;
+    let mut r = Record::new(RecordKind::Decision, p.now);
+    r.table = Some(v.table);
+    r.session = Some(p.session.to_owned());
+    r.agent = Some(p.agent.to_owned());
+    r.tool = Some(p.call.tool.to_owned());
+    r.call = v.call.map(|c| c.n);
+    r.args = Some(args(redaction, p.call));
+    r.labels = labels(p.call);
+    r.outcome = Some(v.decision.outcome);
+    r.reported = Some(v.outcome);
+    r.shadow = v.shadow;
+    r.reason = Some(v.reason_code().to_owned());
+    r.rule = v
+        .decision
+        .rule
+        .filter(|_| v.reason == Reason::Policy)
+        .and_then(|rule| table.rule(rule))
+        .map(|rule| rule.id.clone());
+    r.why = Some(why(table, v));
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_render_exactly() {
+        assert_eq!(render(&ArgValue::Money(2_500_050)), json!("$25000.50"));
+        assert_eq!(render(&ArgValue::Money(-5)), json!("-$0.05"));
+        assert_eq!(render(&ArgValue::Number(850_000)), json!("0.85"));
+        assert_eq!(render(&ArgValue::Number(3_000_000)), json!("3"));
+        assert_eq!(render(&ArgValue::Percent(850_000)), json!("85%"));
+        assert_eq!(render(&ArgValue::Duration(1_500)), json!("1500ms"));
+        assert_eq!(render(&ArgValue::Bool(true)), json!(true));
+    }
+
+    #[test]
+    fn redaction_masks_hashes_and_omits() {
+        let redaction = Redaction::default()
+            .rule(Some("send_email"), "body", Redact::Omit)
+            .rule(None, "to", Redact::Hash)
+            .rule(None, "amount", Redact::Mask);
+        let a = [
+            ("to", ArgValue::Text("ceo@acme.example")),
+            ("body", ArgValue::Text("secret")),
+            ("amount", ArgValue::Money(100)),
+            ("subject", ArgValue::Text("hi")),
+        ];
+        let call = Call::new("send_email").args(&a);
+        let out = args(&redaction, &call);
+        assert_eq!(out.get("body"), None);
+        assert_eq!(out.get("amount"), Some(&json!("[redacted]")));
+        assert_eq!(
+            out.get("to"),
+            Some(&json!(ContentHash::of(b"ceo@acme.example").to_string()))
+        );
+        assert_eq!(out.get("subject"), Some(&json!("hi")));
+    }
+}
