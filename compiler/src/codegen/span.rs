@@ -1,36 +1,25 @@
 //! Byte offsets to 1-based lines and columns, for the spans a table carries.
 
-/// The line starts of one source text.
+/// One source text and its line index (the crate's [`crate::line_index::LineIndex`]).
 #[derive(Debug, Clone)]
 pub(crate) struct LineIndex<'a> {
     text: &'a str,
-    /// Byte offset of the first byte of each line.
-    starts: Vec<usize>,
+    index: crate::line_index::LineIndex,
 }
 
 impl<'a> LineIndex<'a> {
     pub(crate) fn new(text: &'a str) -> Self {
-        let starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
-        LineIndex { text, starts }
+        LineIndex {
+            text,
+            index: crate::line_index::LineIndex::new(text),
+        }
     }
 
     /// The 1-based line and column (in characters) of a byte offset; an offset past the
     /// end is clamped to it, and one inside a character counts as that character.
     pub(crate) fn line_column(&self, offset: u32) -> (u32, u32) {
-        let offset = (offset as usize).min(self.text.len());
-        let line = self.starts.partition_point(|&s| s <= offset).max(1);
-        let start = self.starts.get(line - 1).copied().unwrap_or(0);
-        let column = self
-            .text
-            .as_bytes()
-            .get(start..offset)
-            .unwrap_or(&[])
-            .iter()
-            .filter(|b| (**b & 0xC0) != 0x80)
-            .count();
-        (line as u32, column as u32 + 1)
+        let at = self.index.line_col(self.text, offset);
+        (at.line + 1, at.col + 1)
     }
 }
 
