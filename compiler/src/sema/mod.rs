@@ -289,7 +289,7 @@ impl Resolver {
         }) as u32
     }
 
-    /// Pushes a placeholder definition that `resolve_declarations` fills in; a slot whose
+    /// Pushes a definition with safe defaults that `resolve_declarations` fills in; a slot whose
     /// declaration has errors keeps safe defaults so ids stay dense.
     fn reserve_slot(&mut self, kind: NameKind, name: &str, at: Loc) {
         let name = name.to_string();
