@@ -328,6 +328,18 @@ mod tests {
     use crate::model::{Loc, ParamDef};
     use crate::syntax::ast::TextRange;
 
+    const STAR: Target<'static> = Target {
+        args: None,
+        effects: None,
+    };
+
+    fn on(tool: &ToolDef) -> Target<'_> {
+        Target {
+            args: Some((ToolId(0), tool)),
+            effects: Some(tool),
+        }
+    }
+
     fn tool() -> ToolDef {
         let loc = Loc {
             file: FileId(0),
@@ -349,6 +361,7 @@ mod tests {
             effects: vec![],
             reads: vec![],
             writes: vec![],
+            untrusted: false,
             loc,
         }
     }
@@ -377,7 +390,7 @@ mod tests {
             },
             Cond::Truthy(Term::Arg(2)),
         ]);
-        let lowered = lower(&cond, Some(&tool()), &mut texts).unwrap();
+        let lowered = lower(&cond, on(&tool()), &mut texts).unwrap();
         assert_eq!(
             lowered.code,
             vec![
@@ -412,7 +425,7 @@ mod tests {
             Cond::And(vec![]),
             Cond::Or(vec![]),
         ]);
-        let lowered = lower(&cond, None, &mut texts).unwrap();
+        let lowered = lower(&cond, STAR, &mut texts).unwrap();
         assert_eq!(
             lowered.code,
             vec![
@@ -434,15 +447,15 @@ mod tests {
             right: konst(Value::Text("m".into())),
         };
         assert_eq!(
-            lower(&ordering, Some(&tool()), &mut texts),
+            lower(&ordering, on(&tool()), &mut texts),
             Err(LowerError::TextOrdering(CompareOp::Lt))
         );
         assert_eq!(
-            lower(&Cond::Truthy(Term::Arg(0)), Some(&tool()), &mut texts),
+            lower(&Cond::Truthy(Term::Arg(0)), on(&tool()), &mut texts),
             Err(LowerError::NotBool(TypeName::Money))
         );
         assert_eq!(
-            lower(&Cond::Truthy(Term::Arg(0)), None, &mut texts),
+            lower(&Cond::Truthy(Term::Arg(0)), STAR, &mut texts),
             Err(LowerError::NoSuchArgument(0))
         );
         let mut deep = Cond::Truthy(Term::Arg(2));
@@ -450,7 +463,7 @@ mod tests {
             deep = Cond::And(vec![Cond::Truthy(Term::Arg(2)), deep]);
         }
         assert_eq!(
-            lower(&deep, Some(&tool()), &mut texts),
+            lower(&deep, on(&tool()), &mut texts),
             Err(LowerError::TooDeep)
         );
     }

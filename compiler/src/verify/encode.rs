@@ -944,7 +944,8 @@ mod tests {
     #[test]
     fn symbolic_conditions_agree_with_the_runtime() {
         let tool = tool();
-        let req = SymRequest::new("t", &tool);
+        let req = SymRequest::new("t", &tool, &|_| 0);
+        let data = TableData::default();
         let mut rng = Rng(0x2545_F491_4F6C_DD1D);
         let mut checked = 0;
         let solver = crate::verify::solver::solver(crate::verify::Budget::default());
@@ -952,7 +953,11 @@ mod tests {
             let Ok(cond) = Condition::new(program(&mut rng, 3)) else {
                 continue;
             };
-            let Some((holds, known)) = condition(&cond, &req, &|v| v) else {
+            let tests = TextTests {
+                data: &data,
+                tool: 0,
+            };
+            let Some((holds, known)) = condition(&cond, &req, &|v| v, tests) else {
                 continue;
             };
             for mask in 0..8u32 {
