@@ -581,7 +581,10 @@ impl<'a, 's> Printer<'a, 's> {
 
     /// Whether element `i` is inside the type `list<text>`, written without spaces.
     fn in_list_type(&self, i: usize) -> bool {
-        let text = |j: Option<usize>| j.and_then(|j| self.elements.get(j)).map(|e| e.text.as_ref());
+        let text = |j: Option<usize>| {
+            j.and_then(|j| self.elements.get(j))
+                .map(|e| e.text.as_ref())
+        };
         match self.elements[i].kind {
             Kind::Token(TokenKind::Lt) => text(i.checked_sub(1)) == Some("list"),
             Kind::Token(TokenKind::Gt) => {

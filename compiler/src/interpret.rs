@@ -119,14 +119,16 @@ pub fn interpret(model: &Model, call: &Call) -> Verdict {
             .filter(move |r| model.rule(*r).kind == kind)
     };
     for id in of_kind(RuleKind::Deny) {
-        if let Some(missing) = matches_failing_safe(model, model.rule(id).condition.as_ref(), call) {
+        if let Some(missing) = matches_failing_safe(model, model.rule(id).condition.as_ref(), call)
+        {
             return by_rule(Outcome::Deny, id, missing, Vec::new());
         }
     }
     let mut escalation: Option<(RuleId, Option<Missing>)> = None;
     let mut routes = Vec::new();
     for id in of_kind(RuleKind::Escalate) {
-        if let Some(missing) = matches_failing_safe(model, model.rule(id).condition.as_ref(), call) {
+        if let Some(missing) = matches_failing_safe(model, model.rule(id).condition.as_ref(), call)
+        {
             escalation.get_or_insert((id, missing));
             if let Some(route) = model.rule(id).route
                 && !routes.contains(&route)

@@ -288,9 +288,15 @@ pub enum Cond {
     /// A `bool` term used as a condition.
     Truthy(Term),
     /// The text argument at this parameter index is a member of the set.
-    InSet { arg: usize, set: SetId },
+    InSet {
+        arg: usize,
+        set: SetId,
+    },
     /// The text argument matches the glob.
-    Matches { arg: usize, pattern: String },
+    Matches {
+        arg: usize,
+        pattern: String,
+    },
     /// `all` / `any` element of the `list<text>` argument passes the test.
     Quantified {
         quantifier: Quantifier,
@@ -298,7 +304,9 @@ pub enum Cond {
         test: ElementTest,
     },
     /// The caller says the argument came from untrusted content.
-    FromUntrusted { arg: usize },
+    FromUntrusted {
+        arg: usize,
+    },
     /// The called tool has the effect (decided per tool when the table is built).
     HasEffect(Effect),
 }

@@ -241,7 +241,11 @@ pub fn describe(world: &World<'_>, symbol: &Symbol) -> Option<String> {
                             out,
                             "\n{}{}",
                             shown.join(", "),
-                            if more > 0 { format!(" and {more} more") } else { String::new() }
+                            if more > 0 {
+                                format!(" and {more} more")
+                            } else {
+                                String::new()
+                            }
                         );
                     }
                 }

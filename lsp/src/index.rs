@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use agentpolicy::diagnostics::FileId;
 use agentpolicy::model::Model;
 use agentpolicy::syntax::ast::{
-    self, AgentMemberKind, AssertDecl, ElementTest, ExpectKind, Expr, ExprKind, InTarget,
-    ItemKind, Name, Operand, SourceFile, Target, TextRange,
+    self, AgentMemberKind, AssertDecl, ElementTest, ExpectKind, Expr, ExprKind, InTarget, ItemKind,
+    Name, Operand, SourceFile, Target, TextRange,
 };
 
 /// What kind of thing a name is.

@@ -63,7 +63,10 @@ pub enum RequestError {
     TooManyTexts,
     /// A condition on the argument reads a `from deploy` set that was never bound: the
     /// call cannot be decided (fail closed).
-    UnboundSet { param: String, set: String },
+    UnboundSet {
+        param: String,
+        set: String,
+    },
 }
 
 impl fmt::Display for RequestError {
@@ -219,7 +222,12 @@ impl<'a> RequestBuilder<'a> {
 
     /// Runs the parameter's text tests over the elements: bit `b` when some element
     /// passes test `b`, bit `32 + b` when all do.
-    fn set_text_bits(&mut self, index: usize, name: &str, items: &[&str]) -> Result<(), RequestError> {
+    fn set_text_bits(
+        &mut self,
+        index: usize,
+        name: &str,
+        items: &[&str],
+    ) -> Result<(), RequestError> {
         let sets = &self.table.data().sets;
         let mut bits = 0u64;
         for (b, test) in self
@@ -267,13 +275,13 @@ impl<'a> RequestBuilder<'a> {
             .tools
             .get(self.request.tool.index())
             .ok_or_else(|| RequestError::UnknownTool(format!("#{}", self.request.tool.0)))?;
-        let slot = tool
-            .param(name)
-            .and_then(Slot::arg)
-            .ok_or_else(|| RequestError::UnknownParam {
-                tool: tool.name.clone(),
-                param: name.to_owned(),
-            })?;
+        let slot =
+            tool.param(name)
+                .and_then(Slot::arg)
+                .ok_or_else(|| RequestError::UnknownParam {
+                    tool: tool.name.clone(),
+                    param: name.to_owned(),
+                })?;
         self.request.untrusted |= slot.bit();
         Ok(())
     }

@@ -120,7 +120,9 @@ impl DecisionTable {
 fn text_test_index(data: &TableData) -> Vec<Vec<u32>> {
     let mut out = vec![Vec::new(); data.tools.len() * crate::MAX_PARAMS];
     for (i, test) in data.text_tests.iter().enumerate() {
-        if let Some(list) = out.get_mut(test.tool.index() * crate::MAX_PARAMS + usize::from(test.param)) {
+        if let Some(list) =
+            out.get_mut(test.tool.index() * crate::MAX_PARAMS + usize::from(test.param))
+        {
             list.push(i as u32);
         }
     }
@@ -138,7 +140,8 @@ impl DecisionTable {
         } else {
             &[]
         };
-        ids.iter().filter_map(|i| self.data.text_tests.get(*i as usize))
+        ids.iter()
+            .filter_map(|i| self.data.text_tests.get(*i as usize))
     }
 
     /// The deploy-time sets that are not bound yet.
@@ -154,7 +157,10 @@ impl DecisionTable {
     /// returning the table with their members and, for each set bound, its name and the
     /// SHA-256 of its sorted members (what the audit log records). Every key must name a
     /// `from deploy` set of the policy, and every member must be a string.
-    pub fn bind_sets(&self, json: &str) -> Result<(DecisionTable, Vec<(String, ContentHash)>), String> {
+    pub fn bind_sets(
+        &self,
+        json: &str,
+    ) -> Result<(DecisionTable, Vec<(String, ContentHash)>), String> {
         let parsed: serde_json::Value =
             serde_json::from_str(json).map_err(|e| format!("the sets file is not JSON: {e}"))?;
         let object = parsed

@@ -144,7 +144,9 @@ mod tests {
             None => text.is_empty(),
             Some((GlobToken::Star, rest)) => (0..=text.len()).any(|i| reference(rest, &text[i..])),
             Some((GlobToken::One, rest)) => !text.is_empty() && reference(rest, &text[1..]),
-            Some((GlobToken::Char(c), rest)) => text.first() == Some(c) && reference(rest, &text[1..]),
+            Some((GlobToken::Char(c), rest)) => {
+                text.first() == Some(c) && reference(rest, &text[1..])
+            }
         }
     }
 
@@ -176,7 +178,11 @@ mod tests {
             let tokens = glob_tokens(p).unwrap();
             for t in &inputs {
                 let chars: Vec<char> = t.chars().collect();
-                assert_eq!(glob_match(p, t), reference(&tokens, &chars), "{p:?} on {t:?}");
+                assert_eq!(
+                    glob_match(p, t),
+                    reference(&tokens, &chars),
+                    "{p:?} on {t:?}"
+                );
             }
         }
     }

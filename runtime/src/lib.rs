@@ -67,8 +67,8 @@ pub use decide::decide;
 pub use decision::{Decision, Explanation, MAX_ROUTES, Outcome, Routes, Stage, Why};
 pub use decision_table::DecisionTable;
 pub use encoding::{LoadError, MAGIC};
-pub use glob::{GlobError, GlobToken, glob_match, glob_tokens};
 pub use engine::{Call, CallResult, Engine, EngineConfig, SessionOptions, Verdict};
+pub use glob::{GlobError, GlobToken, glob_match, glob_tokens};
 pub use hash::{ContentHash, ParseHashError, source_hash};
 pub use ids::{
     AgentId, FileIndex, KeyId, ResourceId, RouteId, RuleIndex, SinkId, TextId, TierId, ToolId,

@@ -88,10 +88,16 @@ pub(crate) fn validate(t: &TableData) -> Result<(), InvalidTable> {
     unique("set", t.sets.iter().map(|s| s.name.as_str()))?;
     for set in &t.sets {
         check(set.members.windows(2).all(|w| w[0] < w[1]), || {
-            format!("the members of set `{}` are not sorted and distinct", set.name)
+            format!(
+                "the members of set `{}` are not sorted and distinct",
+                set.name
+            )
         })?;
         check(set.deploy || set.bound, || {
-            format!("set `{}` is neither bound nor bound at deploy time", set.name)
+            format!(
+                "set `{}` is neither bound nor bound at deploy time",
+                set.name
+            )
         })?;
     }
     for (i, test) in t.text_tests.iter().enumerate() {
@@ -123,7 +129,9 @@ pub(crate) fn validate(t: &TableData) -> Result<(), InvalidTable> {
     }
     check(
         t.untrusted_resources.windows(2).all(|w| w[0] < w[1])
-            && t.untrusted_resources.iter().all(|r| r.index() < t.resources.len())
+            && t.untrusted_resources
+                .iter()
+                .all(|r| r.index() < t.resources.len())
             && t.untrusted_tools.windows(2).all(|w| w[0] < w[1])
             && t.untrusted_tools.iter().all(|x| x.index() < t.tools.len()),
         || "untrusted resources or tools are out of range or unsorted".into(),
@@ -323,7 +331,10 @@ fn validate_entry(
                     .filter(|x| x.tool == tool_id && usize::from(x.param) == usize::from(slot.0))
                     .count();
                 check(usize::from(bit) < tests, || {
-                    format!("condition reads text test #{bit} of argument #{}, which has {tests}", slot.0)
+                    format!(
+                        "condition reads text test #{bit} of argument #{}, which has {tests}",
+                        slot.0
+                    )
                 })?;
             }
             Op::Untrusted { slot } => {

@@ -49,11 +49,12 @@ pub struct ReplayArgs {
 }
 
 pub fn run(args: ReplayArgs) -> u8 {
-    let table = match load_table_or_policy(&args.table)
-        .and_then(|t| super::table_input::with_sets(t, args.sets.as_deref()).map_err(|e| {
+    let table = match load_table_or_policy(&args.table).and_then(|t| {
+        super::table_input::with_sets(t, args.sets.as_deref()).map_err(|e| {
             eprintln!("error: {e}");
             EXIT_USAGE
-        })) {
+        })
+    }) {
         Ok(t) => t,
         Err(code) => return code,
     };
@@ -255,12 +256,14 @@ impl Run<'_> {
             let arg = match param {
                 // Passed on so the engine denies the call, naming the parameter.
                 None => ArgValue::Text(""),
-                Some(p) => arg_or_list(p.ty, value, lists.get(name.as_str())).map_err(|expected| {
-                    format!(
-                        "{}:{line}: argument `{name}`: expected {expected}, found {value}",
-                        self.trace
-                    )
-                })?,
+                Some(p) => {
+                    arg_or_list(p.ty, value, lists.get(name.as_str())).map_err(|expected| {
+                        format!(
+                            "{}:{line}: argument `{name}`: expected {expected}, found {value}",
+                            self.trace
+                        )
+                    })?
+                }
             };
             args.push((name.as_str(), arg));
         }

@@ -26,7 +26,12 @@ pub(crate) struct TextDictionary {
 
 impl TextDictionary {
     /// The bit of a text test on a tool's parameter, registering it on first use.
-    fn test(&mut self, tool: ToolId, param: usize, kind: rt::TextTestKind) -> Result<u8, LowerError> {
+    fn test(
+        &mut self,
+        tool: ToolId,
+        param: usize,
+        kind: rt::TextTestKind,
+    ) -> Result<u8, LowerError> {
         let param = u8::try_from(param).map_err(|_| LowerError::NoSuchArgument(param))?;
         let tool = rt::ToolId(tool.0);
         let same: Vec<&rt::TextTest> = self

@@ -2,7 +2,9 @@
 //! threshold) and comparisons type-checked. Produces `model::Cond`.
 
 use crate::diagnostics::{Code, Diagnostic, FileId, Label};
-use crate::model::{Cond, ElementTest, SetDef, SetId, Term, ThresholdId, ToolDef, Value, comparable};
+use crate::model::{
+    Cond, ElementTest, SetDef, SetId, Term, ThresholdId, ToolDef, Value, comparable,
+};
 use crate::syntax::ast::{
     self, CompareOp, Expr, ExprKind, InTarget, Literal, LiteralValue, Operand, StringLit, TypeName,
 };
@@ -376,7 +378,11 @@ fn list_without_quantifier(operand: &Operand, scope: &Scope<'_>, verb: &str) -> 
 }
 
 /// The parameter index of a `list<text>` argument after `all` / `any`.
-fn list_arg(name: &ast::Name, scope: &Scope<'_>, diagnostics: &mut Vec<Diagnostic>) -> Option<usize> {
+fn list_arg(
+    name: &ast::Name,
+    scope: &Scope<'_>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<usize> {
     let Some(index) = scope.tool.and_then(|t| t.param(&name.text)) else {
         diagnostics.push(unknown_operand(name, scope));
         return None;
@@ -386,10 +392,21 @@ fn list_arg(name: &ast::Name, scope: &Scope<'_>, diagnostics: &mut Vec<Diagnosti
         diagnostics.push(
             Diagnostic::new(
                 Code::TypeMismatch,
-                format!("`all` and `any` go over a list, but `{}` is {}", name.text, type_phrase(ty)),
-                Label::new(scope.file, name.range, format!("has type `{}`", ty.keyword())),
+                format!(
+                    "`all` and `any` go over a list, but `{}` is {}",
+                    name.text,
+                    type_phrase(ty)
+                ),
+                Label::new(
+                    scope.file,
+                    name.range,
+                    format!("has type `{}`", ty.keyword()),
+                ),
             )
-            .with_help(format!("test it directly, without `all` or `any`: `{} in SET`", name.text)),
+            .with_help(format!(
+                "test it directly, without `all` or `any`: `{} in SET`",
+                name.text
+            )),
         );
         return None;
     }
@@ -628,7 +645,10 @@ fn unknown_name(name: &crate::syntax::ast::Name, scope: &Scope<'_>, params: &[&s
             "`{}` is not an argument of tool `{}`, `confidence`, `tainted`, or a threshold",
             name.text, tool.name
         ),
-        None => format!("`{}` is not `confidence`, `tainted` or a threshold", name.text),
+        None => format!(
+            "`{}` is not `confidence`, `tainted` or a threshold",
+            name.text
+        ),
     };
     let help = match (suggestion, scope.tool) {
         (Some(s), _) => format!("did you mean `{s}`?"),

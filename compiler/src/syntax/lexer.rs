@@ -233,7 +233,6 @@ pub const KEYWORDS: &[&str] = &[
     "in",
     "all",
     "any",
-    "deploy",
 ];
 
 #[cfg(test)]

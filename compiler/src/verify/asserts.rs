@@ -176,10 +176,11 @@ fn per_cell(
                 return cells::unknown(ctx, Property::Assert, subject, &reason);
             }
             Found::Model(model) => {
-                let call = match cells::concrete_call(ctx, info, cells::values(ctx, &model, &cs.req)) {
-                    Ok(c) => c,
-                    Err(e) => return cells::unknown(ctx, Property::Assert, subject, &e),
-                };
+                let call =
+                    match cells::concrete_call(ctx, info, cells::values(ctx, &model, &cs.req)) {
+                        Ok(c) => c,
+                        Err(e) => return cells::unknown(ctx, Property::Assert, subject, &e),
+                    };
                 if call.outcome > at_least {
                     let reason = cells::disagreement(at_least.keyword(), &call);
                     return cells::unknown(ctx, Property::Assert, subject, &reason);

@@ -170,9 +170,7 @@ pub fn permitted(ctx: &Ctx<'_>, info: &CellInfo) -> Permitted {
         Some(cs) => match cs.find(&cs.stage.is_permitted(), &[]) {
             Found::Nothing => Permitted::No,
             Found::Unknown(reason) => Permitted::Unknown(reason),
-            Found::Model(m) => {
-                Permitted::Yes(Box::new(values(ctx, &m, &cs.req)))
-            }
+            Found::Model(m) => Permitted::Yes(Box::new(values(ctx, &m, &cs.req))),
         },
     };
     ctx.permitted.borrow_mut().insert(key, p.clone());
@@ -195,13 +193,21 @@ fn boolean(model: &z3::Model, v: &Bool) -> bool {
 /// condition of an assert or exemption on the tool). See `encode`'s module docs.
 pub fn witnesses(ctx: &Ctx<'_>, tool: usize, param: usize) -> usize {
     let tests = super::encode::TextTests::count(ctx.data, tool, param);
-    let name = ctx.data.tools.get(tool).and_then(|t| t.params.get(param)).map(|p| p.name.as_str());
+    let name = ctx
+        .data
+        .tools
+        .get(tool)
+        .and_then(|t| t.params.get(param))
+        .map(|p| p.name.as_str());
     let model_tool = ctx.model.tools.get(tool);
     let mut source = 0;
     let mut count = |c: &crate::model::Cond| {
         c.visit(&mut |c| {
             if let crate::model::Cond::Quantified { arg, .. } = c
-                && model_tool.and_then(|t| t.params.get(*arg)).map(|p| p.name.as_str()) == name
+                && model_tool
+                    .and_then(|t| t.params.get(*arg))
+                    .map(|p| p.name.as_str())
+                    == name
             {
                 source += 1;
             }
@@ -412,29 +418,27 @@ pub fn prove_escalation(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult
             Found::Unknown(reason) => {
                 out.push(unknown(ctx, Property::Escalation, subject, &reason))
             }
-            Found::Model(model) => {
-                match concrete_call(ctx, info, values(ctx, &model, &cs.req)) {
-                    Ok(call) if call.outcome == Outcome::Allow => {
-                        let cex = Counterexample {
-                            explanation: format!(
-                                "`{}` is irreversible, and this request is allowed without a human",
-                                tool.name
-                            ),
-                            calls: vec![call],
-                            safer: None,
-                        };
-                        let d = report::escalation(ctx, info, &cex);
-                        out.push(result(Verdict::Counterexample(Box::new(cex)), Some(d)));
-                    }
-                    Ok(call) => out.push(unknown(
-                        ctx,
-                        Property::Escalation,
-                        subject,
-                        &disagreement("allow", &call),
-                    )),
-                    Err(e) => out.push(unknown(ctx, Property::Escalation, subject, &e)),
+            Found::Model(model) => match concrete_call(ctx, info, values(ctx, &model, &cs.req)) {
+                Ok(call) if call.outcome == Outcome::Allow => {
+                    let cex = Counterexample {
+                        explanation: format!(
+                            "`{}` is irreversible, and this request is allowed without a human",
+                            tool.name
+                        ),
+                        calls: vec![call],
+                        safer: None,
+                    };
+                    let d = report::escalation(ctx, info, &cex);
+                    out.push(result(Verdict::Counterexample(Box::new(cex)), Some(d)));
                 }
-            }
+                Ok(call) => out.push(unknown(
+                    ctx,
+                    Property::Escalation,
+                    subject,
+                    &disagreement("allow", &call),
+                )),
+                Err(e) => out.push(unknown(ctx, Property::Escalation, subject, &e)),
+            },
         }
     }
     out

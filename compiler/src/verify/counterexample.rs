@@ -33,7 +33,9 @@ impl ArgVal {
             ArgVal::Duration(ms) => Value::String(format!("{ms}ms")),
             ArgVal::Bool(b) => Value::Bool(*b),
             ArgVal::Text(t) => Value::String(t.clone()),
-            ArgVal::TextList(items) => Value::Array(items.iter().cloned().map(Value::String).collect()),
+            ArgVal::TextList(items) => {
+                Value::Array(items.iter().cloned().map(Value::String).collect())
+            }
         }
     }
 

@@ -248,11 +248,7 @@ impl SymRequest {
                 };
                 for (id, text) in texts.all().enumerate() {
                     if let Some(lit) = z3_text(text) {
-                        parts.push(
-                            s.value
-                                .eq(Int::from_i64(id as i64))
-                                .iff(string.eq(&lit)),
-                        );
+                        parts.push(s.value.eq(Int::from_i64(id as i64)).iff(string.eq(&lit)));
                     }
                 }
             }
@@ -401,7 +397,10 @@ pub fn from_z3_text(value: &str) -> String {
                 continue;
             }
         };
-        match u32::from_str_radix(&digits, 16).ok().and_then(char::from_u32) {
+        match u32::from_str_radix(&digits, 16)
+            .ok()
+            .and_then(char::from_u32)
+        {
             Some(ch) => out.push(ch),
             None => {
                 out.push('\\');
@@ -480,7 +479,11 @@ pub fn member(set: &ValueSet, s: &ZString) -> Option<Bool> {
 
 /// A test over a slot's strings: for a text, the test itself; for a list, whether some
 /// (`all == false`) or every (`all == true`) element below the length passes.
-pub fn over_elements(slot: &SlotVar, all: bool, test: &dyn Fn(&ZString) -> Option<Bool>) -> Option<Bool> {
+pub fn over_elements(
+    slot: &SlotVar,
+    all: bool,
+    test: &dyn Fn(&ZString) -> Option<Bool>,
+) -> Option<Bool> {
     if slot.ty == ValueType::Text {
         return test(slot.strings.first()?);
     }
@@ -793,9 +796,9 @@ impl Source<'_> {
                 let set = self.sets.get(set.index());
                 self.text(*arg, false, present, &|s| member(set?, s))
             }
-            Cond::Matches { arg, pattern } => {
-                self.text(*arg, false, present, &|s| Some(s.regex_matches(&glob_regex(pattern)?)))
-            }
+            Cond::Matches { arg, pattern } => self.text(*arg, false, present, &|s| {
+                Some(s.regex_matches(&glob_regex(pattern)?))
+            }),
             Cond::Quantified {
                 quantifier,
                 arg,
@@ -862,10 +865,7 @@ impl Source<'_> {
         let slot = match t {
             Term::Confidence => self.req.confidence(),
             Term::Tainted => {
-                return self
-                    .req
-                    .tainted
-                    .ite(&Int::from_i64(1), &Int::from_i64(0));
+                return self.req.tainted.ite(&Int::from_i64(1), &Int::from_i64(0));
             }
             Term::Arg(i) => self.slot(*i),
             Term::Const { value, .. } => {
@@ -1025,4 +1025,3 @@ mod tests {
         assert!(checked > 500, "{checked}");
     }
 }
-

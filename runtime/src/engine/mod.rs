@@ -305,16 +305,18 @@ impl Engine {
         let mut start = Record::new(RecordKind::Control, inner.clock.now_ms());
         start.table = Some(loaded.hash);
         let policy = &loaded.table.data().policy;
-        start.detail = Some(format!(
-            "engine started with policy `{}`{} ({})",
-            policy.name,
-            policy
-                .version
-                .as_ref()
-                .map(|v| format!(" version {v}"))
-                .unwrap_or_default(),
-            loaded.hash
-        ) + &loaded.table.deploy_sets_summary());
+        start.detail = Some(
+            format!(
+                "engine started with policy `{}`{} ({})",
+                policy.name,
+                policy
+                    .version
+                    .as_ref()
+                    .map(|v| format!(" version {v}"))
+                    .unwrap_or_default(),
+                loaded.hash
+            ) + &loaded.table.deploy_sets_summary(),
+        );
         inner.append(start)?;
         inner.poll_kill_file()?;
         let housekeeper = match interval {

@@ -25,9 +25,12 @@ pub(crate) fn render(value: &ArgValue<'_>) -> Value {
         ArgValue::Duration(ms) => Value::String(format!("{ms}ms")),
         ArgValue::Bool(b) => Value::Bool(b),
         ArgValue::Text(t) => Value::String(t.to_owned()),
-        ArgValue::TextList(items) => {
-            Value::Array(items.iter().map(|t| Value::String((*t).to_owned())).collect())
-        }
+        ArgValue::TextList(items) => Value::Array(
+            items
+                .iter()
+                .map(|t| Value::String((*t).to_owned()))
+                .collect(),
+        ),
     }
 }
 

@@ -191,7 +191,8 @@ impl Session {
         read: Option<Labels<'_>>,
     ) {
         let data = table.data();
-        let untrusted_resource = |r: crate::ResourceId| data.untrusted_resources.binary_search(&r).is_ok();
+        let untrusted_resource =
+            |r: crate::ResourceId| data.untrusted_resources.binary_search(&r).is_ok();
         self.tainted |= data.untrusted_tools.binary_search(&request.tool).is_ok()
             || match &request.read {
                 Some(access) => untrusted_resource(access.target),
