@@ -226,6 +226,8 @@ pub const KEYWORDS: &[&str] = &[
     "into",
     "true",
     "false",
+    "stage",
+    "promote",
 ];
 
 #[cfg(test)]
