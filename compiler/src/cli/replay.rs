@@ -207,6 +207,12 @@ impl Run<'_> {
                     self.trace, c.session, c.agent
                 ));
             }
+            if c.context.is_some() {
+                return Err(format!(
+                    "{}:{line}: session `{}` is already open; `context` belongs on the line that opens it",
+                    self.trace, c.session
+                ));
+            }
             return Ok(*id);
         }
         let bind: Vec<(&str, &str)> = c
@@ -221,6 +227,7 @@ impl Run<'_> {
                 SessionOptions {
                     name: Some(&c.session),
                     bind: &bind,
+                    context: c.context.as_deref(),
                 },
             )
             .map_err(|e| {
@@ -283,6 +290,7 @@ impl Run<'_> {
             target: &w.resource,
             keys: &write_keys,
         });
+        call.reasoning = c.reasoning.as_deref();
         let verdict = self.engine.decide(session, &call);
         let mut reported = None;
         if let (Some(result), Some(call_ref), true) = (c.result, verdict.call, verdict.is_allow()) {
@@ -297,6 +305,11 @@ impl Run<'_> {
                 )
                 .map_err(|e| format!("{}:{line}: reporting the result: {e}", self.trace))?;
             reported = Some(result.ok);
+        }
+        if let (Some(h), Some(call_ref)) = (&c.human, verdict.call) {
+            self.engine
+                .record_human(call_ref, h.action, h.by.as_deref().unwrap_or("replay"))
+                .map_err(|e| format!("{}:{line}: recording the human action: {e}", self.trace))?;
         }
         self.decided(line, c, &verdict, reported);
         Ok(())
@@ -356,10 +369,18 @@ impl Run<'_> {
                 " [result: error]"
             });
         }
+        if let Some(h) = &c.human {
+            let agrees = h.action.outcome() == v.decision.outcome;
+            human.push_str(&format!(
+                " [human: {}, {}]",
+                h.action.keyword(),
+                if agrees { "agrees" } else { "disagrees" }
+            ));
+        }
         if !mismatch.is_empty() {
             human.push_str(&format!("\n  MISMATCH: {}", mismatch.join("; ")));
         }
-        let json = json!({
+        let mut json = json!({
             "line": line,
             "kind": "call",
             "session": c.session,
@@ -379,6 +400,9 @@ impl Run<'_> {
             "expected": c.expect.map(Outcome::keyword),
             "mismatch": (!mismatch.is_empty()).then(|| mismatch.join("; ")),
         });
+        if let (Some(h), Some(obj)) = (&c.human, json.as_object_mut()) {
+            obj.insert("human".into(), json!(h.action.keyword()));
+        }
         self.entries.push(Entry { human, json });
     }
 

@@ -74,6 +74,10 @@ pub struct Call<'a> {
     pub read: Option<Labels<'a>>,
     /// The sink written; `None` means every sink the tool declares, for the tier.
     pub write: Option<Labels<'a>>,
+    /// The agent framework's reasoning snapshot for this call, for the audit record
+    /// only (`decide` never reads it): redacted like an argument named `reasoning`
+    /// and cut to [`super::MAX_REASONING_BYTES`].
+    pub reasoning: Option<&'a str>,
 }
 
 impl<'a> Call<'a> {
@@ -84,7 +88,13 @@ impl<'a> Call<'a> {
             confidence: None,
             read: None,
             write: None,
+            reasoning: None,
         }
+    }
+
+    pub fn reasoning(mut self, text: &'a str) -> Call<'a> {
+        self.reasoning = Some(text);
+        self
     }
 
     pub fn args(mut self, args: &'a [(&'a str, ArgValue<'a>)]) -> Call<'a> {
