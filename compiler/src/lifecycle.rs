@@ -217,22 +217,29 @@ fn written(c: &CriterionDef) -> String {
     format!("{} {} {value}", c.metric.keyword(), c.op.symbol())
 }
 
-/// Millionths as a percentage with up to four decimals: `980000` is `98%`.
+/// Millionths as a percentage, exact, with up to four decimals: `980000` is `98%`.
 pub fn percent(millionths: i64) -> String {
-    let hundredths_of_bp = millionths; // 1_000_000 = 100%, so 1 = 0.0001%
-    let whole = hundredths_of_bp / 10_000;
-    let frac = (hundredths_of_bp % 10_000).unsigned_abs();
+    // 1_000_000 is 100%, so one millionth is 0.0001%.
+    let sign = if millionths < 0 { "-" } else { "" };
+    let m = millionths.unsigned_abs();
+    let (whole, frac) = (m / 10_000, m % 10_000);
     if frac == 0 {
-        format!("{whole}%")
+        format!("{sign}{whole}%")
     } else {
         let digits = format!("{frac:04}");
-        format!("{whole}.{}%", digits.trim_end_matches('0'))
+        format!("{sign}{whole}.{}%", digits.trim_end_matches('0'))
     }
+}
+
+/// A measured share for people: rounded down to 0.01% (`91.66%` for 11 of 12), so a
+/// figure is never shown better than it is. Pass and fail are decided on exact counts.
+pub fn figure(millionths: i64) -> String {
+    percent(millionths - millionths % 100)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::percent;
+    use super::{figure, percent};
 
     #[test]
     fn percentages_are_exact() {
@@ -242,5 +249,7 @@ mod tests {
         assert_eq!(percent(955_000), "95.5%");
         assert_eq!(percent(333_333), "33.3333%");
         assert_eq!(percent(0), "0%");
+        assert_eq!(figure(916_666), "91.66%");
+        assert_eq!(figure(975_000), "97.5%");
     }
 }

@@ -7,7 +7,7 @@
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
-use agentpolicy::lifecycle::{AgentCheck, Verdict, percent, promote_check};
+use agentpolicy::lifecycle::{AgentCheck, Verdict, figure, promote_check};
 use agentpolicy::render;
 use agentpolicy_runtime::audit::{DecisionEvidence, evidence, verify_with};
 
@@ -115,7 +115,7 @@ fn print_checks(checks: &[AgentCheck]) {
                     let figure = match m.value {
                         None => "undefined".to_owned(),
                         Some(v) if m.metric == "denials" => v.to_string(),
-                        Some(v) => percent(v),
+                        Some(v) => figure(v),
                     };
                     println!(
                         "  {:<28} {:>10}  ({})  {}",

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use agentpolicy::lifecycle::percent;
+use agentpolicy::lifecycle::figure;
 use agentpolicy_runtime::audit::{DecisionEvidence, format_time};
 use serde::Serialize;
 
@@ -40,7 +40,7 @@ impl Tally {
             "{} of {} agree ({})",
             self.agreed,
             self.compared,
-            percent((self.agreed * 1_000_000 / self.compared.max(1)) as i64)
+            figure((self.agreed * 1_000_000 / self.compared.max(1)) as i64)
         )
     }
 }
@@ -126,15 +126,15 @@ pub fn run(args: &ShadowReportArgs) -> u8 {
             println!("overall: {}", total.text());
             println!("per agent:");
             for (a, t) in &agents {
-                println!("  {a:<24} {}", t.text());
+                println!("  {a:<36} {}", t.text());
             }
             println!("per tool:");
             for ((a, tool), t) in &tools {
-                println!("  {:<24} {}", format!("{a} {tool}"), t.text());
+                println!("  {:<36} {}", format!("{a} {tool}"), t.text());
             }
             println!("per policy outcome:");
             for (o, t) in &outcomes {
-                println!("  {o:<24} {}", t.text());
+                println!("  {o:<36} {}", t.text());
             }
             println!("disagreements: {}", disagreements.len());
             for d in &disagreements {
