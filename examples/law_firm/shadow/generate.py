@@ -1,4 +1,6 @@
-# Generates examples/law_firm/shadow/trace.jsonl (kept in /tmp; the trace is committed).
+# Generates examples/law_firm/shadow/trace.jsonl; run from the repository root:
+#   python3 examples/law_firm/shadow/generate.py
+# then replay it into audit.jsonl (see the example's README). Both files are committed.
 import json
 lines = []
 def call(**kw):
@@ -8,9 +10,7 @@ def at(step=8 * 3600 * 1000):
     global t
     t += step
     return t
-first = True
 matters = ["M-2041", "M-1877", "M-2102", "M-1990", "M-2110", "M-2015", "M-1933", "M-2088"]
-n = 0
 plan = []
 # 46 billing decisions, shadow mode. Human disagreements at decisions 2, 4 and 30.
 for i in range(46):
@@ -40,8 +40,6 @@ for i, (tool, args, human, read) in enumerate(plan):
     line["at"] = "2026-11-02T18:00:00Z" if i == 0 else at()
     session = f"billing-{m}"
     line.update({"session": session, "agent": "billing", "tool": tool, "args": args, "confidence": 0.95})
-    if i % 8 == 0 or True:
-        pass
     if read:
         line["read"] = read
     line["result"] = {"ok": i != 37, "tokens": 300, "latency_ms": 90}
