@@ -213,11 +213,11 @@ fn promote_check_refuses_a_tampered_log_and_reports_usage_errors() {
     let original = std::fs::read_to_string(repo_root().join(EXAMPLE_LOG)).expect("example log");
     // A disagreement rewritten into an agreement: the figures would improve.
     let forged = original.replacen(
-        "\"human\":\"escalate\",\"by\":\"clerk@hartwellpike.example\"",
-        "\"human\":\"allow\",\"by\":\"clerk@hartwellpike.example\"",
+        "\"context\":\"schedule:nightly-billing\",\"human\":\"escalate\"",
+        "\"context\":\"schedule:nightly-billing\",\"human\":\"allow\"",
         1,
     );
-    assert_ne!(forged, original);
+    assert!(forged != original, "the forgery changed nothing");
     std::fs::write(&log, forged).expect("write");
     let o = agentpolicy(&["promote-check", "examples/law_firm", path(&log)]);
     assert_eq!(o.status.code(), Some(1));

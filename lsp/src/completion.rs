@@ -66,6 +66,8 @@ const AGENT_CLAUSES: &[&str] = &[
     "breaker",
     "mode",
     "credential",
+    "stage",
+    "promote",
 ];
 const TOOL_CLAUSES: &[&str] = &["effect", "reads", "writes"];
 const RESOURCE_CLAUSES: &[&str] = &["tier", "keyed"];
@@ -372,6 +374,8 @@ fn condition_tool(before: &[Tok<'_>]) -> Option<Option<String>> {
                 | "purpose"
                 | "max"
                 | "credential"
+                | "stage"
+                | "promote"
                 | "because"
         ) || t.kind == TokenKind::RBrace
     }) {
