@@ -142,17 +142,26 @@ fn verdict(promotion: &PromotionDef, check: &AgentCheck) -> Verdict {
 
 fn measure(c: &CriterionDef, window: &[&DecisionEvidence]) -> Measured {
     let n = window.len() as u64;
-    let count = |f: &dyn Fn(&DecisionEvidence) -> bool| window.iter().filter(|d| f(d)).count() as u64;
+    let count =
+        |f: &dyn Fn(&DecisionEvidence) -> bool| window.iter().filter(|d| f(d)).count() as u64;
     let escalated = |d: &DecisionEvidence| d.outcome == Outcome::Escalate;
     let (num, den, basis) = match c.metric {
         PromoteMetric::ShadowAgreement => {
             let agreed = count(&|d| d.human_agrees() == Some(true));
-            (agreed, n, format!("{agreed} of {n} decisions agreed with the human"))
+            (
+                agreed,
+                n,
+                format!("{agreed} of {n} decisions agreed with the human"),
+            )
         }
         PromoteMetric::Errors => {
             let results = count(&|d| d.result_ok.is_some());
             let errors = count(&|d| d.result_ok == Some(false));
-            (errors, results, format!("{errors} of {results} reported results"))
+            (
+                errors,
+                results,
+                format!("{errors} of {results} reported results"),
+            )
         }
         PromoteMetric::EscalationRate => {
             let e = count(&escalated);
@@ -161,7 +170,11 @@ fn measure(c: &CriterionDef, window: &[&DecisionEvidence]) -> Measured {
         PromoteMetric::ApprovalRate => {
             let e = count(&escalated);
             let approved = count(&|d| escalated(d) && d.resolution.as_deref() == Some("approve"));
-            (approved, e, format!("{approved} of {e} escalations approved"))
+            (
+                approved,
+                e,
+                format!("{approved} of {e} escalations approved"),
+            )
         }
         PromoteMetric::Denials => {
             let denied = count(&|d| d.outcome == Outcome::Deny);

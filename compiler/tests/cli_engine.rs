@@ -137,7 +137,10 @@ fn replay_prints_each_decision_and_a_summary() {
     );
     // Billing is in shadow mode (`stage shadow`): told Allow, the would-be outcome logged.
     assert!(out.contains("line 10: billing-1 billing transfer_from_trust#3: allow (shadow; would be: deny by rule `billing/deny/transfer_from_trust#1`"), "{out}");
-    assert!(out.contains("first denial per session:\n  intake-1: line 11: deny (not granted)"), "{out}");
+    assert!(
+        out.contains("first denial per session:\n  intake-1: line 11: deny (not granted)"),
+        "{out}"
+    );
     // Intake is supervised: its allowed tools escalate to practice support.
     assert!(out.contains("line 15: intake-1 intake check_conflicts#2: escalate to human_review by rule `intake/escalate/check_conflicts#1`"), "{out}");
     assert!(out.contains("expectations: 12 checked, 0 failed"), "{out}");

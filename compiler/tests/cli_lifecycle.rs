@@ -177,13 +177,22 @@ fn promote_check_passes_on_exactly_the_threshold_over_the_most_recent_window() {
             invoice(5, "$100", "allow"),
         ],
     );
-    let o = agentpolicy(&["promote-check", path(&policy), path(&log), "--format", "json"]);
+    let o = agentpolicy(&[
+        "promote-check",
+        path(&policy),
+        path(&log),
+        "--format",
+        "json",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let doc = json(&o);
     let billing = &doc["agents"][0];
     assert_eq!(billing["available"], 5);
     assert_eq!(billing["measured"], 4);
-    assert_eq!(billing["criteria"][0]["value"], 750_000, "3 of 4: exactly 75%");
+    assert_eq!(
+        billing["criteria"][0]["value"], 750_000,
+        "3 of 4: exactly 75%"
+    );
     assert_eq!(billing["verdict"], "promote");
 }
 
@@ -233,8 +242,11 @@ fn promote_check_refuses_a_tampered_log_and_reports_usage_errors() {
     assert!(stderr(&o).contains("cannot read"), "{}", stderr(&o));
 
     let broken = dir.join("broken.agentpolicy");
-    std::fs::write(&broken, POLICY.replace("stage shadow", "stage shadow\n  mode enforce"))
-        .expect("write");
+    std::fs::write(
+        &broken,
+        POLICY.replace("stage shadow", "stage shadow\n  mode enforce"),
+    )
+    .expect("write");
     let o = agentpolicy(&["promote-check", path(&broken), EXAMPLE_LOG]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("AP0061"), "{}", stderr(&o));
@@ -267,11 +279,7 @@ fn shadow_report_shows_agreement_and_disagreements() {
     assert_eq!(d[2]["shadow"], true);
 
     let o = agentpolicy(&["audit", "shadow-report", EXAMPLE_LOG, "--agent", "intake"]);
-    assert!(
-        stdout(&o).contains("nothing to compare"),
-        "{}",
-        stdout(&o)
-    );
+    assert!(stdout(&o).contains("nothing to compare"), "{}", stdout(&o));
 }
 
 #[test]
@@ -340,11 +348,19 @@ fn trace_context_reasoning_and_human_reach_the_audit_log() {
         format!(
             "{}\n{}\n",
             invoice(1, "$100", "allow"),
-            invoice(1, "$100", "allow").replacen("\"result\"", "\"context\":\"late\",\"result\"", 1)
+            invoice(1, "$100", "allow").replacen(
+                "\"result\"",
+                "\"context\":\"late\",\"result\"",
+                1
+            )
         ),
     )
     .expect("write trace");
     let o = agentpolicy(&["replay", path(&policy), path(&trace)]);
     assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
-    assert!(stderr(&o).contains(":2: session `b-1` is already open"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(":2: session `b-1` is already open"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -293,7 +293,11 @@ fn human_line(r: &Record) -> String {
     if let Some(reasoning) = &r.reasoning {
         // The whole snapshot is in `--format json`; a line shows its start.
         let short: String = reasoning.chars().take(80).collect();
-        let more = if short.len() < reasoning.len() { "..." } else { "" };
+        let more = if short.len() < reasoning.len() {
+            "..."
+        } else {
+            ""
+        };
         line.push_str(&format!(" (reasoning: {short}{more})"));
     }
     line

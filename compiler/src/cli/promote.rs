@@ -127,10 +127,9 @@ fn print_checks(checks: &[AgentCheck]) {
                 }
                 let verdict = match c.verdict {
                     Verdict::Promote => format!("may be promoted to {next}"),
-                    Verdict::NotEnoughEvidence => format!(
-                        "not enough evidence: {} of {window} decisions",
-                        c.measured
-                    ),
+                    Verdict::NotEnoughEvidence => {
+                        format!("not enough evidence: {} of {window} decisions", c.measured)
+                    }
                     other => format!("stays at {stage}: {}", other.describe()),
                 };
                 println!("  verdict: {verdict}");

@@ -120,7 +120,9 @@ pub fn run(args: &ShadowReportArgs) -> u8 {
                 total.compared
             );
             if total.compared == 0 {
-                println!("nothing to compare: record human actions with `Engine::record_human` or a trace's `human` field");
+                println!(
+                    "nothing to compare: record human actions with `Engine::record_human` or a trace's `human` field"
+                );
                 return 0;
             }
             println!("overall: {}", total.text());
@@ -148,7 +150,8 @@ pub fn run(args: &ShadowReportArgs) -> u8 {
                     d.tool,
                     d.policy,
                     d.human,
-                    d.by.as_ref().map_or(String::new(), |b| format!(" (by {b})"))
+                    d.by.as_ref()
+                        .map_or(String::new(), |b| format!(" (by {b})"))
                 );
             }
         }

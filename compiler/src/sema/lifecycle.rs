@@ -9,9 +9,7 @@ use super::names::NameKind;
 use super::{Resolver, loc};
 use crate::diagnostics::{Code, Diagnostic, FileId, Label};
 use crate::model::{AgentId, CriterionDef, PromotionDef, RouteId, StageDef};
-use crate::syntax::ast::{
-    self, LiteralValue, Mode, PromoteMetric, RuleKind, Stage, TextRange,
-};
+use crate::syntax::ast::{self, LiteralValue, Mode, PromoteMetric, RuleKind, Stage, TextRange};
 
 /// The lifecycle clauses of one agent, gathered while its members are walked.
 #[derive(Default)]
@@ -190,7 +188,9 @@ impl Resolver {
                         "a promotion needs at least one decision of evidence",
                         Label::new(file, *r, "zero decisions"),
                     )
-                    .with_help("count the decisions the criteria are measured over: `over 500 decisions`"),
+                    .with_help(
+                        "count the decisions the criteria are measured over: `over 500 decisions`",
+                    ),
                 );
                 None
             }

@@ -43,7 +43,9 @@ impl DecisionEvidence {
     /// The human's action agrees with the policy's outcome; `None` when no human action
     /// was recorded.
     pub fn human_agrees(&self) -> Option<bool> {
-        self.human.as_ref().map(|(a, _)| a.outcome() == self.outcome)
+        self.human
+            .as_ref()
+            .map(|(a, _)| a.outcome() == self.outcome)
     }
 }
 
@@ -107,8 +109,7 @@ pub fn evidence<R: BufRead>(mut reader: R) -> io::Result<Evidence> {
                 });
             }
             RecordKind::Human | RecordKind::Result | RecordKind::Resolution => {
-                let Some(target) = by_call.get(&key).and_then(|&i| out.decisions.get_mut(i))
-                else {
+                let Some(target) = by_call.get(&key).and_then(|&i| out.decisions.get_mut(i)) else {
                     out.unmatched += 1;
                     continue;
                 };

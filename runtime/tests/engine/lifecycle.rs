@@ -29,8 +29,7 @@ fn the_triggering_context_is_on_the_sessions_records_and_its_state() {
     let rig = audited("context", |_| {});
     let s = open_with_context(&rig, "scribe", "schedule:nightly-notes");
     let cheap = [("cost", ArgValue::Money(usd(80)))];
-    rig.engine
-        .decide(s, &Call::new("order_test").args(&cheap));
+    rig.engine.decide(s, &Call::new("order_test").args(&cheap));
     rig.engine.start_task(s).unwrap();
     assert_eq!(
         rig.engine.session(s).unwrap().context.as_deref(),
@@ -44,7 +43,11 @@ fn the_triggering_context_is_on_the_sessions_records_and_its_state() {
         .collect();
     assert_eq!(
         with_context,
-        [RecordKind::Session, RecordKind::Decision, RecordKind::Session]
+        [
+            RecordKind::Session,
+            RecordKind::Decision,
+            RecordKind::Session
+        ]
     );
     // A session opened without one has none.
     let other = session(&rig, "scribe");
@@ -69,10 +72,8 @@ fn the_reasoning_snapshot_is_recorded_cut_to_its_limit_and_redacted() {
     assert!(v.is_allow(), "the snapshot never changes the decision");
     // Multi-byte characters straddle the limit: the cut lands on a boundary.
     let long = "é".repeat(MAX_REASONING_BYTES);
-    rig.engine.decide(
-        s,
-        &Call::new("order_test").args(&cheap).reasoning(&long),
-    );
+    rig.engine
+        .decide(s, &Call::new("order_test").args(&cheap).reasoning(&long));
     let decisions: Vec<_> = rig
         .records()
         .into_iter()
@@ -103,7 +104,9 @@ fn the_reasoning_snapshot_is_recorded_cut_to_its_limit_and_redacted() {
         let s = session(&rig, "scribe");
         rig.engine.decide(
             s,
-            &Call::new("order_test").args(&cheap).reasoning("secret plan"),
+            &Call::new("order_test")
+                .args(&cheap)
+                .reasoning("secret plan"),
         );
         let d = rig.records().pop().unwrap();
         assert_eq!(d.kind, RecordKind::Decision);
@@ -154,7 +157,11 @@ fn a_human_action_is_its_own_record_linked_to_the_decision() {
     assert!(report.is_intact(), "{:?}", report.problems);
     let e = evidence(std::io::BufReader::new(std::fs::File::open(log).unwrap())).unwrap();
     assert_eq!(e.decisions.len(), 2);
-    assert_eq!(e.decisions[0].human_agrees(), Some(false), "would escalate, human went ahead");
+    assert_eq!(
+        e.decisions[0].human_agrees(),
+        Some(false),
+        "would escalate, human went ahead"
+    );
     assert_eq!(e.decisions[1].human_agrees(), Some(true));
     assert!(e.decisions.iter().all(|d| d.shadow));
     assert_eq!(e.unmatched, 0);
@@ -173,8 +180,14 @@ fn a_human_action_for_a_call_never_decided_is_refused() {
     }
     let ghost = SessionId(99);
     assert_eq!(
-        rig.engine
-            .record_human(CallRef { session: ghost, n: 1 }, HumanAction::Deny, "x"),
+        rig.engine.record_human(
+            CallRef {
+                session: ghost,
+                n: 1
+            },
+            HumanAction::Deny,
+            "x"
+        ),
         Err(EngineError::UnknownSession(ghost))
     );
     // Without an audit log it is accepted and writes nothing.
