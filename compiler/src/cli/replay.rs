@@ -83,6 +83,8 @@ struct Run<'a> {
     entries: Vec<Entry>,
     summary: Summary,
     trace: &'a str,
+    /// Results of escalated calls, reported once an approval lets the call run.
+    awaiting: HashMap<CallRef, trace::ResultJson>,
 }
 
 fn replay(args: &ReplayArgs, table: DecisionTable) -> Result<u8, String> {
@@ -140,6 +142,7 @@ fn replay(args: &ReplayArgs, table: DecisionTable) -> Result<u8, String> {
         entries: Vec::new(),
         summary: Summary::default(),
         trace: &trace_name,
+        awaiting: HashMap::new(),
     };
     for (line, step) in &steps {
         run.step(*line, step, start)?;
@@ -186,7 +189,7 @@ impl Run<'_> {
             .poll_kill_file()
             .map_err(|e| at(format!("reading the kill file: {e}")))?;
         for resolved in self.engine.expire_escalations() {
-            self.resolved(line, &resolved);
+            self.resolved(line, &resolved)?;
         }
         match step {
             Step::Call(c) => self.call(line, c),
@@ -306,6 +309,9 @@ impl Run<'_> {
                 .map_err(|e| format!("{}:{line}: reporting the result: {e}", self.trace))?;
             reported = Some(result.ok);
         }
+        if let (Some(result), Some(id)) = (c.result, verdict.escalation) {
+            self.awaiting.insert(id, result);
+        }
         if let (Some(h), Some(call_ref)) = (&c.human, verdict.call) {
             self.engine
                 .record_human(call_ref, h.action, h.by.as_deref().unwrap_or("replay"))
@@ -406,14 +412,34 @@ impl Run<'_> {
         self.entries.push(Entry { human, json });
     }
 
-    fn resolved(&mut self, line: usize, r: &Resolved) {
+    /// Prints a resolution; an approved call that has a recorded result now runs, so its
+    /// result is reported.
+    fn resolved(&mut self, line: usize, r: &Resolved) -> Result<(), String> {
         let name = escalation_name(&r.escalation.session, r.escalation.id);
-        let human = format!(
+        let mut human = format!(
             "line {line}: {} {name}: {}: {}",
             r.resolution.keyword(),
             r.outcome,
             r.why
         );
+        let waiting = self.awaiting.remove(&r.escalation.id);
+        if let (Some(result), Outcome::Allow) = (waiting, r.outcome) {
+            self.engine
+                .report(
+                    r.escalation.id,
+                    CallResult {
+                        ok: result.ok,
+                        tokens: result.tokens,
+                        latency_ms: result.latency_ms,
+                    },
+                )
+                .map_err(|e| format!("{}:{line}: reporting the result: {e}", self.trace))?;
+            human.push_str(if result.ok {
+                " [result: ok]"
+            } else {
+                " [result: error]"
+            });
+        }
         let json = json!({
             "line": line,
             "kind": "resolution",
@@ -423,6 +449,7 @@ impl Run<'_> {
             "why": r.why,
         });
         self.entries.push(Entry { human, json });
+        Ok(())
     }
 
     fn event(&mut self, line: usize, op: &OpLine, text: String) {
@@ -509,7 +536,7 @@ impl Run<'_> {
                     .engine
                     .resolve(call, resolution, &by)
                     .map_err(|e| err(e.to_string()))?;
-                self.resolved(line, &resolved);
+                self.resolved(line, &resolved)?;
             }
             other => {
                 return Err(err(format!(

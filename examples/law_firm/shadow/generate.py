@@ -57,9 +57,9 @@ for line in lines:
 for j in range(6):
     s = f"intake-{j+1}"
     party = ["Northwind Holdings", "Globex Inc", "Initech", "Umbrella LLC", "Stark Partners", "Wayne Trust"][j]
-    lines.append({"at": at(5 * 60 * 1000), "session": s, "agent": "intake", "tool": "check_conflicts", "args": {"party": party}, "confidence": 0.95, "context": "webhook:intake-form", "expect": "escalate"})
+    lines.append({"at": at(5 * 60 * 1000), "session": s, "agent": "intake", "tool": "check_conflicts", "args": {"party": party}, "confidence": 0.95, "context": "webhook:intake-form", "result": {"ok": True, "tokens": 150, "latency_ms": 60}, "expect": "escalate"})
     lines.append({"at": at(5 * 60 * 1000), "op": "approve", "session": s, "by": "paralegal@hartwellpike.example"})
-    lines.append({"at": at(5 * 60 * 1000), "session": s, "agent": "intake", "tool": "open_matter", "args": {"client": party, "practice_area": "commercial leasing"}, "confidence": 0.95, "expect": "escalate"})
+    lines.append({"at": at(5 * 60 * 1000), "session": s, "agent": "intake", "tool": "open_matter", "args": {"client": party, "practice_area": "commercial leasing"}, "confidence": 0.95, "result": {"ok": True, "tokens": 200, "latency_ms": 80}, "expect": "escalate"})
     lines.append({"at": at(5 * 60 * 1000), "op": "reject" if j == 2 else "approve", "session": s, "by": "paralegal@hartwellpike.example"})
 out = ["// Two weeks of the billing agent in shadow mode beside the billing clerks (what the",
        "// clerk did for the same task is each line's `human`), and the supervised intake agent's",
