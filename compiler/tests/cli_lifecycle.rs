@@ -364,3 +364,72 @@ fn trace_context_reasoning_and_human_reach_the_audit_log() {
         stderr(&o)
     );
 }
+
+#[test]
+fn a_supervised_agents_results_count_once_its_calls_are_approved() {
+    let dir = temp_dir("supervised");
+    let policy = dir.join("policy.agentpolicy");
+    std::fs::write(
+        &policy,
+        POLICY.replace(
+            "stage shadow\n  promote to supervised when shadow_agreement >= 75% over 4 decisions and errors < 50%",
+            "stage supervised to partners\n  promote to autonomous when approval_rate >= 50% over 3 decisions and errors < 50%",
+        ),
+    )
+    .expect("write policy");
+    // Every grant escalates; the first call's result is an error, the second call is
+    // rejected (so it never ran and has no result), the third approved and fine.
+    let call = |n: u32, ok: bool| {
+        format!(
+            r#"{{"at":{at},"session":"b-{n}","agent":"billing","tool":"send_invoice","args":{{"amount":"$100"}},"result":{{"ok":{ok}}},"expect":"escalate"}}"#,
+            at = n * 1000
+        )
+    };
+    let op = |n: u32, op: &str| {
+        format!(
+            r#"{{"at":{at},"op":"{op}","session":"b-{n}","by":"partner"}}"#,
+            at = n * 1000 + 500
+        )
+    };
+    let trace = dir.join("trace.jsonl");
+    std::fs::write(
+        &trace,
+        [
+            call(1, false),
+            op(1, "approve"),
+            call(2, true),
+            op(2, "reject"),
+            call(3, true),
+            op(3, "approve"),
+        ]
+        .join("\n")
+            + "\n",
+    )
+    .expect("write trace");
+    let log = dir.join("audit.jsonl");
+    let o = agentpolicy(&["replay", path(&policy), path(&trace), "--audit", path(&log)]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("approve b-1#1: allow: approved by partner [result: error]"),
+        "{out}"
+    );
+    assert!(
+        out.contains("reject b-2#1: deny: rejected by partner\n"),
+        "{out}"
+    );
+    let o = agentpolicy(&["promote-check", path(&policy), path(&log)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains(
+            "approval_rate >= 50%             66.66%  (2 of 3 escalations approved)  pass"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("errors < 50%                        50%  (1 of 2 reported results)  FAIL"),
+        "{out}"
+    );
+    assert!(out.contains("verdict: stays at supervised"), "{out}");
+}
