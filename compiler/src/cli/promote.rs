@@ -61,7 +61,8 @@ pub fn run(args: PromoteCheckArgs) -> u8 {
 }
 
 /// The log's decisions, after its hash chain verified; otherwise the exit code after
-/// the problems were printed.
+/// the problems were printed. Records that follow up on a decision the log does not
+/// hold (it was cut before them) are counted in a note on stderr.
 pub fn read_verified(log: &Path) -> Result<Vec<DecisionEvidence>, u8> {
     let open = || {
         std::fs::File::open(log).map(BufReader::new).map_err(|e| {
@@ -87,6 +88,13 @@ pub fn read_verified(log: &Path) -> Result<Vec<DecisionEvidence>, u8> {
         eprintln!("error: cannot read `{}`: {e}", log.display());
         EXIT_USAGE
     })?;
+    if evidence.unmatched > 0 {
+        eprintln!(
+            "note: {} human, result or resolution record(s) name a call whose decision is not in `{}`; they are not counted",
+            evidence.unmatched,
+            log.display()
+        );
+    }
     Ok(evidence.decisions)
 }
 

@@ -49,6 +49,10 @@ impl Resolver {
                 continue;
             }
             seen.push((p.target, range));
+            if clauses.stage.is_some() && stage.is_none() {
+                // The stage clause itself is in error (reported): nothing to compare with.
+                continue;
+            }
             if let Some(promotion) = self.promotion(a, stage, p, range, file) {
                 self.model.agents[id.index()].promotions.push(promotion);
             }
@@ -150,7 +154,7 @@ impl Resolver {
                 Diagnostic::new(
                     Code::InvalidPromotion,
                     format!(
-                        "agent `{}` has promotion criteria but no (valid) stage to promote from",
+                        "agent `{}` has promotion criteria but no stage to promote from",
                         a.name.text
                     ),
                     target_label,
