@@ -38,6 +38,8 @@ fn policies(dir: &Path, out: &mut Vec<PathBuf>) {
 
 /// Decides `call` in the runtime with the session it names.
 fn replay_call(table: &DecisionTable, call: &Call, keys: &mut KeyValueInterner) {
+    // With the members the counterexample assumes for `from deploy` sets, if any.
+    let table = &*call.table(table).expect("the counterexample's sets bind");
     let request = call
         .to_request(table, keys)
         .expect("a counterexample is a valid request");

@@ -42,10 +42,18 @@ pub struct ReplayArgs {
     /// `AGENTPOLICY_KILL_FILE`, if set).
     #[arg(long)]
     pub kill_file: Option<PathBuf>,
+    /// Members of the policy's `from deploy` sets: a JSON object `{"SET": ["a", ...]}`.
+    /// The audit log's first record names each set's hash.
+    #[arg(long, value_name = "FILE")]
+    pub sets: Option<PathBuf>,
 }
 
 pub fn run(args: ReplayArgs) -> u8 {
-    let table = match load_table_or_policy(&args.table) {
+    let table = match load_table_or_policy(&args.table)
+        .and_then(|t| super::table_input::with_sets(t, args.sets.as_deref()).map_err(|e| {
+            eprintln!("error: {e}");
+            EXIT_USAGE
+        })) {
         Ok(t) => t,
         Err(code) => return code,
     };

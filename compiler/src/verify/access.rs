@@ -57,6 +57,7 @@ pub fn passing(
                 read: read.clone(),
                 write: write.clone(),
                 untrusted: Vec::new(),
+                sets: Vec::new(),
                 session: Session::default(),
                 outcome: rt::Outcome::Deny,
                 rule: None,

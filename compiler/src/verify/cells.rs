@@ -87,10 +87,26 @@ impl CellSolver {
     fn new(ctx: &Ctx<'_>, info: &CellInfo) -> Option<CellSolver> {
         let tool = ctx.data.tools.get(info.tool)?;
         let c = cell(ctx, info.agent, info.tool)?;
-        let req = SymRequest::new("r", tool, &|p| witnesses(ctx, info.tool, p));
+        let mut req = SymRequest::new("r", tool, &|p| witnesses(ctx, info.tool, p));
+        // Strings only where the cell's formulas test texts: the integer solver is
+        // much faster for the rest.
+        req.strings = ctx
+            .data
+            .text_tests
+            .iter()
+            .any(|t| t.tool.index() == info.tool)
+            || super::source_tests_texts_on(ctx.model, Some(info.tool));
         let stage = RuleStage::new(c, &req, &|v| v, ctx.tests(info.tool))?;
-        let domain = req.domain(&ctx.texts, ctx.strings);
-        let solver = ctx.shared.clone();
+        let domain = if req.strings {
+            Bool::and(&[req.domain(&ctx.texts), req.set_consistency(&ctx.data.sets)])
+        } else {
+            req.domain(&ctx.texts)
+        };
+        let solver = if req.strings {
+            ctx.shared_strings.clone()
+        } else {
+            ctx.shared.clone()
+        };
         Some(CellSolver {
             info: info.clone(),
             req,
@@ -139,7 +155,7 @@ pub fn solver(ctx: &Ctx<'_>, info: &CellInfo) -> Option<Rc<CellSolver>> {
 /// values of one; asked once per cell.
 #[derive(Debug, Clone)]
 pub enum Permitted {
-    Yes(Vec<(String, ArgVal)>, Option<i64>),
+    Yes(Box<Values>),
     No,
     Unknown(String),
 }
@@ -155,8 +171,7 @@ pub fn permitted(ctx: &Ctx<'_>, info: &CellInfo) -> Permitted {
             Found::Nothing => Permitted::No,
             Found::Unknown(reason) => Permitted::Unknown(reason),
             Found::Model(m) => {
-                let v = values(ctx, &m, &cs.req);
-                Permitted::Yes(v.args, v.confidence)
+                Permitted::Yes(Box::new(values(ctx, &m, &cs.req)))
             }
         },
     };
@@ -219,6 +234,9 @@ pub struct Values {
     /// Arguments marked as coming from untrusted content.
     pub untrusted: Vec<String>,
     pub tainted: bool,
+    /// Members of the `from deploy` sets that the counterexample assumes: the request's
+    /// texts the model puts in each set.
+    pub sets: Vec<(String, Vec<String>)>,
 }
 
 /// The concrete arguments, confidence, provenance and taint of `req` in `model`.
@@ -247,7 +265,7 @@ pub fn values(ctx: &Ctx<'_>, model: &z3::Model, req: &SymRequest) -> Values {
             ValueType::Percent => ArgVal::Percent(v),
             ValueType::Duration => ArgVal::Duration(v),
             ValueType::Bool => ArgVal::Bool(v != 0),
-            ValueType::Text => match s.strings.first().filter(|_| ctx.strings) {
+            ValueType::Text => match s.strings.first().filter(|_| req.strings) {
                 Some(string) => ArgVal::Text(string_value(model, string)),
                 None => ArgVal::Text(ctx.texts.text(v)),
             },
@@ -261,11 +279,42 @@ pub fn values(ctx: &Ctx<'_>, model: &z3::Model, req: &SymRequest) -> Values {
         };
         args.push((s.name.clone(), value));
     }
+    // The strings the request carries (a list's elements below its length).
+    let carried: Vec<&z3::ast::String> = req
+        .slots
+        .iter()
+        .flatten()
+        .filter(|s| boolean(model, &s.present))
+        .flat_map(|s| {
+            let n = match s.ty {
+                ValueType::TextList => int(model, &s.value).unwrap_or(0).max(0) as usize,
+                _ => s.strings.len(),
+            };
+            s.strings.iter().take(n)
+        })
+        .collect();
+    let sets = ctx
+        .data
+        .sets
+        .iter()
+        .filter(|s| s.deploy && !s.bound)
+        .map(|set| {
+            let mut members: Vec<String> = carried
+                .iter()
+                .filter(|s| super::encode::member(set, s).is_some_and(|m| boolean(model, &m)))
+                .map(|s| string_value(model, s))
+                .collect();
+            members.sort();
+            members.dedup();
+            (set.name.clone(), members)
+        })
+        .collect();
     Values {
         args,
         confidence,
         untrusted,
         tainted: boolean(model, &req.tainted),
+        sets,
     }
 }
 
@@ -288,6 +337,7 @@ pub fn concrete_call(ctx: &Ctx<'_>, info: &CellInfo, v: Values) -> Result<Call, 
         read,
         write,
         untrusted: v.untrusted,
+        sets: v.sets,
         session: Session {
             tainted: v.tainted,
             ..Session::default()
@@ -302,10 +352,11 @@ pub fn concrete_call(ctx: &Ctx<'_>, info: &CellInfo, v: Values) -> Result<Call, 
 /// Runs `call` through the runtime and records what it decides.
 pub fn decide(ctx: &Ctx<'_>, call: &mut Call) -> Result<rt::Decision, String> {
     let mut keys = KeyValueInterner::default();
+    let table = call.table(ctx.table)?;
     let request = call
-        .to_request(ctx.table, &mut keys)
+        .to_request(&table, &mut keys)
         .map_err(|e| format!("the counterexample is not a valid request: {e}"))?;
-    let d = rt::decide(ctx.table, &request);
+    let d = rt::decide(&table, &request);
     call.outcome = d.outcome;
     call.rule = d
         .rule

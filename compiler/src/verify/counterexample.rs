@@ -119,6 +119,9 @@ pub struct Call {
     pub write: Option<Access>,
     /// Arguments the caller marks as coming from untrusted content.
     pub untrusted: Vec<String>,
+    /// The members this call assumes for the policy's `from deploy` sets (proofs hold
+    /// for any members; a counterexample needs some).
+    pub sets: Vec<(String, Vec<String>)>,
     pub session: Session,
     /// What the runtime decides for this call.
     pub outcome: Outcome,
@@ -175,10 +178,38 @@ impl Call {
         Value::Object(m)
     }
 
+    /// The table to decide this call with: `table` with the call's deploy-time sets
+    /// bound, if it has any.
+    pub fn table<'t>(
+        &self,
+        table: &'t DecisionTable,
+    ) -> Result<std::borrow::Cow<'t, DecisionTable>, String> {
+        if self.sets.is_empty() {
+            return Ok(std::borrow::Cow::Borrowed(table));
+        }
+        table
+            .bind_sets(&self.sets_json().to_string())
+            .map(|(bound, _)| std::borrow::Cow::Owned(bound))
+            .map_err(|e| format!("the counterexample's sets cannot be bound: {e}"))
+    }
+
+    /// `{"SET": ["member", ...]}`, the format of `--sets FILE`.
+    pub fn sets_json(&self) -> Value {
+        Value::Object(
+            self.sets
+                .iter()
+                .map(|(name, members)| (name.clone(), json!(members)))
+                .collect(),
+        )
+    }
+
     /// The request with what the runtime decides for it.
     pub fn to_json(&self) -> Value {
         let mut m = Map::new();
         m.insert("request".into(), self.request_json());
+        if !self.sets.is_empty() {
+            m.insert("sets".into(), self.sets_json());
+        }
         m.insert("outcome".into(), json!(self.outcome.keyword()));
         if let Some(rule) = &self.rule {
             m.insert("rule".into(), json!(rule));

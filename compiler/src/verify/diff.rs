@@ -146,6 +146,7 @@ fn side_request(
     SymRequest {
         slots,
         tainted: fresh.tainted,
+        strings: true,
     }
 }
 
@@ -195,7 +196,8 @@ fn pair(
         match info {
             Some(i) if i.reachable() => {
                 let tool = &side.ctx.data.tools[i.tool];
-                let req = side_request(tool, shared, &witnesses);
+                let mut req = side_request(tool, shared, &witnesses);
+                req.strings = old.ctx.strings || new.ctx.strings;
                 let cell = cells::cell(&side.ctx, i.agent, i.tool)?;
                 let stage = RuleStage::new(cell, &req, map, side.ctx.tests(i.tool))?;
                 Some((stage.rank(), Some(req)))
@@ -215,12 +217,15 @@ fn pair(
             .push((agent.into(), tool.into(), "malformed condition".into()));
         return;
     };
-    let sv = solver::solver(config.budget);
+    let sv = solver::solver_for(config.budget, old.ctx.strings || new.ctx.strings);
     let all_slots = SymRequest {
         slots: shared.iter().cloned().map(Some).collect(),
         tainted: Bool::new_const("diff.tainted"),
+        strings: old.ctx.strings || new.ctx.strings,
     };
-    sv.assert(all_slots.domain(texts, old.ctx.strings || new.ctx.strings));
+    sv.assert(all_slots.domain(texts));
+    sv.assert(all_slots.set_consistency(&old.ctx.data.sets));
+    sv.assert(all_slots.set_consistency(&new.ctx.data.sets));
     let prefs = Bool::and(&all_slots.preferences());
     let outcome = |r: i64| match r {
         ALLOW => Outcome::Allow,
@@ -278,6 +283,7 @@ fn pair(
                         read: None,
                         write: None,
                         untrusted: values.untrusted,
+                        sets: values.sets,
                         session: super::Session {
                             tainted: values.tainted,
                             ..super::Session::default()

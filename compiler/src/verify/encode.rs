@@ -174,6 +174,9 @@ pub struct SymRequest {
     pub slots: Vec<Option<SlotVar>>,
     /// The session has taken in untrusted content.
     pub tainted: Bool,
+    /// Text slots are read as strings (the formulas test texts): their strings are
+    /// linked to their ids and give counterexamples their texts.
+    pub strings: bool,
 }
 
 impl SymRequest {
@@ -214,6 +217,7 @@ impl SymRequest {
         SymRequest {
             slots,
             tainted: Bool::new_const(format!("{prefix}.tainted")),
+            strings: false,
         }
     }
 
@@ -228,7 +232,8 @@ impl SymRequest {
     /// The values the runtime can be given: `i64` numbers, 0 / 1 booleans, texts from
     /// the dictionary or unlisted ones, lists of at most their witness count. With
     /// `strings`, each text slot's string agrees with its id.
-    pub fn domain(&self, texts: &TextDomain, strings: bool) -> Bool {
+    pub fn domain(&self, texts: &TextDomain) -> Bool {
+        let strings = self.strings;
         let mut parts = Vec::new();
         let text_slots: Vec<&SlotVar> = self
             .slots
@@ -260,6 +265,13 @@ impl SymRequest {
             }
         }
         for s in self.slots.iter().flatten() {
+            if strings {
+                for string in &s.strings {
+                    // Engages the string theory for every string, so models give
+                    // literals for strings no test reads.
+                    parts.push(string.length().ge(Int::from_i64(0)));
+                }
+            }
             parts.push(match s.ty {
                 ValueType::Text => texts.constraint(&s.value),
                 ValueType::TextList => Bool::and(&[
@@ -274,6 +286,28 @@ impl SymRequest {
                     s.value.le(Int::from_i64(i64::MAX)),
                 ]),
             });
+        }
+        Bool::and(&parts)
+    }
+
+    /// Membership in a `from deploy` set is a function of the text: equal strings are
+    /// in the same sets.
+    pub fn set_consistency(&self, sets: &[ValueSet]) -> Bool {
+        let strings: Vec<&ZString> = self
+            .slots
+            .iter()
+            .flatten()
+            .flat_map(|s| s.strings.iter())
+            .collect();
+        let mut parts = Vec::new();
+        for set in sets.iter().filter(|s| s.deploy && !s.bound) {
+            for (i, a) in strings.iter().enumerate() {
+                for b in &strings[i + 1..] {
+                    if let (Some(ma), Some(mb)) = (member(set, a), member(set, b)) {
+                        parts.push(ZString::eq(a, (*b).clone()).implies(ma.iff(&mb)));
+                    }
+                }
+            }
         }
         Bool::and(&parts)
     }
@@ -429,15 +463,12 @@ pub fn text_test(kind: &TextTestKind, sets: &[ValueSet], s: &ZString) -> Option<
 }
 
 /// Membership of a string in a set: equality with one of its members, or for a set
-/// bound at deploy time an uninterpreted predicate (any contents).
+/// bound at deploy time a free boolean per string variable (any contents), kept a
+/// function by [`SymRequest::set_consistency`]. (An uninterpreted function would say the
+/// same, but Z3 then gives the strings abstract values that no request can carry.)
 pub fn member(set: &ValueSet, s: &ZString) -> Option<Bool> {
     if set.deploy && !set.bound {
-        let f = z3::FuncDecl::new(
-            format!("set.{}", set.name),
-            &[&z3::Sort::string()],
-            &z3::Sort::bool(),
-        );
-        return f.apply(&[s]).as_bool();
+        return Some(Bool::new_const(format!("set.{}.has.{s}", set.name)));
     }
     let eqs: Option<Vec<Bool>> = set
         .members
@@ -994,3 +1025,4 @@ mod tests {
         assert!(checked > 500, "{checked}");
     }
 }
+

@@ -52,10 +52,10 @@ pub(super) fn trace(
     for (i, c) in calls.iter().enumerate() {
         let s = &states[i];
         let tool = int(model, &c.tool) as usize;
-        let (_, args, confidence) = flows
+        let (_, values) = flows
             .usable
             .iter()
-            .find(|(t, _, _)| *t == tool)
+            .find(|(t, _)| *t == tool)
             .cloned()
             .ok_or("the trace uses a tool the agent cannot use")?;
         let lt = int(model, &s.lt);
@@ -103,11 +103,12 @@ pub(super) fn trace(
         let mut call = Call {
             agent: data.agents[flows.agent].name.clone(),
             tool: data.tools[tool].name.clone(),
-            args,
-            confidence,
+            args: values.args,
+            confidence: values.confidence,
             read,
             write,
-            untrusted: Vec::new(),
+            untrusted: values.untrusted,
+            sets: values.sets,
             session,
             outcome: Outcome::Deny,
             rule: None,
