@@ -143,6 +143,11 @@ codes! {
     UngrantedDeny = "AP0045", Warning, "`deny` for a tool the agent is never granted";
     RouteOnNonEscalate = "AP0046", Error, "route on a rule that does not escalate";
     InvalidTest = "AP0050", Error, "invalid policy test";
+    StageRoute = "AP0060", Error, "`stage supervised` without a route, or a route on another stage";
+    StageAndMode = "AP0061", Error, "both `stage` and `mode`";
+    PromotionWindow = "AP0062", Error, "promotion criteria without exactly one `over N decisions`";
+    InvalidCriterion = "AP0063", Error, "promotion criterion out of range or of the wrong kind";
+    InvalidPromotion = "AP0064", Error, "promotion to a stage that is not above the agent's stage";
     TestFailed = "AP0051", Error, "policy test failed";
     TableLimitExceeded = "AP0090", Error, "policy exceeds a decision-table limit";
     IsolationViolated = "AP0100", Error, "isolation can be broken";

@@ -17,6 +17,7 @@ use crate::syntax::ast::{
     BreakerMetric, CompareOp, Effect, LimitUnit, LimitWindow, Mode, Quantifier, RuleKind,
     SuspendScope, TextRange, TimeoutOutcome, TypeName,
 };
+pub use crate::syntax::ast::{PromoteMetric, Stage};
 
 /// Where something was declared: a file and a byte range in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -216,6 +217,39 @@ pub struct AgentDef {
     pub breakers: Vec<BreakerDef>,
     pub mode: Mode,
     pub credentials: Vec<CredentialDef>,
+    pub loc: Loc,
+    /// The lifecycle stage (`stage ...`); `None` when the agent declares none.
+    pub stage: Option<StageDef>,
+    /// Promotion criteria (`promote to ...`), in source order, at most one per target.
+    pub promotions: Vec<PromotionDef>,
+}
+
+/// `stage STAGE [to ROUTE]`. Sema has already applied it: `stage shadow` set the mode to
+/// shadow, and `stage supervised` turned every `allow` rule of the agent into an
+/// `escalate` rule to `route`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StageDef {
+    pub stage: Stage,
+    pub route: Option<RouteId>,
+    pub loc: Loc,
+}
+
+/// `promote to STAGE when ...`: every criterion over the agent's most recent `window`
+/// decisions in its current stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PromotionDef {
+    pub to: Stage,
+    pub window: u64,
+    pub criteria: Vec<CriterionDef>,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CriterionDef {
+    pub metric: PromoteMetric,
+    pub op: CompareOp,
+    /// Millionths for rates (`98%` is 980_000), a plain count for `denials`.
+    pub value: i64,
     pub loc: Loc,
 }
 

@@ -200,6 +200,7 @@ fn perform(
                 target: &model.sinks[into.sink.index()].name,
                 keys,
             }),
+        reasoning: None,
     };
     let verdict = engine.decide(session, &request);
     if let Some(escalation) = verdict.escalation {

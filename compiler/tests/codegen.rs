@@ -87,6 +87,8 @@ fn model() -> Model {
             mode: Mode::Shadow,
             credentials: vec![],
             loc: at("agent"),
+            stage: None,
+            promotions: vec![],
         }],
         rules: vec![
             rule(

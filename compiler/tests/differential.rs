@@ -426,6 +426,8 @@ fn gen_model(rng: &mut Rng) -> Model {
             mode: Mode::Enforce,
             credentials: vec![],
             loc: loc(0),
+            stage: None,
+            promotions: vec![],
         });
     }
     model

@@ -68,6 +68,8 @@ const AGENT_CLAUSES: &[&str] = &[
     "breaker",
     "mode",
     "credential",
+    "stage",
+    "promote",
 ];
 const TOOL_CLAUSES: &[&str] = &["effect", "reads", "writes", "untrusted"];
 const RESOURCE_CLAUSES: &[&str] = &["tier", "keyed", "untrusted"];
@@ -385,6 +387,8 @@ fn condition_tool(before: &[Tok<'_>]) -> Option<Option<String>> {
                 | "purpose"
                 | "max"
                 | "credential"
+                | "stage"
+                | "promote"
                 | "because"
         ) || t.kind == TokenKind::RBrace
     }) {

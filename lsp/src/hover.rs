@@ -450,6 +450,14 @@ const KEYWORD_DOCS: &[(&str, &str)] = &[
         "`credential NAME expires 1h`: a credential the agent holds; every credential must expire.",
     ),
     (
+        "stage",
+        "`stage shadow` / `stage supervised to ROUTE` / `stage autonomous`: the agent's rollout stage; supervised turns every `allow` into an escalation to ROUTE.",
+    ),
+    (
+        "promote",
+        "`promote to STAGE when METRIC OP VALUE over N decisions and ...`: the evidence `agentpolicy promote-check` needs to widen the agent's authority.",
+    ),
+    (
         "assert",
         "`assert ...`: a property the policy must satisfy, checked by the verifier.",
     ),

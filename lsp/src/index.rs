@@ -332,7 +332,13 @@ impl Walker<'_> {
                     },
                     true,
                 ),
+                AgentMemberKind::Stage(st) => {
+                    if let Some(route) = &st.route {
+                        self.refer(SymbolKind::Route, route);
+                    }
+                }
                 AgentMemberKind::Owner(_)
+                | AgentMemberKind::Promote(_)
                 | AgentMemberKind::Purpose(_)
                 | AgentMemberKind::Limit(_)
                 | AgentMemberKind::Breaker(_)

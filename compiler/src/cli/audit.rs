@@ -29,6 +29,9 @@ pub enum AuditCommand {
     Verify(VerifyArgs),
     /// Print the records that match every filter given.
     Query(QueryArgs),
+    /// Agreement between recorded human actions and the policy, per agent, tool and
+    /// outcome, and the disagreements.
+    ShadowReport(super::shadow_report::ShadowReportArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -88,7 +91,7 @@ fn parse_when(s: &str) -> Result<i64, String> {
 
 fn parse_kind(s: &str) -> Result<RecordKind, String> {
     serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(|_| {
-        "expected decision, result, resolution, breaker, control, session, open, close or recovered"
+        "expected decision, result, resolution, human, breaker, control, session, open, close or recovered"
             .into()
     })
 }
@@ -97,6 +100,7 @@ pub fn run(args: AuditArgs) -> u8 {
     match args.command {
         AuditCommand::Verify(a) => run_verify(&a),
         AuditCommand::Query(a) => run_query(&a),
+        AuditCommand::ShadowReport(a) => super::shadow_report::run(&a),
     }
 }
 
@@ -266,6 +270,13 @@ fn human_line(r: &Record) -> String {
     if r.shadow {
         parts.push("(shadow: reported allow)".to_owned());
     }
+    if let Some(action) = r.human {
+        parts.push(format!("human {}", action.keyword()));
+        parts.extend(r.by.as_ref().map(|b| format!("by {b}")));
+    }
+    if let Some(context) = &r.context {
+        parts.push(format!("[context {context}]"));
+    }
     if let Some(res) = &r.result {
         parts.push(format!(
             "result {} tokens={} latency={}ms",
@@ -278,6 +289,16 @@ fn human_line(r: &Record) -> String {
     if let Some(text) = r.why.as_ref().or(r.detail.as_ref()) {
         line.push_str(": ");
         line.push_str(text);
+    }
+    if let Some(reasoning) = &r.reasoning {
+        // The whole snapshot is in `--format json`; a line shows its start.
+        let short: String = reasoning.chars().take(80).collect();
+        let more = if short.len() < reasoning.len() {
+            "..."
+        } else {
+            ""
+        };
+        line.push_str(&format!(" (reasoning: {short}{more})"));
     }
     line
 }

@@ -6,6 +6,7 @@
 //! owners / expiries, and the like. Pure: no IO, no solver.
 
 mod cond;
+mod lifecycle;
 mod names;
 mod policy_tests;
 mod tiers;
@@ -343,6 +344,8 @@ impl Resolver {
                 mode: Mode::Enforce,
                 credentials: Vec::new(),
                 loc: at,
+                stage: None,
+                promotions: Vec::new(),
             }),
             NameKind::Set => self.model.sets.push(SetDef {
                 name,
@@ -674,6 +677,7 @@ impl Resolver {
         };
         let mut rules = Vec::new();
         let mut pending_autonomy = Vec::new();
+        let mut lifecycle = lifecycle::Clauses::default();
         for member in &a.members {
             match &member.kind {
                 AgentMemberKind::Owner(s) => {
@@ -707,8 +711,15 @@ impl Resolver {
                 AgentMemberKind::Mode(m) => {
                     if once(self, "mode", member.range) {
                         self.model.agents[id.index()].mode = *m;
+                        lifecycle.mode = Some(member.range);
                     }
                 }
+                AgentMemberKind::Stage(st) => {
+                    if once(self, "stage", member.range) {
+                        lifecycle.stage = Some((st, member.range));
+                    }
+                }
+                AgentMemberKind::Promote(p) => lifecycle.promotes.push((p, member.range)),
                 AgentMemberKind::Rule(r) => {
                     if let Some(rule) = self.rule(id, r, file, member.range) {
                         rules.push(rule);
@@ -756,6 +767,7 @@ impl Resolver {
             );
         }
         self.model.agents[id.index()].rules = rules;
+        self.lifecycle(id, a, &lifecycle, file);
         for (au, range) in pending_autonomy {
             self.autonomy(id, au, file, range);
         }

@@ -279,6 +279,8 @@ pub enum AgentMemberKind {
     Breaker(BreakerDecl),
     Mode(Mode),
     Credential(CredentialDecl),
+    Stage(StageDecl),
+    Promote(PromoteDecl),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -380,6 +382,87 @@ pub struct BreakerDecl {
 pub enum Mode {
     Shadow,
     Enforce,
+}
+
+/// A lifecycle stage, in promotion order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum Stage {
+    Shadow,
+    Supervised,
+    Autonomous,
+}
+
+impl Stage {
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Stage::Shadow => "shadow",
+            Stage::Supervised => "supervised",
+            Stage::Autonomous => "autonomous",
+        }
+    }
+
+    /// The stage a promotion from this one leads to; `None` for the last.
+    pub fn next(self) -> Option<Stage> {
+        match self {
+            Stage::Shadow => Some(Stage::Supervised),
+            Stage::Supervised => Some(Stage::Autonomous),
+            Stage::Autonomous => None,
+        }
+    }
+}
+
+/// `stage STAGE [to ROUTE]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StageDecl {
+    pub stage: Stage,
+    pub stage_range: TextRange,
+    pub route: Option<Name>,
+}
+
+/// `promote to STAGE when CRITERION and ...`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PromoteDecl {
+    pub target: Stage,
+    pub target_range: TextRange,
+    pub criteria: Vec<Criterion>,
+}
+
+/// A measure of an agent's audit trail a promotion criterion compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum PromoteMetric {
+    ShadowAgreement,
+    Errors,
+    EscalationRate,
+    ApprovalRate,
+    Denials,
+}
+
+impl PromoteMetric {
+    pub fn keyword(self) -> &'static str {
+        match self {
+            PromoteMetric::ShadowAgreement => "shadow_agreement",
+            PromoteMetric::Errors => "errors",
+            PromoteMetric::EscalationRate => "escalation_rate",
+            PromoteMetric::ApprovalRate => "approval_rate",
+            PromoteMetric::Denials => "denials",
+        }
+    }
+
+    /// Rates are shares (percentages); `denials` is a count.
+    pub fn is_rate(self) -> bool {
+        self != PromoteMetric::Denials
+    }
+}
+
+/// `METRIC OP VALUE [over N decisions]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Criterion {
+    pub metric: PromoteMetric,
+    pub op: CompareOp,
+    pub value: Literal,
+    /// `over N decisions`, the count as written (a fraction is an AP0002 error).
+    pub window: Option<(i64, TextRange)>,
+    pub range: TextRange,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

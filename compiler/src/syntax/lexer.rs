@@ -233,6 +233,8 @@ pub const KEYWORDS: &[&str] = &[
     "in",
     "all",
     "any",
+    "stage",
+    "promote",
 ];
 
 #[cfg(test)]

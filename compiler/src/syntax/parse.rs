@@ -157,7 +157,15 @@ fn describe(rule: Rule) -> &'static str {
         | Rule::limit_clause
         | Rule::breaker_clause
         | Rule::mode_clause
-        | Rule::credential_clause => "an agent clause (`allow`, `owner`, `limit`, ...)",
+        | Rule::credential_clause
+        | Rule::stage_clause
+        | Rule::promote_clause => "an agent clause (`allow`, `owner`, `limit`, ...)",
+        Rule::stage_value => "a stage (`shadow`, `supervised` or `autonomous`)",
+        Rule::criterion | Rule::promote_metric => {
+            "a criterion (`shadow_agreement`, `errors`, `escalation_rate`, `approval_rate` or `denials`)"
+        }
+        Rule::criterion_window => "`over N decisions`",
+        Rule::decisions_word => "`decisions`",
         Rule::tier_clause | Rule::keyed_clause | Rule::clearance_clause => {
             "`tier`, `clearance` or `keyed`"
         }
@@ -178,6 +186,14 @@ fn describe(rule: Rule) -> &'static str {
             "an assertion (`never A calls T`, `every irreversible tool escalates`, ...)"
         }
         _ => "more input",
+    }
+}
+
+fn stage_value(text: &str) -> Stage {
+    match text {
+        "shadow" => Stage::Shadow,
+        "supervised" => Stage::Supervised,
+        _ => Stage::Autonomous,
     }
 }
 
@@ -247,7 +263,7 @@ fn help_for(expected: &[&str]) -> String {
     if expected.iter().any(|e| e.contains("declaration")) {
         "a policy file is a list of declarations: `policy`, `use`, `tiers`, `isolate`, `resource`, `sink`, `tool`, `threshold`, `escalation`, `agent`, `assert`, `test`".to_string()
     } else if expected.iter().any(|e| e.contains("agent clause")) {
-        "inside `agent { ... }`: `owner`, `purpose`, `max tier`, `allow`/`escalate`/`deny`, `autonomy`, `limit`, `breaker`, `mode`, `credential`".to_string()
+        "inside `agent { ... }`: `owner`, `purpose`, `max tier`, `allow`/`escalate`/`deny`, `autonomy`, `limit`, `breaker`, `mode`, `credential`, `stage`, `promote`".to_string()
     } else {
         "see `docs/language.md` for the syntax of each declaration".to_string()
     }
@@ -590,9 +606,79 @@ impl Lower<'_> {
                 let expires_ms = inner.next().map(|p| self.duration(p)).transpose()?;
                 AgentMemberKind::Credential(CredentialDecl { name, expires_ms })
             }
+            Rule::stage_clause => {
+                let value = next(&mut inner)?;
+                let stage_range = self.range(&value);
+                let stage = stage_value(value.as_str());
+                let route = match inner.next() {
+                    Some(_to) => Some(self.name(next(&mut inner)?)),
+                    None => None,
+                };
+                AgentMemberKind::Stage(StageDecl {
+                    stage,
+                    stage_range,
+                    route,
+                })
+            }
+            Rule::promote_clause => {
+                let _to = next(&mut inner)?;
+                let value = next(&mut inner)?;
+                let target_range = self.range(&value);
+                let target = stage_value(value.as_str());
+                let mut criteria = Vec::new();
+                for p in inner {
+                    if p.as_rule() == Rule::criterion {
+                        criteria.push(self.criterion(p)?);
+                    }
+                }
+                AgentMemberKind::Promote(PromoteDecl {
+                    target,
+                    target_range,
+                    criteria,
+                })
+            }
             _ => return Err(self.unexpected(range)),
         };
         Ok(AgentMember { kind, range })
+    }
+
+    fn criterion(&self, pair: Pair<'_, Rule>) -> LowerResult<Criterion> {
+        let range = self.range(&pair);
+        let mut inner = pair.into_inner();
+        let metric = match next(&mut inner)?.as_str() {
+            "shadow_agreement" => PromoteMetric::ShadowAgreement,
+            "errors" => PromoteMetric::Errors,
+            "escalation_rate" => PromoteMetric::EscalationRate,
+            "approval_rate" => PromoteMetric::ApprovalRate,
+            _ => PromoteMetric::Denials,
+        };
+        let op = compare_op(next(&mut inner)?.as_str());
+        let value = self.literal_of(next(&mut inner)?)?;
+        let window = match inner.next() {
+            Some(w) => {
+                let window_range = self.range(&w);
+                let mut parts = w.into_inner();
+                let count_pair = next(&mut parts)?;
+                let text = count_pair.as_str();
+                if text.contains('.') {
+                    return Err(self.invalid(
+                        &count_pair,
+                        format!("`{text}` is not a whole number of decisions"),
+                        "a window counts whole decisions: `over 500 decisions`",
+                    ));
+                }
+                let count = self.count(&count_pair)?;
+                Some((count, window_range))
+            }
+            None => None,
+        };
+        Ok(Criterion {
+            metric,
+            op,
+            value,
+            window,
+            range,
+        })
     }
 
     fn target(&self, pair: Pair<'_, Rule>) -> LowerResult<Target> {

@@ -6,14 +6,16 @@
 //! [`RecordKind`], plus `prev`, the hash of the record before it, and its own `hash`.
 //! See `docs/audit-log.md` for the format and the durability trade-off.
 
+mod evidence;
 mod query;
 mod record;
 mod time;
 mod verify;
 mod writer;
 
+pub use evidence::{DecisionEvidence, Evidence, evidence};
 pub use query::{Filter, QueryResult, query};
-pub use record::{EscalationInfo, GENESIS, Record, RecordKind, ReportedResult};
+pub use record::{EscalationInfo, GENESIS, HumanAction, Record, RecordKind, ReportedResult};
 pub use time::{format_time, parse_time};
 pub use verify::{Anchor, EditKind, Problem, TornTail, VerifyReport, verify, verify_with};
 pub use writer::{Ack, AuditError, AuditLog, Durability, LogSink};

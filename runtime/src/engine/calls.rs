@@ -157,6 +157,7 @@ impl Inner {
                 },
             );
             r.escalation = escalation.as_ref().map(escalation::info);
+            r.context = session.context.clone();
             records.push(r);
             records.extend(extra);
         }

@@ -26,6 +26,7 @@ impl Inner {
             .ok_or_else(|| EngineError::UnknownAgent(agent.to_owned()))?;
         let name = options.name.map_or_else(|| id.to_string(), str::to_owned);
         let mut session = Session::new(name, agent_id, table.data());
+        session.context = options.context.map(str::to_owned);
         let mut bound = Vec::new();
         for &(key, value) in options.bind {
             let k = table
@@ -42,6 +43,7 @@ impl Inner {
         r.table = Some(loaded.hash);
         r.session = Some(session.name.clone());
         r.agent = Some(agent.to_owned());
+        r.context = session.context.clone();
         r.detail = Some(if bound.is_empty() {
             "opened".to_owned()
         } else {
@@ -122,6 +124,7 @@ impl Inner {
         r.table = Some(loaded.hash);
         r.session = Some(session.name.clone());
         r.agent = Some(session.agent_name.clone());
+        r.context = session.context.clone();
         r.detail = Some(if what.is_empty() {
             format!("task {} started", session.task)
         } else {

@@ -46,6 +46,30 @@ fn millionths(m: i64) -> String {
     }
 }
 
+/// The longest reasoning snapshot a decision record keeps, in bytes; a longer one is cut
+/// at a character boundary and marked `[... N bytes cut]`.
+pub const MAX_REASONING_BYTES: usize = 4096;
+
+/// The call's reasoning snapshot as recorded: redacted like an argument named
+/// `reasoning` (mask, hash or omit), then cut to [`MAX_REASONING_BYTES`].
+pub(crate) fn reasoning(redaction: &Redaction, call: &Call<'_>) -> Option<String> {
+    let text = call.reasoning?;
+    match redaction.how(call.tool, "reasoning") {
+        Some(Redact::Omit) => None,
+        Some(Redact::Mask) => Some("[redacted]".into()),
+        Some(Redact::Hash) => Some(ContentHash::of(text.as_bytes()).to_string()),
+        None if text.len() <= MAX_REASONING_BYTES => Some(text.to_owned()),
+        None => {
+            let mut end = MAX_REASONING_BYTES;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            let kept = text.get(..end).unwrap_or_default();
+            Some(format!("{kept}[... {} bytes cut]", text.len() - end))
+        }
+    }
+}
+
 /// The call's arguments, redacted.
 pub(crate) fn args(redaction: &Redaction, call: &Call<'_>) -> Map<String, Value> {
     let mut out = Map::new();
@@ -159,6 +183,7 @@ pub(crate) fn decision(
         .and_then(|rule| table.rule(rule))
         .map(|rule| rule.id.clone());
     r.why = Some(why(table, v));
+    r.reasoning = reasoning(redaction, p.call);
     r
 }
 

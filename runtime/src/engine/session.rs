@@ -33,6 +33,8 @@ pub(crate) struct Session {
     pub closed: bool,
     /// Why the session can no longer be used (its state does not fit the table).
     pub broken: Option<String>,
+    /// Who or what started the run ([`super::SessionOptions::context`]).
+    pub context: Option<String>,
 }
 
 /// A session's state, for inspection.
@@ -56,6 +58,8 @@ pub struct SessionState {
     pub pending: Vec<super::CallRef>,
     pub closed: bool,
     pub broken: Option<String>,
+    /// Who or what started the run, as given when the session was opened.
+    pub context: Option<String>,
 }
 
 /// One of the agent's limits and how much of it the session has used.
@@ -80,6 +84,7 @@ impl Session {
             usage: Usage::for_limits(spec.map_or(&[][..], |a| &a.limits)),
             closed: false,
             broken: None,
+            context: None,
         }
     }
 
@@ -138,6 +143,7 @@ impl Session {
             pending,
             closed: self.closed,
             broken: self.broken.clone(),
+            context: self.context.clone(),
         }
     }
 
