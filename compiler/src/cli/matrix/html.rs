@@ -70,7 +70,7 @@ footer { margin-top: 24px; color: var(--muted); font-size: 11px; border-top: 1px
   * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
   h2 { margin-top: 18px; }
   section.signoff { break-before: page; }
-  .agents { grid-template-columns: 1fr 1fr; }
+  .agents { grid-template-columns: repeat(3, 1fr); }
 }
 "#;
 
