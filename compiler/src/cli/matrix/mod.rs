@@ -46,7 +46,7 @@ pub struct MatrixArgs {
     /// Write the matrix to this file instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// The date to print in the header and sign-off block (YYYY-MM-DD); without it the
+    /// The date to print in the header (YYYY-MM-DD), e.g. the review meeting; without it the
     /// output carries no date, so the same policy always gives the same bytes.
     #[arg(long, value_name = "YYYY-MM-DD")]
     pub date: Option<String>,
