@@ -176,12 +176,21 @@ fn failed_proofs_are_shown_and_exit_1() {
     assert_eq!(failed[0]["property"], "irreversible => escalation");
     assert_eq!(failed[0]["agent"], "research");
     assert_eq!(failed[0]["tool"], "file_with_court");
-    let detail = failed[0]["detail"].as_str().expect("a one-line counterexample");
-    assert!(detail.contains("research calls file_with_court("), "{detail}");
+    let detail = failed[0]["detail"]
+        .as_str()
+        .expect("a one-line counterexample");
+    assert!(
+        detail.contains("research calls file_with_court("),
+        "{detail}"
+    );
     assert!(!detail.contains('\n'));
     let o = agentpolicy(&["matrix", path]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stdout(&o).contains("| Verification | **FAILED**: "), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("| Verification | **FAILED**: "),
+        "{}",
+        stdout(&o)
+    );
     assert!(stdout(&o).contains("proofs: **FAILED**"));
 }
 
@@ -197,11 +206,7 @@ fn bad_paths_and_policies_with_errors() {
 
     let dir = temp_dir("errors");
     let file = dir.join("bad.agentpolicy");
-    std::fs::write(
-        &file,
-        "policy p\nagent a {\n  allow no_such_tool\n}\n",
-    )
-    .expect("write");
+    std::fs::write(&file, "policy p\nagent a {\n  allow no_such_tool\n}\n").expect("write");
     let file = file.to_str().expect("utf-8 path");
     let o = agentpolicy(&["matrix", file, "--format", "html"]);
     assert_eq!(o.status.code(), Some(1));
@@ -209,7 +214,9 @@ fn bad_paths_and_policies_with_errors() {
     let err = stderr(&o);
     assert!(err.contains("no_such_tool"), "{err}");
     assert!(err.contains(&format!("{file}:3:")), "{err}");
-    assert!(err.ends_with(&format!("error: {file} has errors; no matrix was written\n")));
+    assert!(err.ends_with(&format!(
+        "error: {file} has errors; no matrix was written\n"
+    )));
 
     let o = agentpolicy(&["matrix", "examples/law_firm", "--format", "pdf"]);
     assert_eq!(o.status.code(), Some(2));
@@ -217,7 +224,11 @@ fn bad_paths_and_policies_with_errors() {
 
     let o = agentpolicy(&["matrix", "examples/law_firm", "--date", "25/11/2026"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("write it as YYYY-MM-DD"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("write it as YYYY-MM-DD"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -244,13 +255,21 @@ agent a {
     assert!(!html.contains("<script>"), "{html}");
     assert!(!html.contains("1 <b>"));
     assert!(html.contains("version 1 &lt;b&gt;"));
-    assert!(html.contains("&lt;script&gt;alert(&#39;pwned&#39;)&lt;/script&gt; &amp; | pipes *stars*"));
+    assert!(
+        html.contains("&lt;script&gt;alert(&#39;pwned&#39;)&lt;/script&gt; &amp; | pipes *stars*")
+    );
     assert!(html.contains("queue:&lt;ops&gt;"));
-    assert!(html.contains("<code>to == &quot;a,\\&quot;b\\&quot;&quot;</code>"), "{html}");
+    assert!(
+        html.contains("<code>to == &quot;a,\\&quot;b\\&quot;&quot;</code>"),
+        "{html}"
+    );
 
     let md = matrix(file, "md");
     assert!(!md.contains("<script>"), "{md}");
-    assert!(md.contains(r"\<script\>alert('pwned')\</script\> \& \| pipes \*stars\*"), "{md}");
+    assert!(
+        md.contains(r"\<script\>alert('pwned')\</script\> \& \| pipes \*stars\*"),
+        "{md}"
+    );
 
     let csv = matrix(file, "csv");
     // RFC 4180: the field holding a comma and quotes is quoted, its quotes doubled.

@@ -234,7 +234,13 @@ pub fn compute(inputs: &Inputs<'_>) -> Matrix {
                     .flat_map(|s| s.keyed.iter());
                 keys.extend(read_keys.chain(write_keys).map(|k| k.0));
             }
-            cells.push(cell_info(inputs, &agent.name, &tool.name, cell, &properties));
+            cells.push(cell_info(
+                inputs,
+                &agent.name,
+                &tool.name,
+                cell,
+                &properties,
+            ));
         }
         keys.sort_unstable();
         keys.dedup();
@@ -371,7 +377,9 @@ fn agent_info(
             Mode::Enforce => "enforce",
             Mode::Shadow => "shadow",
         },
-        max_tier: agent.max_tier.and_then(|t| data.tiers.get(t.index()).cloned()),
+        max_tier: agent
+            .max_tier
+            .and_then(|t| data.tiers.get(t.index()).cloned()),
         isolation_keys,
         granted,
         limits: agent
@@ -593,10 +601,7 @@ fn properties(data: &TableData, report: &Report) -> Vec<PropertyInfo> {
                 Verdict::Proved => ("proved", None),
                 Verdict::Counterexample(c) => ("failed", Some(counterexample_line(c))),
                 Verdict::Unknown(reason) => ("unknown", Some(reason.clone())),
-                Verdict::Finding => (
-                    "warning",
-                    r.diagnostic.as_ref().map(|d| d.message.clone()),
-                ),
+                Verdict::Finding => ("warning", r.diagnostic.as_ref().map(|d| d.message.clone())),
             };
             PropertyInfo {
                 property: r.property.name(),
@@ -745,8 +750,11 @@ mod tests {
     #[test]
     fn conditions_are_the_source_text_on_one_line() {
         assert_eq!(
-            condition_text("allow send_invoice when amount < partner_approval_amount", None)
-                .as_deref(),
+            condition_text(
+                "allow send_invoice when amount < partner_approval_amount",
+                None
+            )
+            .as_deref(),
             Some("amount < partner_approval_amount")
         );
         assert_eq!(

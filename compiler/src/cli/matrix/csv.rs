@@ -62,9 +62,7 @@ pub fn render(matrix: &Matrix) -> String {
                 describe(tool.map(|t| &t.reads)),
                 describe(tool.map(|t| &t.writes)),
                 agent.map(|a| a.mode.to_string()).unwrap_or_default(),
-                agent
-                    .and_then(|a| a.max_tier.clone())
-                    .unwrap_or_default(),
+                agent.and_then(|a| a.max_tier.clone()).unwrap_or_default(),
                 cell.proofs.unwrap_or("").to_string(),
             ]
             .into_iter(),

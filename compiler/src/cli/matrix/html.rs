@@ -101,7 +101,10 @@ pub fn render(m: &Matrix) -> String {
     let mut meta = |k: &str, v: String| {
         let _ = writeln!(out, "<dt>{k}</dt><dd>{v}</dd>");
     };
-    meta("Source hash", format!("<code>{}</code>", escape(&p.source_hash)));
+    meta(
+        "Source hash",
+        format!("<code>{}</code>", escape(&p.source_hash)),
+    );
     meta(
         "Table SHA-256",
         format!(
@@ -165,21 +168,37 @@ deny and escalate rules and not allow rules. Conditions are quoted from the poli
         );
         row(
             "Isolation keys",
-            inline_list(a.isolation_keys.iter().map(|k| format!("<code>{}</code>", escape(k)))),
+            inline_list(
+                a.isolation_keys
+                    .iter()
+                    .map(|k| format!("<code>{}</code>", escape(k))),
+            ),
         );
         row(
             "Tools granted",
-            inline_list(a.granted.iter().map(|t| format!("<code>{}</code>", escape(t)))),
+            inline_list(
+                a.granted
+                    .iter()
+                    .map(|t| format!("<code>{}</code>", escape(t))),
+            ),
         );
         row("Limits", block_list(a.limits.iter().map(|l| escape(l))));
         row(
             "Breakers",
-            block_list(a.breakers.iter().map(|b| format!("<code>{}</code>", escape(b)))),
+            block_list(
+                a.breakers
+                    .iter()
+                    .map(|b| format!("<code>{}</code>", escape(b))),
+            ),
         );
         row(
             "Credentials",
             block_list(a.credentials.iter().map(|c| match &c.expires {
-                Some(e) => format!("<code>{}</code> (expires after {})", escape(&c.name), escape(e)),
+                Some(e) => format!(
+                    "<code>{}</code> (expires after {})",
+                    escape(&c.name),
+                    escape(e)
+                ),
                 None => format!("<code>{}</code> (never expires)", escape(&c.name)),
             })),
         );
@@ -276,7 +295,10 @@ deny and escalate rules and not allow rules. Conditions are quoted from the poli
                 out,
                 "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
                 escape(&r.name),
-                r.notify.as_deref().map(escape).unwrap_or_else(|| "-".into()),
+                r.notify
+                    .as_deref()
+                    .map(escape)
+                    .unwrap_or_else(|| "-".into()),
                 r.timeout
                     .as_deref()
                     .map(escape)
@@ -334,7 +356,11 @@ matrix for policy <code>{}</code>{version}, source hash <code>{}</code>.</p>\n<t
 fn cell_html(cell: &CellInfo) -> String {
     let mut out = String::new();
     for r in &cell.rules {
-        let class = if r.reachable { "rule" } else { "rule unreachable" };
+        let class = if r.reachable {
+            "rule"
+        } else {
+            "rule unreachable"
+        };
         let _ = write!(
             out,
             "<span class=\"{class}\"><span class=\"k {}\">{}</span>",
@@ -347,7 +373,9 @@ fn cell_html(cell: &CellInfo) -> String {
             let _ = write!(out, " when <code>{}</code>", escape(when));
         }
         if !r.reachable {
-            out.push_str(" <span class=\"note\">(never decides: a rule above always matches)</span>");
+            out.push_str(
+                " <span class=\"note\">(never decides: a rule above always matches)</span>",
+            );
         }
         out.push_str("</span>");
     }

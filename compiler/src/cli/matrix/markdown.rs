@@ -21,7 +21,10 @@ pub fn render(m: &Matrix) -> String {
     out.push_str(&format!("| Policy | {} |\n", code(&p.name)));
     out.push_str(&format!(
         "| Version | {} |\n",
-        p.version.as_deref().map(text).unwrap_or_else(|| "(none)".into())
+        p.version
+            .as_deref()
+            .map(text)
+            .unwrap_or_else(|| "(none)".into())
     ));
     out.push_str(&format!("| Source hash | {} |\n", code(&p.source_hash)));
     out.push_str(&format!(
@@ -110,10 +113,17 @@ rules. Conditions are quoted from the policy source.\n\n",
                 } else {
                     format!(" ({})", text(&p.subject))
                 };
-                format!("{}{subject}: **{}**", text(p.property), status_word(p.verdict))
+                format!(
+                    "{}{subject}: **{}**",
+                    text(p.property),
+                    status_word(p.verdict)
+                )
             })
             .collect();
-        out.push_str(&format!("| Proofs | {} |\n\n", list_or_none(proofs.into_iter())));
+        out.push_str(&format!(
+            "| Proofs | {} |\n\n",
+            list_or_none(proofs.into_iter())
+        ));
     }
 
     out.push_str("## Matrix\n\n| Tool | Effects | Reads | Writes |");
@@ -297,8 +307,8 @@ pub fn text(s: &str) -> String {
             // An underscore inside a word is never emphasis (GFM), so `work_product`
             // stays readable in the raw text.
             '_' if alnum(i.checked_sub(1)) && alnum(Some(i + 1)) => out.push(ch),
-            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '#' | '!' | '~' | '&'
-            | '{' | '}' => {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '#' | '!' | '~' | '&' | '{'
+            | '}' => {
                 out.push('\\');
                 out.push(ch);
             }
@@ -333,7 +343,10 @@ mod tests {
 
     #[test]
     fn free_text_never_becomes_markup() {
-        assert_eq!(text("<script>a|b</script>"), "\\<script\\>a\\|b\\</script\\>");
+        assert_eq!(
+            text("<script>a|b</script>"),
+            "\\<script\\>a\\|b\\</script\\>"
+        );
         assert_eq!(text("fees & *costs*"), "fees \\& \\*costs\\*");
         assert_eq!(text("work_product _x_"), "work_product \\_x\\_");
         assert_eq!(code("a < b"), "`a < b`");
