@@ -159,7 +159,7 @@ fn failed_proofs_are_shown_and_exit_1() {
     let o = agentpolicy(&["matrix", path, "--format", "json"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        stderr(&o).contains("1 property failed and 0 are unknown; the matrix shows which"),
+        stderr(&o).contains("error: 1 property failed; the matrix shows which"),
         "{}",
         stderr(&o)
     );
@@ -192,6 +192,52 @@ fn failed_proofs_are_shown_and_exit_1() {
         stdout(&o)
     );
     assert!(stdout(&o).contains("proofs: **FAILED**"));
+}
+
+#[test]
+fn unknown_is_never_shown_as_proved() {
+    // Z3's deterministic resource limit, set so low that most queries give up.
+    let args = [
+        "matrix",
+        "examples/law_firm",
+        "--rlimit",
+        "1",
+        "--format",
+        "json",
+    ];
+    let o = agentpolicy(&args);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("properties are unknown; the matrix shows which"),
+        "{}",
+        stderr(&o)
+    );
+    let json: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("still written");
+    assert_eq!(json["verification"]["status"], "unknown");
+    let unknown = json["verification"]["unknown"].as_u64().expect("count");
+    assert!(unknown > 0);
+    let listed = json["properties"]
+        .as_array()
+        .expect("properties")
+        .iter()
+        .filter(|p| p["verdict"] == "unknown" && p["detail"].is_string())
+        .count();
+    assert_eq!(listed as u64, unknown);
+
+    let o = agentpolicy(&[
+        "matrix",
+        "examples/law_firm",
+        "--rlimit",
+        "1",
+        "--allow-unknown",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("| Verification | **UNKNOWN**: "),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("| isolation | agent intake | **UNKNOWN** |"));
 }
 
 #[test]

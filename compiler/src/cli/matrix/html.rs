@@ -141,7 +141,11 @@ deny and escalate rules and not allow rules. Conditions are quoted from the poli
     );
 
     // Agents.
-    out.push_str("<section>\n<h2>Agents</h2>\n<div class=\"agents\">\n");
+    out.push_str("<section>\n<h2>Agents</h2>\n");
+    if m.agents.is_empty() {
+        out.push_str("<p>The policy declares no agent.</p>\n");
+    }
+    out.push_str("<div class=\"agents\">\n");
     for a in &m.agents {
         let _ = write!(
             out,

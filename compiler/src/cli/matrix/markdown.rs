@@ -58,6 +58,9 @@ rules. Conditions are quoted from the policy source.\n\n",
     );
 
     out.push_str("## Agents\n\n");
+    if m.agents.is_empty() {
+        out.push_str("The policy declares no agent.\n\n");
+    }
     for a in &m.agents {
         out.push_str(&format!("### {}\n\n| | |\n|---|---|\n", code(&a.name)));
         let opt = |v: &Option<String>| v.as_deref().map(text).unwrap_or_else(|| "(none)".into());

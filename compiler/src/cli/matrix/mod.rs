@@ -157,17 +157,32 @@ pub fn run(args: MatrixArgs) -> u8 {
         None => print!("{text}"),
     }
     if v.failed > 0 || (v.unknown > 0 && !args.allow_unknown) {
+        let mut parts = Vec::new();
+        if v.failed > 0 {
+            parts.push(format!(
+                "{} failed",
+                plural(v.failed, "property", "properties")
+            ));
+        }
+        if v.unknown > 0 {
+            parts.push(format!(
+                "{} unknown",
+                plural(v.unknown, "property is", "properties are")
+            ));
+        }
         eprintln!(
-            "error: {} propert{} failed and {} {} unknown; the matrix shows which\nhelp: run `agentpolicy check {}` for the counterexamples with their source lines",
-            v.failed,
-            if v.failed == 1 { "y" } else { "ies" },
-            v.unknown,
-            if v.unknown == 1 { "is" } else { "are" },
+            "error: {}; the matrix shows which, and must not be signed as proved\nhelp: run `agentpolicy check {}` for the counterexamples and reasons with their source lines",
+            parts.join(" and "),
             args.path.display()
         );
         return EXIT_FAILURE;
     }
     0
+}
+
+/// `1 property`, `2 properties`.
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// `YYYY-MM-DD` with a month 01-12 and a day 01-31.
