@@ -192,6 +192,13 @@ fn failed_proofs_are_shown_and_exit_1() {
         stdout(&o)
     );
     assert!(stdout(&o).contains("proofs: **FAILED**"));
+    assert!(
+        stdout(&o).contains(
+            "## Not proved\n\nDo not sign this matrix as proved:\n\n- **FAILED** irreversible =\\> escalation (research calls file_with_court): "
+        ),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]

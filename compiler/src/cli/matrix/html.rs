@@ -60,6 +60,10 @@ td.none { color: var(--none); background: #fafbfc; }
 .v.failed { color: var(--deny); }
 .v.unknown { color: var(--esc); }
 .v.warning { color: var(--esc); }
+section.open { border: 1px solid #efc2bf; background: var(--deny-bg); border-radius: 6px;
+  padding: 2px 16px 10px; margin-top: 18px; }
+section.open h2 { color: var(--deny); border-bottom-color: var(--deny); }
+section.open ul { margin: 0; padding-left: 18px; }
 table.signoff td { height: 42px; }
 table.signoff td:first-child { width: 22%; font-weight: 600; }
 footer { margin-top: 24px; color: var(--muted); font-size: 11px; border-top: 1px solid var(--line);
@@ -141,6 +145,27 @@ deny and escalate rules and not allow rules. Conditions are quoted from the poli
     );
 
     // Agents.
+    let open: Vec<_> = m
+        .properties
+        .iter()
+        .filter(|p| p.verdict == "failed" || p.verdict == "unknown")
+        .collect();
+    if !open.is_empty() {
+        out.push_str(
+            "<section class=\"open\">\n<h2>Not proved</h2>\n<p>Do not sign this matrix as proved:</p>\n<ul>\n",
+        );
+        for p in open {
+            let _ = writeln!(
+                out,
+                "<li>{} {} ({}): {}</li>",
+                verdict_html(p.verdict),
+                escape(p.property),
+                escape(&p.subject),
+                p.detail.as_deref().map(escape).unwrap_or_default()
+            );
+        }
+        out.push_str("</ul>\n</section>\n");
+    }
     out.push_str("<section>\n<h2>Agents</h2>\n");
     if m.agents.is_empty() {
         out.push_str("<p>The policy declares no agent.</p>\n");

@@ -57,6 +57,24 @@ reads a value the call does not carry matches `deny` and `escalate` rules and no
 rules. Conditions are quoted from the policy source.\n\n",
     );
 
+    let open: Vec<_> = m
+        .properties
+        .iter()
+        .filter(|p| p.verdict == "failed" || p.verdict == "unknown")
+        .collect();
+    if !open.is_empty() {
+        out.push_str("## Not proved\n\nDo not sign this matrix as proved:\n\n");
+        for p in open {
+            out.push_str(&format!(
+                "- **{}** {} ({}): {}\n",
+                status_word(p.verdict),
+                text(p.property),
+                text(&p.subject),
+                p.detail.as_deref().map(text).unwrap_or_default()
+            ));
+        }
+        out.push('\n');
+    }
     out.push_str("## Agents\n\n");
     if m.agents.is_empty() {
         out.push_str("The policy declares no agent.\n\n");
