@@ -11,7 +11,7 @@
 use agentpolicy::model::Model;
 use agentpolicy::render::Sources;
 use agentpolicy::syntax::lexer::{self, TokenKind};
-use agentpolicy::verify::{Counterexample, Property, Report, Verdict};
+use agentpolicy::verify::{ArgVal, Counterexample, Property, Report, Verdict};
 use agentpolicy_runtime::{
     BreakerMetric, CmpOp, ContentHash, DecisionTable, Entry, LimitUnit, LimitWindow, Mode,
     RuleKind, Span, SuspendScope, TableData, TimeoutOutcome,
@@ -625,9 +625,12 @@ fn counterexample_line(c: &Counterexample) -> String {
         .args
         .iter()
         .map(|(name, value)| {
-            let v = match value.to_json() {
-                serde_json::Value::String(s) => s,
-                other => other.to_string(),
+            // Texts quoted (they may hold commas); money, durations and percentages
+            // as the language writes them.
+            let v = match (value, value.to_json()) {
+                (ArgVal::Text(_), json) => json.to_string(),
+                (_, serde_json::Value::String(s)) => s,
+                (_, other) => other.to_string(),
             };
             format!("{name}: {v}")
         })
