@@ -635,10 +635,14 @@ fn counterexample_line(c: &Counterexample) -> String {
             format!("{name}: {v}")
         })
         .collect();
-    let steps = if c.calls.len() > 1 {
-        format!(" (after {} earlier call(s))", c.calls.len() - 1)
-    } else {
+    let earlier: Vec<String> = c.calls[..c.calls.len() - 1]
+        .iter()
+        .map(|e| format!("{} calls {}", e.agent, e.tool))
+        .collect();
+    let steps = if earlier.is_empty() {
         String::new()
+    } else {
+        format!(" (after {} in the same session)", earlier.join(", then "))
     };
     format!(
         "{} e.g. {} calls {}({}){steps} -> {}",
