@@ -202,6 +202,59 @@ fn failed_proofs_are_shown_and_exit_1() {
 }
 
 #[test]
+fn rules_that_never_decide_are_marked_like_the_verifier_finds_them() {
+    let dir = temp_dir("shadowed");
+    let file = dir.join("p.agentpolicy");
+    std::fs::write(
+        &file,
+        r#"policy shadowed
+tool t(amount: money) { effect read }
+escalation ops { notify "q" timeout 1h then deny }
+agent a {
+  owner "o@example.com"
+  escalate t to ops
+  allow t when amount < $5
+  escalate t to ops when amount > $100
+}
+"#,
+    )
+    .expect("write");
+    let file = file.to_str().expect("utf-8 path");
+    // A hygiene warning does not fail the matrix, as it does not fail `check`.
+    let json: serde_json::Value = serde_json::from_str(&matrix(file, "json")).expect("json");
+    let cell = &json["cells"][0];
+    assert_eq!(
+        cell["summary"],
+        serde_json::json!([
+            "escalate to ops",
+            "escalate to ops when amount > $100",
+            "allow when amount < $5 (never decides: a rule above always matches)"
+        ])
+    );
+    let reachable: Vec<bool> = cell["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .map(|r| r["reachable"].as_bool().expect("bool"))
+        .collect();
+    assert_eq!(reachable, [true, true, false]);
+    // The verifier agrees: its hygiene warning is about that rule, in that cell.
+    assert_eq!(cell["proofs"], "warning");
+    assert_eq!(json["verification"]["warnings"], 1);
+    let warning = json["properties"]
+        .as_array()
+        .expect("properties")
+        .iter()
+        .find(|p| p["verdict"] == "warning")
+        .expect("a hygiene warning");
+    assert_eq!(warning["subject"], "rule a/allow/t#1");
+    assert_eq!(
+        (&warning["agent"], &warning["tool"]),
+        (&"a".into(), &"t".into())
+    );
+}
+
+#[test]
 fn unknown_is_never_shown_as_proved() {
     // Z3's deterministic resource limit, set so low that most queries give up.
     let args = [

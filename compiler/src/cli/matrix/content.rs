@@ -592,7 +592,13 @@ fn properties(data: &TableData, report: &Report) -> Vec<PropertyInfo> {
                     agent = Some(a.to_string());
                     tool = Some(t.to_string());
                 } else if let Some(rest) = r.subject.strip_prefix("rule ") {
-                    agent = rest.split('/').next().map(str::to_string);
+                    // `agent/kind/target#n`: a rule naming one tool belongs to its cell.
+                    let mut parts = rest.split('/');
+                    agent = parts.next().map(str::to_string);
+                    tool = parts
+                        .nth(1)
+                        .and_then(|t| t.split('#').next())
+                        .map(str::to_string);
                 }
             }
             let agent = agent.filter(|a| is_agent(a));
