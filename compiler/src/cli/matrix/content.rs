@@ -406,9 +406,9 @@ fn agent_info(
             .map(|b| {
                 let (metric, value) = match b.metric {
                     BreakerMetric::ErrorRate => ("error_rate", percent(b.value)),
-                    BreakerMetric::Calls => ("calls", b.value.to_string()),
-                    BreakerMetric::Tokens => ("tokens", b.value.to_string()),
-                    BreakerMetric::Denials => ("denials", b.value.to_string()),
+                    BreakerMetric::Calls => ("calls", count(b.value)),
+                    BreakerMetric::Tokens => ("tokens", count(b.value)),
+                    BreakerMetric::Denials => ("denials", count(b.value)),
                 };
                 let scope = match b.scope {
                     SuspendScope::Agent => "agent",
@@ -733,6 +733,14 @@ fn grouped(n: u64) -> String {
         out.push(ch);
     }
     out
+}
+
+/// A count, grouped by thousands like a limit: `3,000,000`.
+fn count(n: i64) -> String {
+    match u64::try_from(n) {
+        Ok(n) => grouped(n),
+        Err(_) => n.to_string(),
+    }
 }
 
 /// Milliseconds in the largest unit that divides them exactly, as the language writes
