@@ -212,14 +212,7 @@ deny and escalate rules and not allow rules. Conditions are quoted from the poli
             ),
         );
         row("Limits", block_list(a.limits.iter().map(|l| escape(l))));
-        row(
-            "Breakers",
-            block_list(
-                a.breakers
-                    .iter()
-                    .map(|b| format!("<code>{}</code>", escape(b))),
-            ),
-        );
+        row("Breakers", block_list(a.breakers.iter().map(|b| escape(b))));
         row(
             "Credentials",
             block_list(a.credentials.iter().map(|c| match &c.expires {

@@ -106,7 +106,7 @@ rules. Conditions are quoted from the policy source.\n\n",
         ));
         out.push_str(&format!(
             "| Breakers | {} |\n",
-            list_or_none(a.breakers.iter().map(|b| code(b)))
+            list_or_none(a.breakers.iter().map(|b| text(b)))
         ));
         out.push_str(&format!(
             "| Credentials | {} |\n",
