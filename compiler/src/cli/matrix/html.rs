@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::content::{CellInfo, DataInfo, Matrix};
-use super::markdown::{SIGN_OFF_ROLES, status_word};
+use super::markdown::{SIGN_OFF_ROLES, mode_text, status_word};
 
 const STYLE: &str = r#"
 :root { --ink:#1b2430; --muted:#5d6b7a; --line:#d5dbe3; --head:#eef2f6; --accent:#1f4e79;
@@ -187,7 +187,7 @@ deny and escalate rules and not allow rules. Conditions are quoted from the poli
         };
         row("Owner", opt(&a.owner));
         row("Purpose", opt(&a.purpose));
-        row("Mode", escape(a.mode));
+        row("Mode", escape(&mode_text(a.mode)));
         row(
             "Max tier",
             a.max_tier

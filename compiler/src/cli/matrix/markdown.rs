@@ -84,7 +84,7 @@ rules. Conditions are quoted from the policy source.\n\n",
         let opt = |v: &Option<String>| v.as_deref().map(text).unwrap_or_else(|| "(none)".into());
         out.push_str(&format!("| Owner | {} |\n", opt(&a.owner)));
         out.push_str(&format!("| Purpose | {} |\n", opt(&a.purpose)));
-        out.push_str(&format!("| Mode | {} |\n", a.mode));
+        out.push_str(&format!("| Mode | {} |\n", mode_text(a.mode)));
         out.push_str(&format!(
             "| Max tier | {} |\n",
             a.max_tier
@@ -264,6 +264,14 @@ pub const SIGN_OFF_ROLES: &[&str] = &[
     "Compliance officer",
     "Security reviewer",
 ];
+
+/// An agent's mode, with what shadow mode means for the people signing.
+pub fn mode_text(mode: &str) -> String {
+    match mode {
+        "shadow" => "shadow: decided and logged, not enforced (the caller gets allow, with the would-be outcome)".to_string(),
+        other => other.to_string(),
+    }
+}
 
 /// `proved`, `FAILED`, `UNKNOWN`, `warning`: what is not a proof stands out.
 pub fn status_word(verdict: &str) -> String {
