@@ -130,6 +130,11 @@ codes! {
     UnknownArgument = "AP0031", Error, "unknown argument";
     ArgumentInStarRule = "AP0032", Error, "argument condition on a `*` rule";
     ConstantCondition = "AP0033", Warning, "condition does not depend on the request";
+    NotTextArgument = "AP0034", Error, "set or pattern used with an argument that is not text";
+    EmptySet = "AP0035", Warning, "set has no members";
+    PatternNeverMatches = "AP0036", Warning, "pattern can never match";
+    InvalidPattern = "AP0037", Error, "malformed glob pattern";
+    ListWithoutQuantifier = "AP0038", Error, "list argument used without `all` or `any`";
     EscalateWithoutRoute = "AP0040", Error, "`escalate` without a route";
     RouteWithoutTimeout = "AP0041", Error, "escalation route without a timeout outcome";
     AgentWithoutOwner = "AP0042", Error, "agent without an owner";
@@ -153,6 +158,7 @@ codes! {
     AssertNeverReadsFailed = "AP0110", Error, "`assert ... never reads` does not hold";
     AssertNoFlowFailed = "AP0111", Error, "`assert no flow from ... to ...` does not hold";
     ProofUnknown = "AP0112", Error, "property neither proved nor refuted";
+    TaintedIrreversible = "AP0113", Error, "irreversible tool allowed in a tainted session without escalation";
 }
 
 impl Serialize for Code {

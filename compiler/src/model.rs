@@ -14,8 +14,8 @@ use serde::Serialize;
 
 use crate::diagnostics::FileId;
 use crate::syntax::ast::{
-    BreakerMetric, CompareOp, Effect, LimitUnit, LimitWindow, Mode, RuleKind, SuspendScope,
-    TextRange, TimeoutOutcome, TypeName,
+    BreakerMetric, CompareOp, Effect, LimitUnit, LimitWindow, Mode, Quantifier, RuleKind,
+    SuspendScope, TextRange, TimeoutOutcome, TypeName,
 };
 
 /// Where something was declared: a file and a byte range in it.
@@ -43,7 +43,8 @@ ids!(
     ThresholdId,
     RouteId,
     AgentId,
-    RuleId
+    RuleId,
+    SetId
 );
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
@@ -62,6 +63,16 @@ pub struct Model {
     pub rules: Vec<RuleDef>,
     pub asserts: Vec<AssertDef>,
     pub tests: Vec<TestDef>,
+    /// Named sets of texts (`set NAME = [...]` or `set NAME from deploy`).
+    pub sets: Vec<SetDef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SetDef {
+    pub name: String,
+    /// The members, sorted and without duplicates; `None` for a set bound at deploy time.
+    pub members: Option<Vec<String>>,
+    pub loc: Loc,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -88,6 +99,8 @@ pub struct ResourceDef {
     pub name: String,
     pub tier: TierId,
     pub keyed: Vec<KeyId>,
+    /// Reading it taints the session.
+    pub untrusted: bool,
     pub loc: Loc,
 }
 
@@ -116,6 +129,8 @@ pub struct ToolDef {
     pub effects: Vec<Effect>,
     pub reads: Vec<ResourceId>,
     pub writes: Vec<SinkId>,
+    /// Its output is untrusted content: a call taints the session.
+    pub untrusted: bool,
     pub loc: Loc,
 }
 
@@ -142,6 +157,8 @@ pub enum Value {
     Duration(i64),
     Text(String),
     Bool(bool),
+    /// A `list<text>` argument (tests and counterexamples only; no literal in conditions).
+    TextList(Vec<String>),
 }
 
 impl Value {
@@ -153,6 +170,7 @@ impl Value {
             Value::Duration(_) => TypeName::Duration,
             Value::Text(_) => TypeName::Text,
             Value::Bool(_) => TypeName::Bool,
+            Value::TextList(_) => TypeName::TextList,
         }
     }
 }
@@ -269,6 +287,41 @@ pub enum Cond {
     },
     /// A `bool` term used as a condition.
     Truthy(Term),
+    /// The text argument at this parameter index is a member of the set.
+    InSet { arg: usize, set: SetId },
+    /// The text argument matches the glob.
+    Matches { arg: usize, pattern: String },
+    /// `all` / `any` element of the `list<text>` argument passes the test.
+    Quantified {
+        quantifier: Quantifier,
+        arg: usize,
+        test: ElementTest,
+    },
+    /// The caller says the argument came from untrusted content.
+    FromUntrusted { arg: usize },
+    /// The called tool has the effect (decided per tool when the table is built).
+    HasEffect(Effect),
+}
+
+/// A test on one element of a list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum ElementTest {
+    InSet { set: SetId, negated: bool },
+    Matches { pattern: String, negated: bool },
+    Equals { text: String, negated: bool },
+}
+
+impl ElementTest {
+    /// Whether `text` passes, with `in_set` answering set membership.
+    pub fn holds(&self, text: &str, in_set: impl Fn(SetId, &str) -> bool) -> bool {
+        match self {
+            ElementTest::InSet { set, negated } => in_set(*set, text) != *negated,
+            ElementTest::Matches { pattern, negated } => {
+                agentpolicy_runtime::glob_match(pattern, text) != *negated
+            }
+            ElementTest::Equals { text: t, negated } => (t == text) != *negated,
+        }
+    }
 }
 
 impl Cond {
@@ -288,7 +341,64 @@ impl Cond {
                 out.push(right);
             }
             Cond::Truthy(t) => out.push(t),
+            Cond::InSet { .. }
+            | Cond::Matches { .. }
+            | Cond::Quantified { .. }
+            | Cond::FromUntrusted { .. }
+            | Cond::HasEffect(_) => {}
         }
+    }
+
+    /// The argument indices the condition reads, in order, with repeats.
+    pub fn args(&self) -> Vec<usize> {
+        let mut out = Vec::new();
+        self.visit(&mut |c| match c {
+            Cond::Compare { left, right, .. } => {
+                for t in [left, right] {
+                    if let Term::Arg(i) = t {
+                        out.push(*i);
+                    }
+                }
+            }
+            Cond::Truthy(Term::Arg(i))
+            | Cond::InSet { arg: i, .. }
+            | Cond::Matches { arg: i, .. }
+            | Cond::Quantified { arg: i, .. }
+            | Cond::FromUntrusted { arg: i } => out.push(*i),
+            _ => {}
+        });
+        out
+    }
+
+    /// Calls `f` on this condition and every condition inside it, outermost first.
+    pub fn visit(&self, f: &mut impl FnMut(&Cond)) {
+        f(self);
+        match self {
+            Cond::Or(cs) | Cond::And(cs) => cs.iter().for_each(|c| c.visit(f)),
+            Cond::Not(c) => c.visit(f),
+            _ => {}
+        }
+    }
+
+    /// Whether the condition reads anything of the call or its session: an argument,
+    /// the confidence, the session's taint, or the called tool's effects.
+    pub fn reads_call(&self) -> bool {
+        let mut reads = false;
+        self.visit(&mut |c| match c {
+            Cond::Compare { left, right, .. } => {
+                reads |= [left, right]
+                    .iter()
+                    .any(|t| !matches!(t, Term::Const { .. }))
+            }
+            Cond::Truthy(t) => reads |= !matches!(t, Term::Const { .. }),
+            Cond::InSet { .. }
+            | Cond::Matches { .. }
+            | Cond::Quantified { .. }
+            | Cond::FromUntrusted { .. }
+            | Cond::HasEffect(_) => reads = true,
+            Cond::Or(_) | Cond::And(_) | Cond::Not(_) => {}
+        });
+        reads
     }
 }
 
@@ -298,6 +408,8 @@ pub enum Term {
     Arg(usize),
     /// The confidence the caller reports, in millionths.
     Confidence,
+    /// Whether the session has taken in untrusted content (a `bool`).
+    Tainted,
     /// A literal, or a threshold inlined (its id kept for explanations).
     Const {
         value: Value,
@@ -314,6 +426,10 @@ pub enum AssertDef {
         loc: Loc,
     },
     EveryIrreversibleEscalates {
+        loc: Loc,
+    },
+    /// `assert every irreversible tool escalates when tainted`.
+    TaintedIrreversibleEscalates {
         loc: Loc,
     },
     NeverReads {
@@ -348,6 +464,8 @@ pub struct TestCall {
     pub on: Option<TestResource>,
     /// The sink the call writes, with the key values of the data.
     pub into: Option<TestSink>,
+    /// Parameter indices of arguments marked `untrusted`.
+    pub untrusted: Vec<usize>,
     pub loc: Loc,
 }
 
@@ -386,6 +504,13 @@ impl Model {
             .iter()
             .position(|a| a.name == name)
             .map(|i| AgentId(i as u32))
+    }
+
+    pub fn set_by_name(&self, name: &str) -> Option<SetId> {
+        self.sets
+            .iter()
+            .position(|s| s.name == name)
+            .map(|i| SetId(i as u32))
     }
 
     pub fn rule(&self, id: RuleId) -> &RuleDef {

@@ -65,6 +65,7 @@ fn model() -> Model {
             effects: vec![],
             reads: vec![],
             writes: vec![],
+            untrusted: false,
             loc: at("tool"),
         }],
         routes: vec![RouteDef {

@@ -97,6 +97,7 @@ fn advance(table: &DecisionTable, session: &Session, call: &Call) -> Session {
     Session {
         tier: tier.map(|t| data.tiers[t].clone()),
         bound,
+        tainted: false,
     }
 }
 
@@ -105,6 +106,8 @@ fn replay(table: &DecisionTable, cex: &Counterexample) -> usize {
     // A session starts with nothing read; it may be bound to key values at creation.
     let mut session = Session {
         tier: None,
+        // A single-call counterexample may start in a session that is already tainted.
+        tainted: cex.calls.first().is_some_and(|c| c.session.tainted),
         bound: cex
             .calls
             .first()

@@ -222,6 +222,35 @@ pub fn describe(world: &World<'_>, symbol: &Symbol) -> Option<String> {
             );
             let _ = writeln!(out, "Type: {}", t.value.ty().keyword());
         }
+        SymbolKind::Set => {
+            let set = model.sets.iter().find(|s| s.name == name)?;
+            match &set.members {
+                Some(members) => {
+                    code(&mut out, &format!("set {name}"));
+                    let _ = writeln!(
+                        out,
+                        "{} distinct member{}, written in the policy.",
+                        members.len(),
+                        if members.len() == 1 { "" } else { "s" }
+                    );
+                    let shown: Vec<String> =
+                        members.iter().take(5).map(|m| format!("`{m}`")).collect();
+                    if !shown.is_empty() {
+                        let more = members.len().saturating_sub(shown.len());
+                        let _ = writeln!(
+                            out,
+                            "\n{}{}",
+                            shown.join(", "),
+                            if more > 0 { format!(" and {more} more") } else { String::new() }
+                        );
+                    }
+                }
+                None => {
+                    code(&mut out, &format!("set {name} from deploy"));
+                    out.push_str("Members are bound when the table is loaded (`--sets FILE`); the audit log records their hash. Until bound, calls that test the set are denied.\n");
+                }
+            }
+        }
         SymbolKind::Route => {
             let r = model.routes.iter().find(|r| r.name == name)?;
             code(&mut out, &format!("escalation {name}"));

@@ -22,7 +22,7 @@ use agentpolicy_runtime::{
 use serde_json::{Value as Json, json};
 
 use super::output::Format;
-use super::request_json::{arg_value, number};
+use super::request_json::{arg_or_list, number, text_lists};
 use super::table_input::load_table_or_policy;
 use super::trace::{self, CallLine, OpLine, Step, When};
 use super::{EXIT_FAILURE, EXIT_USAGE};
@@ -241,12 +241,13 @@ impl Run<'_> {
             .tool_id(&c.tool)
             .and_then(|t| table.data().tools.get(t.index()));
         let mut args: Vec<(&str, ArgValue<'_>)> = Vec::new();
+        let lists = text_lists(&c.args);
         for (name, value) in &c.args {
             let param = tool.and_then(|t| t.params.iter().find(|p| &p.name == name));
             let arg = match param {
                 // Passed on so the engine denies the call, naming the parameter.
                 None => ArgValue::Text(""),
-                Some(p) => arg_value(p.ty, value).map_err(|expected| {
+                Some(p) => arg_or_list(p.ty, value, lists.get(name.as_str())).map_err(|expected| {
                     format!(
                         "{}:{line}: argument `{name}`: expected {expected}, found {value}",
                         self.trace
@@ -265,7 +266,8 @@ impl Run<'_> {
             .iter()
             .flat_map(|w| w.keys.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .collect();
-        let mut call = Call::new(&c.tool).args(&args);
+        let untrusted: Vec<&str> = c.untrusted.iter().map(String::as_str).collect();
+        let mut call = Call::new(&c.tool).args(&args).untrusted(&untrusted);
         if let Some(conf) = &c.confidence {
             let millionths = number(conf).map_err(|expected| {
                 format!(

@@ -29,6 +29,9 @@ pub struct CallLine {
     pub read: Option<Target>,
     #[serde(default)]
     pub write: Option<Target>,
+    /// Arguments that came from untrusted content.
+    #[serde(default)]
+    pub untrusted: Vec<String>,
     /// Keys the session is bound to when this line opens it.
     #[serde(default)]
     pub bind: BTreeMap<String, String>,

@@ -257,6 +257,7 @@ impl Resolver {
                     ItemKind::Threshold(t) => (NameKind::Threshold, &t.name),
                     ItemKind::Escalation(e) => (NameKind::Route, &e.name),
                     ItemKind::Agent(a) => (NameKind::Agent, &a.name),
+                    ItemKind::Set(d) => (NameKind::Set, &d.name),
                     _ => continue,
                 };
                 let index = self.slot_count(kind);
@@ -286,6 +287,7 @@ impl Resolver {
             NameKind::Route => self.model.routes.len(),
             NameKind::Agent => self.model.agents.len(),
             NameKind::Tier => self.model.tiers.len(),
+            NameKind::Set => self.model.sets.len(),
         }) as u32
     }
 
@@ -299,6 +301,7 @@ impl Resolver {
                 name,
                 tier: TierId(0),
                 keyed: Vec::new(),
+                untrusted: false,
                 loc: at,
             }),
             NameKind::Sink => self.model.sinks.push(SinkDef {
@@ -313,6 +316,7 @@ impl Resolver {
                 effects: Vec::new(),
                 reads: Vec::new(),
                 writes: Vec::new(),
+                untrusted: false,
                 loc: at,
             }),
             NameKind::Threshold => self.model.thresholds.push(ThresholdDef {
@@ -340,6 +344,11 @@ impl Resolver {
                 credentials: Vec::new(),
                 loc: at,
             }),
+            NameKind::Set => self.model.sets.push(SetDef {
+                name,
+                members: Some(Vec::new()),
+                loc: at,
+            }),
             NameKind::Tier => {}
         }
     }
@@ -354,6 +363,7 @@ impl Resolver {
             NameKind::Route => self.model.routes[i].loc = at,
             NameKind::Agent => self.model.agents[i].loc = at,
             NameKind::Key => self.model.keys[i].loc = at,
+            NameKind::Set => self.model.sets[i].loc = at,
             NameKind::Tier => {}
         }
     }
@@ -423,6 +433,7 @@ impl Resolver {
                         );
                         let def = &mut self.model.resources[i as usize];
                         (def.tier, def.keyed) = (tier, keyed);
+                        def.untrusted = !r.untrusted.is_empty();
                     }
                     ItemKind::Sink(s) => {
                         let Some(i) = self.owns_slot(&s.name, file.id) else {
@@ -443,6 +454,32 @@ impl Resolver {
                         };
                         let def = self.tool(t, file.id);
                         self.model.tools[i as usize] = def;
+                    }
+                    ItemKind::Set(d) => {
+                        let Some(i) = self.owns_slot(&d.name, file.id) else {
+                            continue;
+                        };
+                        let members = match &d.source {
+                            ast::SetSource::Deploy(_) => None,
+                            ast::SetSource::Members(items, range) => {
+                                if items.is_empty() {
+                                    self.report(
+                                        Diagnostic::new(
+                                            Code::EmptySet,
+                                            format!("set `{}` has no members, so `in {}` is never true", d.name.text, d.name.text),
+                                            Label::new(file.id, *range, "empty"),
+                                        )
+                                        .with_help("add its members, or write `from deploy` to supply them when the table is loaded"),
+                                    );
+                                }
+                                let mut members: Vec<String> =
+                                    items.iter().map(|m| m.value.clone()).collect();
+                                members.sort();
+                                members.dedup();
+                                Some(members)
+                            }
+                        };
+                        self.model.sets[i as usize].members = members;
                     }
                     ItemKind::Threshold(t) => {
                         let Some(i) = self.owns_slot(&t.name, file.id) else {
@@ -503,6 +540,7 @@ impl Resolver {
             all_tools: &self.model.tools,
             namespace: &self.ns,
             thresholds: &self.model.thresholds,
+            sets: &self.model.sets,
             file,
         };
         let mut diags = Vec::new();
@@ -596,6 +634,7 @@ impl Resolver {
             effects: effects.into_iter().collect(),
             reads,
             writes,
+            untrusted: !t.untrusted.is_empty(),
             loc: loc(file, t.name.range),
         }
     }
@@ -931,6 +970,9 @@ impl Resolver {
                     ast::AssertDecl::EveryIrreversibleEscalates => {
                         Some(AssertDef::EveryIrreversibleEscalates { loc: at })
                     }
+                    ast::AssertDecl::TaintedIrreversibleEscalates => {
+                        Some(AssertDef::TaintedIrreversibleEscalates { loc: at })
+                    }
                     ast::AssertDecl::NeverReads { agent, tier } => {
                         let agent = self.resolve(agent, file.id, &[NameKind::Agent]);
                         let tier = self.resolve(tier, file.id, &[NameKind::Tier]);
@@ -1030,5 +1072,6 @@ pub fn literal_type(value: &ast::LiteralValue) -> TypeName {
         ast::LiteralValue::Duration(_) => TypeName::Duration,
         ast::LiteralValue::Text(_) => TypeName::Text,
         ast::LiteralValue::Bool(_) => TypeName::Bool,
+        ast::LiteralValue::TextList(_) => TypeName::TextList,
     }
 }

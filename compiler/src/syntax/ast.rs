@@ -65,6 +65,22 @@ pub enum ItemKind {
     Agent(AgentDecl),
     Assert(AssertDecl),
     Test(TestDecl),
+    Set(SetDecl),
+}
+
+/// `set NAME = ["a", "b"]` or `set NAME from deploy`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SetDecl {
+    pub name: Name,
+    pub source: SetSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum SetSource {
+    /// Members written in the policy, with the range of the `[...]`.
+    Members(Vec<StringLit>, TextRange),
+    /// Bound when the table is loaded; the range of `from deploy`.
+    Deploy(TextRange),
 }
 
 impl ItemKind {
@@ -79,6 +95,7 @@ impl ItemKind {
             ItemKind::Threshold(t) => Some(&t.name),
             ItemKind::Escalation(e) => Some(&e.name),
             ItemKind::Agent(a) => Some(&a.name),
+            ItemKind::Set(d) => Some(&d.name),
             ItemKind::Use(_) | ItemKind::Tiers(_) | ItemKind::Assert(_) | ItemKind::Test(_) => None,
         }
     }
@@ -115,6 +132,8 @@ pub struct ResourceDecl {
     pub name: Name,
     pub tier: Vec<Name>,
     pub keyed: Vec<Name>,
+    /// `untrusted`: reading the resource taints the session.
+    pub untrusted: Vec<TextRange>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -132,6 +151,8 @@ pub enum TypeName {
     Bool,
     Duration,
     Percent,
+    /// `list<text>`: a list of texts, read with `all` / `any`.
+    TextList,
 }
 
 impl TypeName {
@@ -143,6 +164,7 @@ impl TypeName {
             TypeName::Bool => "bool",
             TypeName::Duration => "duration",
             TypeName::Percent => "percent",
+            TypeName::TextList => "list<text>",
         }
     }
 }
@@ -183,6 +205,8 @@ pub struct ToolDecl {
     pub effects: Vec<(Effect, TextRange)>,
     pub reads: Vec<Name>,
     pub writes: Vec<Name>,
+    /// `untrusted`: the tool's output is untrusted content; calling it taints the session.
+    pub untrusted: Vec<TextRange>,
 }
 
 /// A literal as written; `value` is exact, in the unit of its kind.
@@ -202,6 +226,8 @@ pub enum LiteralValue {
     Duration(i64),
     Text(String),
     Bool(bool),
+    /// `["a", "b"]`: only as a test call's argument.
+    TextList(Vec<String>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -426,6 +452,58 @@ pub enum ExprKind {
     },
     /// A bare operand used as a condition: a `bool` argument or threshold.
     Truthy(Operand),
+    /// `x in SET`, `x not in SET`, `x in LOW..HIGH`.
+    In {
+        operand: Operand,
+        negated: bool,
+        target: InTarget,
+    },
+    /// `x matches "glob"`, `x not matches "glob"`.
+    Matches {
+        operand: Operand,
+        negated: bool,
+        pattern: StringLit,
+    },
+    /// `all xs ...` / `any xs ...` over a `list<text>` argument.
+    Quantified {
+        quantifier: Quantifier,
+        list: Name,
+        test: ElementTest,
+    },
+    /// `x from untrusted`.
+    FromUntrusted(Operand),
+    /// `effect irreversible`: the called tool has the effect.
+    HasEffect(Effect, TextRange),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum InTarget {
+    Set(Name),
+    /// Both ends included.
+    Range(Literal, Literal),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Quantifier {
+    All,
+    Any,
+}
+
+impl Quantifier {
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Quantifier::All => "all",
+            Quantifier::Any => "any",
+        }
+    }
+}
+
+/// What `all` / `any` asks of each element of a list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum ElementTest {
+    In { negated: bool, set: Name },
+    Matches { negated: bool, pattern: StringLit },
+    Compare { op: CompareOp, value: Operand },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -452,6 +530,8 @@ pub enum AssertDecl {
         condition: Option<Expr>,
     },
     EveryIrreversibleEscalates,
+    /// `assert every irreversible tool escalates when tainted`.
+    TaintedIrreversibleEscalates,
     NeverReads {
         agent: Name,
         tier: Name,
@@ -473,6 +553,8 @@ pub struct TestDecl {
 pub struct CallArg {
     pub name: Name,
     pub value: Literal,
+    /// `name: untrusted VALUE`: the value came from untrusted content.
+    pub untrusted: Option<TextRange>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -164,6 +164,7 @@ pub const ITEM_KEYWORDS: &[&str] = &[
     "agent",
     "assert",
     "test",
+    "set",
 ];
 
 /// Every reserved word of the language, for completion and semantic tokens.
@@ -226,6 +227,13 @@ pub const KEYWORDS: &[&str] = &[
     "into",
     "true",
     "false",
+    "set",
+    "untrusted",
+    "matches",
+    "in",
+    "all",
+    "any",
+    "deploy",
 ];
 
 #[cfg(test)]

@@ -335,12 +335,14 @@ impl Lower<'_> {
                     name,
                     tier: Vec::new(),
                     keyed: Vec::new(),
+                    untrusted: Vec::new(),
                 };
                 for member in inner {
                     match member.as_rule() {
                         Rule::tier_clause => {
                             decl.tier.extend(member.into_inner().map(|p| self.name(p)))
                         }
+                        Rule::untrusted_clause => decl.untrusted.push(self.range(&member)),
                         _ => decl.keyed.extend(member.into_inner().map(|p| self.name(p))),
                     }
                 }
@@ -406,6 +408,22 @@ impl Lower<'_> {
             }
             Rule::assert_decl => ItemKind::Assert(self.assertion(next(&mut inner)?)?),
             Rule::test_decl => ItemKind::Test(self.test(inner)?),
+            Rule::set_decl => {
+                let name = self.name(next(&mut inner)?);
+                let source = next(&mut inner)?;
+                let source_range = self.range(&source);
+                let source = match source.as_rule() {
+                    Rule::set_members => SetSource::Members(
+                        source
+                            .into_inner()
+                            .map(|p| self.string(p))
+                            .collect::<LowerResult<_>>()?,
+                        source_range,
+                    ),
+                    _ => SetSource::Deploy(source_range),
+                };
+                ItemKind::Set(SetDecl { name, source })
+            }
             _ => return Err(self.unexpected(range)),
         };
         Ok(Item { kind, range })
@@ -427,9 +445,11 @@ impl Lower<'_> {
             effects: Vec::new(),
             reads: Vec::new(),
             writes: Vec::new(),
+            untrusted: Vec::new(),
         };
         for member in inner {
             match member.as_rule() {
+                Rule::untrusted_clause => decl.untrusted.push(self.range(&member)),
                 Rule::params => {
                     for param in member.into_inner() {
                         let range = self.range(&param);
@@ -441,6 +461,7 @@ impl Lower<'_> {
                             "money" => TypeName::Money,
                             "bool" => TypeName::Bool,
                             "duration" => TypeName::Duration,
+                            "list<text>" => TypeName::TextList,
                             _ => TypeName::Percent,
                         };
                         let optional = parts.next().is_some();
@@ -454,13 +475,7 @@ impl Lower<'_> {
                 }
                 Rule::effect_clause => {
                     for effect in member.into_inner() {
-                        let e = match effect.as_str() {
-                            "read" => Effect::Read,
-                            "write" => Effect::Write,
-                            "external" => Effect::External,
-                            "financial" => Effect::Financial,
-                            _ => Effect::Irreversible,
-                        };
+                        let e = parse_effect(effect.as_str());
                         decl.effects.push((e, self.range(&effect)));
                     }
                 }
@@ -637,6 +652,115 @@ impl Lower<'_> {
                 kind: ExprKind::Truthy(self.operand(pair)?),
                 range,
             }),
+            Rule::membership => {
+                let mut inner = pair.into_inner();
+                let operand = self.operand(next(&mut inner)?)?;
+                let mut negated = false;
+                let mut target = None;
+                for part in inner {
+                    match part.as_rule() {
+                        Rule::kw_not => negated = true,
+                        Rule::kw_in => {}
+                        Rule::range => {
+                            let mut ends = part.into_inner();
+                            let low = self.literal(next(&mut ends)?)?;
+                            let high = self.literal(next(&mut ends)?)?;
+                            target = Some(InTarget::Range(low, high));
+                        }
+                        _ => target = Some(InTarget::Set(self.name(part))),
+                    }
+                }
+                Ok(Expr {
+                    kind: ExprKind::In {
+                        operand,
+                        negated,
+                        target: target.ok_or_else(|| self.unexpected(range))?,
+                    },
+                    range,
+                })
+            }
+            Rule::pattern => {
+                let mut inner = pair.into_inner();
+                let operand = self.operand(next(&mut inner)?)?;
+                let mut negated = false;
+                let mut pattern = None;
+                for part in inner {
+                    match part.as_rule() {
+                        Rule::kw_not => negated = true,
+                        Rule::string => pattern = Some(self.string(part)?),
+                        _ => {}
+                    }
+                }
+                Ok(Expr {
+                    kind: ExprKind::Matches {
+                        operand,
+                        negated,
+                        pattern: pattern.ok_or_else(|| self.unexpected(range))?,
+                    },
+                    range,
+                })
+            }
+            Rule::provenance => {
+                let mut inner = pair.into_inner();
+                Ok(Expr {
+                    kind: ExprKind::FromUntrusted(self.operand(next(&mut inner)?)?),
+                    range,
+                })
+            }
+            Rule::effect_test => {
+                let effect = next(&mut pair.into_inner())?;
+                Ok(Expr {
+                    kind: ExprKind::HasEffect(parse_effect(effect.as_str()), self.range(&effect)),
+                    range,
+                })
+            }
+            Rule::quantified => {
+                let mut inner = pair.into_inner();
+                let quantifier = match next(&mut inner)?.as_str() {
+                    "all" => Quantifier::All,
+                    _ => Quantifier::Any,
+                };
+                let list = self.name(next(&mut inner)?);
+                let test = next(&mut inner)?;
+                let mut negated = false;
+                let mut op = None;
+                let mut result = None;
+                for part in test.into_inner() {
+                    match part.as_rule() {
+                        Rule::kw_not => negated = true,
+                        Rule::kw_in | Rule::kw_matches => {}
+                        Rule::ident => {
+                            result = Some(ElementTest::In {
+                                negated,
+                                set: self.name(part),
+                            })
+                        }
+                        Rule::string => {
+                            result = Some(ElementTest::Matches {
+                                negated,
+                                pattern: self.string(part)?,
+                            })
+                        }
+                        Rule::compare_op => op = Some(compare_op(part.as_str())),
+                        _ => {
+                            if let Some(op) = op {
+                                result = Some(ElementTest::Compare {
+                                    op,
+                                    value: self.operand(part)?,
+                                });
+                            }
+                        }
+                    }
+                }
+                Ok(Expr {
+                    kind: ExprKind::Quantified {
+                        quantifier,
+                        list,
+                        test: result.ok_or_else(|| self.unexpected(range))?,
+                    },
+                    range,
+                })
+            }
             _ => Err(self.unexpected(range)),
         }
     }
@@ -667,6 +791,7 @@ impl Lower<'_> {
                 }
             }
             Rule::assert_every_irreversible => AssertDecl::EveryIrreversibleEscalates,
+            Rule::assert_tainted_irreversible => AssertDecl::TaintedIrreversibleEscalates,
             Rule::assert_never_reads => AssertDecl::NeverReads {
                 agent: self.name(next(&mut inner)?),
                 tier: self.name(next(&mut inner)?),
@@ -771,8 +896,30 @@ impl Lower<'_> {
     fn call_arg(&self, pair: Pair<'_, Rule>) -> LowerResult<CallArg> {
         let mut inner = pair.into_inner();
         let name = self.name(next(&mut inner)?);
-        let value = self.literal(next(&mut inner)?)?;
-        Ok(CallArg { name, value })
+        let mut part = next(&mut inner)?;
+        let mut untrusted = None;
+        if part.as_rule() == Rule::kw_untrusted {
+            untrusted = Some(self.range(&part));
+            part = next(&mut inner)?;
+        }
+        let value = if part.as_rule() == Rule::list_literal {
+            let range = self.range(&part);
+            let items = part
+                .into_inner()
+                .map(|p| self.string(p).map(|s| s.value))
+                .collect::<LowerResult<_>>()?;
+            Literal {
+                value: LiteralValue::TextList(items),
+                range,
+            }
+        } else {
+            self.literal(part)?
+        };
+        Ok(CallArg {
+            name,
+            value,
+            untrusted,
+        })
     }
 
     /// A `literal` pair (wrapping one concrete literal kind).
@@ -1041,5 +1188,15 @@ mod design_example {
         let parsed = super::parse(crate::diagnostics::FileId(0), src);
         assert!(parsed.diagnostics.is_empty(), "{:#?}", parsed.diagnostics);
         assert_eq!(parsed.tree.items.len(), 20);
+    }
+}
+
+fn parse_effect(text: &str) -> Effect {
+    match text {
+        "read" => Effect::Read,
+        "write" => Effect::Write,
+        "external" => Effect::External,
+        "financial" => Effect::Financial,
+        _ => Effect::Irreversible,
     }
 }

@@ -56,6 +56,7 @@ pub fn passing(
                 confidence: None,
                 read: read.clone(),
                 write: write.clone(),
+                untrusted: Vec::new(),
                 session: Session::default(),
                 outcome: rt::Outcome::Deny,
                 rule: None,

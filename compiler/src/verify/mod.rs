@@ -270,6 +270,9 @@ pub(crate) struct Ctx<'a> {
     pub table: &'a DecisionTable,
     pub data: &'a TableData,
     pub texts: encode::TextDomain,
+    /// Text slots carry strings linked to their ids: the table has text tests, or an
+    /// assert or exemption tests sets or patterns.
+    pub strings: bool,
     /// One solver per (agent, tool) cell, built on first use and shared by properties.
     pub solvers: RefCell<HashMap<(usize, usize), CachedSolver>>,
     /// The solver every per-cell question is asked of, inside push / pop.
@@ -279,7 +282,42 @@ pub(crate) struct Ctx<'a> {
     pub flows: RefCell<HashMap<(usize, flow::FlowProp), flow::FlowOutcome>>,
 }
 
+/// Whether an assert or an exemption tests sets, patterns or lists.
+fn source_tests_texts(model: &Model) -> bool {
+    let mut conds: Vec<&crate::model::Cond> = model
+        .agents
+        .iter()
+        .flat_map(|a| a.autonomy.iter().map(|x| &x.condition))
+        .collect();
+    conds.extend(model.asserts.iter().filter_map(|a| match a {
+        crate::model::AssertDef::NeverCalls {
+            condition: Some(c), ..
+        } => Some(c),
+        _ => None,
+    }));
+    let mut found = false;
+    for c in conds {
+        c.visit(&mut |c| {
+            found |= matches!(
+                c,
+                crate::model::Cond::InSet { .. }
+                    | crate::model::Cond::Matches { .. }
+                    | crate::model::Cond::Quantified { .. }
+            )
+        });
+    }
+    found
+}
+
 impl<'a> Ctx<'a> {
+    /// The text tests of a tool of the table.
+    pub fn tests(&self, tool: usize) -> encode::TextTests<'a> {
+        encode::TextTests {
+            data: self.data,
+            tool,
+        }
+    }
+
     /// `None` when the table's ids do not line up with the model's (codegen keeps model
     /// order, and everything here relies on it).
     fn new(model: &'a Model, table: &'a DecisionTable, config: &Config) -> Option<Ctx<'a>> {
@@ -321,6 +359,7 @@ impl<'a> Ctx<'a> {
             table,
             data,
             texts: encode::TextDomain::new(data, model),
+            strings: !data.text_tests.is_empty() || source_tests_texts(model),
             solvers: RefCell::new(HashMap::new()),
             shared: Rc::new(solver::solver(config.budget)),
             permitted: RefCell::new(HashMap::new()),

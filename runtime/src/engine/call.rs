@@ -74,6 +74,8 @@ pub struct Call<'a> {
     pub read: Option<Labels<'a>>,
     /// The sink written; `None` means every sink the tool declares, for the tier.
     pub write: Option<Labels<'a>>,
+    /// Arguments the agent framework says came from untrusted content.
+    pub untrusted: &'a [&'a str],
 }
 
 impl<'a> Call<'a> {
@@ -84,7 +86,14 @@ impl<'a> Call<'a> {
             confidence: None,
             read: None,
             write: None,
+            untrusted: &[],
         }
+    }
+
+    /// Names the arguments that came from untrusted content (`ARG from untrusted`).
+    pub fn untrusted(mut self, args: &'a [&'a str]) -> Call<'a> {
+        self.untrusted = args;
+        self
     }
 
     pub fn args(mut self, args: &'a [(&'a str, ArgValue<'a>)]) -> Call<'a> {

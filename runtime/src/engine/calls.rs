@@ -118,6 +118,7 @@ impl Inner {
             n: session.calls,
         };
         let mut extra = Vec::new();
+        let tainted_before = session.tainted;
         let verdict = match refused {
             Some(reason) => Verdict::deny(reason, loaded.hash, Some(call_ref)),
             None => self.evaluate(loaded, session, call, call_ref, now, &mut extra),
@@ -148,6 +149,7 @@ impl Inner {
                 &self.redaction,
                 &DecisionParts {
                     now,
+                    tainted: tainted_before,
                     session: &session.name,
                     agent: &session.agent_name,
                     call,
@@ -186,6 +188,7 @@ impl Inner {
                 agent,
                 call,
                 verdict,
+                tainted: false,
             },
         );
         if agent.is_empty() {
@@ -245,6 +248,7 @@ impl Inner {
             tier: session.tier,
             bound: session.bindings(),
             usage: session.usage.view(&agent.limits, now),
+            tainted: session.tainted,
         };
         let decision = crate::decide(table, &request);
         let suspended = decision.stage() == Stage::Suspended;
@@ -512,6 +516,9 @@ pub(crate) fn build_request(
     let mut b = RequestBuilder::for_ids(table, session.agent, tool);
     for (name, value) in call.args {
         b.set_arg(name, *value)?;
+    }
+    for name in call.untrusted {
+        b.set_untrusted(name)?;
     }
     let read = match &call.read {
         None => None,

@@ -314,7 +314,7 @@ impl Engine {
                 .map(|v| format!(" version {v}"))
                 .unwrap_or_default(),
             loaded.hash
-        ));
+        ) + &loaded.table.deploy_sets_summary());
         inner.append(start)?;
         inner.poll_kill_file()?;
         let housekeeper = match interval {

@@ -25,6 +25,9 @@ pub(crate) fn render(value: &ArgValue<'_>) -> Value {
         ArgValue::Duration(ms) => Value::String(format!("{ms}ms")),
         ArgValue::Bool(b) => Value::Bool(b),
         ArgValue::Text(t) => Value::String(t.to_owned()),
+        ArgValue::TextList(items) => {
+            Value::Array(items.iter().map(|t| Value::String((*t).to_owned())).collect())
+        }
     }
 }
 
@@ -88,6 +91,17 @@ pub(crate) fn labels(call: &Call<'_>) -> Option<Map<String, Value>> {
     if let Some(write) = &call.write {
         out.insert("write".into(), labels_json(write, "sink"));
     }
+    if !call.untrusted.is_empty() {
+        out.insert(
+            "untrusted_args".into(),
+            Value::Array(
+                call.untrusted
+                    .iter()
+                    .map(|a| Value::String((*a).to_owned()))
+                    .collect(),
+            ),
+        );
+    }
     (!out.is_empty()).then_some(out)
 }
 
@@ -108,6 +122,8 @@ pub(crate) struct DecisionParts<'a> {
     pub agent: &'a str,
     pub call: &'a Call<'a>,
     pub verdict: &'a Verdict,
+    /// The session was tainted when the call was decided.
+    pub tainted: bool,
 }
 
 pub(crate) fn decision(
@@ -124,6 +140,11 @@ pub(crate) fn decision(
     r.call = v.call.map(|c| c.n);
     r.args = Some(args(redaction, p.call));
     r.labels = labels(p.call);
+    if p.tainted {
+        r.labels
+            .get_or_insert_with(Map::new)
+            .insert("tainted".into(), Value::Bool(true));
+    }
     r.outcome = Some(v.decision.outcome);
     r.reported = Some(v.outcome);
     r.shadow = v.shadow;

@@ -171,6 +171,7 @@ fn base() -> TableData {
         ],
         rules: vec![],
         cells: vec![],
+        ..TableData::default()
     }
 }
 

@@ -62,6 +62,7 @@ pub(super) fn trace(
         let mut session = Session {
             tier: (lt >= 0).then(|| data.tiers[lt as usize].clone()),
             bound: Vec::new(),
+            tainted: false,
         };
         for k in 0..flows.keys() {
             if boolean(model, &s.lb[k]) {
@@ -106,6 +107,7 @@ pub(super) fn trace(
             confidence,
             read,
             write,
+            untrusted: Vec::new(),
             session,
             outcome: Outcome::Deny,
             rule: None,
