@@ -14,7 +14,7 @@ use agentpolicy::syntax::lexer::{self, TokenKind};
 use agentpolicy::verify::{ArgVal, Counterexample, Property, Report, Verdict};
 use agentpolicy_runtime::{
     BreakerMetric, CmpOp, ContentHash, DecisionTable, Entry, LimitUnit, LimitWindow, Mode,
-    RuleKind, Span, SuspendScope, TableData, TimeoutOutcome,
+    RuleKind, Span, SuspendScope, TableData, TimeoutOutcome, ToolId,
 };
 use serde::Serialize;
 
@@ -79,6 +79,8 @@ pub struct ToolInfo {
     /// Sorted keywords: `read`, `write`, `external`, `financial`, `irreversible`.
     pub effects: Vec<String>,
     pub irreversible: bool,
+    /// The tool's output is untrusted content: a call taints the session.
+    pub untrusted_output: bool,
     pub reads: Vec<DataInfo>,
     pub writes: Vec<DataInfo>,
 }
@@ -90,21 +92,27 @@ pub struct DataInfo {
     /// The resource's tier, or the sink's clearance.
     pub tier: String,
     pub keyed: Vec<String>,
+    /// A resource whose data is untrusted: reading it taints the session. Always false
+    /// for a sink.
+    pub untrusted: bool,
 }
 
 impl DataInfo {
-    /// `matter_documents (confidential, keyed by matter)`.
+    /// `matter_documents (confidential, keyed by matter)`, `web_pages (public, untrusted)`.
     pub fn describe(&self) -> String {
-        if self.keyed.is_empty() {
-            format!("{} ({})", self.name, self.tier)
-        } else {
-            format!(
-                "{} ({}, keyed by {})",
-                self.name,
-                self.tier,
-                self.keyed.join(", ")
-            )
+        format!("{} ({})", self.name, self.labels().join(", "))
+    }
+
+    /// The tier, then `keyed by ...` and `untrusted` when they apply.
+    pub fn labels(&self) -> Vec<String> {
+        let mut out = vec![self.tier.clone()];
+        if !self.keyed.is_empty() {
+            out.push(format!("keyed by {}", self.keyed.join(", ")));
         }
+        if self.untrusted {
+            out.push("untrusted".to_string());
+        }
+        out
     }
 }
 
@@ -211,7 +219,12 @@ pub struct Inputs<'a> {
 pub fn compute(inputs: &Inputs<'_>) -> Matrix {
     let data = inputs.table.data();
     let properties = properties(data, inputs.report);
-    let tools: Vec<ToolInfo> = data.tools.iter().map(|t| tool_info(data, t)).collect();
+    let tools: Vec<ToolInfo> = data
+        .tools
+        .iter()
+        .enumerate()
+        .map(|(i, t)| tool_info(data, ToolId(i as u32), t))
+        .collect();
     let mut agents = Vec::new();
     let mut cells = Vec::new();
     for (a, agent) in data.agents.iter().enumerate() {
@@ -300,7 +313,7 @@ pub fn compute(inputs: &Inputs<'_>) -> Matrix {
     }
 }
 
-fn tool_info(data: &TableData, tool: &agentpolicy_runtime::Tool) -> ToolInfo {
+fn tool_info(data: &TableData, id: ToolId, tool: &agentpolicy_runtime::Tool) -> ToolInfo {
     let key_names = |keys: &[agentpolicy_runtime::KeyId]| -> Vec<String> {
         keys.iter()
             .filter_map(|k| data.keys.get(k.index()).cloned())
@@ -320,14 +333,16 @@ fn tool_info(data: &TableData, tool: &agentpolicy_runtime::Tool) -> ToolInfo {
             .map(|e| effect_keyword(*e).to_string())
             .collect(),
         irreversible: tool.is_irreversible(),
+        untrusted_output: data.untrusted_tools.contains(&id),
         reads: tool
             .reads
             .iter()
-            .filter_map(|r| data.resources.get(r.index()))
-            .map(|r| DataInfo {
+            .filter_map(|r| data.resources.get(r.index()).map(|res| (r, res)))
+            .map(|(id, r)| DataInfo {
                 name: r.name.clone(),
                 tier: tier(r.tier),
                 keyed: key_names(&r.keyed),
+                untrusted: data.untrusted_resources.contains(id),
             })
             .collect(),
         writes: tool
@@ -338,6 +353,7 @@ fn tool_info(data: &TableData, tool: &agentpolicy_runtime::Tool) -> ToolInfo {
                 name: s.name.clone(),
                 tier: tier(s.clearance),
                 keyed: key_names(&s.keyed),
+                untrusted: false,
             })
             .collect(),
     }

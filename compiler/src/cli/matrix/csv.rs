@@ -21,6 +21,7 @@ pub const COLUMNS: &[&str] = &[
     "agent_mode",
     "agent_max_tier",
     "cell_proofs",
+    "untrusted_output",
 ];
 
 pub fn render(matrix: &Matrix) -> String {
@@ -64,6 +65,12 @@ pub fn render(matrix: &Matrix) -> String {
                 agent.map(|a| a.mode.to_string()).unwrap_or_default(),
                 agent.and_then(|a| a.max_tier.clone()).unwrap_or_default(),
                 cell.proofs.unwrap_or("").to_string(),
+                if tool.is_some_and(|t| t.untrusted_output) {
+                    "yes"
+                } else {
+                    "no"
+                }
+                .to_string(),
             ]
             .into_iter(),
         );

@@ -55,6 +55,7 @@ td.none { color: var(--none); background: #fafbfc; }
 .unreachable { color: var(--muted); text-decoration: line-through; }
 .note { color: var(--muted); font-size: 11px; }
 .irrev { color: var(--deny); font-weight: 700; }
+.untrusted { color: var(--esc); font-weight: 700; }
 .v { font-weight: 700; }
 .v.proved { color: var(--allow); }
 .v.failed { color: var(--deny); }
@@ -284,6 +285,11 @@ deny and escalate rules and not allow rules. Conditions are quoted from the poli
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        let effects = if tool.untrusted_output {
+            format!("{effects}<br>output <span class=\"untrusted\">untrusted</span>")
+        } else {
+            effects
+        };
         let _ = write!(
             out,
             "<tr><td class=\"tool\"><code>{}</code></td><td>{effects}</td><td>{}</td><td>{}</td>",
@@ -427,8 +433,13 @@ fn data_html(list: &[DataInfo]) -> String {
             } else {
                 format!(", keyed by {}", escape(&d.keyed.join(", ")))
             };
+            let untrusted = if d.untrusted {
+                ", <span class=\"untrusted\">untrusted</span>"
+            } else {
+                ""
+            };
             format!(
-                "<code>{}</code> <span class=\"note\">({}{keyed})</span>",
+                "<code>{}</code> <span class=\"note\">({}{keyed}{untrusted})</span>",
                 escape(&d.name),
                 escape(&d.tier)
             )

@@ -170,6 +170,11 @@ rules. Conditions are quoted from the policy source.\n\n",
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        let effects = if tool.untrusted_output {
+            format!("{effects}; output **untrusted**")
+        } else {
+            effects
+        };
         let data = |list: &[super::content::DataInfo]| {
             if list.is_empty() {
                 "-".to_string()
@@ -182,7 +187,8 @@ rules. Conditions are quoted from the policy source.\n\n",
                             let keys: Vec<String> = d.keyed.iter().map(|k| code(k)).collect();
                             format!(", keyed by {}", keys.join(", "))
                         };
-                        format!("{} ({}{keyed})", code(&d.name), code(&d.tier))
+                        let untrusted = if d.untrusted { ", **untrusted**" } else { "" };
+                        format!("{} ({}{keyed}{untrusted})", code(&d.name), code(&d.tier))
                     })
                     .collect::<Vec<_>>()
                     .join("<br>")
