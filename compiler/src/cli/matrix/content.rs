@@ -8,7 +8,7 @@
 //! Conditions are the rule's own source text (from its span), never a pretty-print of the
 //! compiled condition: what the reviewer signs is what the author wrote.
 
-use agentpolicy::model::Model;
+use agentpolicy::model::{Model, Value};
 use agentpolicy::render::Sources;
 use agentpolicy::syntax::lexer::{self, TokenKind};
 use agentpolicy::verify::{ArgVal, Counterexample, Property, Report, Verdict};
@@ -31,6 +31,10 @@ pub struct Matrix {
     /// The policy's isolation keys.
     pub isolation_keys: Vec<String>,
     pub routes: Vec<RouteInfo>,
+    /// The thresholds the conditions name, with their values.
+    pub thresholds: Vec<ThresholdInfo>,
+    /// The value sets the conditions name, with their members.
+    pub sets: Vec<SetInfo>,
     pub tools: Vec<ToolInfo>,
     pub agents: Vec<AgentInfo>,
     /// One per (agent, tool), agent-major, in table order.
@@ -71,6 +75,20 @@ pub struct RouteInfo {
     pub notify: Option<String>,
     /// `2h then deny`, or null when the route has no timeout.
     pub timeout: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ThresholdInfo {
+    pub name: String,
+    /// As the language writes it: `$5,000.00`, `0.85`, `2h`, `"text"`.
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SetInfo {
+    pub name: String,
+    /// Sorted; null for a set bound at deploy time (its members are not in the policy).
+    pub members: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -306,10 +324,48 @@ pub fn compute(inputs: &Inputs<'_>) -> Matrix {
                 }),
             })
             .collect(),
+        thresholds: inputs
+            .model
+            .thresholds
+            .iter()
+            .map(|t| ThresholdInfo {
+                name: t.name.clone(),
+                value: value_text(&t.value),
+            })
+            .collect(),
+        sets: inputs
+            .model
+            .sets
+            .iter()
+            .map(|s| SetInfo {
+                name: s.name.clone(),
+                members: s.members.clone(),
+            })
+            .collect(),
         tools,
         agents,
         cells,
         properties,
+    }
+}
+
+/// A constant as the language writes it.
+fn value_text(value: &Value) -> String {
+    let quoted = |t: &str| serde_json::Value::String(t.to_string()).to_string();
+    match value {
+        Value::Money(cents) => agentpolicy::verify::money(*cents),
+        Value::Number(m) => agentpolicy::verify::decimal(*m),
+        Value::Duration(ms) => duration(*ms),
+        Value::Text(t) => quoted(t),
+        Value::Bool(b) => b.to_string(),
+        Value::TextList(items) => format!(
+            "[{}]",
+            items
+                .iter()
+                .map(|t| quoted(t))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 

@@ -39,6 +39,7 @@ header { display: flex; justify-content: space-between; gap: 24px; align-items: 
 .agent dd { margin: 0; }
 .agent ul { margin: 0; padding-left: 16px; }
 table { border-collapse: collapse; width: 100%; }
+table.narrow { width: auto; min-width: 40%; }
 th, td { border: 1px solid var(--line); padding: 5px 7px; vertical-align: top; text-align: left; }
 thead th { background: var(--head); font-weight: 600; }
 thead { display: table-header-group; }
@@ -331,6 +332,46 @@ deny and escalate rules and not allow rules. Conditions are quoted from the poli
                     .as_deref()
                     .map(escape)
                     .unwrap_or_else(|| "(no timeout)".into())
+            );
+        }
+        out.push_str("</tbody>\n</table>\n</section>\n");
+    }
+
+    if !m.thresholds.is_empty() {
+        out.push_str(
+            "<section>\n<h2>Thresholds</h2>\n<table class=\"narrow\">\n<thead><tr><th>Threshold</th><th>Value</th></tr></thead>\n<tbody>\n",
+        );
+        for t in &m.thresholds {
+            let _ = writeln!(
+                out,
+                "<tr><td><code>{}</code></td><td><code>{}</code></td></tr>",
+                escape(&t.name),
+                escape(&t.value)
+            );
+        }
+        out.push_str("</tbody>\n</table>\n</section>\n");
+    }
+
+    if !m.sets.is_empty() {
+        out.push_str(
+            "<section>\n<h2>Value sets</h2>\n<table>\n<thead><tr><th>Set</th><th>Members</th></tr></thead>\n<tbody>\n",
+        );
+        for set in &m.sets {
+            let members = match &set.members {
+                Some(members) if members.is_empty() => {
+                    "<span class=\"note\">(empty)</span>".to_string()
+                }
+                Some(members) => members
+                    .iter()
+                    .map(|v| format!("<code>{}</code>", escape(v)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                None => "<span class=\"note\">(bound at deploy time)</span>".to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "<tr><td><code>{}</code></td><td>{members}</td></tr>",
+                escape(&set.name)
             );
         }
         out.push_str("</tbody>\n</table>\n</section>\n");

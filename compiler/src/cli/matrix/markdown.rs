@@ -230,6 +230,31 @@ rules. Conditions are quoted from the policy source.\n\n",
         out.push('\n');
     }
 
+    if !m.thresholds.is_empty() {
+        out.push_str("## Thresholds\n\n| Threshold | Value |\n|---|---|\n");
+        for t in &m.thresholds {
+            out.push_str(&format!("| {} | {} |\n", code(&t.name), code(&t.value)));
+        }
+        out.push('\n');
+    }
+
+    if !m.sets.is_empty() {
+        out.push_str("## Value sets\n\n| Set | Members |\n|---|---|\n");
+        for set in &m.sets {
+            let members = match &set.members {
+                Some(members) if members.is_empty() => "(empty)".to_string(),
+                Some(members) => members
+                    .iter()
+                    .map(|v| code(v))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                None => "(bound at deploy time)".to_string(),
+            };
+            out.push_str(&format!("| {} | {members} |\n", code(&set.name)));
+        }
+        out.push('\n');
+    }
+
     out.push_str("## Proofs\n\n");
     if m.properties.is_empty() {
         out.push_str("No property applies (no agent is granted a tool, and no assert).\n\n");
