@@ -325,9 +325,11 @@ fn mark_roles(elements: &mut [Element<'_>], offsets: &[u32], tree: &SourceFile) 
             // Resources, sinks, tools and escalations hold no conditions, so their
             // clause keywords can be recognised from the word alone.
             let starts_clause = match current {
-                Some(ItemKind::Resource(_)) => matches!(word, "tier" | "keyed"),
+                Some(ItemKind::Resource(_)) => matches!(word, "tier" | "keyed" | "untrusted"),
                 Some(ItemKind::Sink(_)) => matches!(word, "clearance" | "keyed"),
-                Some(ItemKind::Tool(_)) => matches!(word, "effect" | "reads" | "writes"),
+                Some(ItemKind::Tool(_)) => {
+                    matches!(word, "effect" | "reads" | "writes" | "untrusted")
+                }
                 Some(ItemKind::Escalation(_)) => matches!(word, "notify" | "timeout"),
                 Some(ItemKind::Agent(_)) => clause_starts.contains(&offset),
                 Some(ItemKind::Test(_)) => word == "then" || clause_starts.contains(&offset),

@@ -203,6 +203,12 @@ fn perform(
         reasoning: None,
     };
     let verdict = engine.decide(session, &request);
+    if let agentpolicy_runtime::engine::Reason::Request(
+        e @ agentpolicy_runtime::RequestError::UnboundSet { .. },
+    ) = &verdict.reason
+    {
+        return Err(format!("the call cannot be decided: {e}"));
+    }
     if let Some(escalation) = verdict.escalation {
         engine
             .resolve(escalation, Resolution::Approve, "agentpolicy test")

@@ -403,10 +403,17 @@ fn list_arg(
                     format!("has type `{}`", ty.keyword()),
                 ),
             )
-            .with_help(format!(
-                "test it directly, without `all` or `any`: `{} in SET`",
-                name.text
-            )),
+            .with_help(if ty == TypeName::Text {
+                format!(
+                    "test it directly, without `all` or `any`: `{} in SET`",
+                    name.text
+                )
+            } else {
+                format!(
+                    "test it directly, without `all` or `any`, e.g. `{} > 5`",
+                    name.text
+                )
+            }),
         );
         return None;
     }

@@ -598,6 +598,17 @@ impl Resolver {
                 );
                 continue;
             }
+            if p.name.text == "tainted" {
+                self.report(
+                    Diagnostic::new(
+                        Code::DuplicateDefinition,
+                        "`tainted` is reserved for whether the session has read untrusted content",
+                        Label::new(file, p.name.range, "reserved name"),
+                    )
+                    .with_help("call the parameter something else, e.g. `flagged`"),
+                );
+                continue;
+            }
             params.push(ParamDef {
                 name: p.name.text.clone(),
                 ty: p.ty,

@@ -69,7 +69,23 @@ pub fn parse(file: FileId, source: &str) -> Parsed {
     }
 }
 
+/// Stack the parser and the lowering may need for [`MAX_NESTING`] levels of a condition
+/// in a debug build; grown on the heap when the calling thread has less left (test and
+/// language-server threads have small stacks).
+const PARSE_STACK: usize = 8 * 1024 * 1024;
+
 fn parse_chunk(
+    file: FileId,
+    source: &str,
+    chunk: Chunk,
+    significant_ends: &[u32],
+) -> Result<Vec<Item>, Box<Diagnostic>> {
+    stacker::maybe_grow(PARSE_STACK / 4, PARSE_STACK, || {
+        parse_chunk_here(file, source, chunk, significant_ends)
+    })
+}
+
+fn parse_chunk_here(
     file: FileId,
     source: &str,
     chunk: Chunk,
@@ -117,7 +133,9 @@ fn describe(rule: Rule) -> &'static str {
         Rule::compare_op => "a comparison (`<`, `<=`, `>`, `>=`, `==`, `!=`)",
         Rule::expr | Rule::or_expr | Rule::and_expr | Rule::not_expr => "a condition",
         Rule::rule_target => "a tool name or `*`",
-        Rule::type_name => "a type (`text`, `number`, `money`, `bool`, `duration`, `percent`)",
+        Rule::type_name => {
+            "a type (`text`, `number`, `money`, `bool`, `duration`, `percent`, `list<text>`)"
+        }
         Rule::effect => "an effect (`read`, `write`, `external`, `financial`, `irreversible`)",
         Rule::timeout_outcome => "`allow` or `deny`",
         Rule::rule_kind => "`allow`, `escalate` or `deny`",
