@@ -3,10 +3,7 @@
 
 use std::path::PathBuf;
 
-use agentpolicy::render;
-
-use super::output::use_color;
-use super::{EXIT_FAILURE, EXIT_USAGE, load};
+use super::{EXIT_USAGE, load};
 
 #[derive(Debug, clap::Args)]
 pub struct BuildArgs {
@@ -28,35 +25,9 @@ pub fn run(args: BuildArgs) -> u8 {
         );
         return EXIT_USAGE;
     }
-    let policy = match load::load(&args.path) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
-    };
-    let diagnostics = policy.diagnostics();
-    if diagnostics.iter().any(|d| d.is_error()) {
-        eprint!(
-            "{}",
-            render::human(&diagnostics, &policy.sources, use_color())
-        );
-        eprintln!(
-            "error: {} has errors; no table was written",
-            args.path.display()
-        );
-        return EXIT_FAILURE;
-    }
-    let table = match policy.build_table() {
-        Ok(t) => t,
-        Err(diags) => {
-            eprint!("{}", render::human(&diags, &policy.sources, use_color()));
-            eprintln!(
-                "error: {} cannot be compiled to a decision table; no table was written",
-                args.path.display()
-            );
-            return EXIT_FAILURE;
-        }
+    let (_, table) = match load::load_and_build(&args.path, "; no table was written") {
+        Ok(x) => x,
+        Err(code) => return code,
     };
     let bytes = if args.json {
         let mut json = table.to_json();

@@ -30,6 +30,48 @@ impl LoadedPolicy {
     }
 }
 
+/// The policy at `path` without errors, or the exit code after the reason was printed
+/// (its diagnostics, then `error: PATH has errors` and `consequence`, such as "; no table
+/// was written"). Warnings are left to the caller.
+pub fn load_valid(path: &Path, consequence: &str) -> Result<LoadedPolicy, u8> {
+    let policy = load(path).map_err(|e| {
+        eprintln!("error: {e}");
+        super::EXIT_USAGE
+    })?;
+    let diagnostics = policy.diagnostics();
+    if diagnostics.iter().any(|d| d.is_error()) {
+        eprint!(
+            "{}",
+            agentpolicy::render::human(&diagnostics, &policy.sources, super::output::use_color())
+        );
+        eprintln!("error: {} has errors{consequence}", path.display());
+        return Err(super::EXIT_FAILURE);
+    }
+    Ok(policy)
+}
+
+/// [`load_valid`], then the decision table, or the exit code after the reason was printed.
+pub fn load_and_build(
+    path: &Path,
+    consequence: &str,
+) -> Result<(LoadedPolicy, agentpolicy_runtime::DecisionTable), u8> {
+    let policy = load_valid(path, consequence)?;
+    match policy.build_table() {
+        Ok(table) => Ok((policy, table)),
+        Err(diags) => {
+            eprint!(
+                "{}",
+                agentpolicy::render::human(&diags, &policy.sources, super::output::use_color())
+            );
+            eprintln!(
+                "error: {} cannot be compiled to a decision table{consequence}",
+                path.display()
+            );
+            Err(super::EXIT_FAILURE)
+        }
+    }
+}
+
 /// Why a path could not be loaded at all (exit code 2).
 #[derive(Debug)]
 pub struct LoadError(pub String);

@@ -8,10 +8,9 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use agentpolicy::lifecycle::{AgentCheck, Verdict, figure, promote_check};
-use agentpolicy::render;
 use agentpolicy_runtime::audit::{DecisionEvidence, evidence, verify_with};
 
-use super::output::{Format, use_color};
+use super::output::Format;
 use super::{EXIT_FAILURE, EXIT_USAGE, load};
 
 #[derive(Debug, clap::Args)]
@@ -25,22 +24,10 @@ pub struct PromoteCheckArgs {
 }
 
 pub fn run(args: PromoteCheckArgs) -> u8 {
-    let policy = match load::load(&args.policy) {
+    let policy = match load::load_valid(&args.policy, "") {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
+        Err(code) => return code,
     };
-    let diagnostics = policy.diagnostics();
-    if diagnostics.iter().any(|d| d.is_error()) {
-        eprint!(
-            "{}",
-            render::human(&diagnostics, &policy.sources, use_color())
-        );
-        eprintln!("error: {} has errors", args.policy.display());
-        return EXIT_FAILURE;
-    }
     let decisions = match read_verified(&args.log) {
         Ok(d) => d,
         Err(code) => return code,

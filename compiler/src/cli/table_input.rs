@@ -4,11 +4,9 @@
 
 use std::path::Path;
 
-use agentpolicy::render;
 use agentpolicy_runtime::DecisionTable;
 
-use super::output::use_color;
-use super::{EXIT_FAILURE, EXIT_USAGE, decide, load};
+use super::{EXIT_USAGE, decide, load};
 
 /// Binds the policy's `from deploy` sets from a JSON file (`{"SET": ["member", ...]}`),
 /// when one is given.
@@ -38,25 +36,5 @@ pub fn load_table_or_policy(path: &Path) -> Result<DecisionTable, u8> {
             EXIT_USAGE
         });
     }
-    let policy = load::load(path).map_err(|e| {
-        eprintln!("error: {e}");
-        EXIT_USAGE
-    })?;
-    let diagnostics = policy.diagnostics();
-    if diagnostics.iter().any(|d| d.is_error()) {
-        eprint!(
-            "{}",
-            render::human(&diagnostics, &policy.sources, use_color())
-        );
-        eprintln!("error: {} has errors", path.display());
-        return Err(EXIT_FAILURE);
-    }
-    policy.build_table().map_err(|diags| {
-        eprint!("{}", render::human(&diags, &policy.sources, use_color()));
-        eprintln!(
-            "error: {} cannot be compiled to a decision table",
-            path.display()
-        );
-        EXIT_FAILURE
-    })
+    load::load_and_build(path, "").map(|(_, table)| table)
 }

@@ -71,36 +71,11 @@ pub fn run(args: MatrixArgs) -> u8 {
         );
         return EXIT_USAGE;
     }
-    let policy = match load::load(&args.path) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
+    let (policy, table) = match load::load_and_build(&args.path, "; no matrix was written") {
+        Ok(x) => x,
+        Err(code) => return code,
     };
     let diagnostics = policy.diagnostics();
-    if diagnostics.iter().any(|d| d.is_error()) {
-        eprint!(
-            "{}",
-            render::human(&diagnostics, &policy.sources, use_color())
-        );
-        eprintln!(
-            "error: {} has errors; no matrix was written",
-            args.path.display()
-        );
-        return EXIT_FAILURE;
-    }
-    let table = match policy.build_table() {
-        Ok(t) => t,
-        Err(diags) => {
-            eprint!("{}", render::human(&diags, &policy.sources, use_color()));
-            eprintln!(
-                "error: {} cannot be compiled to a decision table; no matrix was written",
-                args.path.display()
-            );
-            return EXIT_FAILURE;
-        }
-    };
     // Front-end warnings are shown as `check` shows them; they do not stop the matrix.
     if !diagnostics.is_empty() {
         eprint!(
