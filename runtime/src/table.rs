@@ -37,6 +37,9 @@ pub struct TableData {
     pub rules: Vec<Rule>,
     /// One cell per (agent, tool), agent-major: `cells[agent * tools.len() + tool]`.
     pub cells: Vec<Cell>,
+    /// The audit retention schedule (`retain audit ...`); empty when the policy sets
+    /// none. Compaction and checkpoint verification read it; `decide` does not.
+    pub retention: crate::Retention,
 }
 
 impl TableData {

@@ -6,14 +6,23 @@
 //! [`RecordKind`], plus `prev`, the hash of the record before it, and its own `hash`.
 //! See `docs/audit-log.md` for the format and the durability trade-off.
 
+mod checkpoint;
+mod compact;
 mod query;
 mod record;
 mod time;
 mod verify;
 mod writer;
 
+pub use checkpoint::{
+    Checkpoint, PublicKey, SignatureCheck, SigningKey, check_signature, signed_message,
+};
+pub use compact::{CompactConfig, CompactError, Compaction, RemovedRun, compact};
 pub use query::{Filter, QueryResult, query};
 pub use record::{EscalationInfo, GENESIS, Record, RecordKind, ReportedResult};
-pub use time::{format_time, parse_time};
-pub use verify::{Anchor, EditKind, Problem, TornTail, VerifyReport, verify, verify_with};
+pub use time::{format_time, minus_years, parse_time};
+pub use verify::{
+    Anchor, CheckpointSummary, EditKind, Problem, TornTail, VerifyOptions, VerifyReport, verify,
+    verify_log, verify_with,
+};
 pub use writer::{Ack, AuditError, AuditLog, Durability, LogSink};

@@ -44,6 +44,9 @@ pub enum RecordKind {
     Breaker,
     /// An operator action: kill switch, resume, breaker reset, table swap.
     Control,
+    /// `agentpolicy audit compact` removed a run of records past retention; the record
+    /// stands in for them and says what was removed and why (see [`super::Checkpoint`]).
+    Checkpoint,
 }
 
 impl RecordKind {
@@ -58,6 +61,7 @@ impl RecordKind {
             RecordKind::Resolution => "resolution",
             RecordKind::Breaker => "breaker",
             RecordKind::Control => "control",
+            RecordKind::Checkpoint => "checkpoint",
         }
     }
 }
@@ -150,6 +154,14 @@ pub struct Record {
     /// Free text for sessions, breakers, operator actions and recovery.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The tier of the data the record is about: for a decision, the session's tier
+    /// after the call, raised to the tier of what the call asked to read; for results,
+    /// resolutions and sessions, the session's tier. Retention reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    /// For checkpoint records: what compaction removed, and its signature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<super::Checkpoint>,
     /// The record's own hash; not part of the hashed body, written last.
     #[serde(default, skip_serializing)]
     pub hash: ContentHash,
@@ -186,6 +198,8 @@ impl Record {
             by: None,
             result: None,
             detail: None,
+            tier: None,
+            checkpoint: None,
             hash: ContentHash::default(),
         }
     }
