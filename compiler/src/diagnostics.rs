@@ -139,6 +139,9 @@ codes! {
     RouteOnNonEscalate = "AP0046", Error, "route on a rule that does not escalate";
     InvalidTest = "AP0050", Error, "invalid policy test";
     TestFailed = "AP0051", Error, "policy test failed";
+    RepeatedRetention = "AP0065", Error, "audit retention given twice";
+    InvalidRetention = "AP0066", Error, "retention period out of range";
+    RetentionWithoutEffect = "AP0067", Warning, "retention clause never decides";
     TableLimitExceeded = "AP0090", Error, "policy exceeds a decision-table limit";
     IsolationViolated = "AP0100", Error, "isolation can be broken";
     WriteDown = "AP0101", Error, "data can be written down to a sink below its tier";

@@ -62,6 +62,20 @@ pub struct Model {
     pub rules: Vec<RuleDef>,
     pub asserts: Vec<AssertDef>,
     pub tests: Vec<TestDef>,
+    /// The audit retention schedule: at most one clause without a tier (the default)
+    /// and one per tier, in source order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub retention: Vec<RetainRule>,
+}
+
+/// `retain audit [for TIER] PERIOD`: records (of `tier` or above) are kept at least
+/// `years` calendar years plus `ms` milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RetainRule {
+    pub tier: Option<TierId>,
+    pub years: u32,
+    pub ms: i64,
+    pub loc: Loc,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -164,6 +164,7 @@ pub const ITEM_KEYWORDS: &[&str] = &[
     "agent",
     "assert",
     "test",
+    "retain",
 ];
 
 /// Every reserved word of the language, for completion and semantic tokens.
@@ -226,6 +227,7 @@ pub const KEYWORDS: &[&str] = &[
     "into",
     "true",
     "false",
+    "retain",
 ];
 
 #[cfg(test)]

@@ -122,6 +122,7 @@ impl Inner {
         r.table = Some(loaded.hash);
         r.session = Some(session.name.clone());
         r.agent = Some(session.agent_name.clone());
+        r.tier = super::records::tier_name(&loaded.table, session.tier);
         r.detail = Some(if what.is_empty() {
             format!("task {} started", session.task)
         } else {
