@@ -5,6 +5,7 @@
 //! or a check found a problem), 2 usage or IO error.
 
 mod audit;
+mod audit_compact;
 mod build;
 mod check;
 mod decide;
@@ -58,7 +59,7 @@ pub enum Command {
     Decide(decide::DecideArgs),
     /// Run a recorded trace of tool calls through a real engine; print each decision and a summary.
     Replay(replay::ReplayArgs),
-    /// Verify or query an engine's audit log.
+    /// Verify, query or compact an engine's audit log.
     Audit(audit::AuditArgs),
     /// Print the documentation page of a diagnostic code (e.g. `agentpolicy explain AP0011`).
     Explain(explain::ExplainArgs),
