@@ -254,7 +254,10 @@ fn compaction_keeps_restricted_records_longer_and_the_log_still_verifies() {
     // Later, past six years: the restricted record goes too, in a third checkpoint.
     let o = compact(&dir, "2026-11-25T00:00:00Z", &[]);
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
-    assert_eq!(json(&o)["runs"][0]["rule"], "retain audit for restricted 6y");
+    assert_eq!(
+        json(&o)["runs"][0]["rule"],
+        "retain audit for restricted 6y"
+    );
     assert_eq!(
         kinds_and_seqs(&dir)
             .iter()
@@ -385,7 +388,9 @@ fn an_edited_checkpoint_is_detected_with_or_without_its_hash_recomputed() {
     let o = verify(&dir, &[]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     assert!(
-        problems(&o).iter().any(|p| p.starts_with("checkpoint: line 3")),
+        problems(&o)
+            .iter()
+            .any(|p| p.starts_with("checkpoint: line 3")),
         "{:?}",
         problems(&o)
     );
@@ -458,9 +463,8 @@ fn a_checkpoint_that_removed_records_too_young_for_its_rule_fails() {
     let o = verify(&dir, &["--key", path(&dir.join("key.pub"))]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     assert!(
-        problems(&o).iter().any(|p| p.contains(
-            "removed records younger than the retention it cites: `retain audit 1y`"
-        )),
+        problems(&o).iter().any(|p| p
+            .contains("removed records younger than the retention it cites: `retain audit 1y`")),
         "{:?}",
         problems(&o)
     );
@@ -521,11 +525,7 @@ fn compaction_needs_a_schedule_and_a_key() {
         path(&dir.join("key")),
     ]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).contains("sets no retention"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("sets no retention"), "{}", stderr(&o));
     let o = agentpolicy(&[
         "audit",
         "compact",

@@ -177,7 +177,10 @@ fn validate_retention(t: &TableData) -> Result<(), InvalidTable> {
             "a retention clause names an unknown tier".into()
         })?;
         check(seen.insert(clause.tier), || {
-            format!("tier `{}` has two retention clauses", t.tiers[clause.tier.index()])
+            format!(
+                "tier `{}` has two retention clauses",
+                t.tiers[clause.tier.index()]
+            )
         })?;
         check(period_ok(clause.period), || {
             format!("the retention period {} is out of range", clause.period)

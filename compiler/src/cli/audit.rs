@@ -126,7 +126,11 @@ fn run_verify(args: &VerifyArgs) -> u8 {
         Ok(r) => r,
         Err(code) => return code,
     };
-    let key = match args.key.as_deref().map(super::audit_compact::read_public_key) {
+    let key = match args
+        .key
+        .as_deref()
+        .map(super::audit_compact::read_public_key)
+    {
         None => None,
         Some(Ok(k)) => Some(k),
         Some(Err(e)) => {

@@ -143,7 +143,8 @@ pub fn read_public_key(arg: &str) -> Result<PublicKey, String> {
 fn read_signing_key(path: &Path) -> Result<SigningKey, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-    text.parse().map_err(|e| format!("`{}`: {e}", path.display()))
+    text.parse()
+        .map_err(|e| format!("`{}`: {e}", path.display()))
 }
 
 pub fn run_compact(args: &CompactArgs) -> u8 {
@@ -197,7 +198,10 @@ pub fn run_compact(args: &CompactArgs) -> u8 {
                 );
             }
             if let CompactError::NotIntact(_) = e {
-                eprintln!("help: run `agentpolicy audit verify {}`", args.log.display());
+                eprintln!(
+                    "help: run `agentpolicy audit verify {}`",
+                    args.log.display()
+                );
             }
             return EXIT_FAILURE;
         }
@@ -248,7 +252,10 @@ fn replace(
         .unwrap_or_else(|| "audit".into());
     let temp = dir.join(format!(".{name}.compact-{}.tmp", std::process::id()));
     let write = || -> std::io::Result<()> {
-        let mut file = OpenOptions::new().write(true).create_new(true).open(&temp)?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)?;
         file.write_all(&result.log)?;
         file.sync_all()?;
         // A writer that appended since we read the log would lose its records.
@@ -283,7 +290,11 @@ fn print_human(args: &CompactArgs, r: &Compaction, now_ms: i64, key: &SigningKey
         );
         return;
     }
-    let verb = if args.dry_run { "would remove" } else { "removed" };
+    let verb = if args.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
     println!(
         "{}{log}: {verb} {} record(s) in {} run(s) at {now}; {} records before, {} after",
         if args.dry_run { "dry run: " } else { "" },

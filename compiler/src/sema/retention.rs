@@ -48,12 +48,10 @@ impl Resolver {
                             what,
                             Label::new(file.id, item.range, "second one"),
                         )
-                        .with_secondary(Label::new(
-                            first.loc.file,
-                            first.loc.range,
-                            "first one",
-                        ))
-                        .with_help("keep one period: the longest the law or your own rules require"),
+                        .with_secondary(Label::new(first.loc.file, first.loc.range, "first one"))
+                        .with_help(
+                            "keep one period: the longest the law or your own rules require",
+                        ),
                     );
                     continue;
                 }
@@ -70,7 +68,11 @@ impl Resolver {
     }
 
     /// The period of a clause, or `None` (reported) when it is out of range.
-    fn retention_period(&mut self, decl: &RetainDecl, file: crate::diagnostics::FileId) -> Option<Period> {
+    fn retention_period(
+        &mut self,
+        decl: &RetainDecl,
+        file: crate::diagnostics::FileId,
+    ) -> Option<Period> {
         let p = &decl.period;
         let problem = if p.years == 0 && p.ms == 0 {
             Some("a retention period of zero keeps nothing")
@@ -116,7 +118,11 @@ impl Resolver {
                     && period(o).never_shorter_than(period(r))
             });
             let Some(o) = covering else { continue };
-            let tier_name = self.model.tiers.get(tier.index()).map_or("?", |t| t.name.as_str());
+            let tier_name = self
+                .model
+                .tiers
+                .get(tier.index())
+                .map_or("?", |t| t.name.as_str());
             let (what, label): (String, &str) = match o.tier {
                 None => (
                     format!(
@@ -129,7 +135,10 @@ impl Resolver {
                     format!(
                         "records of tier `{tier_name}` are kept for {} anyway, by the clause for the lower tier `{}`",
                         period(o),
-                        self.model.tiers.get(t.index()).map_or("?", |t| t.name.as_str())
+                        self.model
+                            .tiers
+                            .get(t.index())
+                            .map_or("?", |t| t.name.as_str())
                     ),
                     "a clause for a lower tier",
                 ),

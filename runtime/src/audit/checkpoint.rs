@@ -142,7 +142,9 @@ impl std::str::FromStr for SigningKey {
             return Err(if s.starts_with(PUBLIC_PREFIX) {
                 "this is a public key; compaction signs with the secret key (the file `audit keygen` wrote without `.pub`)".into()
             } else {
-                format!("expected `{SECRET_PREFIX}` and 64 hex digits (a file from `agentpolicy audit keygen`)")
+                format!(
+                    "expected `{SECRET_PREFIX}` and 64 hex digits (a file from `agentpolicy audit keygen`)"
+                )
             });
         };
         let seed = unhex::<32>(digits)
@@ -303,8 +305,18 @@ mod tests {
     fn key_texts_are_checked() {
         assert!("ed25519-secret:zz".parse::<SigningKey>().is_err());
         let public = SigningKey::from_seed([3; 32]).public().to_string();
-        assert!(public.parse::<SigningKey>().unwrap_err().contains("public key"));
+        assert!(
+            public
+                .parse::<SigningKey>()
+                .unwrap_err()
+                .contains("public key")
+        );
         let secret = SigningKey::from_seed([3; 32]).to_text();
-        assert!(secret.parse::<PublicKey>().unwrap_err().contains("secret key"));
+        assert!(
+            secret
+                .parse::<PublicKey>()
+                .unwrap_err()
+                .contains("secret key")
+        );
     }
 }

@@ -103,7 +103,9 @@ impl fmt::Display for CompactError {
                 f,
                 "the policy sets no retention (`retain audit PERIOD`): no record may be removed"
             ),
-            CompactError::OutOfRange => write!(f, "a retention period reaches outside the range of dates"),
+            CompactError::OutOfRange => {
+                write!(f, "a retention period reaches outside the range of dates")
+            }
         }
     }
 }

@@ -399,7 +399,13 @@ pub fn verify_log<R: BufRead>(mut reader: R, options: &VerifyOptions) -> io::Res
                 };
                 // An edited line is reported as edited; its checkpoint claims mean nothing.
                 if d.record.kind == RecordKind::Checkpoint && d.stored == d.computed {
-                    check_checkpoint(line, &d.record, options.key.as_ref(), &mut report, &mut problems);
+                    check_checkpoint(
+                        line,
+                        &d.record,
+                        options.key.as_ref(),
+                        &mut report,
+                        &mut problems,
+                    );
                 }
                 entries.push(Entry {
                     line,
@@ -420,10 +426,13 @@ pub fn verify_log<R: BufRead>(mut reader: R, options: &VerifyOptions) -> io::Res
     report.sealed =
         report.torn_tail.is_none() && entries.last().is_some_and(|e| e.kind == RecordKind::Close);
     if let Some(anchor) = anchor {
-        let covering = entries
+        let covering = entries.iter().find(|e| {
+            e.kind == RecordKind::Checkpoint && (e.seq..=e.last_seq).contains(&anchor.seq)
+        });
+        match entries
             .iter()
-            .find(|e| e.kind == RecordKind::Checkpoint && (e.seq..=e.last_seq).contains(&anchor.seq));
-        match entries.iter().find(|e| e.seq == anchor.seq && e.kind != RecordKind::Checkpoint) {
+            .find(|e| e.seq == anchor.seq && e.kind != RecordKind::Checkpoint)
+        {
             // Compaction removed the anchor's record: only the last one of a run is known.
             None if covering.is_some() => {
                 if let Some(c) = covering
@@ -479,13 +488,11 @@ fn check_checkpoint(
     match signature {
         SignatureCheck::Valid => {}
         SignatureCheck::Invalid => fail(
-            "has a signature that does not verify: it was altered after signing, or forged"
-                .into(),
+            "has a signature that does not verify: it was altered after signing, or forged".into(),
         ),
-        SignatureCheck::OtherKey => fail(format!(
-            "was signed by {}, not by the trusted key",
-            cp.key
-        )),
+        SignatureCheck::OtherKey => {
+            fail(format!("was signed by {}, not by the trusted key", cp.key))
+        }
     }
     let span = cp.to_seq.checked_sub(cp.from_seq).map(|d| d + 1);
     let kinds: u64 = cp.kinds.values().sum();

@@ -104,7 +104,8 @@ pub(crate) fn why(table: &DecisionTable, verdict: &Verdict) -> String {
 
 /// A tier id as the name records carry.
 pub(crate) fn tier_name(table: &DecisionTable, tier: Option<TierId>) -> Option<String> {
-    tier.and_then(|t| table.data().tiers.get(t.index())).cloned()
+    tier.and_then(|t| table.data().tiers.get(t.index()))
+        .cloned()
 }
 
 /// The tier a decision record is of: the session's tier (after the call, if it ran),
