@@ -213,3 +213,77 @@ impl Retention {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::parse_time;
+
+    fn years(n: u32) -> Period {
+        Period { years: n, ms: 0 }
+    }
+
+    fn days(n: i64) -> Period {
+        Period {
+            years: 0,
+            ms: n * DAY_MS,
+        }
+    }
+
+    #[test]
+    fn periods_read_as_written() {
+        assert_eq!(years(7).to_string(), "7y");
+        assert_eq!(days(90).to_string(), "90d");
+        assert_eq!(days(14).to_string(), "2w");
+        assert_eq!(
+            Period {
+                years: 1,
+                ms: 3_600_000
+            }
+            .to_string(),
+            "1y + 1h"
+        );
+    }
+
+    #[test]
+    fn a_year_is_never_shorter_than_a_calendar_year() {
+        // 2024 is a leap year: one year before 2025-01-01 is 366 days back.
+        let now = parse_time("2025-01-01").unwrap();
+        assert_eq!(years(1).cutoff(now), parse_time("2024-01-01"));
+        assert_eq!(days(365).cutoff(now), parse_time("2024-01-02"));
+        assert!(days(366).never_shorter_than(years(1)));
+        assert!(!days(365).never_shorter_than(years(1)));
+        assert!(years(1).never_shorter_than(days(365)));
+    }
+
+    #[test]
+    fn the_longest_applicable_clause_wins_and_unknown_tiers_get_the_longest() {
+        let schedule = Retention {
+            default: Some(years(1)),
+            tiers: vec![
+                TierRetention {
+                    tier: TierId(1),
+                    period: years(3),
+                },
+                TierRetention {
+                    tier: TierId(2),
+                    period: years(10),
+                },
+            ],
+        };
+        let now = parse_time("2030-06-01").unwrap();
+        let clause = |tier| schedule.rule_for_record(tier, now).map(|r| r.clause);
+        assert_eq!(clause(RecordTier::None), Some(None));
+        assert_eq!(clause(RecordTier::Known(TierId(0))), Some(None));
+        assert_eq!(clause(RecordTier::Known(TierId(1))), Some(Some(0)));
+        assert_eq!(clause(RecordTier::Known(TierId(5))), Some(Some(1)));
+        assert_eq!(clause(RecordTier::Unknown), Some(Some(1)));
+        // Without a default, a record no clause applies to is kept for ever.
+        let tiers_only = Retention {
+            default: None,
+            tiers: schedule.tiers.clone(),
+        };
+        assert_eq!(tiers_only.rule_for(None, now), None);
+        assert_eq!(tiers_only.rule_for(Some(TierId(0)), now), None);
+    }
+}
