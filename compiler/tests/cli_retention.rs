@@ -340,6 +340,30 @@ fn the_archive_holds_exactly_the_removed_lines() {
         checkpoint.checkpoint.expect("checkpoint").digest,
         ContentHash::of(first_run.as_bytes())
     );
+
+    // `verify --archive` finds each run in the archive and checks it against the digest.
+    let archive_status = |o: &Output| -> Vec<String> {
+        json(o)["checkpoints"]
+            .as_array()
+            .expect("checkpoints")
+            .iter()
+            .map(|c| c["archive"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    let o = verify(&dir, &["--archive", path(&archive)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert_eq!(archive_status(&o), ["matches", "matches"]);
+    let changed = std::fs::read_to_string(&archive)
+        .expect("archive")
+        .replace("\"hours\"", "\"hourz\"");
+    std::fs::write(&archive, changed).expect("write archive");
+    let o = verify(&dir, &["--archive", path(&archive)]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert_eq!(archive_status(&o), ["differs", "matches"]);
+    std::fs::write(&archive, "").expect("empty archive");
+    let o = verify(&dir, &["--archive", path(&archive)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert_eq!(archive_status(&o), ["missing", "missing"]);
 }
 
 #[test]

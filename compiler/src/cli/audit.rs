@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 use agentpolicy_runtime::Outcome;
 use agentpolicy_runtime::audit::{
-    Anchor, Filter, Record, RecordKind, SignatureCheck, VerifyOptions, VerifyReport, format_time,
-    parse_time, query, verify_log,
+    Anchor, ArchiveMatch, Filter, Record, RecordKind, SignatureCheck, VerifyOptions, VerifyReport,
+    format_time, match_archive, parse_time, query, verify_log,
 };
 
 use super::output::Format;
@@ -51,6 +51,10 @@ pub struct VerifyArgs {
     /// checkpoint names, which a forger can replace.
     #[arg(long)]
     pub key: Option<String>,
+    /// An archive `audit compact --archive` wrote: each checkpoint's removed records are
+    /// looked up in it and checked against the checkpoint's digest.
+    #[arg(long)]
+    pub archive: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
 }
@@ -149,14 +153,51 @@ fn run_verify(args: &VerifyArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
+    let archive = match &args.archive {
+        None => None,
+        Some(path) => match std::fs::read(path) {
+            Ok(bytes) => Some(
+                report
+                    .checkpoints
+                    .iter()
+                    .map(|c| match_archive(&bytes, c.prev, &c.checkpoint))
+                    .collect::<Vec<_>>(),
+            ),
+            Err(e) => {
+                eprintln!("error: cannot read `{}`: {e}", path.display());
+                return EXIT_USAGE;
+            }
+        },
+    };
     match args.format {
-        Format::Human => print_report(&args.log, &report, options.key.is_some()),
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&report_json(&report)).unwrap_or_default()
-        ),
+        Format::Human => {
+            print_report(&args.log, &report, options.key.is_some());
+            if let Some(matches) = &archive {
+                print_archive(&report, matches);
+            }
+        }
+        Format::Json => {
+            let mut doc = report_json(&report);
+            if let (Some(matches), Some(list)) = (
+                &archive,
+                doc.get_mut("checkpoints").and_then(|c| c.as_array_mut()),
+            ) {
+                for (entry, m) in list.iter_mut().zip(matches) {
+                    entry["archive"] = serde_json::Value::from(archive_word(*m));
+                }
+            }
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        }
     }
-    if report.is_intact() { 0 } else { EXIT_FAILURE }
+    let archive_differs = archive
+        .iter()
+        .flatten()
+        .any(|m| *m == ArchiveMatch::Differs);
+    if report.is_intact() && !archive_differs {
+        0
+    } else {
+        EXIT_FAILURE
+    }
 }
 
 fn print_report(log: &Path, report: &VerifyReport, trusted_key: bool) {
@@ -216,6 +257,31 @@ fn print_report(log: &Path, report: &VerifyReport, trusted_key: bool) {
         println!(
             "note: the log has no close record at its end: its writer is still running or stopped without closing it, or records were cut from the end; pass --head SEQ:HASH from a copy kept elsewhere to rule out the last"
         );
+    }
+}
+
+fn archive_word(m: ArchiveMatch) -> &'static str {
+    match m {
+        ArchiveMatch::Matches => "matches",
+        ArchiveMatch::Differs => "differs",
+        ArchiveMatch::Missing => "missing",
+    }
+}
+
+fn print_archive(report: &VerifyReport, matches: &[ArchiveMatch]) {
+    for (c, m) in report.checkpoints.iter().zip(matches) {
+        let (from, to) = (c.checkpoint.from_seq, c.checkpoint.to_seq);
+        match m {
+            ArchiveMatch::Matches => println!(
+                "archive: records {from} to {to} are in the archive and match the checkpoint's digest"
+            ),
+            ArchiveMatch::Differs => println!(
+                "error: archive: records {from} to {to} are in the archive but do not match the checkpoint's digest: they were changed"
+            ),
+            ArchiveMatch::Missing => {
+                println!("warning: archive: records {from} to {to} are not (all) in the archive")
+            }
+        }
     }
 }
 

@@ -228,6 +228,65 @@ pub fn check_signature(
     }
 }
 
+/// What an archive holds of the records a checkpoint removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveMatch {
+    /// The archive holds the run, byte for byte: its lines hash to the checkpoint's
+    /// `digest`.
+    Matches,
+    /// The archive holds a run starting where the checkpoint's does, but its lines do
+    /// not hash to the `digest`: they were changed.
+    Differs,
+    /// The archive does not hold the run (or not all of it).
+    Missing,
+}
+
+/// Looks for the run a checkpoint removed in an archive (lines `compact --archive`
+/// appended, possibly from many compactions and logs): consecutive lines numbered
+/// `from_seq..=to_seq`, the first linking to `prev` (the checkpoint record's), then
+/// compares their SHA-256 with the checkpoint's `digest`.
+pub fn match_archive(archive: &[u8], prev: ContentHash, checkpoint: &Checkpoint) -> ArchiveMatch {
+    let lines: Vec<(&[u8], Option<Record>)> = archive
+        .split_inclusive(|b| *b == b'\n')
+        .map(|raw| {
+            let body = raw.strip_suffix(b"\n").unwrap_or(raw);
+            (raw, super::record::decode(body).ok().map(|d| d.record))
+        })
+        .collect();
+    let Some(len) = usize::try_from(checkpoint.removed).ok().filter(|n| *n > 0) else {
+        return ArchiveMatch::Missing;
+    };
+    let mut found = ArchiveMatch::Missing;
+    for start in 0..lines.len() {
+        let starts_run = lines.get(start).is_some_and(|(_, r)| {
+            r.as_ref()
+                .is_some_and(|r| r.seq == checkpoint.from_seq && r.prev == prev)
+        });
+        if !starts_run {
+            continue;
+        }
+        let Some(run) = lines.get(start..start.saturating_add(len)) else {
+            continue;
+        };
+        let numbered = run.iter().enumerate().all(|(i, (_, r))| {
+            r.as_ref()
+                .is_some_and(|r| r.seq == checkpoint.from_seq + i as u64)
+        });
+        if !numbered {
+            continue;
+        }
+        let bytes: Vec<u8> = run
+            .iter()
+            .flat_map(|(raw, _)| raw.iter().copied())
+            .collect();
+        if ContentHash::of(&bytes) == checkpoint.digest {
+            return ArchiveMatch::Matches;
+        }
+        found = ArchiveMatch::Differs;
+    }
+    found
+}
+
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
     bytes.iter().fold(String::new(), |mut s, b| {

@@ -15,7 +15,8 @@ mod verify;
 mod writer;
 
 pub use checkpoint::{
-    Checkpoint, PublicKey, SignatureCheck, SigningKey, check_signature, signed_message,
+    ArchiveMatch, Checkpoint, PublicKey, SignatureCheck, SigningKey, check_signature,
+    match_archive, signed_message,
 };
 pub use compact::{CompactConfig, CompactError, Compaction, RemovedRun, compact};
 pub use query::{Filter, QueryResult, query};

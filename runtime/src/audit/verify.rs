@@ -278,6 +278,8 @@ pub struct CheckpointSummary {
     pub line: u64,
     /// When compaction ran.
     pub time_ms: i64,
+    /// The checkpoint record's `prev`: the hash of the record before the removed run.
+    pub prev: ContentHash,
     pub checkpoint: super::Checkpoint,
     pub signature: SignatureCheck,
 }
@@ -516,6 +518,7 @@ fn check_checkpoint(
     report.checkpoints.push(CheckpointSummary {
         line,
         time_ms: record.time_ms,
+        prev: record.prev,
         checkpoint: cp.clone(),
         signature,
     });

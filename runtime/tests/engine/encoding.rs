@@ -109,15 +109,19 @@ fn trailing_bytes_wrong_version_and_garbage_are_refused_with_clear_messages() {
     assert_eq!(err, LoadError::NotATable);
     assert!(err.to_string().contains("agentpolicy build"));
 
-    let err = DecisionTable::from_bytes(&wrap(2, table.source_hash(), b"")).unwrap_err();
+    let newer = FORMAT_VERSION + 1;
+    let err = DecisionTable::from_bytes(&wrap(newer, table.source_hash(), b"")).unwrap_err();
     assert_eq!(
         err,
         LoadError::UnsupportedVersion {
-            found: 2,
+            found: newer,
             supported: FORMAT_VERSION
         }
     );
-    assert!(err.to_string().contains("version 2 is not supported"));
+    assert!(
+        err.to_string()
+            .contains(&format!("version {newer} is not supported"))
+    );
 
     let err = DecisionTable::from_bytes(&wrap(FORMAT_VERSION, table.source_hash(), &[0xff; 7]))
         .unwrap_err();
