@@ -73,8 +73,9 @@ pub enum CompactError {
     NotSealed,
     /// The schedule has no clause: nothing may ever be removed.
     NoSchedule,
-    /// A time or period left the range of dates.
-    OutOfRange,
+    /// A record could not be read back or written again. Verification reads every line
+    /// first, so this means the log changed under compaction or a bug.
+    Unreadable,
 }
 
 impl fmt::Display for CompactError {
@@ -103,9 +104,10 @@ impl fmt::Display for CompactError {
                 f,
                 "the policy sets no retention (`retain audit PERIOD`): no record may be removed"
             ),
-            CompactError::OutOfRange => {
-                write!(f, "a retention period reaches outside the range of dates")
-            }
+            CompactError::Unreadable => write!(
+                f,
+                "a record could not be read back or written again; nothing was changed"
+            ),
         }
     }
 }
@@ -141,7 +143,7 @@ pub fn compact(
     if cfg.retention.is_empty() {
         return Err(CompactError::NoSchedule);
     }
-    let report = verify(input).map_err(|_| CompactError::OutOfRange)?;
+    let report = verify(input).map_err(|_| CompactError::Unreadable)?;
     if !report.is_intact() {
         return Err(CompactError::NotIntact(Box::new(report)));
     }
@@ -155,7 +157,7 @@ pub fn compact(
     for raw in input.split_inclusive(|b| *b == b'\n') {
         let body = raw.strip_suffix(b"\n").unwrap_or(raw);
         // The log verified, so every line decodes.
-        let d = decode(body).map_err(|_| CompactError::OutOfRange)?;
+        let d = decode(body).map_err(|_| CompactError::Unreadable)?;
         lines.push(Line {
             bytes: raw,
             record: d.record,
@@ -204,7 +206,7 @@ pub fn compact(
         }
         let run = lines.get(start..i).unwrap_or_default();
         let (record, checkpoint) = checkpoint_for(run, rule, cfg, key)?;
-        let (bytes, _) = encode(&record).map_err(|_| CompactError::OutOfRange)?;
+        let (bytes, _) = encode(&record).map_err(|_| CompactError::Unreadable)?;
         out.log.extend_from_slice(&bytes);
         out.records_after += 1;
         for l in run {
@@ -225,7 +227,7 @@ fn checkpoint_for(
     key: &SigningKey,
 ) -> Result<(Record, Checkpoint), CompactError> {
     let (Some(first), Some(last)) = (run.first(), run.last()) else {
-        return Err(CompactError::OutOfRange);
+        return Err(CompactError::Unreadable);
     };
     let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
     let mut digest_input = Vec::new();
@@ -265,6 +267,6 @@ fn checkpoint_for(
     });
     record.checkpoint = Some(checkpoint);
     key.sign(&mut record);
-    let signed = record.checkpoint.clone().ok_or(CompactError::OutOfRange)?;
+    let signed = record.checkpoint.clone().ok_or(CompactError::Unreadable)?;
     Ok((record, signed))
 }
