@@ -277,6 +277,44 @@ fn compaction_keeps_restricted_records_longer_and_the_log_still_verifies() {
 }
 
 #[test]
+fn a_head_kept_elsewhere_still_checks_against_a_compacted_log() {
+    let dir = setup("anchor");
+    let original = lines(&dir);
+    let hash_of = |seq: u64| {
+        original
+            .iter()
+            .map(|l| record(l))
+            .find(|r| r.seq == seq)
+            .expect("record")
+            .hash
+    };
+    let o = compact(&dir, "2024-06-01", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    // Record 9 ends the second run: its checkpoint holds its hash.
+    let head = format!("9:{}", hash_of(9));
+    assert_eq!(verify(&dir, &["--head", &head]).status.code(), Some(0));
+    let wrong = format!("9:{}", hash_of(8));
+    let o = verify(&dir, &["--head", &wrong]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        problems(&o)
+            .iter()
+            .any(|p| p.contains("differs from the anchor")),
+        "{:?}",
+        problems(&o)
+    );
+    // A kept record is checked as before.
+    let o = verify(&dir, &["--head", &format!("7:{}", hash_of(6))]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert_eq!(
+        verify(&dir, &["--head", &format!("12:{}", hash_of(12))])
+            .status
+            .code(),
+        Some(0)
+    );
+}
+
+#[test]
 fn compacting_twice_at_the_same_time_changes_nothing_the_second_time() {
     let dir = setup("idempotent");
     let o = compact(&dir, "2024-06-01", &[]);
