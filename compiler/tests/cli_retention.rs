@@ -186,6 +186,24 @@ fn records_carry_the_tier_of_the_data_they_are_about() {
             (11, Some("public".to_owned())),
         ]
     );
+    // A session opened bound to a patient names the patient: it is of the charts' tier.
+    let bound = dir.join("bound.jsonl");
+    std::fs::write(
+        &bound,
+        r#"{"at":"2020-01-10T10:00:00Z","session":"s5","agent":"assistant","bind":{"patient":"P-2"},"tool":"search_handbook","args":{"query":"x"}}
+"#,
+    )
+    .expect("write trace");
+    let log = dir.join("bound.log");
+    let o = agentpolicy(&["replay", POLICY, path(&bound), "--audit", path(&log)]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let opened = std::fs::read_to_string(&log)
+        .expect("log")
+        .lines()
+        .map(record)
+        .find(|r| r.kind.keyword() == "session")
+        .expect("a session record");
+    assert_eq!(opened.tier.as_deref(), Some("restricted"));
 }
 
 #[test]

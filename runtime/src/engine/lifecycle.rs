@@ -42,6 +42,11 @@ impl Inner {
         r.table = Some(loaded.hash);
         r.session = Some(session.name.clone());
         r.agent = Some(agent.to_owned());
+        // The record names the bound values (a patient, a matter): it is about their data.
+        r.tier = super::records::tier_name(
+            table,
+            super::records::keyed_tier(table, options.bind.iter().map(|(k, _)| *k)),
+        );
         r.detail = Some(if bound.is_empty() {
             "opened".to_owned()
         } else {

@@ -108,10 +108,25 @@ pub(crate) fn tier_name(table: &DecisionTable, tier: Option<TierId>) -> Option<S
         .cloned()
 }
 
+/// The highest tier of the resources kept apart by any of the named isolation keys: a
+/// record that names a key's value (a patient, a matter) is about that data.
+pub(crate) fn keyed_tier<'k>(
+    table: &DecisionTable,
+    keys: impl IntoIterator<Item = &'k str>,
+) -> Option<TierId> {
+    let data = table.data();
+    let ids: Vec<_> = keys.into_iter().filter_map(|k| table.key_id(k)).collect();
+    data.resources
+        .iter()
+        .filter(|r| r.keyed.iter().any(|k| ids.contains(k)))
+        .map(|r| r.tier)
+        .max()
+}
+
 /// The tier a decision record is of: the session's tier (after the call, if it ran),
 /// raised to the tier of what the call asked to read (the named resource, or every
-/// resource the tool reads), so a denied read of restricted data is kept as long as the
-/// data itself.
+/// resource the tool reads) and to the tier of data kept apart by the keys its write
+/// names, so a denied read of restricted data is kept as long as the data itself.
 pub(crate) fn call_tier(
     table: &DecisionTable,
     session_tier: Option<TierId>,
@@ -120,6 +135,11 @@ pub(crate) fn call_tier(
     let data = table.data();
     let raise = |tier: Option<TierId>, to: TierId| Some(tier.map_or(to, |t| t.max(to)));
     let mut tier = session_tier;
+    if let Some(write) = &call.write
+        && let Some(t) = keyed_tier(table, write.keys.iter().map(|(k, _)| *k))
+    {
+        tier = raise(tier, t);
+    }
     match &call.read {
         Some(read) => {
             if let Some(r) = data.resources.iter().find(|r| r.name == read.target) {
