@@ -155,8 +155,10 @@ pub struct Record {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     /// The tier of the data the record is about: for a decision, the session's tier
-    /// after the call, raised to the tier of what the call asked to read; for results,
-    /// resolutions and sessions, the session's tier. Retention reads it.
+    /// after the call, raised to the tier of what the call asked to read and of the data
+    /// kept apart by the keys its write names; for results, resolutions and sessions,
+    /// the session's tier (for a session opened bound to key values, the highest tier
+    /// those keys keep apart). Retention reads it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier: Option<String>,
     /// For checkpoint records: what compaction removed, and its signature.
