@@ -130,6 +130,11 @@ codes! {
     UnknownArgument = "AP0031", Error, "unknown argument";
     ArgumentInStarRule = "AP0032", Error, "argument condition on a `*` rule";
     ConstantCondition = "AP0033", Warning, "condition does not depend on the request";
+    NotTextArgument = "AP0034", Error, "set or pattern used with an argument that is not text";
+    EmptySet = "AP0035", Warning, "set has no members";
+    PatternNeverMatches = "AP0036", Warning, "pattern can never match";
+    InvalidPattern = "AP0037", Error, "malformed glob pattern";
+    ListWithoutQuantifier = "AP0038", Error, "list argument used without `all` or `any`";
     EscalateWithoutRoute = "AP0040", Error, "`escalate` without a route";
     RouteWithoutTimeout = "AP0041", Error, "escalation route without a timeout outcome";
     AgentWithoutOwner = "AP0042", Error, "agent without an owner";
@@ -138,6 +143,11 @@ codes! {
     UngrantedDeny = "AP0045", Warning, "`deny` for a tool the agent is never granted";
     RouteOnNonEscalate = "AP0046", Error, "route on a rule that does not escalate";
     InvalidTest = "AP0050", Error, "invalid policy test";
+    StageRoute = "AP0060", Error, "`stage supervised` without a route, or a route on another stage";
+    StageAndMode = "AP0061", Error, "both `stage` and `mode`";
+    PromotionWindow = "AP0062", Error, "promotion criteria without exactly one `over N decisions`";
+    InvalidCriterion = "AP0063", Error, "promotion criterion out of range or of the wrong kind";
+    InvalidPromotion = "AP0064", Error, "promotion to a stage that is not above the agent's stage";
     TestFailed = "AP0051", Error, "policy test failed";
     RepeatedRetention = "AP0065", Error, "audit retention given twice";
     InvalidRetention = "AP0066", Error, "retention period out of range";
@@ -156,6 +166,7 @@ codes! {
     AssertNeverReadsFailed = "AP0110", Error, "`assert ... never reads` does not hold";
     AssertNoFlowFailed = "AP0111", Error, "`assert no flow from ... to ...` does not hold";
     ProofUnknown = "AP0112", Error, "property neither proved nor refuted";
+    TaintedIrreversible = "AP0113", Error, "irreversible tool allowed in a tainted session without escalation";
 }
 
 impl Serialize for Code {

@@ -20,7 +20,8 @@
 //!   line that starts with a closing `)` or `}` lines up with the line that opened it.
 //! - Between tokens on one line: exactly one space, except none before `,` `)` `]` `:`
 //!   `?` `.`, none after `(` `[` `.`, none between a name and its `(` (`tool f(`,
-//!   `calls f(`, `document(`), and `{}` for an empty block. A comment has exactly one
+//!   `calls f(`, `document(`), none inside the type `list<text>`, and `{}` for an
+//!   empty block. A comment has exactly one
 //!   space on each side where it shares a line with code.
 //! - A `{ ... }` block written on one line stays on one line if that line fits in
 //!   [`MAX_WIDTH`] characters; otherwise, or when the author wrote it across lines, each
@@ -575,7 +576,22 @@ impl<'a, 's> Printer<'a, 's> {
             previous.kind,
             Kind::Token(TokenKind::LParen | TokenKind::LBracket | TokenKind::Dot)
         );
-        !(tight_before || tight_after)
+        !(tight_before || tight_after || self.in_list_type(i))
+    }
+
+    /// Whether element `i` is inside the type `list<text>`, written without spaces.
+    fn in_list_type(&self, i: usize) -> bool {
+        let text = |j: Option<usize>| {
+            j.and_then(|j| self.elements.get(j))
+                .map(|e| e.text.as_ref())
+        };
+        match self.elements[i].kind {
+            Kind::Token(TokenKind::Lt) => text(i.checked_sub(1)) == Some("list"),
+            Kind::Token(TokenKind::Gt) => {
+                text(i.checked_sub(1)) == Some("text") && text(i.checked_sub(3)) == Some("list")
+            }
+            _ => text(i.checked_sub(1)) == Some("<") && text(i.checked_sub(2)) == Some("list"),
+        }
     }
 
     fn level_of_line_starting_at(&self, i: usize) -> usize {

@@ -25,6 +25,8 @@ pub struct Call {
     pub read: Option<DataAccess<ResourceId>>,
     pub write: Option<DataAccess<SinkId>>,
     pub session: Session,
+    /// Parameter indices of arguments the caller says came from untrusted content.
+    pub untrusted: Vec<usize>,
 }
 
 /// A named read or write, with the isolation-key values of the data.
@@ -44,6 +46,8 @@ pub struct Session {
     pub bound: Vec<(KeyId, String)>,
     /// Usage of the agent's limits, by limit index; absent counters are 0.
     pub usage: Vec<u64>,
+    /// The session has taken in untrusted content.
+    pub tainted: bool,
 }
 
 /// Isolation-key values by key.
@@ -115,14 +119,16 @@ pub fn interpret(model: &Model, call: &Call) -> Verdict {
             .filter(move |r| model.rule(*r).kind == kind)
     };
     for id in of_kind(RuleKind::Deny) {
-        if let Some(missing) = matches_failing_safe(model.rule(id).condition.as_ref(), call) {
+        if let Some(missing) = matches_failing_safe(model, model.rule(id).condition.as_ref(), call)
+        {
             return by_rule(Outcome::Deny, id, missing, Vec::new());
         }
     }
     let mut escalation: Option<(RuleId, Option<Missing>)> = None;
     let mut routes = Vec::new();
     for id in of_kind(RuleKind::Escalate) {
-        if let Some(missing) = matches_failing_safe(model.rule(id).condition.as_ref(), call) {
+        if let Some(missing) = matches_failing_safe(model, model.rule(id).condition.as_ref(), call)
+        {
             escalation.get_or_insert((id, missing));
             if let Some(route) = model.rule(id).route
                 && !routes.contains(&route)
@@ -137,7 +143,7 @@ pub fn interpret(model: &Model, call: &Call) -> Verdict {
     for id in of_kind(RuleKind::Allow) {
         let holds = match &model.rule(id).condition {
             None => true,
-            Some(cond) => missing_value(cond, call).is_none() && eval(cond, call),
+            Some(cond) => missing_value(cond, call).is_none() && eval(model, cond, call),
         };
         if holds {
             return by_rule(Outcome::Allow, id, None, Vec::new());
@@ -163,38 +169,80 @@ fn by_rule(
 
 /// For deny and escalate rules: `Some(missing)` when the rule matches, where `missing`
 /// is the value whose absence made it match.
-fn matches_failing_safe(cond: Option<&Cond>, call: &Call) -> Option<Option<Missing>> {
+fn matches_failing_safe(
+    model: &Model,
+    cond: Option<&Cond>,
+    call: &Call,
+) -> Option<Option<Missing>> {
     let Some(cond) = cond else {
         return Some(None);
     };
     match missing_value(cond, call) {
         Some(missing) => Some(Some(missing)),
-        None => eval(cond, call).then_some(None),
+        None => eval(model, cond, call).then_some(None),
     }
 }
 
 /// The first value the condition reads that the call lacks.
 fn missing_value(cond: &Cond, call: &Call) -> Option<Missing> {
-    cond.terms()
+    let args = cond
+        .args()
         .into_iter()
-        .filter_map(|term| match term {
-            Term::Arg(i) => value_of_arg(call, *i).is_none().then_some(Missing::Arg(*i)),
-            Term::Confidence => call.confidence.is_none().then_some(Missing::Confidence),
-            Term::Const { .. } => None,
-        })
-        .min()
+        .filter(|i| value_of_arg(call, *i).is_none())
+        .map(Missing::Arg);
+    let confidence = (call.confidence.is_none()
+        && cond.terms().iter().any(|t| matches!(t, Term::Confidence)))
+    .then_some(Missing::Confidence);
+    args.chain(confidence).min()
 }
 
 fn value_of_arg(call: &Call, i: usize) -> Option<&Value> {
     call.args.get(i).and_then(Option::as_ref)
 }
 
+/// Whether `text` is a member of the set; a set bound at deploy time has no members
+/// in the model.
+fn in_set(model: &Model, set: crate::model::SetId, text: &str) -> bool {
+    model
+        .sets
+        .get(set.index())
+        .and_then(|s| s.members.as_ref())
+        .is_some_and(|m| m.iter().any(|x| x == text))
+}
+
 /// Evaluates a condition whose values are all present.
-fn eval(cond: &Cond, call: &Call) -> bool {
+fn eval(model: &Model, cond: &Cond, call: &Call) -> bool {
     match cond {
-        Cond::Or(parts) => parts.iter().any(|c| eval(c, call)),
-        Cond::And(parts) => parts.iter().all(|c| eval(c, call)),
-        Cond::Not(inner) => !eval(inner, call),
+        Cond::Or(parts) => parts.iter().any(|c| eval(model, c, call)),
+        Cond::And(parts) => parts.iter().all(|c| eval(model, c, call)),
+        Cond::Not(inner) => !eval(model, inner, call),
+        Cond::InSet { arg, set } => match value_of_arg(call, *arg) {
+            Some(Value::Text(t)) => in_set(model, *set, t),
+            _ => false,
+        },
+        Cond::Matches { arg, pattern } => match value_of_arg(call, *arg) {
+            Some(Value::Text(t)) => agentpolicy_runtime::glob_match(pattern, t),
+            _ => false,
+        },
+        Cond::Quantified {
+            quantifier,
+            arg,
+            test,
+        } => {
+            let Some(Value::TextList(items)) = value_of_arg(call, *arg) else {
+                return false;
+            };
+            let passes = |t: &String| test.holds(t, |s, x| in_set(model, s, x));
+            match quantifier {
+                crate::syntax::ast::Quantifier::All => items.iter().all(passes),
+                crate::syntax::ast::Quantifier::Any => items.iter().any(passes),
+            }
+        }
+        Cond::FromUntrusted { arg } => call.untrusted.contains(arg),
+        Cond::HasEffect(effect) => model
+            .tools
+            .get(call.tool.index())
+            .is_some_and(|t| t.has_effect(*effect)),
         Cond::Compare { left, op, right } => {
             match (term_value(left, call), term_value(right, call)) {
                 (Some(l), Some(r)) => compare(&l, *op, &r),
@@ -209,6 +257,7 @@ fn term_value(term: &Term, call: &Call) -> Option<Value> {
     match term {
         Term::Arg(i) => value_of_arg(call, *i).cloned(),
         Term::Confidence => call.confidence.map(Value::Number),
+        Term::Tainted => Some(Value::Bool(call.session.tainted)),
         Term::Const { value, .. } => Some(value.clone()),
     }
 }

@@ -10,6 +10,7 @@ pub mod diagnostics;
 pub mod explain;
 pub mod format;
 pub mod interpret;
+pub mod lifecycle;
 pub mod line_index;
 pub mod model;
 pub mod policy_test;

@@ -14,9 +14,10 @@ use serde::Serialize;
 
 use crate::diagnostics::FileId;
 use crate::syntax::ast::{
-    BreakerMetric, CompareOp, Effect, LimitUnit, LimitWindow, Mode, RuleKind, SuspendScope,
-    TextRange, TimeoutOutcome, TypeName,
+    BreakerMetric, CompareOp, Effect, LimitUnit, LimitWindow, Mode, Quantifier, RuleKind,
+    SuspendScope, TextRange, TimeoutOutcome, TypeName,
 };
+pub use crate::syntax::ast::{PromoteMetric, Stage};
 
 /// Where something was declared: a file and a byte range in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -43,7 +44,8 @@ ids!(
     ThresholdId,
     RouteId,
     AgentId,
-    RuleId
+    RuleId,
+    SetId
 );
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
@@ -62,10 +64,20 @@ pub struct Model {
     pub rules: Vec<RuleDef>,
     pub asserts: Vec<AssertDef>,
     pub tests: Vec<TestDef>,
+    /// Named sets of texts (`set NAME = [...]` or `set NAME from deploy`).
+    pub sets: Vec<SetDef>,
     /// The audit retention schedule: at most one clause without a tier (the default)
     /// and one per tier, in source order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub retention: Vec<RetainRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SetDef {
+    pub name: String,
+    /// The members, sorted and without duplicates; `None` for a set bound at deploy time.
+    pub members: Option<Vec<String>>,
+    pub loc: Loc,
 }
 
 /// `retain audit [for TIER] PERIOD`: records (of `tier` or above) are kept at least
@@ -102,6 +114,8 @@ pub struct ResourceDef {
     pub name: String,
     pub tier: TierId,
     pub keyed: Vec<KeyId>,
+    /// Reading it taints the session.
+    pub untrusted: bool,
     pub loc: Loc,
 }
 
@@ -130,6 +144,8 @@ pub struct ToolDef {
     pub effects: Vec<Effect>,
     pub reads: Vec<ResourceId>,
     pub writes: Vec<SinkId>,
+    /// Its output is untrusted content: a call taints the session.
+    pub untrusted: bool,
     pub loc: Loc,
 }
 
@@ -156,6 +172,8 @@ pub enum Value {
     Duration(i64),
     Text(String),
     Bool(bool),
+    /// A `list<text>` argument (tests and counterexamples only; no literal in conditions).
+    TextList(Vec<String>),
 }
 
 impl Value {
@@ -167,6 +185,7 @@ impl Value {
             Value::Duration(_) => TypeName::Duration,
             Value::Text(_) => TypeName::Text,
             Value::Bool(_) => TypeName::Bool,
+            Value::TextList(_) => TypeName::TextList,
         }
     }
 }
@@ -212,6 +231,39 @@ pub struct AgentDef {
     pub breakers: Vec<BreakerDef>,
     pub mode: Mode,
     pub credentials: Vec<CredentialDef>,
+    pub loc: Loc,
+    /// The lifecycle stage (`stage ...`); `None` when the agent declares none.
+    pub stage: Option<StageDef>,
+    /// Promotion criteria (`promote to ...`), in source order, at most one per target.
+    pub promotions: Vec<PromotionDef>,
+}
+
+/// `stage STAGE [to ROUTE]`. Sema has already applied it: `stage shadow` set the mode to
+/// shadow, and `stage supervised` turned every `allow` rule of the agent into an
+/// `escalate` rule to `route`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StageDef {
+    pub stage: Stage,
+    pub route: Option<RouteId>,
+    pub loc: Loc,
+}
+
+/// `promote to STAGE when ...`: every criterion over the agent's most recent `window`
+/// decisions in its current stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PromotionDef {
+    pub to: Stage,
+    pub window: u64,
+    pub criteria: Vec<CriterionDef>,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CriterionDef {
+    pub metric: PromoteMetric,
+    pub op: CompareOp,
+    /// Millionths for rates (`98%` is 980_000), a plain count for `denials`.
+    pub value: i64,
     pub loc: Loc,
 }
 
@@ -283,6 +335,49 @@ pub enum Cond {
     },
     /// A `bool` term used as a condition.
     Truthy(Term),
+    /// The text argument at this parameter index is a member of the set.
+    InSet {
+        arg: usize,
+        set: SetId,
+    },
+    /// The text argument matches the glob.
+    Matches {
+        arg: usize,
+        pattern: String,
+    },
+    /// `all` / `any` element of the `list<text>` argument passes the test.
+    Quantified {
+        quantifier: Quantifier,
+        arg: usize,
+        test: ElementTest,
+    },
+    /// The caller says the argument came from untrusted content.
+    FromUntrusted {
+        arg: usize,
+    },
+    /// The called tool has the effect (decided per tool when the table is built).
+    HasEffect(Effect),
+}
+
+/// A test on one element of a list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum ElementTest {
+    InSet { set: SetId, negated: bool },
+    Matches { pattern: String, negated: bool },
+    Equals { text: String, negated: bool },
+}
+
+impl ElementTest {
+    /// Whether `text` passes, with `in_set` answering set membership.
+    pub fn holds(&self, text: &str, in_set: impl Fn(SetId, &str) -> bool) -> bool {
+        match self {
+            ElementTest::InSet { set, negated } => in_set(*set, text) != *negated,
+            ElementTest::Matches { pattern, negated } => {
+                agentpolicy_runtime::glob_match(pattern, text) != *negated
+            }
+            ElementTest::Equals { text: t, negated } => (t == text) != *negated,
+        }
+    }
 }
 
 impl Cond {
@@ -302,7 +397,64 @@ impl Cond {
                 out.push(right);
             }
             Cond::Truthy(t) => out.push(t),
+            Cond::InSet { .. }
+            | Cond::Matches { .. }
+            | Cond::Quantified { .. }
+            | Cond::FromUntrusted { .. }
+            | Cond::HasEffect(_) => {}
         }
+    }
+
+    /// The argument indices the condition reads, in order, with repeats.
+    pub fn args(&self) -> Vec<usize> {
+        let mut out = Vec::new();
+        self.visit(&mut |c| match c {
+            Cond::Compare { left, right, .. } => {
+                for t in [left, right] {
+                    if let Term::Arg(i) = t {
+                        out.push(*i);
+                    }
+                }
+            }
+            Cond::Truthy(Term::Arg(i))
+            | Cond::InSet { arg: i, .. }
+            | Cond::Matches { arg: i, .. }
+            | Cond::Quantified { arg: i, .. }
+            | Cond::FromUntrusted { arg: i } => out.push(*i),
+            _ => {}
+        });
+        out
+    }
+
+    /// Calls `f` on this condition and every condition inside it, outermost first.
+    pub fn visit(&self, f: &mut impl FnMut(&Cond)) {
+        f(self);
+        match self {
+            Cond::Or(cs) | Cond::And(cs) => cs.iter().for_each(|c| c.visit(f)),
+            Cond::Not(c) => c.visit(f),
+            _ => {}
+        }
+    }
+
+    /// Whether the condition reads anything of the call or its session: an argument,
+    /// the confidence, the session's taint, or the called tool's effects.
+    pub fn reads_call(&self) -> bool {
+        let mut reads = false;
+        self.visit(&mut |c| match c {
+            Cond::Compare { left, right, .. } => {
+                reads |= [left, right]
+                    .iter()
+                    .any(|t| !matches!(t, Term::Const { .. }))
+            }
+            Cond::Truthy(t) => reads |= !matches!(t, Term::Const { .. }),
+            Cond::InSet { .. }
+            | Cond::Matches { .. }
+            | Cond::Quantified { .. }
+            | Cond::FromUntrusted { .. }
+            | Cond::HasEffect(_) => reads = true,
+            Cond::Or(_) | Cond::And(_) | Cond::Not(_) => {}
+        });
+        reads
     }
 }
 
@@ -312,6 +464,8 @@ pub enum Term {
     Arg(usize),
     /// The confidence the caller reports, in millionths.
     Confidence,
+    /// Whether the session has taken in untrusted content (a `bool`).
+    Tainted,
     /// A literal, or a threshold inlined (its id kept for explanations).
     Const {
         value: Value,
@@ -328,6 +482,10 @@ pub enum AssertDef {
         loc: Loc,
     },
     EveryIrreversibleEscalates {
+        loc: Loc,
+    },
+    /// `assert every irreversible tool escalates when tainted`.
+    TaintedIrreversibleEscalates {
         loc: Loc,
     },
     NeverReads {
@@ -362,6 +520,8 @@ pub struct TestCall {
     pub on: Option<TestResource>,
     /// The sink the call writes, with the key values of the data.
     pub into: Option<TestSink>,
+    /// Parameter indices of arguments marked `untrusted`.
+    pub untrusted: Vec<usize>,
     pub loc: Loc,
 }
 
@@ -400,6 +560,13 @@ impl Model {
             .iter()
             .position(|a| a.name == name)
             .map(|i| AgentId(i as u32))
+    }
+
+    pub fn set_by_name(&self, name: &str) -> Option<SetId> {
+        self.sets
+            .iter()
+            .position(|s| s.name == name)
+            .map(|i| SetId(i as u32))
     }
 
     pub fn rule(&self, id: RuleId) -> &RuleDef {

@@ -146,17 +146,33 @@ fn perform(
         }
     };
     let tool = &model.tools[call.tool.index()];
+    let lists: Vec<Vec<&str>> = call
+        .args
+        .iter()
+        .map(|v| match v {
+            Some(Value::TextList(items)) => items.iter().map(String::as_str).collect(),
+            _ => Vec::new(),
+        })
+        .collect();
+    let untrusted: Vec<&str> = call
+        .untrusted
+        .iter()
+        .filter_map(|i| tool.params.get(*i))
+        .map(|p| p.name.as_str())
+        .collect();
     let args: Vec<(&str, ArgValue<'_>)> = tool
         .params
         .iter()
         .zip(&call.args)
-        .filter_map(|(param, value)| {
+        .zip(&lists)
+        .filter_map(|((param, value), list)| {
             let arg = match value.as_ref()? {
                 Value::Money(v) => ArgValue::Money(*v),
                 Value::Number(v) => ArgValue::Number(*v),
                 Value::Duration(v) => ArgValue::Duration(*v),
                 Value::Bool(b) => ArgValue::Bool(*b),
                 Value::Text(t) => ArgValue::Text(t),
+                Value::TextList(_) => ArgValue::TextList(list),
             };
             Some((param.name.as_str(), arg))
         })
@@ -166,6 +182,7 @@ fn perform(
     let request = Call {
         tool: &tool.name,
         args: &args,
+        untrusted: &untrusted,
         confidence: call.confidence,
         read: call
             .on
@@ -183,6 +200,7 @@ fn perform(
                 target: &model.sinks[into.sink.index()].name,
                 keys,
             }),
+        reasoning: None,
     };
     let verdict = engine.decide(session, &request);
     if let Some(escalation) = verdict.escalation {

@@ -128,14 +128,21 @@ fn replay_prints_each_decision_and_a_summary() {
         "{out}"
     );
     assert!(
-        out.contains("summary: 12 calls: 4 allow, 3 escalate, 5 deny"),
+        out.contains("summary: 12 calls: 5 allow, 3 escalate, 4 deny (3 in shadow mode)"),
         "{out}"
     );
     assert!(
         out.contains("  research: 2 allow, 2 escalate, 3 deny"),
         "{out}"
     );
-    assert!(out.contains("first denial per session:\n  billing-1: line 11: deny by rule `billing/deny/transfer_from_trust#1`"), "{out}");
+    // Billing is in shadow mode (`stage shadow`): told Allow, the would-be outcome logged.
+    assert!(out.contains("line 10: billing-1 billing transfer_from_trust#3: allow (shadow; would be: deny by rule `billing/deny/transfer_from_trust#1`"), "{out}");
+    assert!(
+        out.contains("first denial per session:\n  intake-1: line 11: deny (not granted)"),
+        "{out}"
+    );
+    // Intake is supervised: its allowed tools escalate to practice support.
+    assert!(out.contains("line 15: intake-1 intake check_conflicts#2: escalate to human_review by rule `intake/escalate/check_conflicts#1`"), "{out}");
     assert!(out.contains("expectations: 12 checked, 0 failed"), "{out}");
 }
 
@@ -263,7 +270,7 @@ fn the_audit_log_of_a_replay_verifies_and_queries() {
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     assert!(stdout(&o).contains("ok: "), "{}", stdout(&o));
     assert!(
-        stdout(&o).contains("chain intact up to record 26"),
+        stdout(&o).contains("chain intact up to record 25"),
         "{}",
         stdout(&o)
     );
@@ -300,19 +307,19 @@ fn the_audit_log_of_a_replay_verifies_and_queries() {
         "query",
         path(&log),
         "--session",
-        "billing-1",
+        "intake-1",
         "--tool",
-        "send_invoice",
+        "check_conflicts",
     ]);
     let out = stdout(&o);
     assert!(
         out.contains(
-            "decision billing-1 billing send_invoice#2: escalate to supervising_partner by rule"
+            "decision intake-1 intake check_conflicts#2: escalate to human_review by rule"
         ),
         "{out}"
     );
-    assert!(out.contains("resolution billing-1 billing send_invoice#2 allow: approved by partner@hartwellpike.example"), "{out}");
-    assert!(out.ends_with("3 record(s)\n"), "{out}");
+    assert!(out.contains("resolution intake-1 intake check_conflicts#2 allow: approved by paralegal@hartwellpike.example"), "{out}");
+    assert!(out.ends_with("2 record(s)\n"), "{out}");
     let o = agentpolicy(&[
         "audit",
         "query",

@@ -65,6 +65,7 @@ fn model() -> Model {
             effects: vec![],
             reads: vec![],
             writes: vec![],
+            untrusted: false,
             loc: at("tool"),
         }],
         routes: vec![RouteDef {
@@ -86,6 +87,8 @@ fn model() -> Model {
             mode: Mode::Shadow,
             credentials: vec![],
             loc: at("agent"),
+            stage: None,
+            promotions: vec![],
         }],
         rules: vec![
             rule(

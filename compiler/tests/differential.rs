@@ -4,8 +4,9 @@
 //!
 //! Each proptest case draws a seed, builds a random model from it (tools with parameters
 //! of every type, agents, `allow` / `escalate` / `deny` rules on tools and `*`, random
-//! conditions with and / or / not, text constants, thresholds, resources, sinks, keys,
-//! limits) and then checks `DIFFERENTIAL_CALLS` random calls against it (arguments and
+//! conditions with and / or / not, text constants, sets, globs, `list<text>`
+//! quantifiers, argument provenance, session taint and `effect` tests, thresholds,
+//! resources, sinks, keys, limits) and then checks `DIFFERENTIAL_CALLS` random calls against it (arguments and
 //! confidence sometimes missing, reads and writes sometimes named, random sessions).
 //!
 //! Defaults: 2,000 models x 200 calls = 400,000 decisions, a few seconds in a debug
@@ -23,7 +24,8 @@ use agentpolicy::diagnostics::FileId;
 use agentpolicy::interpret::{Call, DataAccess, Missing, Session, Verdict, interpret};
 use agentpolicy::model::*;
 use agentpolicy::syntax::ast::{
-    CompareOp, Effect, LimitUnit, LimitWindow, Mode, RuleKind, TextRange, TimeoutOutcome, TypeName,
+    CompareOp, Effect, LimitUnit, LimitWindow, Mode, Quantifier, RuleKind, TextRange,
+    TimeoutOutcome, TypeName,
 };
 use agentpolicy_runtime::{
     self as rt, ArgValue, DecisionTable, KeyBindings, KeyValueInterner, Request, SessionView,
@@ -70,7 +72,10 @@ const CALL_TEXTS: [&str; 5] = ["alpha", "beta", "gamma", "zeta", "omega"];
 const NUMBERS: [i64; 7] = [-1, 0, 1, 5, 10, 100, 101];
 const CONFIDENCES: [i64; 5] = [0, 499_999, 500_000, 850_000, 1_000_000];
 const KEY_VALUES: [&str; 2] = ["M-1", "M-2"];
-const TYPES: [TypeName; 6] = [
+/// Globs the conditions use: they match some of the call texts and not others.
+const GLOBS: [&str; 5] = ["*a", "a*", "?e*", "*", "zet?"];
+const TYPES: [TypeName; 7] = [
+    TypeName::TextList,
     TypeName::Text,
     TypeName::Number,
     TypeName::Money,
@@ -105,6 +110,30 @@ fn value_of(ty: TypeName, n: i64) -> Value {
         TypeName::Duration => Value::Duration(n),
         TypeName::Bool => Value::Bool(n % 2 != 0),
         TypeName::Text => Value::Text(TEXTS[n.unsigned_abs() as usize % TEXTS.len()].into()),
+        TypeName::TextList => Value::TextList(
+            (0..n.unsigned_abs() % 3)
+                .map(|i| TEXTS[(n.unsigned_abs() + i) as usize % TEXTS.len()].to_string())
+                .collect(),
+        ),
+    }
+}
+
+/// A test on each element of a list (or the one text).
+fn gen_element_test(rng: &mut Rng, sets: usize) -> ElementTest {
+    let negated = rng.chance(30);
+    match rng.below(3) {
+        0 if sets > 0 => ElementTest::InSet {
+            set: SetId(rng.below(sets) as u32),
+            negated,
+        },
+        1 => ElementTest::Equals {
+            text: (*rng.pick(&CALL_TEXTS)).into(),
+            negated,
+        },
+        _ => ElementTest::Matches {
+            pattern: (*rng.pick(&GLOBS)).into(),
+            negated,
+        },
     }
 }
 
@@ -123,21 +152,84 @@ fn subset<T: Copy>(rng: &mut Rng, items: &[T], percent: u64) -> Vec<T> {
         .collect()
 }
 
-/// A random condition over the tool's parameters (none for `*` rules) and confidence.
-fn gen_cond(rng: &mut Rng, params: &[ParamDef], depth: u32) -> Cond {
+/// A random condition over the tool's parameters (none for `*` rules), confidence,
+/// taint and effects. `sets` is how many sets the model declares.
+fn gen_cond(rng: &mut Rng, params: &[ParamDef], sets: usize, depth: u32) -> Cond {
+    let cond = gen_cond_inner(rng, params, sets, depth);
+    // Sema never produces a list compared as a whole: keep those out.
+    let mut list_compared = false;
+    cond.visit(&mut |c| {
+        if let Cond::Compare { left, right, .. } = c {
+            for t in [left, right] {
+                if let Term::Arg(i) = t
+                    && params[*i].ty == TypeName::TextList
+                {
+                    list_compared = true;
+                }
+            }
+        }
+        if let Cond::Truthy(Term::Arg(i)) = c
+            && params[*i].ty == TypeName::TextList
+        {
+            list_compared = true;
+        }
+    });
+    if list_compared {
+        Cond::Truthy(Term::Tainted)
+    } else {
+        cond
+    }
+}
+
+fn gen_cond_inner(rng: &mut Rng, params: &[ParamDef], sets: usize, depth: u32) -> Cond {
     if depth > 0 && rng.chance(45) {
         return match rng.below(3) {
             0 => Cond::And(
                 (0..rng.range(0, 3))
-                    .map(|_| gen_cond(rng, params, depth - 1))
+                    .map(|_| gen_cond_inner(rng, params, sets, depth - 1))
                     .collect(),
             ),
             1 => Cond::Or(
                 (0..rng.range(0, 3))
-                    .map(|_| gen_cond(rng, params, depth - 1))
+                    .map(|_| gen_cond_inner(rng, params, sets, depth - 1))
                     .collect(),
             ),
-            _ => Cond::Not(Box::new(gen_cond(rng, params, depth - 1))),
+            _ => Cond::Not(Box::new(gen_cond_inner(rng, params, sets, depth - 1))),
+        };
+    }
+    if rng.chance(8) {
+        return if rng.chance(50) {
+            Cond::Truthy(Term::Tainted)
+        } else {
+            Cond::HasEffect(*rng.pick(&[Effect::Irreversible, Effect::Financial]))
+        };
+    }
+    let texts: Vec<usize> = (0..params.len())
+        .filter(|&j| params[j].ty == TypeName::Text)
+        .collect();
+    let lists: Vec<usize> = (0..params.len())
+        .filter(|&j| params[j].ty == TypeName::TextList)
+        .collect();
+    if !lists.is_empty() && rng.chance(30) {
+        return Cond::Quantified {
+            quantifier: *rng.pick(&[Quantifier::All, Quantifier::Any]),
+            arg: *rng.pick(&lists),
+            test: gen_element_test(rng, sets),
+        };
+    }
+    if !texts.is_empty() && rng.chance(30) {
+        let arg = *rng.pick(&texts);
+        return match gen_element_test(rng, sets) {
+            ElementTest::InSet { set, .. } => Cond::InSet { arg, set },
+            _ => Cond::Matches {
+                arg,
+                pattern: (*rng.pick(&GLOBS)).into(),
+            },
+        };
+    }
+    if !params.is_empty() && rng.chance(8) {
+        return Cond::FromUntrusted {
+            arg: rng.below(params.len()),
         };
     }
     if rng.chance(5) {
@@ -226,7 +318,23 @@ fn gen_model(rng: &mut Rng) -> Model {
             name: format!("resource{i}"),
             tier: TierId(rng.below(tiers) as u32),
             keyed: subset(rng, &keys, 60),
+            untrusted: rng.chance(30),
             loc: loc(0),
+        })
+        .collect();
+    model.sets = (0..rng.range(0, 2))
+        .map(|i| {
+            let mut members: Vec<String> = CALL_TEXTS
+                .iter()
+                .filter(|_| rng.chance(40))
+                .map(|t| (*t).to_string())
+                .collect();
+            members.sort();
+            SetDef {
+                name: format!("set{i}"),
+                members: Some(members),
+                loc: loc(0),
+            }
         })
         .collect();
     model.sinks = (0..rng.range(0, 2))
@@ -257,6 +365,7 @@ fn gen_model(rng: &mut Rng) -> Model {
             ),
             reads: subset(rng, &resources, 40),
             writes: subset(rng, &sinks, 40),
+            untrusted: rng.chance(20),
             loc: loc(0),
         })
         .collect();
@@ -284,7 +393,7 @@ fn gen_model(rng: &mut Rng) -> Model {
                 RuleTarget::Tool(t) => &model.tools[t.index()].params,
                 RuleTarget::All => &[],
             };
-            let condition = (!rng.chance(25)).then(|| gen_cond(rng, params, 3));
+            let condition = (!rng.chance(25)).then(|| gen_cond(rng, params, model.sets.len(), 3));
             let route =
                 (kind == RuleKind::Escalate).then(|| RouteId(rng.below(model.routes.len()) as u32));
             model.rules.push(RuleDef {
@@ -317,6 +426,8 @@ fn gen_model(rng: &mut Rng) -> Model {
             mode: Mode::Enforce,
             credentials: vec![],
             loc: loc(0),
+            stage: None,
+            promotions: vec![],
         });
     }
     model
@@ -346,6 +457,11 @@ fn gen_call(rng: &mut Rng, model: &Model) -> Call {
         .map(|p| {
             rng.chance(80).then(|| match p.ty {
                 TypeName::Text => Value::Text((*rng.pick(&CALL_TEXTS)).into()),
+                TypeName::TextList => Value::TextList(
+                    (0..rng.range(0, 3))
+                        .map(|_| (*rng.pick(&CALL_TEXTS)).to_string())
+                        .collect(),
+                ),
                 ty => value_of(ty, *rng.pick(&NUMBERS)),
             })
         })
@@ -369,7 +485,9 @@ fn gen_call(rng: &mut Rng, model: &Model) -> Call {
             .then(|| TierId(rng.below(model.tiers.len()) as u32)),
         bound: bind_some(rng, &all_keys, 40),
         usage: (0..2).map(|_| rng.range(0, 3) as u64).collect(),
+        tainted: rng.chance(30),
     };
+    let params = model.tools[tool.index()].params.len();
     Call {
         agent,
         tool,
@@ -378,6 +496,7 @@ fn gen_call(rng: &mut Rng, model: &Model) -> Call {
         read,
         write,
         session,
+        untrusted: (0..params).filter(|_| rng.chance(25)).collect(),
     }
 }
 
@@ -404,7 +523,15 @@ fn to_request(
     let mut b = table
         .request(&model.agents[call.agent.index()].name, &tool.name)
         .map_err(|e| e.to_string())?;
-    for (param, value) in tool.params.iter().zip(&call.args) {
+    let lists: Vec<Vec<&str>> = call
+        .args
+        .iter()
+        .map(|v| match v {
+            Some(Value::TextList(items)) => items.iter().map(String::as_str).collect(),
+            _ => Vec::new(),
+        })
+        .collect();
+    for ((param, value), list) in tool.params.iter().zip(&call.args).zip(&lists) {
         let Some(value) = value else { continue };
         let arg = match (param.ty, value) {
             (TypeName::Percent, Value::Number(n)) => ArgValue::Percent(*n),
@@ -413,8 +540,14 @@ fn to_request(
             (_, Value::Duration(n)) => ArgValue::Duration(*n),
             (_, Value::Bool(v)) => ArgValue::Bool(*v),
             (_, Value::Text(t)) => ArgValue::Text(t),
+            (_, Value::TextList(_)) => ArgValue::TextList(list),
         };
         b = b.arg(&param.name, arg).map_err(|e| e.to_string())?;
+    }
+    for i in &call.untrusted {
+        b = b
+            .untrusted(&tool.params[*i].name)
+            .map_err(|e| e.to_string())?;
     }
     if let Some(c) = call.confidence {
         b = b.confidence(c);
@@ -449,6 +582,7 @@ fn to_request(
         tier: call.session.tier.map(|t| rt::TierId(t.0)),
         bound,
         usage,
+        tainted: call.session.tainted,
     })
     .build())
 }

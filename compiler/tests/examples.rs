@@ -81,13 +81,20 @@ fn request_json(model: &Model, call: &TestCall) -> Json {
             Value::Duration(ms) => json!(ms),
             Value::Bool(b) => json!(b),
             Value::Text(t) => json!(t),
+            Value::TextList(items) => json!(items),
         };
         args.insert(param.name.clone(), v);
     }
+    let untrusted: Vec<&str> = call
+        .untrusted
+        .iter()
+        .map(|i| tool.params[*i].name.as_str())
+        .collect();
     let mut request = json!({
         "agent": model.agents[call.agent.index()].name,
         "tool": tool.name,
         "args": args,
+        "untrusted": untrusted,
     });
     if let Some(c) = call.confidence {
         request["confidence"] = json!(decimal(c).parse::<f64>().expect("decimal"));

@@ -38,6 +38,8 @@ fn policies(dir: &Path, out: &mut Vec<PathBuf>) {
 
 /// Decides `call` in the runtime with the session it names.
 fn replay_call(table: &DecisionTable, call: &Call, keys: &mut KeyValueInterner) {
+    // With the members the counterexample assumes for `from deploy` sets, if any.
+    let table = &*call.table(table).expect("the counterexample's sets bind");
     let request = call
         .to_request(table, keys)
         .expect("a counterexample is a valid request");
@@ -97,6 +99,7 @@ fn advance(table: &DecisionTable, session: &Session, call: &Call) -> Session {
     Session {
         tier: tier.map(|t| data.tiers[t].clone()),
         bound,
+        tainted: false,
     }
 }
 
@@ -105,6 +108,8 @@ fn replay(table: &DecisionTable, cex: &Counterexample) -> usize {
     // A session starts with nothing read; it may be bound to key values at creation.
     let mut session = Session {
         tier: None,
+        // A single-call counterexample may start in a session that is already tainted.
+        tainted: cex.calls.first().is_some_and(|c| c.session.tainted),
         bound: cex
             .calls
             .first()

@@ -35,6 +35,8 @@ enum Want {
     Operand {
         tool: Option<String>,
     },
+    /// A set name, after `in`.
+    Sets,
     /// An argument name in a test call of this tool.
     CallArg {
         tool: String,
@@ -66,13 +68,23 @@ const AGENT_CLAUSES: &[&str] = &[
     "breaker",
     "mode",
     "credential",
+    "stage",
+    "promote",
 ];
-const TOOL_CLAUSES: &[&str] = &["effect", "reads", "writes"];
-const RESOURCE_CLAUSES: &[&str] = &["tier", "keyed"];
+const TOOL_CLAUSES: &[&str] = &["effect", "reads", "writes", "untrusted"];
+const RESOURCE_CLAUSES: &[&str] = &["tier", "keyed", "untrusted"];
 const SINK_CLAUSES: &[&str] = &["clearance", "keyed"];
 const ESCALATION_CLAUSES: &[&str] = &["notify", "timeout"];
 const EFFECTS: &[&str] = &["read", "write", "external", "financial", "irreversible"];
-const TYPES: &[&str] = &["text", "number", "money", "bool", "duration", "percent"];
+const TYPES: &[&str] = &[
+    "text",
+    "number",
+    "money",
+    "bool",
+    "duration",
+    "percent",
+    "list<text>",
+];
 const DENY_REASONS: &[&str] = &[
     "flow",
     "limit",
@@ -217,6 +229,9 @@ fn context(text: &str, tokens: &[Token], offset: u32) -> Want {
                 || t.kind == TokenKind::LParen
                 || matches!(t.text, "when" | "and" | "or" | "not")
         });
+        if last.is_some_and(|t| t.text == "in") {
+            return Want::Sets;
+        }
         if after_operator {
             return Want::Operand { tool };
         }
@@ -372,6 +387,8 @@ fn condition_tool(before: &[Tok<'_>]) -> Option<Option<String>> {
                 | "purpose"
                 | "max"
                 | "credential"
+                | "stage"
+                | "promote"
                 | "because"
         ) || t.kind == TokenKind::RBrace
     }) {
@@ -513,6 +530,11 @@ fn add(want: &Want, world: &World<'_>, items: &mut Vec<CompletionItem>) {
                 CompletionItemKind::VARIABLE,
                 Some("number — the caller's reported confidence".to_string()),
             ));
+            items.push(item(
+                "tainted",
+                CompletionItemKind::VARIABLE,
+                Some("bool — the session has taken in untrusted content".to_string()),
+            ));
             for th in &model.thresholds {
                 items.push(item(
                     &th.name,
@@ -521,6 +543,15 @@ fn add(want: &Want, world: &World<'_>, items: &mut Vec<CompletionItem>) {
                 ));
             }
             items.push(item("not", CompletionItemKind::KEYWORD, None));
+        }
+        Want::Sets => {
+            for set in &model.sets {
+                let detail = match &set.members {
+                    Some(m) => format!("set of {} texts", m.len()),
+                    None => "set, bound at deploy".to_string(),
+                };
+                items.push(item(&set.name, CompletionItemKind::CONSTANT, Some(detail)));
+            }
         }
         Want::CallArg { tool } => {
             if let Some(t) = model.tools.iter().find(|x| &x.name == tool) {
@@ -567,6 +598,7 @@ mod tests {
             Want::Operand { tool: None }
         );
         assert_eq!(want("resource r { tier | }"), Want::Tiers);
+        assert_eq!(want("agent a {\n  allow pay when to in |\n}"), Want::Sets);
         assert_eq!(want("tool t(a: |) {}"), Want::Words(TYPES));
         assert_eq!(want("tool t { effect read, |}"), Want::Words(EFFECTS));
         assert_eq!(want("tiers a < |"), Want::Tiers);

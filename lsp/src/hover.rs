@@ -222,6 +222,39 @@ pub fn describe(world: &World<'_>, symbol: &Symbol) -> Option<String> {
             );
             let _ = writeln!(out, "Type: {}", t.value.ty().keyword());
         }
+        SymbolKind::Set => {
+            let set = model.sets.iter().find(|s| s.name == name)?;
+            match &set.members {
+                Some(members) => {
+                    code(&mut out, &format!("set {name}"));
+                    let _ = writeln!(
+                        out,
+                        "{} distinct member{}, written in the policy.",
+                        members.len(),
+                        if members.len() == 1 { "" } else { "s" }
+                    );
+                    let shown: Vec<String> =
+                        members.iter().take(5).map(|m| format!("`{m}`")).collect();
+                    if !shown.is_empty() {
+                        let more = members.len().saturating_sub(shown.len());
+                        let _ = writeln!(
+                            out,
+                            "\n{}{}",
+                            shown.join(", "),
+                            if more > 0 {
+                                format!(" and {more} more")
+                            } else {
+                                String::new()
+                            }
+                        );
+                    }
+                }
+                None => {
+                    code(&mut out, &format!("set {name} from deploy"));
+                    out.push_str("Members are bound when the table is loaded (`--sets FILE`); the audit log records their hash. Until bound, calls that test the set are denied.\n");
+                }
+            }
+        }
         SymbolKind::Route => {
             let r = model.routes.iter().find(|r| r.name == name)?;
             code(&mut out, &format!("escalation {name}"));
@@ -419,6 +452,14 @@ const KEYWORD_DOCS: &[(&str, &str)] = &[
     (
         "credential",
         "`credential NAME expires 1h`: a credential the agent holds; every credential must expire.",
+    ),
+    (
+        "stage",
+        "`stage shadow` / `stage supervised to ROUTE` / `stage autonomous`: the agent's rollout stage; supervised turns every `allow` into an escalation to ROUTE.",
+    ),
+    (
+        "promote",
+        "`promote to STAGE when METRIC OP VALUE over N decisions and ...`: the evidence `agentpolicy promote-check` needs to widen the agent's authority.",
     ),
     (
         "assert",

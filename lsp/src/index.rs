@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use agentpolicy::diagnostics::FileId;
 use agentpolicy::model::Model;
 use agentpolicy::syntax::ast::{
-    self, AgentMemberKind, AssertDecl, ExpectKind, Expr, ExprKind, ItemKind, Name, Operand,
-    SourceFile, Target, TextRange,
+    self, AgentMemberKind, AssertDecl, ElementTest, ExpectKind, Expr, ExprKind, InTarget, ItemKind,
+    Name, Operand, SourceFile, Target, TextRange,
 };
 
 /// What kind of thing a name is.
@@ -34,6 +34,8 @@ pub enum SymbolKind {
     Credential,
     /// The confidence a caller reports: built in, declared nowhere.
     Confidence,
+    /// A named set of texts.
+    Set,
 }
 
 impl SymbolKind {
@@ -53,6 +55,7 @@ impl SymbolKind {
             SymbolKind::Agent => "agent",
             SymbolKind::Credential => "credential",
             SymbolKind::Confidence => "built-in value",
+            SymbolKind::Set => "set",
         }
     }
 
@@ -68,6 +71,7 @@ impl SymbolKind {
                 | SymbolKind::Threshold
                 | SymbolKind::Route
                 | SymbolKind::Agent
+                | SymbolKind::Set
         )
     }
 }
@@ -248,6 +252,7 @@ impl Walker<'_> {
                         .for_each(|n| self.refer(SymbolKind::Sink, n));
                 }
                 ItemKind::Threshold(t) => self.decl(SymbolKind::Threshold, &t.name),
+                ItemKind::Set(d) => self.decl(SymbolKind::Set, &d.name),
                 ItemKind::Escalation(e) => self.decl(SymbolKind::Route, &e.name),
                 ItemKind::Agent(a) => self.agent(a),
                 ItemKind::Assert(a) => match a {
@@ -262,7 +267,8 @@ impl Walker<'_> {
                             self.condition(c, tool.as_deref());
                         }
                     }
-                    AssertDecl::EveryIrreversibleEscalates => {}
+                    AssertDecl::EveryIrreversibleEscalates
+                    | AssertDecl::TaintedIrreversibleEscalates => {}
                     AssertDecl::NeverReads { agent, tier } => {
                         self.refer(SymbolKind::Agent, agent);
                         self.refer(SymbolKind::Tier, tier);
@@ -331,7 +337,13 @@ impl Walker<'_> {
                     },
                     true,
                 ),
+                AgentMemberKind::Stage(st) => {
+                    if let Some(route) = &st.route {
+                        self.refer(SymbolKind::Route, route);
+                    }
+                }
                 AgentMemberKind::Owner(_)
+                | AgentMemberKind::Promote(_)
                 | AgentMemberKind::Purpose(_)
                 | AgentMemberKind::Limit(_)
                 | AgentMemberKind::Breaker(_)
@@ -350,7 +362,25 @@ impl Walker<'_> {
                 self.operand(left, tool);
                 self.operand(right, tool);
             }
-            ExprKind::Truthy(o) => self.operand(o, tool),
+            ExprKind::Truthy(o) | ExprKind::FromUntrusted(o) => self.operand(o, tool),
+            ExprKind::In {
+                operand, target, ..
+            } => {
+                self.operand(operand, tool);
+                if let InTarget::Set(set) = target {
+                    self.refer(SymbolKind::Set, set);
+                }
+            }
+            ExprKind::Matches { operand, .. } => self.operand(operand, tool),
+            ExprKind::Quantified { list, test, .. } => {
+                self.operand(&Operand::Name(list.clone()), tool);
+                match test {
+                    ElementTest::In { set, .. } => self.refer(SymbolKind::Set, set),
+                    ElementTest::Compare { value, .. } => self.operand(value, tool),
+                    ElementTest::Matches { .. } => {}
+                }
+            }
+            ExprKind::HasEffect(..) => {}
         }
     }
 

@@ -49,6 +49,7 @@ fn model_loc(model: &Model, symbol: &Symbol) -> Option<Loc> {
             .map(|d| d.loc),
         SymbolKind::Route => model.routes.iter().find(|d| d.name == name).map(|d| d.loc),
         SymbolKind::Agent => model.agents.iter().find(|d| d.name == name).map(|d| d.loc),
+        SymbolKind::Set => model.sets.iter().find(|d| d.name == name).map(|d| d.loc),
         SymbolKind::Policy
         | SymbolKind::Module
         | SymbolKind::Param
@@ -93,6 +94,7 @@ pub fn format_value(value: &Value) -> String {
         Value::Duration(ms) => format_duration(*ms),
         Value::Text(t) => format!("{t:?}"),
         Value::Bool(b) => b.to_string(),
+        Value::TextList(items) => format!("{items:?}"),
     }
 }
 

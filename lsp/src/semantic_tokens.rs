@@ -89,7 +89,10 @@ fn symbol_type(kind: SymbolKind) -> u32 {
         SymbolKind::Tool => 5,
         SymbolKind::Agent => 6,
         SymbolKind::Tier => 7,
-        SymbolKind::Threshold | SymbolKind::Confidence | SymbolKind::Credential => 8,
+        SymbolKind::Threshold
+        | SymbolKind::Confidence
+        | SymbolKind::Credential
+        | SymbolKind::Set => 8,
         SymbolKind::Param => 9,
         SymbolKind::Module | SymbolKind::Policy => 10,
         SymbolKind::Key => 11,

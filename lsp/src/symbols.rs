@@ -81,6 +81,21 @@ pub fn document_symbols(world: &World<'_>, uri: &Uri) -> Result<Vec<DocumentSymb
                     children,
                 ));
             }
+            ItemKind::Set(d) => {
+                let detail = match &d.source {
+                    agentpolicy::syntax::ast::SetSource::Members(m, _) => {
+                        format!("set of {} texts", m.len())
+                    }
+                    agentpolicy::syntax::ast::SetSource::Deploy(_) => "set, bound at deploy".into(),
+                };
+                out.push(sym(
+                    &d.name.text,
+                    Some(detail),
+                    LspKind::CONSTANT,
+                    d.name.range,
+                    Vec::new(),
+                ));
+            }
             ItemKind::Retain(r) => {
                 let name = match &r.tier {
                     Some(t) => format!("retain audit for {} {}", t.text, r.period.text),
@@ -225,6 +240,9 @@ pub fn document_symbols(world: &World<'_>, uri: &Uri) -> Result<Vec<DocumentSymb
                         };
                         format!("assert never {} calls {target}", agent.text)
                     }
+                    AssertDecl::TaintedIrreversibleEscalates => {
+                        "assert every irreversible tool escalates when tainted".to_string()
+                    }
                     AssertDecl::EveryIrreversibleEscalates => {
                         "assert every irreversible tool escalates".to_string()
                     }
@@ -314,7 +332,7 @@ pub fn workspace_symbols(world: &World<'_>, query: &str) -> Vec<WorkspaceSymbol>
                 SymbolKind::Sink => LspKind::INTERFACE,
                 SymbolKind::Tool => LspKind::FUNCTION,
                 SymbolKind::Param => LspKind::FIELD,
-                SymbolKind::Threshold => LspKind::CONSTANT,
+                SymbolKind::Threshold | SymbolKind::Set => LspKind::CONSTANT,
                 SymbolKind::Route => LspKind::EVENT,
                 SymbolKind::Agent => LspKind::CLASS,
                 SymbolKind::Credential => LspKind::KEY,

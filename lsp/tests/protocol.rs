@@ -840,3 +840,81 @@ fn formatting_matches_the_cli_formatter() {
     });
     client.shutdown();
 }
+
+const SETS: &str = r#"policy home version "1"
+
+set payees = ["GB29NWBK60161331926819", "DE89370400440532013000"]
+set partners from deploy
+set nobody = []
+
+tool pay(payee: text, amount: money) { effect financial, irreversible }
+tool send(recipients: list<text>) { effect external }
+
+escalation approver { notify "push:owner" timeout 1h then deny }
+
+agent assistant {
+  owner "owner@home.example"
+  allow pay when payee in payees and amount < $100
+  escalate pay to approver when payee in partners
+  allow send when all recipients matches "*@home.example"
+}
+"#;
+
+#[test]
+fn sets_complete_hover_and_report_their_diagnostics() {
+    let dir = temp_dir("sets");
+    let uri = file_uri(&dir.join("p.agentpolicy"));
+    let mut client = Client::start(&dir);
+    client.initialize(None);
+    client.open(&uri, SETS);
+    // The empty set is the only finding.
+    let diagnostics = client.diagnostics(&uri, has_version(1));
+    assert_eq!(codes(&diagnostics), vec!["AP0035"], "{diagnostics:#?}");
+
+    // Completion after `in ` offers the sets, with their size or origin.
+    let at = position_of(SETS, "payees and amount", 0);
+    let items = client.request(
+        "textDocument/completion",
+        json!({"textDocument": {"uri": uri}, "position": at}),
+    );
+    let items = items.as_array().unwrap();
+    let payees = items.iter().find(|i| i["label"] == "payees").unwrap();
+    assert_eq!(payees["detail"], "set of 2 texts");
+    let partners = items.iter().find(|i| i["label"] == "partners").unwrap();
+    assert_eq!(partners["detail"], "set, bound at deploy");
+    assert!(!items.iter().any(|i| i["label"] == "amount"), "{items:?}");
+
+    // Hover on a use of a set: its size and members, or where its members come from.
+    let hover = client.request(
+        "textDocument/hover",
+        json!({"textDocument": {"uri": uri}, "position": position_of(SETS, "payees and amount", 0)}),
+    );
+    let text = hover["contents"]["value"].as_str().unwrap();
+    assert!(
+        text.contains("2 distinct members") && text.contains("GB29NWBK60161331926819"),
+        "{text}"
+    );
+    let hover = client.request(
+        "textDocument/hover",
+        json!({"textDocument": {"uri": uri}, "position": position_of(SETS, "partners\n", 0)}),
+    );
+    let text = hover["contents"]["value"].as_str().unwrap();
+    assert!(text.contains("set partners from deploy"), "{text}");
+
+    // A set used with money, and a pattern no member of a set can match.
+    client.notify(
+        "textDocument/didChange",
+        json!({
+            "textDocument": {"uri": uri, "version": 2},
+            "contentChanges": [{"text": SETS
+                .replace("set nobody = []\n", "")
+                .replace("payee in partners", "amount in partners")
+                .replace("payee in payees and amount", "payee in payees and payee matches \"FR*\" and amount")}]
+        }),
+    );
+    let diagnostics = client.diagnostics(&uri, has_version(2));
+    let mut found = codes(&diagnostics);
+    found.sort();
+    assert_eq!(found, vec!["AP0034", "AP0036"], "{diagnostics:#?}");
+    client.shutdown();
+}

@@ -1,6 +1,9 @@
 //! `decide` on a 1,000-rule table built from runtime types: 10 agents, 100 tools, 100
 //! rules per agent (allow / escalate / deny with money thresholds, a text check and a
-//! `*` confidence floor), plus a hot cell holding 100 rules of its own.
+//! `*` confidence floor), plus a hot cell holding 100 rules of its own; and a payments
+//! table whose rule tests a 10,000-member set and a glob (`payee in payees and
+//! recipient matches "*@acme.example"`), decided alone and with the request built by
+//! name (which runs the set's binary search and the glob once per argument).
 //!
 //! Run: `cargo bench -p agentpolicy-runtime --bench decide`.
 
@@ -233,5 +236,143 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// One agent, one tool `pay(payee: text, recipient: text)`, one rule:
+/// `allow pay when payee in payees and recipient matches "*@acme.example"`, with a
+/// 10,000-member `payees` set.
+fn payments() -> Result<DecisionTable, InvalidTable> {
+    let mut members: Vec<String> = (0..10_000)
+        .map(|i| format!("GB{i:02}NWBK{:014}", i * 7_919))
+        .collect();
+    members.sort();
+    let mut data = TableData {
+        format_version: FORMAT_VERSION,
+        source_hash: source_hash(&[("payments.agentpolicy", "")]),
+        files: vec!["payments.agentpolicy".into()],
+        tiers: vec!["public".into()],
+        sets: vec![ValueSet {
+            name: "payees".into(),
+            deploy: false,
+            members,
+            bound: true,
+        }],
+        ..TableData::default()
+    };
+    data.tools.push(Tool {
+        name: "pay".into(),
+        params: ["payee", "recipient"]
+            .into_iter()
+            .map(|n| Param {
+                name: n.into(),
+                ty: ValueType::Text,
+                optional: false,
+            })
+            .collect(),
+        effects: vec![Effect::Financial],
+        reads: vec![],
+        writes: vec![],
+    });
+    data.text_tests = vec![
+        TextTest {
+            tool: ToolId(0),
+            param: 0,
+            kind: TextTestKind::InSet(0),
+        },
+        TextTest {
+            tool: ToolId(0),
+            param: 1,
+            kind: TextTestKind::Matches("*@acme.example".into()),
+        },
+    ];
+    data.agents.push(Agent {
+        name: "clerk".into(),
+        owner: None,
+        mode: Mode::Enforce,
+        max_tier: None,
+        limits: vec![],
+        breakers: vec![],
+    });
+    data.rules.push(Rule {
+        id: "clerk/allow/pay#1".into(),
+        agent: AgentId(0),
+        kind: RuleKind::Allow,
+        target: Target::Tool(ToolId(0)),
+        route: None,
+        span: Span::default(),
+    });
+    data.cells.push(Cell {
+        granted: true,
+        allow: vec![Entry {
+            rule: RuleIndex(0),
+            condition: Condition::new(vec![
+                Op::Any {
+                    slot: Slot(0),
+                    bit: 0,
+                },
+                Op::Any {
+                    slot: Slot(1),
+                    bit: 0,
+                },
+                Op::And,
+            ])
+            .ok(),
+        }],
+        ..Cell::default()
+    });
+    DecisionTable::new(data)
+}
+
+fn bench_sets(c: &mut Criterion) {
+    let Ok(table) = payments() else {
+        eprintln!("the payments table does not validate");
+        return;
+    };
+    let member = table.data().sets[0].members[6_789].clone();
+    let build = |payee: &str, to: &str| -> Option<Request> {
+        Some(
+            table
+                .request("clerk", "pay")
+                .ok()?
+                .arg("payee", ArgValue::Text(payee))
+                .ok()?
+                .arg("recipient", ArgValue::Text(to))
+                .ok()?
+                .build(),
+        )
+    };
+    let cases = [
+        (
+            "member",
+            member.as_str(),
+            "ana.lopez@acme.example",
+            Outcome::Allow,
+        ),
+        (
+            "not_member",
+            "GB33BUKB20201555555555",
+            "ana.lopez@acme.example",
+            Outcome::Deny,
+        ),
+        (
+            "glob_miss",
+            member.as_str(),
+            "ana.lopez@acme.example.evil",
+            Outcome::Deny,
+        ),
+    ];
+    for (name, payee, to, expected) in cases {
+        let Some(request) = build(payee, to) else {
+            eprintln!("could not build the {name} request");
+            continue;
+        };
+        assert_eq!(decide(&table, &request).outcome, expected, "{name}");
+        c.bench_function(&format!("decide/set10k_glob/{name}"), |b| {
+            b.iter(|| decide(black_box(&table), black_box(&request)))
+        });
+        c.bench_function(&format!("build_and_decide/set10k_glob/{name}"), |b| {
+            b.iter(|| build(black_box(payee), black_box(to)).map(|r| decide(&table, &r).outcome))
+        });
+    }
+}
+
+criterion_group!(benches, bench, bench_sets);
 criterion_main!(benches);

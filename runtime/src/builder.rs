@@ -23,6 +23,8 @@ pub enum ArgValue<'a> {
     Duration(i64),
     Bool(bool),
     Text(&'a str),
+    /// A `list<text>` argument.
+    TextList(&'a [&'a str]),
 }
 
 impl ArgValue<'_> {
@@ -34,6 +36,7 @@ impl ArgValue<'_> {
             ArgValue::Duration(_) => "duration",
             ArgValue::Bool(_) => "bool",
             ArgValue::Text(_) => "text",
+            ArgValue::TextList(_) => "list of texts",
         }
     }
 }
@@ -58,6 +61,12 @@ pub enum RequestError {
     UnknownKey(String),
     /// More distinct texts outside the table's dictionary than a request has slots.
     TooManyTexts,
+    /// A condition on the argument reads a `from deploy` set that was never bound: the
+    /// call cannot be decided (fail closed).
+    UnboundSet {
+        param: String,
+        set: String,
+    },
 }
 
 impl fmt::Display for RequestError {
@@ -85,6 +94,10 @@ impl fmt::Display for RequestError {
             RequestError::UnknownResource(r) => write!(f, "unknown resource `{r}`"),
             RequestError::UnknownSink(s) => write!(f, "unknown sink `{s}`"),
             RequestError::UnknownKey(k) => write!(f, "unknown isolation key `{k}`"),
+            RequestError::UnboundSet { param, set } => write!(
+                f,
+                "argument `{param}` is tested against set `{set}`, which is `from deploy` and was never bound (pass --sets FILE)"
+            ),
             RequestError::TooManyTexts => write!(
                 f,
                 "more than {MAX_PARAMS} distinct unknown texts in one request"
@@ -186,7 +199,14 @@ impl<'a> RequestBuilder<'a> {
                 ArgValue::Number(v) | ArgValue::Percent(v),
             ) => v,
             (ValueType::Bool, ArgValue::Bool(b)) => i64::from(b),
-            (ValueType::Text, ArgValue::Text(text)) => self.intern_text(text)?,
+            (ValueType::Text, ArgValue::Text(text)) => {
+                self.set_text_bits(index, name, std::slice::from_ref(&text))?;
+                self.intern_text(text)?
+            }
+            (ValueType::TextList, ArgValue::TextList(items)) => {
+                self.set_text_bits(index, name, items)?;
+                i64::try_from(items.len()).unwrap_or(i64::MAX)
+            }
             (expected, given) => {
                 return Err(RequestError::WrongType {
                     tool: tool.name.clone(),
@@ -197,6 +217,72 @@ impl<'a> RequestBuilder<'a> {
             }
         };
         self.request.set(slot, encoded);
+        Ok(())
+    }
+
+    /// Runs the parameter's text tests over the elements: bit `b` when some element
+    /// passes test `b`, bit `32 + b` when all do.
+    fn set_text_bits(
+        &mut self,
+        index: usize,
+        name: &str,
+        items: &[&str],
+    ) -> Result<(), RequestError> {
+        let sets = &self.table.data().sets;
+        let mut bits = 0u64;
+        for (b, test) in self
+            .table
+            .text_tests(self.request.tool, index)
+            .enumerate()
+            .take(32)
+        {
+            let (mut any, mut all) = (false, true);
+            for item in items {
+                let passes = test.kind.holds(sets, item).ok_or_else(|| {
+                    let set = match &test.kind {
+                        crate::TextTestKind::InSet(s) => sets
+                            .get(*s as usize)
+                            .map_or_else(String::new, |s| s.name.clone()),
+                        _ => String::new(),
+                    };
+                    RequestError::UnboundSet {
+                        param: name.to_owned(),
+                        set,
+                    }
+                })?;
+                any |= passes;
+                all &= passes;
+            }
+            bits |= (u64::from(any) << b) | (u64::from(all) << (32 + b));
+        }
+        if let Some(slot) = self.request.text_bits.get_mut(index) {
+            *slot = bits;
+        }
+        Ok(())
+    }
+
+    /// Marks an argument as coming from untrusted content (an email body, a web page):
+    /// conditions `ARG from untrusted` read this.
+    pub fn untrusted(mut self, name: &str) -> Result<Self, RequestError> {
+        self.set_untrusted(name)?;
+        Ok(self)
+    }
+
+    pub(crate) fn set_untrusted(&mut self, name: &str) -> Result<(), RequestError> {
+        let tool = self
+            .table
+            .data()
+            .tools
+            .get(self.request.tool.index())
+            .ok_or_else(|| RequestError::UnknownTool(format!("#{}", self.request.tool.0)))?;
+        let slot =
+            tool.param(name)
+                .and_then(Slot::arg)
+                .ok_or_else(|| RequestError::UnknownParam {
+                    tool: tool.name.clone(),
+                    param: name.to_owned(),
+                })?;
+        self.request.untrusted |= slot.bit();
         Ok(())
     }
 

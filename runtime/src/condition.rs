@@ -136,6 +136,15 @@ pub enum Op {
     CompareSlots { left: Slot, op: CmpOp, right: Slot },
     /// Push `value(slot) != 0`: a `bool` argument used as a condition.
     Truthy { slot: Slot },
+    /// Push whether some element of the text (or `list<text>`) argument passes the
+    /// slot's `bit`-th text test (see [`crate::TextTest`]); a plain text is one element.
+    Any { slot: Slot, bit: u8 },
+    /// Push whether every element of the argument passes the slot's `bit`-th text test.
+    All { slot: Slot, bit: u8 },
+    /// Push whether the caller marked the argument as coming from untrusted content.
+    Untrusted { slot: Slot },
+    /// Push whether the session is tainted (has taken in untrusted content).
+    Tainted,
     /// Push a constant.
     Const(bool),
     /// Pop one, push its negation.
@@ -150,18 +159,26 @@ impl Op {
     /// The slots this instruction reads, as a mask.
     pub fn reads(self) -> u32 {
         match self {
-            Op::Compare { slot, .. } | Op::Truthy { slot } => slot.bit(),
+            Op::Compare { slot, .. }
+            | Op::Truthy { slot }
+            | Op::Any { slot, .. }
+            | Op::All { slot, .. }
+            | Op::Untrusted { slot } => slot.bit(),
             Op::CompareSlots { left, right, .. } => left.bit() | right.bit(),
-            Op::Const(_) | Op::Not | Op::And | Op::Or => 0,
+            Op::Const(_) | Op::Tainted | Op::Not | Op::And | Op::Or => 0,
         }
     }
 
     /// The slots named by this instruction, in order.
     pub fn slots(self) -> impl Iterator<Item = Slot> {
         let (a, b) = match self {
-            Op::Compare { slot, .. } | Op::Truthy { slot } => (Some(slot), None),
+            Op::Compare { slot, .. }
+            | Op::Truthy { slot }
+            | Op::Any { slot, .. }
+            | Op::All { slot, .. }
+            | Op::Untrusted { slot } => (Some(slot), None),
             Op::CompareSlots { left, right, .. } => (Some(left), Some(right)),
-            Op::Const(_) | Op::Not | Op::And | Op::Or => (None, None),
+            Op::Const(_) | Op::Tainted | Op::Not | Op::And | Op::Or => (None, None),
         };
         a.into_iter().chain(b)
     }
@@ -172,7 +189,8 @@ impl Op {
 pub enum ProgramError {
     /// The program is empty.
     Empty,
-    /// An instruction names a slot past the confidence slot.
+    /// An instruction names a slot past the confidence slot, a text test on the
+    /// confidence, or a text test bit past 31.
     BadSlot { at: usize },
     /// An instruction pops from an empty (or one-element, for `And`/`Or`) stack.
     Underflow { at: usize },
@@ -256,9 +274,27 @@ impl Condition {
             if op.slots().any(|s| !s.is_valid()) {
                 return Err(ProgramError::BadSlot { at });
             }
+            match *op {
+                Op::Any { slot, bit } | Op::All { slot, bit }
+                    if slot.is_confidence() || bit >= 32 =>
+                {
+                    return Err(ProgramError::BadSlot { at });
+                }
+                Op::Untrusted { slot } if slot.is_confidence() => {
+                    return Err(ProgramError::BadSlot { at });
+                }
+                _ => {}
+            }
             actual |= op.reads();
             match op {
-                Op::Compare { .. } | Op::CompareSlots { .. } | Op::Truthy { .. } | Op::Const(_) => {
+                Op::Compare { .. }
+                | Op::CompareSlots { .. }
+                | Op::Truthy { .. }
+                | Op::Any { .. }
+                | Op::All { .. }
+                | Op::Untrusted { .. }
+                | Op::Tainted
+                | Op::Const(_) => {
                     depth += 1;
                     if depth > MAX_STACK {
                         return Err(ProgramError::TooDeep { at });
@@ -296,11 +332,31 @@ impl Condition {
         (missing != 0).then(|| Slot(missing.trailing_zeros() as u8))
     }
 
-    /// Runs the code over the request's values. `None` means the program is malformed
-    /// (which [`Condition::check`] rules out); callers treat it as a fault, never as a
-    /// match that allows.
+    /// Runs the code over value slots alone: text tests, provenance and taint read as
+    /// false. For conditions of a request use [`Condition::eval_request`]. `None` means
+    /// the program is malformed (which [`Condition::check`] rules out); callers treat it
+    /// as a fault, never as a match that allows.
     #[inline]
     pub fn eval(&self, values: &[i64; SLOTS]) -> Option<bool> {
+        self.run(values, &Facts::default())
+    }
+
+    /// Runs the code over a request: its values, text-test bits, argument provenance
+    /// and session taint.
+    #[inline]
+    pub fn eval_request(&self, request: &crate::Request) -> Option<bool> {
+        self.run(
+            &request.values,
+            &Facts {
+                text_bits: request.text_bits,
+                untrusted: request.untrusted,
+                tainted: request.session.tainted,
+            },
+        )
+    }
+
+    #[inline]
+    fn run(&self, values: &[i64; SLOTS], facts: &Facts) -> Option<bool> {
         // Most conditions are one comparison: skip the stack for them.
         if let [Op::Compare { slot, op, value }] = self.code.as_slice() {
             return values
@@ -323,6 +379,16 @@ impl Condition {
                     let v = *values.get(usize::from(slot.0))?;
                     stack.push(v != 0)?;
                 }
+                Op::Any { slot, bit } => {
+                    let bits = *facts.text_bits.get(usize::from(slot.0))?;
+                    stack.push((bits >> (bit & 31)) & 1 == 1)?;
+                }
+                Op::All { slot, bit } => {
+                    let bits = *facts.text_bits.get(usize::from(slot.0))?;
+                    stack.push((bits >> (32 + (bit & 31))) & 1 == 1)?;
+                }
+                Op::Untrusted { slot } => stack.push(facts.untrusted & slot.bit() != 0)?,
+                Op::Tainted => stack.push(facts.tainted)?,
                 Op::Const(b) => stack.push(b)?,
                 Op::Not => {
                     let a = stack.pop()?;
@@ -343,6 +409,14 @@ impl Condition {
         let result = stack.pop()?;
         (stack.depth == 0).then_some(result)
     }
+}
+
+/// What a condition reads of a request besides its value slots.
+#[derive(Default)]
+struct Facts {
+    text_bits: [u64; MAX_PARAMS],
+    untrusted: u32,
+    tainted: bool,
 }
 
 /// [`MAX_STACK`] booleans in one word.

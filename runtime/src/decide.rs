@@ -142,7 +142,7 @@ fn test(entry: &Entry, request: &Request) -> Match {
     if let Some(slot) = cond.first_missing(request.present) {
         return Match::Missing(slot);
     }
-    match cond.eval(&request.values) {
+    match cond.eval_request(request) {
         Some(true) => Match::Yes,
         Some(false) => Match::No,
         None => Match::Fault,

@@ -38,6 +38,9 @@ struct Lookup {
     sinks: HashMap<String, SinkId>,
     routes: HashMap<String, RouteId>,
     texts: HashMap<String, TextId>,
+    /// For `tool * MAX_PARAMS + param`: the indices of that parameter's text tests in
+    /// `TableData::text_tests`, in bit order.
+    text_tests: Vec<Vec<u32>>,
 }
 
 fn index<'a, I: Copy>(
@@ -62,6 +65,7 @@ impl DecisionTable {
             sinks: index(data.sinks.iter().map(|s| &s.name), SinkId),
             routes: index(data.routes.iter().map(|r| &r.name), RouteId),
             texts: index(data.texts.iter(), TextId),
+            text_tests: text_test_index(&data),
         };
         Ok(DecisionTable { data, lookup })
     }
@@ -111,6 +115,127 @@ impl DecisionTable {
     pub fn text_id(&self, text: &str) -> Option<TextId> {
         self.lookup.texts.get(text).copied()
     }
+}
+
+fn text_test_index(data: &TableData) -> Vec<Vec<u32>> {
+    let mut out = vec![Vec::new(); data.tools.len() * crate::MAX_PARAMS];
+    for (i, test) in data.text_tests.iter().enumerate() {
+        if let Some(list) =
+            out.get_mut(test.tool.index() * crate::MAX_PARAMS + usize::from(test.param))
+        {
+            list.push(i as u32);
+        }
+    }
+    out
+}
+
+impl DecisionTable {
+    /// The text tests of a tool parameter, in bit order.
+    pub fn text_tests(&self, tool: ToolId, param: usize) -> impl Iterator<Item = &crate::TextTest> {
+        let ids: &[u32] = if param < crate::MAX_PARAMS {
+            self.lookup
+                .text_tests
+                .get(tool.index() * crate::MAX_PARAMS + param)
+                .map_or(&[], Vec::as_slice)
+        } else {
+            &[]
+        };
+        ids.iter()
+            .filter_map(|i| self.data.text_tests.get(*i as usize))
+    }
+
+    /// The deploy-time sets that are not bound yet.
+    pub fn unbound_sets(&self) -> impl Iterator<Item = &str> {
+        self.data
+            .sets
+            .iter()
+            .filter(|s| !s.bound)
+            .map(|s| s.name.as_str())
+    }
+
+    /// Binds deploy-time sets from a JSON object `{"SET": ["member", ...], ...}`,
+    /// returning the table with their members and, for each set bound, its name and the
+    /// SHA-256 of its sorted members (what the audit log records). Every key must name a
+    /// `from deploy` set of the policy, and every member must be a string.
+    pub fn bind_sets(
+        &self,
+        json: &str,
+    ) -> Result<(DecisionTable, Vec<(String, ContentHash)>), String> {
+        let parsed: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| format!("the sets file is not JSON: {e}"))?;
+        let object = parsed
+            .as_object()
+            .ok_or("the sets file must be a JSON object: {\"SET\": [\"member\", ...]}")?;
+        let mut data = self.data.clone();
+        let mut hashes = Vec::new();
+        for (name, members) in object {
+            let set = data
+                .sets
+                .iter_mut()
+                .find(|s| &s.name == name)
+                .ok_or_else(|| format!("the policy has no set `{name}`"))?;
+            if !set.deploy {
+                return Err(format!(
+                    "set `{name}` is written in the policy, not `from deploy`; change it there"
+                ));
+            }
+            let list = members
+                .as_array()
+                .ok_or_else(|| format!("set `{name}` must be a list of strings"))?;
+            let mut texts: Vec<String> = list
+                .iter()
+                .map(|m| m.as_str().map(str::to_owned))
+                .collect::<Option<_>>()
+                .ok_or_else(|| format!("set `{name}` must hold strings only"))?;
+            texts.sort();
+            texts.dedup();
+            hashes.push((name.clone(), set_hash(&texts)));
+            set.members = texts;
+            set.bound = true;
+        }
+        let table = DecisionTable::new(data).map_err(|e| e.to_string())?;
+        Ok((table, hashes))
+    }
+}
+
+impl DecisionTable {
+    /// For audit records: each deploy-time set with its member count and hash, or that
+    /// it is unbound; empty when the policy has none.
+    pub fn deploy_sets_summary(&self) -> String {
+        let parts: Vec<String> = self
+            .data
+            .sets
+            .iter()
+            .filter(|s| s.deploy)
+            .map(|s| {
+                if s.bound {
+                    format!(
+                        "`{}` ({} members, {})",
+                        s.name,
+                        s.members.len(),
+                        set_hash(&s.members)
+                    )
+                } else {
+                    format!("`{}` (unbound: calls that test it are denied)", s.name)
+                }
+            })
+            .collect();
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!("; deploy-time sets: {}", parts.join(", "))
+        }
+    }
+}
+
+/// The SHA-256 of a set's sorted members, each followed by a NUL byte.
+pub fn set_hash(members: &[String]) -> ContentHash {
+    let mut bytes = Vec::new();
+    for m in members {
+        bytes.extend_from_slice(m.as_bytes());
+        bytes.push(0);
+    }
+    ContentHash::of(&bytes)
 }
 
 impl PartialEq for DecisionTable {

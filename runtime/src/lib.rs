@@ -50,6 +50,7 @@ mod decision_table;
 mod encoding;
 pub mod engine;
 mod flow;
+mod glob;
 mod hash;
 mod ids;
 mod interner;
@@ -59,7 +60,7 @@ mod table;
 mod validate;
 
 /// The decision-table format this runtime reads and writes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 pub use builder::{ArgValue, RequestBuilder, RequestError};
 pub use condition::{CmpOp, Condition, MAX_PARAMS, MAX_STACK, Op, ProgramError, SLOTS, Slot};
@@ -68,6 +69,7 @@ pub use decision::{Decision, Explanation, MAX_ROUTES, Outcome, Routes, Stage, Wh
 pub use decision_table::DecisionTable;
 pub use encoding::{LoadError, MAGIC};
 pub use engine::{Call, CallResult, Engine, EngineConfig, SessionOptions, Verdict};
+pub use glob::{GlobError, GlobToken, glob_match, glob_tokens};
 pub use hash::{ContentHash, ParseHashError, source_hash};
 pub use ids::{
     AgentId, FileIndex, KeyId, ResourceId, RouteId, RuleIndex, SinkId, TextId, TierId, ToolId,
@@ -82,7 +84,7 @@ pub use retention::{
 pub use table::{
     Agent, Breaker, BreakerMetric, Cell, Effect, Entry, Limit, LimitUnit, LimitWindow, Mode, Param,
     PolicyInfo, Resource, Route, Rule, RuleKind, Sink, Span, SuspendScope, TableData, Target,
-    TimeoutOutcome, Tool, ValueType,
+    TextTest, TextTestKind, TimeoutOutcome, Tool, ValueSet, ValueType,
 };
 pub use validate::InvalidTable;
 

@@ -93,6 +93,9 @@ pub struct SessionView {
     /// Usage counters of the agent's limits, by limit index: the call is denied when a
     /// counter has reached its limit.
     pub usage: [u64; MAX_LIMITS],
+    /// The session has taken in untrusted content (read an `untrusted` resource or
+    /// called a tool whose output is `untrusted`).
+    pub tainted: bool,
 }
 
 /// One tool call to decide, in the ids of one table.
@@ -116,6 +119,12 @@ pub struct Request {
     pub values: [i64; SLOTS],
     /// Bit `i` is set when slot `i` carries a value.
     pub present: u32,
+    /// The results of the table's text tests for each argument slot: bit `b` is set when
+    /// some element passes the slot's `b`-th test, bit `32 + b` when every element does
+    /// (a plain text is a list of one). Filled in by the request builder.
+    pub text_bits: [u64; crate::MAX_PARAMS],
+    /// Bit `i` is set when the caller says argument slot `i` came from untrusted content.
+    pub untrusted: u32,
     /// The resource this call reads, if the caller says; otherwise every resource the
     /// tool declares counts as read, for the tier check.
     pub read: Option<Access<ResourceId>>,
@@ -133,6 +142,8 @@ impl Request {
             tool,
             values: [0; SLOTS],
             present: 0,
+            text_bits: [0; crate::MAX_PARAMS],
+            untrusted: 0,
             read: None,
             write: None,
             session: SessionView::default(),

@@ -37,9 +37,77 @@ pub struct TableData {
     pub rules: Vec<Rule>,
     /// One cell per (agent, tool), agent-major: `cells[agent * tools.len() + tool]`.
     pub cells: Vec<Cell>,
+    /// Named sets of texts, by [`Op::Any`](crate::Op::Any)'s tests' set index.
+    pub sets: Vec<ValueSet>,
+    /// The text tests conditions use, per (tool, parameter): the request builder
+    /// evaluates them once per argument, and conditions read the results as bits.
+    pub text_tests: Vec<TextTest>,
+    /// Resources whose data is untrusted: reading one taints the session. Sorted.
+    pub untrusted_resources: Vec<ResourceId>,
+    /// Tools whose output is untrusted: calling one taints the session. Sorted.
+    pub untrusted_tools: Vec<ToolId>,
     /// The audit retention schedule (`retain audit ...`); empty when the policy sets
     /// none. Compaction and checkpoint verification read it; `decide` does not.
     pub retention: crate::Retention,
+}
+
+/// A named set of texts.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ValueSet {
+    pub name: String,
+    /// Bound when the table is loaded (`set NAME from deploy`), not in the policy.
+    pub deploy: bool,
+    /// Sorted, without duplicates; empty for a deploy-time set not yet bound.
+    pub members: Vec<String>,
+    /// Whether the members are known: always for policy sets, after binding for
+    /// deploy-time ones. Tests on an unbound set fail closed.
+    pub bound: bool,
+}
+
+impl ValueSet {
+    /// Binary search; no allocation.
+    #[inline]
+    pub fn contains(&self, text: &str) -> bool {
+        self.members
+            .binary_search_by(|m| m.as_str().cmp(text))
+            .is_ok()
+    }
+}
+
+/// One test on a text argument (or on each element of a `list<text>` argument). Its bit
+/// is its position among the tests of the same (tool, param), in table order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TextTest {
+    pub tool: ToolId,
+    /// Parameter index.
+    pub param: u8,
+    pub kind: TextTestKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TextTestKind {
+    /// A member of `sets[set]`.
+    InSet(u32),
+    /// Matches the glob (see [`crate::glob_match`]).
+    Matches(String),
+    /// Equal to the text.
+    Equals(String),
+}
+
+impl TextTestKind {
+    /// Whether `text` passes; `None` when it reads a set that is not bound.
+    #[inline]
+    pub fn holds(&self, sets: &[ValueSet], text: &str) -> Option<bool> {
+        match self {
+            TextTestKind::InSet(s) => {
+                let set = sets.get(*s as usize)?;
+                set.bound.then(|| set.contains(text))
+            }
+            TextTestKind::Matches(p) => Some(crate::glob_match(p, text)),
+            TextTestKind::Equals(t) => Some(t == text),
+        }
+    }
 }
 
 impl TableData {
@@ -115,6 +183,10 @@ pub enum ValueType {
     Duration,
     /// Millionths (`85%` is 850_000).
     Percent,
+    /// A list of texts: its slot holds the length, and the request's text bits say which
+    /// tests any and all elements pass.
+    #[serde(rename = "list<text>")]
+    TextList,
 }
 
 impl ValueType {
@@ -126,6 +198,7 @@ impl ValueType {
             ValueType::Bool => "bool",
             ValueType::Duration => "duration",
             ValueType::Percent => "percent",
+            ValueType::TextList => "list<text>",
         }
     }
 }

@@ -85,6 +85,57 @@ pub(crate) fn validate(t: &TableData) -> Result<(), InvalidTable> {
             || format!("tool `{}` names an unknown resource or sink", tool.name),
         )?;
     }
+    unique("set", t.sets.iter().map(|s| s.name.as_str()))?;
+    for set in &t.sets {
+        check(set.members.windows(2).all(|w| w[0] < w[1]), || {
+            format!(
+                "the members of set `{}` are not sorted and distinct",
+                set.name
+            )
+        })?;
+        check(set.deploy || set.bound, || {
+            format!(
+                "set `{}` is neither bound nor bound at deploy time",
+                set.name
+            )
+        })?;
+    }
+    for (i, test) in t.text_tests.iter().enumerate() {
+        let param = t
+            .tools
+            .get(test.tool.index())
+            .and_then(|tool| tool.params.get(usize::from(test.param)));
+        check(
+            param.is_some_and(|p| matches!(p.ty, ValueType::Text | ValueType::TextList)),
+            || format!("text test #{i} names a parameter that is not text"),
+        )?;
+        match &test.kind {
+            crate::TextTestKind::InSet(s) => check((*s as usize) < t.sets.len(), || {
+                format!("text test #{i} names an unknown set")
+            })?,
+            crate::TextTestKind::Matches(p) => check(crate::glob_tokens(p).is_ok(), || {
+                format!("text test #{i} has a malformed pattern")
+            })?,
+            crate::TextTestKind::Equals(_) => {}
+        }
+        let same = t
+            .text_tests
+            .iter()
+            .filter(|x| x.tool == test.tool && x.param == test.param)
+            .count();
+        check(same <= 32, || {
+            format!("more than 32 text tests on one parameter (test #{i})")
+        })?;
+    }
+    check(
+        t.untrusted_resources.windows(2).all(|w| w[0] < w[1])
+            && t.untrusted_resources
+                .iter()
+                .all(|r| r.index() < t.resources.len())
+            && t.untrusted_tools.windows(2).all(|w| w[0] < w[1])
+            && t.untrusted_tools.iter().all(|x| x.index() < t.tools.len()),
+        || "untrusted resources or tools are out of range or unsorted".into(),
+    )?;
     for agent in &t.agents {
         check(agent.max_tier.is_none_or(tier_ok), || {
             format!("agent `{}` has an unknown max tier", agent.name)
@@ -230,7 +281,7 @@ fn validate_cell(
                 }
                 Target::All => {}
             }
-            validate_entry(t, tool, entry)
+            validate_entry(t, tool_id, tool, entry)
                 .map_err(|e| invalid(format!("rule `{}`: {}", rule.id, e.reason)))?;
         }
     }
@@ -257,7 +308,12 @@ fn validate_cell(
     })
 }
 
-fn validate_entry(t: &TableData, tool: &Tool, entry: &Entry) -> Result<(), InvalidTable> {
+fn validate_entry(
+    t: &TableData,
+    tool_id: ToolId,
+    tool: &Tool,
+    entry: &Entry,
+) -> Result<(), InvalidTable> {
     let Some(cond) = &entry.condition else {
         return Ok(());
     };
@@ -303,7 +359,24 @@ fn validate_entry(t: &TableData, tool: &Tool, entry: &Entry) -> Result<(), Inval
             Op::Truthy { slot } => {
                 slot_type(slot)?;
             }
-            Op::Const(_) | Op::Not | Op::And | Op::Or => {}
+            Op::Any { slot, bit } | Op::All { slot, bit } => {
+                slot_type(slot)?;
+                let tests = t
+                    .text_tests
+                    .iter()
+                    .filter(|x| x.tool == tool_id && usize::from(x.param) == usize::from(slot.0))
+                    .count();
+                check(usize::from(bit) < tests, || {
+                    format!(
+                        "condition reads text test #{bit} of argument #{}, which has {tests}",
+                        slot.0
+                    )
+                })?;
+            }
+            Op::Untrusted { slot } => {
+                slot_type(slot)?;
+            }
+            Op::Const(_) | Op::Tainted | Op::Not | Op::And | Op::Or => {}
         }
     }
     Ok(())

@@ -36,6 +36,9 @@ pub enum AuditCommand {
     Compact(super::audit_compact::CompactArgs),
     /// Make a key pair for signing checkpoints: OUT (secret) and OUT.pub (public).
     Keygen(super::audit_compact::KeygenArgs),
+    /// Agreement between recorded human actions and the policy, per agent, tool and
+    /// outcome, and the disagreements.
+    ShadowReport(super::shadow_report::ShadowReportArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -104,7 +107,7 @@ fn parse_when(s: &str) -> Result<i64, String> {
 
 fn parse_kind(s: &str) -> Result<RecordKind, String> {
     serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(|_| {
-        "expected decision, result, resolution, breaker, control, session, open, close, recovered or checkpoint"
+        "expected decision, result, resolution, human, breaker, control, session, open, close, recovered or checkpoint"
             .into()
     })
 }
@@ -115,6 +118,7 @@ pub fn run(args: AuditArgs) -> u8 {
         AuditCommand::Query(a) => run_query(&a),
         AuditCommand::Compact(a) => super::audit_compact::run_compact(&a),
         AuditCommand::Keygen(a) => super::audit_compact::run_keygen(&a),
+        AuditCommand::ShadowReport(a) => super::shadow_report::run(&a),
     }
 }
 
@@ -405,6 +409,13 @@ fn human_line(r: &Record) -> String {
     if r.shadow {
         parts.push("(shadow: reported allow)".to_owned());
     }
+    if let Some(action) = r.human {
+        parts.push(format!("human {}", action.keyword()));
+        parts.extend(r.by.as_ref().map(|b| format!("by {b}")));
+    }
+    if let Some(context) = &r.context {
+        parts.push(format!("[context {context}]"));
+    }
     if let Some(res) = &r.result {
         parts.push(format!(
             "result {} tokens={} latency={}ms",
@@ -417,6 +428,16 @@ fn human_line(r: &Record) -> String {
     if let Some(text) = r.why.as_ref().or(r.detail.as_ref()) {
         line.push_str(": ");
         line.push_str(text);
+    }
+    if let Some(reasoning) = &r.reasoning {
+        // The whole snapshot is in `--format json`; a line shows its start.
+        let short: String = reasoning.chars().take(80).collect();
+        let more = if short.len() < reasoning.len() {
+            "..."
+        } else {
+            ""
+        };
+        line.push_str(&format!(" (reasoning: {short}{more})"));
     }
     line
 }

@@ -22,6 +22,9 @@ pub struct DecideArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+    /// Members of the policy's `from deploy` sets: a JSON object `{"SET": ["a", ...]}`.
+    #[arg(long, value_name = "FILE")]
+    pub sets: Option<PathBuf>,
 }
 
 pub fn run(args: DecideArgs) -> u8 {
@@ -38,6 +41,7 @@ fn decide_files(args: &DecideArgs) -> Result<(), String> {
     let bytes = std::fs::read(&args.table)
         .map_err(|e| format!("cannot read `{}`: {e}", args.table.display()))?;
     let table = load_table(&bytes).map_err(|e| format!("`{}`: {e}", args.table.display()))?;
+    let table = super::table_input::with_sets(table, args.sets.as_deref())?;
     let text = std::fs::read_to_string(&args.request)
         .map_err(|e| format!("cannot read `{}`: {e}", args.request.display()))?;
     let json =

@@ -14,8 +14,10 @@ mod explain;
 mod fmt;
 mod load;
 mod output;
+mod promote;
 mod replay;
 mod request_json;
+mod shadow_report;
 mod table_input;
 mod test_cmd;
 mod trace;
@@ -61,6 +63,8 @@ pub enum Command {
     Replay(replay::ReplayArgs),
     /// Verify, query or compact an engine's audit log.
     Audit(audit::AuditArgs),
+    /// Evaluate each agent's promotion criteria on an audit log; changes nothing.
+    PromoteCheck(promote::PromoteCheckArgs),
     /// Print the documentation page of a diagnostic code (e.g. `agentpolicy explain AP0011`).
     Explain(explain::ExplainArgs),
     /// Rewrite policy files in the canonical layout, keeping every comment; `--check`
@@ -79,6 +83,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Decide(args) => decide::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Audit(args) => audit::run(args),
+        Command::PromoteCheck(args) => promote::run(args),
     };
     ExitCode::from(code)
 }

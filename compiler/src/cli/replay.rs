@@ -22,7 +22,7 @@ use agentpolicy_runtime::{
 use serde_json::{Value as Json, json};
 
 use super::output::Format;
-use super::request_json::{arg_value, number};
+use super::request_json::{arg_or_list, number, text_lists};
 use super::table_input::load_table_or_policy;
 use super::trace::{self, CallLine, OpLine, Step, When};
 use super::{EXIT_FAILURE, EXIT_USAGE};
@@ -42,10 +42,19 @@ pub struct ReplayArgs {
     /// `AGENTPOLICY_KILL_FILE`, if set).
     #[arg(long)]
     pub kill_file: Option<PathBuf>,
+    /// Members of the policy's `from deploy` sets: a JSON object `{"SET": ["a", ...]}`.
+    /// The audit log's first record names each set's hash.
+    #[arg(long, value_name = "FILE")]
+    pub sets: Option<PathBuf>,
 }
 
 pub fn run(args: ReplayArgs) -> u8 {
-    let table = match load_table_or_policy(&args.table) {
+    let table = match load_table_or_policy(&args.table).and_then(|t| {
+        super::table_input::with_sets(t, args.sets.as_deref()).map_err(|e| {
+            eprintln!("error: {e}");
+            EXIT_USAGE
+        })
+    }) {
         Ok(t) => t,
         Err(code) => return code,
     };
@@ -83,6 +92,8 @@ struct Run<'a> {
     entries: Vec<Entry>,
     summary: Summary,
     trace: &'a str,
+    /// Results of escalated calls, reported once an approval lets the call run.
+    awaiting: HashMap<CallRef, trace::ResultJson>,
 }
 
 fn replay(args: &ReplayArgs, table: DecisionTable) -> Result<u8, String> {
@@ -140,6 +151,7 @@ fn replay(args: &ReplayArgs, table: DecisionTable) -> Result<u8, String> {
         entries: Vec::new(),
         summary: Summary::default(),
         trace: &trace_name,
+        awaiting: HashMap::new(),
     };
     for (line, step) in &steps {
         run.step(*line, step, start)?;
@@ -186,7 +198,7 @@ impl Run<'_> {
             .poll_kill_file()
             .map_err(|e| at(format!("reading the kill file: {e}")))?;
         for resolved in self.engine.expire_escalations() {
-            self.resolved(line, &resolved);
+            self.resolved(line, &resolved)?;
         }
         match step {
             Step::Call(c) => self.call(line, c),
@@ -207,6 +219,12 @@ impl Run<'_> {
                     self.trace, c.session, c.agent
                 ));
             }
+            if c.context.is_some() {
+                return Err(format!(
+                    "{}:{line}: session `{}` is already open; `context` belongs on the line that opens it",
+                    self.trace, c.session
+                ));
+            }
             return Ok(*id);
         }
         let bind: Vec<(&str, &str)> = c
@@ -221,6 +239,7 @@ impl Run<'_> {
                 SessionOptions {
                     name: Some(&c.session),
                     bind: &bind,
+                    context: c.context.as_deref(),
                 },
             )
             .map_err(|e| {
@@ -241,17 +260,20 @@ impl Run<'_> {
             .tool_id(&c.tool)
             .and_then(|t| table.data().tools.get(t.index()));
         let mut args: Vec<(&str, ArgValue<'_>)> = Vec::new();
+        let lists = text_lists(&c.args);
         for (name, value) in &c.args {
             let param = tool.and_then(|t| t.params.iter().find(|p| &p.name == name));
             let arg = match param {
                 // Passed on so the engine denies the call, naming the parameter.
                 None => ArgValue::Text(""),
-                Some(p) => arg_value(p.ty, value).map_err(|expected| {
-                    format!(
-                        "{}:{line}: argument `{name}`: expected {expected}, found {value}",
-                        self.trace
-                    )
-                })?,
+                Some(p) => {
+                    arg_or_list(p.ty, value, lists.get(name.as_str())).map_err(|expected| {
+                        format!(
+                            "{}:{line}: argument `{name}`: expected {expected}, found {value}",
+                            self.trace
+                        )
+                    })?
+                }
             };
             args.push((name.as_str(), arg));
         }
@@ -265,7 +287,8 @@ impl Run<'_> {
             .iter()
             .flat_map(|w| w.keys.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .collect();
-        let mut call = Call::new(&c.tool).args(&args);
+        let untrusted: Vec<&str> = c.untrusted.iter().map(String::as_str).collect();
+        let mut call = Call::new(&c.tool).args(&args).untrusted(&untrusted);
         if let Some(conf) = &c.confidence {
             let millionths = number(conf).map_err(|expected| {
                 format!(
@@ -283,6 +306,7 @@ impl Run<'_> {
             target: &w.resource,
             keys: &write_keys,
         });
+        call.reasoning = c.reasoning.as_deref();
         let verdict = self.engine.decide(session, &call);
         let mut reported = None;
         if let (Some(result), Some(call_ref), true) = (c.result, verdict.call, verdict.is_allow()) {
@@ -297,6 +321,14 @@ impl Run<'_> {
                 )
                 .map_err(|e| format!("{}:{line}: reporting the result: {e}", self.trace))?;
             reported = Some(result.ok);
+        }
+        if let (Some(result), Some(id)) = (c.result, verdict.escalation) {
+            self.awaiting.insert(id, result);
+        }
+        if let (Some(h), Some(call_ref)) = (&c.human, verdict.call) {
+            self.engine
+                .record_human(call_ref, h.action, h.by.as_deref().unwrap_or("replay"))
+                .map_err(|e| format!("{}:{line}: recording the human action: {e}", self.trace))?;
         }
         self.decided(line, c, &verdict, reported);
         Ok(())
@@ -356,10 +388,18 @@ impl Run<'_> {
                 " [result: error]"
             });
         }
+        if let Some(h) = &c.human {
+            let agrees = h.action.outcome() == v.decision.outcome;
+            human.push_str(&format!(
+                " [human: {}, {}]",
+                h.action.keyword(),
+                if agrees { "agrees" } else { "disagrees" }
+            ));
+        }
         if !mismatch.is_empty() {
             human.push_str(&format!("\n  MISMATCH: {}", mismatch.join("; ")));
         }
-        let json = json!({
+        let mut json = json!({
             "line": line,
             "kind": "call",
             "session": c.session,
@@ -379,17 +419,40 @@ impl Run<'_> {
             "expected": c.expect.map(Outcome::keyword),
             "mismatch": (!mismatch.is_empty()).then(|| mismatch.join("; ")),
         });
+        if let (Some(h), Some(obj)) = (&c.human, json.as_object_mut()) {
+            obj.insert("human".into(), json!(h.action.keyword()));
+        }
         self.entries.push(Entry { human, json });
     }
 
-    fn resolved(&mut self, line: usize, r: &Resolved) {
+    /// Prints a resolution; an approved call that has a recorded result now runs, so its
+    /// result is reported.
+    fn resolved(&mut self, line: usize, r: &Resolved) -> Result<(), String> {
         let name = escalation_name(&r.escalation.session, r.escalation.id);
-        let human = format!(
+        let mut human = format!(
             "line {line}: {} {name}: {}: {}",
             r.resolution.keyword(),
             r.outcome,
             r.why
         );
+        let waiting = self.awaiting.remove(&r.escalation.id);
+        if let (Some(result), Outcome::Allow) = (waiting, r.outcome) {
+            self.engine
+                .report(
+                    r.escalation.id,
+                    CallResult {
+                        ok: result.ok,
+                        tokens: result.tokens,
+                        latency_ms: result.latency_ms,
+                    },
+                )
+                .map_err(|e| format!("{}:{line}: reporting the result: {e}", self.trace))?;
+            human.push_str(if result.ok {
+                " [result: ok]"
+            } else {
+                " [result: error]"
+            });
+        }
         let json = json!({
             "line": line,
             "kind": "resolution",
@@ -399,6 +462,7 @@ impl Run<'_> {
             "why": r.why,
         });
         self.entries.push(Entry { human, json });
+        Ok(())
     }
 
     fn event(&mut self, line: usize, op: &OpLine, text: String) {
@@ -485,7 +549,7 @@ impl Run<'_> {
                     .engine
                     .resolve(call, resolution, &by)
                     .map_err(|e| err(e.to_string()))?;
-                self.resolved(line, &resolved);
+                self.resolved(line, &resolved)?;
             }
             other => {
                 return Err(err(format!(

@@ -27,6 +27,9 @@ pub struct RequestJson {
     pub write: Option<WriteJson>,
     #[serde(default)]
     pub session: SessionJson,
+    /// Arguments that came from untrusted content.
+    #[serde(default)]
+    pub untrusted: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -61,6 +64,9 @@ pub struct SessionJson {
     /// Usage counters of the agent's limits, in the order the policy declares them.
     #[serde(default)]
     pub usage: Vec<u64>,
+    /// The session has taken in untrusted content.
+    #[serde(default)]
+    pub tainted: bool,
 }
 
 /// Parses request JSON text.
@@ -81,15 +87,21 @@ pub fn to_request(
         .tool_id(&json.tool)
         .and_then(|t| table.data().tools.get(t.index()))
         .ok_or_else(|| format!("unknown tool `{}`", json.tool))?;
+    let lists = text_lists(&json.args);
     for (name, value) in &json.args {
         let param = tool
             .params
             .iter()
             .find(|p| &p.name == name)
             .ok_or_else(|| format!("tool `{}` has no parameter `{name}`", tool.name))?;
-        let arg = arg_value(param.ty, value)
+        let arg = arg_or_list(param.ty, value, lists.get(name.as_str()))
             .map_err(|expected| format!("argument `{name}`: expected {expected}, found {value}"))?;
         builder = builder.arg(name, arg).map_err(|e| e.to_string())?;
+    }
+    for name in &json.untrusted {
+        builder = builder
+            .untrusted(name)
+            .map_err(|e| format!("`untrusted`: {e}"))?;
     }
     if let Some(confidence) = &json.confidence {
         let c = number(confidence)
@@ -165,7 +177,31 @@ fn session(
         tier,
         bound,
         usage,
+        tainted: json.tainted,
     })
+}
+
+/// The elements of every argument given as an array of strings, by argument name: the
+/// storage `list<text>` values borrow from.
+pub(super) fn text_lists(args: &BTreeMap<String, Json>) -> BTreeMap<&str, Vec<&str>> {
+    args.iter()
+        .filter_map(|(name, value)| {
+            let items: Option<Vec<&str>> = value.as_array()?.iter().map(Json::as_str).collect();
+            Some((name.as_str(), items?))
+        })
+        .collect()
+}
+
+/// [`arg_value`], or for a `list<text>` parameter the list from [`text_lists`].
+pub(super) fn arg_or_list<'a>(
+    ty: ValueType,
+    value: &'a Json,
+    list: Option<&'a Vec<&'a str>>,
+) -> Result<ArgValue<'a>, &'static str> {
+    match (ty, list) {
+        (ValueType::TextList, Some(items)) => Ok(ArgValue::TextList(items)),
+        _ => arg_value(ty, value),
+    }
 }
 
 /// The value of an argument of type `ty`; `Err` says what was expected.
@@ -200,6 +236,7 @@ pub(super) fn arg_value(ty: ValueType, value: &Json) -> Result<ArgValue<'_>, &'s
         },
         ValueType::Bool => value.as_bool().map(ArgValue::Bool).ok_or("true or false"),
         ValueType::Text => value.as_str().map(ArgValue::Text).ok_or("a string"),
+        ValueType::TextList => Err("a list of strings, like [\"a@acme.example\"]"),
     }
 }
 

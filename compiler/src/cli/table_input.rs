@@ -10,6 +10,20 @@ use agentpolicy_runtime::DecisionTable;
 use super::output::use_color;
 use super::{EXIT_FAILURE, EXIT_USAGE, decide, load};
 
+/// Binds the policy's `from deploy` sets from a JSON file (`{"SET": ["member", ...]}`),
+/// when one is given.
+pub fn with_sets(table: DecisionTable, sets: Option<&Path>) -> Result<DecisionTable, String> {
+    let Some(path) = sets else {
+        return Ok(table);
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    table
+        .bind_sets(&text)
+        .map(|(bound, _)| bound)
+        .map_err(|e| format!("`{}`: {e}", path.display()))
+}
+
 /// The table, or the exit code after the reason was printed.
 pub fn load_table_or_policy(path: &Path) -> Result<DecisionTable, u8> {
     let is_policy =

@@ -22,6 +22,10 @@ pub struct TestArgs {
     /// Fail (exit 1) when some rule is exercised by no test.
     #[arg(long)]
     pub require_coverage: bool,
+    /// Members of the policies' `from deploy` sets: a JSON object `{"SET": ["a", ...]}`.
+    /// Without it, a call that tests such a set is denied, as in the engine.
+    #[arg(long, value_name = "FILE")]
+    pub sets: Option<PathBuf>,
 }
 
 pub fn run(args: TestArgs) -> u8 {
@@ -53,7 +57,14 @@ pub fn run(args: TestArgs) -> u8 {
             continue;
         }
         let table = match policy.build_table() {
-            Ok(t) => t,
+            Ok(t) => match super::table_input::with_sets(t, args.sets.as_deref()) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    usage_error = true;
+                    continue;
+                }
+            },
             Err(diags) => {
                 print!("{}", render::human(&diags, &policy.sources, use_color()));
                 policy_error = true;

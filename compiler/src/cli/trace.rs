@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use agentpolicy_runtime::Outcome;
-use agentpolicy_runtime::audit::parse_time;
+use agentpolicy_runtime::audit::{HumanAction, parse_time};
 use serde::Deserialize;
 use serde_json::Value as Json;
 
@@ -29,6 +29,9 @@ pub struct CallLine {
     pub read: Option<Target>,
     #[serde(default)]
     pub write: Option<Target>,
+    /// Arguments that came from untrusted content.
+    #[serde(default)]
+    pub untrusted: Vec<String>,
     /// Keys the session is bound to when this line opens it.
     #[serde(default)]
     pub bind: BTreeMap<String, String>,
@@ -42,6 +45,25 @@ pub struct CallLine {
     /// The reason code the verdict should have (`flow`, `limit`, `suspended`, ...).
     #[serde(default)]
     pub expect_reason: Option<String>,
+    /// Who or what started the run, when this line opens the session.
+    #[serde(default)]
+    pub context: Option<String>,
+    /// The agent framework's reasoning snapshot for the call.
+    #[serde(default)]
+    pub reasoning: Option<String>,
+    /// What a human did for the same task (shadow comparison), recorded after the
+    /// decision.
+    #[serde(default)]
+    pub human: Option<HumanLine>,
+}
+
+/// `{"action": "allow" | "deny" | "escalate", "by": WHO}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HumanLine {
+    pub action: HumanAction,
+    #[serde(default)]
+    pub by: Option<String>,
 }
 
 /// A read or write target and its isolation-key values.

@@ -17,6 +17,7 @@ pub(crate) fn value_type(t: TypeName) -> rt::ValueType {
         TypeName::Bool => rt::ValueType::Bool,
         TypeName::Duration => rt::ValueType::Duration,
         TypeName::Percent => rt::ValueType::Percent,
+        TypeName::TextList => rt::ValueType::TextList,
     }
 }
 

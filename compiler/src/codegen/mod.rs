@@ -21,7 +21,7 @@ use agentpolicy_runtime::{
 use crate::diagnostics::{Code, Diagnostic, FileId, Label};
 use crate::model::{Loc, Model, RuleTarget};
 use crate::syntax::ast::{RuleKind, TextRange};
-use condition::{LowerError, TextDictionary, describe, lower};
+use condition::{LowerError, Target, TextDictionary, describe, lower};
 use span::LineIndex;
 
 /// Builds the decision table of a model. `sources` are the policy's files as
@@ -41,10 +41,18 @@ pub fn build_table(
         .map(|rule| {
             let cond = rule.condition.as_ref()?;
             let tool = match rule.target {
-                RuleTarget::Tool(t) => model.tools.get(t.index()),
+                RuleTarget::Tool(t) => model.tools.get(t.index()).map(|d| (t, d)),
                 RuleTarget::All => None,
             };
-            match lower(cond, tool, &mut texts) {
+            if tool.is_none() && reads_effects(cond) {
+                // Lowered per cell, for each tool's effects (`build_cells`).
+                return None;
+            }
+            let target = Target {
+                args: tool,
+                effects: tool.map(|(_, d)| d),
+            };
+            match lower(cond, target, &mut texts) {
                 Ok(c) => Some(c),
                 Err(e) => {
                     diags.push(lowering_diagnostic(&e, rule.loc));
@@ -81,7 +89,7 @@ pub fn build_table(
         .iter()
         .map(|rule| lower_rule(model, rule, &lines, &mut diags))
         .collect();
-    let cells = build_cells(model, &conditions, &mut diags);
+    let cells = build_cells(model, &conditions, &mut texts, &mut diags);
 
     if !diags.is_empty() {
         return Err(diags);
@@ -122,6 +130,31 @@ pub fn build_table(
             })
             .collect(),
         texts: texts.texts,
+        sets: model
+            .sets
+            .iter()
+            .map(|s| rt::ValueSet {
+                name: s.name.clone(),
+                deploy: s.members.is_none(),
+                members: s.members.clone().unwrap_or_default(),
+                bound: s.members.is_some(),
+            })
+            .collect(),
+        text_tests: texts.tests,
+        untrusted_resources: model
+            .resources
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.untrusted)
+            .map(|(i, _)| ResourceId(i as u32))
+            .collect(),
+        untrusted_tools: model
+            .tools
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.untrusted)
+            .map(|(i, _)| ToolId(i as u32))
+            .collect(),
         tools: model
             .tools
             .iter()
@@ -257,9 +290,17 @@ fn lowering_diagnostic(err: &LowerError, loc: Loc) -> Diagnostic {
             Code::NestingTooDeep,
             "split the condition over several rules",
         ),
-        LowerError::Internal(_) => (
+        LowerError::Internal(_) | LowerError::EffectWithoutTool => (
             Code::TableLimitExceeded,
             "this is a compiler bug; please report it with the policy that triggers it",
+        ),
+        LowerError::TooManyTextTests => (
+            Code::TableLimitExceeded,
+            "merge patterns into a set, or split the tool's rules",
+        ),
+        LowerError::TaintedComparison => (
+            Code::TypeMismatch,
+            "write `when tainted` or `when not tainted`",
         ),
     };
     Diagnostic::new(
@@ -343,9 +384,17 @@ fn lower_rule(
     }
 }
 
+/// Whether a condition reads the called tool's effects.
+fn reads_effects(cond: &crate::model::Cond) -> bool {
+    let mut found = false;
+    cond.visit(&mut |c| found |= matches!(c, crate::model::Cond::HasEffect(_)));
+    found
+}
+
 fn build_cells(
     model: &Model,
     conditions: &[Option<rt::Condition>],
+    texts: &mut TextDictionary,
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<Cell> {
     let mut cells = Vec::with_capacity(model.agents.len() * model.tools.len());
@@ -362,9 +411,22 @@ fn build_cells(
                     let Some(rule) = model.rules.get(rule_id.index()) else {
                         continue;
                     };
+                    let mut condition = conditions.get(rule_id.index()).cloned().flatten();
+                    if rule.target == RuleTarget::All
+                        && let Some(cond) = rule.condition.as_ref().filter(|c| reads_effects(c))
+                    {
+                        let target = Target {
+                            args: None,
+                            effects: Some(tool),
+                        };
+                        match lower(cond, target, texts) {
+                            Ok(c) => condition = Some(c),
+                            Err(e) => diags.push(lowering_diagnostic(&e, rule.loc)),
+                        }
+                    }
                     let entry = Entry {
                         rule: RuleIndex(rule_id.0),
-                        condition: conditions.get(rule_id.index()).cloned().flatten(),
+                        condition,
                     };
                     match rule.kind {
                         RuleKind::Deny => cell.deny.push(entry),

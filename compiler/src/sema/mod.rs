@@ -6,6 +6,7 @@
 //! owners / expiries, and the like. Pure: no IO, no solver.
 
 mod cond;
+mod lifecycle;
 mod names;
 mod policy_tests;
 mod retention;
@@ -259,6 +260,7 @@ impl Resolver {
                     ItemKind::Threshold(t) => (NameKind::Threshold, &t.name),
                     ItemKind::Escalation(e) => (NameKind::Route, &e.name),
                     ItemKind::Agent(a) => (NameKind::Agent, &a.name),
+                    ItemKind::Set(d) => (NameKind::Set, &d.name),
                     _ => continue,
                 };
                 let index = self.slot_count(kind);
@@ -288,6 +290,7 @@ impl Resolver {
             NameKind::Route => self.model.routes.len(),
             NameKind::Agent => self.model.agents.len(),
             NameKind::Tier => self.model.tiers.len(),
+            NameKind::Set => self.model.sets.len(),
         }) as u32
     }
 
@@ -301,6 +304,7 @@ impl Resolver {
                 name,
                 tier: TierId(0),
                 keyed: Vec::new(),
+                untrusted: false,
                 loc: at,
             }),
             NameKind::Sink => self.model.sinks.push(SinkDef {
@@ -315,6 +319,7 @@ impl Resolver {
                 effects: Vec::new(),
                 reads: Vec::new(),
                 writes: Vec::new(),
+                untrusted: false,
                 loc: at,
             }),
             NameKind::Threshold => self.model.thresholds.push(ThresholdDef {
@@ -341,6 +346,13 @@ impl Resolver {
                 mode: Mode::Enforce,
                 credentials: Vec::new(),
                 loc: at,
+                stage: None,
+                promotions: Vec::new(),
+            }),
+            NameKind::Set => self.model.sets.push(SetDef {
+                name,
+                members: Some(Vec::new()),
+                loc: at,
             }),
             NameKind::Tier => {}
         }
@@ -356,6 +368,7 @@ impl Resolver {
             NameKind::Route => self.model.routes[i].loc = at,
             NameKind::Agent => self.model.agents[i].loc = at,
             NameKind::Key => self.model.keys[i].loc = at,
+            NameKind::Set => self.model.sets[i].loc = at,
             NameKind::Tier => {}
         }
     }
@@ -425,6 +438,7 @@ impl Resolver {
                         );
                         let def = &mut self.model.resources[i as usize];
                         (def.tier, def.keyed) = (tier, keyed);
+                        def.untrusted = !r.untrusted.is_empty();
                     }
                     ItemKind::Sink(s) => {
                         let Some(i) = self.owns_slot(&s.name, file.id) else {
@@ -445,6 +459,32 @@ impl Resolver {
                         };
                         let def = self.tool(t, file.id);
                         self.model.tools[i as usize] = def;
+                    }
+                    ItemKind::Set(d) => {
+                        let Some(i) = self.owns_slot(&d.name, file.id) else {
+                            continue;
+                        };
+                        let members = match &d.source {
+                            ast::SetSource::Deploy(_) => None,
+                            ast::SetSource::Members(items, range) => {
+                                if items.is_empty() {
+                                    self.report(
+                                        Diagnostic::new(
+                                            Code::EmptySet,
+                                            format!("set `{}` has no members, so `in {}` is never true", d.name.text, d.name.text),
+                                            Label::new(file.id, *range, "empty"),
+                                        )
+                                        .with_help("add its members, or write `from deploy` to supply them when the table is loaded"),
+                                    );
+                                }
+                                let mut members: Vec<String> =
+                                    items.iter().map(|m| m.value.clone()).collect();
+                                members.sort();
+                                members.dedup();
+                                Some(members)
+                            }
+                        };
+                        self.model.sets[i as usize].members = members;
                     }
                     ItemKind::Threshold(t) => {
                         let Some(i) = self.owns_slot(&t.name, file.id) else {
@@ -505,6 +545,7 @@ impl Resolver {
             all_tools: &self.model.tools,
             namespace: &self.ns,
             thresholds: &self.model.thresholds,
+            sets: &self.model.sets,
             file,
         };
         let mut diags = Vec::new();
@@ -598,6 +639,7 @@ impl Resolver {
             effects: effects.into_iter().collect(),
             reads,
             writes,
+            untrusted: !t.untrusted.is_empty(),
             loc: loc(file, t.name.range),
         }
     }
@@ -637,6 +679,7 @@ impl Resolver {
         };
         let mut rules = Vec::new();
         let mut pending_autonomy = Vec::new();
+        let mut lifecycle = lifecycle::Clauses::default();
         for member in &a.members {
             match &member.kind {
                 AgentMemberKind::Owner(s) => {
@@ -670,8 +713,15 @@ impl Resolver {
                 AgentMemberKind::Mode(m) => {
                     if once(self, "mode", member.range) {
                         self.model.agents[id.index()].mode = *m;
+                        lifecycle.mode = Some(member.range);
                     }
                 }
+                AgentMemberKind::Stage(st) => {
+                    if once(self, "stage", member.range) {
+                        lifecycle.stage = Some((st, member.range));
+                    }
+                }
+                AgentMemberKind::Promote(p) => lifecycle.promotes.push((p, member.range)),
                 AgentMemberKind::Rule(r) => {
                     if let Some(rule) = self.rule(id, r, file, member.range) {
                         rules.push(rule);
@@ -719,6 +769,7 @@ impl Resolver {
             );
         }
         self.model.agents[id.index()].rules = rules;
+        self.lifecycle(id, a, &lifecycle, file);
         for (au, range) in pending_autonomy {
             self.autonomy(id, au, file, range);
         }
@@ -933,6 +984,9 @@ impl Resolver {
                     ast::AssertDecl::EveryIrreversibleEscalates => {
                         Some(AssertDef::EveryIrreversibleEscalates { loc: at })
                     }
+                    ast::AssertDecl::TaintedIrreversibleEscalates => {
+                        Some(AssertDef::TaintedIrreversibleEscalates { loc: at })
+                    }
                     ast::AssertDecl::NeverReads { agent, tier } => {
                         let agent = self.resolve(agent, file.id, &[NameKind::Agent]);
                         let tier = self.resolve(tier, file.id, &[NameKind::Tier]);
@@ -1032,5 +1086,6 @@ pub fn literal_type(value: &ast::LiteralValue) -> TypeName {
         ast::LiteralValue::Duration(_) => TypeName::Duration,
         ast::LiteralValue::Text(_) => TypeName::Text,
         ast::LiteralValue::Bool(_) => TypeName::Bool,
+        ast::LiteralValue::TextList(_) => TypeName::TextList,
     }
 }

@@ -19,6 +19,7 @@ pub enum NameKind {
     Threshold,
     Route,
     Agent,
+    Set,
 }
 
 impl NameKind {
@@ -32,6 +33,7 @@ impl NameKind {
             NameKind::Threshold => "a threshold",
             NameKind::Route => "an escalation route",
             NameKind::Agent => "an agent",
+            NameKind::Set => "a set",
         }
     }
 
@@ -46,6 +48,7 @@ impl NameKind {
             NameKind::Threshold => "threshold NAME = VALUE",
             NameKind::Route => "escalation NAME { notify \"...\" timeout 15m then deny }",
             NameKind::Agent => "agent NAME { ... }",
+            NameKind::Set => "set NAME = [\"a\", \"b\"]",
         }
     }
 }

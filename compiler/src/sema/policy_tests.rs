@@ -100,6 +100,7 @@ fn resolve_step(
     let (agent, tool) = (AgentId(agent?.index), ToolId(tool?.index));
     let tool_def = &model.tools[tool.index()];
     let mut args: Vec<Option<Value>> = vec![None; tool_def.params.len()];
+    let mut untrusted = Vec::new();
     let mut ok = true;
     for arg in &step.args {
         let Some(index) = tool_def.param(&arg.name.text) else {
@@ -154,6 +155,9 @@ fn resolve_step(
             continue;
         }
         args[index] = Some(super::literal_value(&arg.value));
+        if arg.untrusted.is_some() {
+            untrusted.push(index);
+        }
     }
     let confidence = match &step.confidence {
         None => None,
@@ -218,6 +222,7 @@ fn resolve_step(
         confidence,
         on,
         into,
+        untrusted,
         loc: Loc {
             file,
             range: step.range,

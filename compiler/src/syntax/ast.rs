@@ -65,7 +65,23 @@ pub enum ItemKind {
     Agent(AgentDecl),
     Assert(AssertDecl),
     Test(TestDecl),
+    Set(SetDecl),
     Retain(RetainDecl),
+}
+
+/// `set NAME = ["a", "b"]` or `set NAME from deploy`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SetDecl {
+    pub name: Name,
+    pub source: SetSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum SetSource {
+    /// Members written in the policy, with the range of the `[...]`.
+    Members(Vec<StringLit>, TextRange),
+    /// Bound when the table is loaded; the range of `from deploy`.
+    Deploy(TextRange),
 }
 
 impl ItemKind {
@@ -80,6 +96,7 @@ impl ItemKind {
             ItemKind::Threshold(t) => Some(&t.name),
             ItemKind::Escalation(e) => Some(&e.name),
             ItemKind::Agent(a) => Some(&a.name),
+            ItemKind::Set(d) => Some(&d.name),
             ItemKind::Use(_)
             | ItemKind::Tiers(_)
             | ItemKind::Assert(_)
@@ -137,6 +154,8 @@ pub struct ResourceDecl {
     pub name: Name,
     pub tier: Vec<Name>,
     pub keyed: Vec<Name>,
+    /// `untrusted`: reading the resource taints the session.
+    pub untrusted: Vec<TextRange>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -154,6 +173,8 @@ pub enum TypeName {
     Bool,
     Duration,
     Percent,
+    /// `list<text>`: a list of texts, read with `all` / `any`.
+    TextList,
 }
 
 impl TypeName {
@@ -165,6 +186,7 @@ impl TypeName {
             TypeName::Bool => "bool",
             TypeName::Duration => "duration",
             TypeName::Percent => "percent",
+            TypeName::TextList => "list<text>",
         }
     }
 }
@@ -205,6 +227,8 @@ pub struct ToolDecl {
     pub effects: Vec<(Effect, TextRange)>,
     pub reads: Vec<Name>,
     pub writes: Vec<Name>,
+    /// `untrusted`: the tool's output is untrusted content; calling it taints the session.
+    pub untrusted: Vec<TextRange>,
 }
 
 /// A literal as written; `value` is exact, in the unit of its kind.
@@ -224,6 +248,8 @@ pub enum LiteralValue {
     Duration(i64),
     Text(String),
     Bool(bool),
+    /// `["a", "b"]`: only as a test call's argument.
+    TextList(Vec<String>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -275,6 +301,8 @@ pub enum AgentMemberKind {
     Breaker(BreakerDecl),
     Mode(Mode),
     Credential(CredentialDecl),
+    Stage(StageDecl),
+    Promote(PromoteDecl),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -378,6 +406,87 @@ pub enum Mode {
     Enforce,
 }
 
+/// A lifecycle stage, in promotion order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum Stage {
+    Shadow,
+    Supervised,
+    Autonomous,
+}
+
+impl Stage {
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Stage::Shadow => "shadow",
+            Stage::Supervised => "supervised",
+            Stage::Autonomous => "autonomous",
+        }
+    }
+
+    /// The stage a promotion from this one leads to; `None` for the last.
+    pub fn next(self) -> Option<Stage> {
+        match self {
+            Stage::Shadow => Some(Stage::Supervised),
+            Stage::Supervised => Some(Stage::Autonomous),
+            Stage::Autonomous => None,
+        }
+    }
+}
+
+/// `stage STAGE [to ROUTE]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StageDecl {
+    pub stage: Stage,
+    pub stage_range: TextRange,
+    pub route: Option<Name>,
+}
+
+/// `promote to STAGE when CRITERION and ...`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PromoteDecl {
+    pub target: Stage,
+    pub target_range: TextRange,
+    pub criteria: Vec<Criterion>,
+}
+
+/// A measure of an agent's audit trail a promotion criterion compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum PromoteMetric {
+    ShadowAgreement,
+    Errors,
+    EscalationRate,
+    ApprovalRate,
+    Denials,
+}
+
+impl PromoteMetric {
+    pub fn keyword(self) -> &'static str {
+        match self {
+            PromoteMetric::ShadowAgreement => "shadow_agreement",
+            PromoteMetric::Errors => "errors",
+            PromoteMetric::EscalationRate => "escalation_rate",
+            PromoteMetric::ApprovalRate => "approval_rate",
+            PromoteMetric::Denials => "denials",
+        }
+    }
+
+    /// Rates are shares (percentages); `denials` is a count.
+    pub fn is_rate(self) -> bool {
+        self != PromoteMetric::Denials
+    }
+}
+
+/// `METRIC OP VALUE [over N decisions]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Criterion {
+    pub metric: PromoteMetric,
+    pub op: CompareOp,
+    pub value: Literal,
+    /// `over N decisions`, the count as written (a fraction is an AP0002 error).
+    pub window: Option<(i64, TextRange)>,
+    pub range: TextRange,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CredentialDecl {
     pub name: Name,
@@ -448,6 +557,58 @@ pub enum ExprKind {
     },
     /// A bare operand used as a condition: a `bool` argument or threshold.
     Truthy(Operand),
+    /// `x in SET`, `x not in SET`, `x in LOW..HIGH`.
+    In {
+        operand: Operand,
+        negated: bool,
+        target: InTarget,
+    },
+    /// `x matches "glob"`, `x not matches "glob"`.
+    Matches {
+        operand: Operand,
+        negated: bool,
+        pattern: StringLit,
+    },
+    /// `all xs ...` / `any xs ...` over a `list<text>` argument.
+    Quantified {
+        quantifier: Quantifier,
+        list: Name,
+        test: ElementTest,
+    },
+    /// `x from untrusted`.
+    FromUntrusted(Operand),
+    /// `effect irreversible`: the called tool has the effect.
+    HasEffect(Effect, TextRange),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum InTarget {
+    Set(Name),
+    /// Both ends included.
+    Range(Literal, Literal),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Quantifier {
+    All,
+    Any,
+}
+
+impl Quantifier {
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Quantifier::All => "all",
+            Quantifier::Any => "any",
+        }
+    }
+}
+
+/// What `all` / `any` asks of each element of a list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum ElementTest {
+    In { negated: bool, set: Name },
+    Matches { negated: bool, pattern: StringLit },
+    Compare { op: CompareOp, value: Operand },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -474,6 +635,8 @@ pub enum AssertDecl {
         condition: Option<Expr>,
     },
     EveryIrreversibleEscalates,
+    /// `assert every irreversible tool escalates when tainted`.
+    TaintedIrreversibleEscalates,
     NeverReads {
         agent: Name,
         tier: Name,
@@ -495,6 +658,8 @@ pub struct TestDecl {
 pub struct CallArg {
     pub name: Name,
     pub value: Literal,
+    /// `name: untrusted VALUE`: the value came from untrusted content.
+    pub untrusted: Option<TextRange>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

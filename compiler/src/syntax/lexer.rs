@@ -164,6 +164,7 @@ pub const ITEM_KEYWORDS: &[&str] = &[
     "agent",
     "assert",
     "test",
+    "set",
     "retain",
 ];
 
@@ -227,6 +228,14 @@ pub const KEYWORDS: &[&str] = &[
     "into",
     "true",
     "false",
+    "set",
+    "untrusted",
+    "matches",
+    "in",
+    "all",
+    "any",
+    "stage",
+    "promote",
     "retain",
 ];
 

@@ -160,7 +160,15 @@ fn describe(rule: Rule) -> &'static str {
         | Rule::limit_clause
         | Rule::breaker_clause
         | Rule::mode_clause
-        | Rule::credential_clause => "an agent clause (`allow`, `owner`, `limit`, ...)",
+        | Rule::credential_clause
+        | Rule::stage_clause
+        | Rule::promote_clause => "an agent clause (`allow`, `owner`, `limit`, ...)",
+        Rule::stage_value => "a stage (`shadow`, `supervised` or `autonomous`)",
+        Rule::criterion | Rule::promote_metric => {
+            "a criterion (`shadow_agreement`, `errors`, `escalation_rate`, `approval_rate` or `denials`)"
+        }
+        Rule::criterion_window => "`over N decisions`",
+        Rule::decisions_word => "`decisions`",
         Rule::tier_clause | Rule::keyed_clause | Rule::clearance_clause => {
             "`tier`, `clearance` or `keyed`"
         }
@@ -181,6 +189,14 @@ fn describe(rule: Rule) -> &'static str {
             "an assertion (`never A calls T`, `every irreversible tool escalates`, ...)"
         }
         _ => "more input",
+    }
+}
+
+fn stage_value(text: &str) -> Stage {
+    match text {
+        "shadow" => Stage::Shadow,
+        "supervised" => Stage::Supervised,
+        _ => Stage::Autonomous,
     }
 }
 
@@ -250,7 +266,7 @@ fn help_for(expected: &[&str]) -> String {
     if expected.iter().any(|e| e.contains("declaration")) {
         "a policy file is a list of declarations: `policy`, `use`, `tiers`, `isolate`, `resource`, `sink`, `tool`, `threshold`, `escalation`, `agent`, `assert`, `test`, `retain`".to_string()
     } else if expected.iter().any(|e| e.contains("agent clause")) {
-        "inside `agent { ... }`: `owner`, `purpose`, `max tier`, `allow`/`escalate`/`deny`, `autonomy`, `limit`, `breaker`, `mode`, `credential`".to_string()
+        "inside `agent { ... }`: `owner`, `purpose`, `max tier`, `allow`/`escalate`/`deny`, `autonomy`, `limit`, `breaker`, `mode`, `credential`, `stage`, `promote`".to_string()
     } else {
         "see `docs/language.md` for the syntax of each declaration".to_string()
     }
@@ -338,12 +354,14 @@ impl Lower<'_> {
                     name,
                     tier: Vec::new(),
                     keyed: Vec::new(),
+                    untrusted: Vec::new(),
                 };
                 for member in inner {
                     match member.as_rule() {
                         Rule::tier_clause => {
                             decl.tier.extend(member.into_inner().map(|p| self.name(p)))
                         }
+                        Rule::untrusted_clause => decl.untrusted.push(self.range(&member)),
                         _ => decl.keyed.extend(member.into_inner().map(|p| self.name(p))),
                     }
                 }
@@ -409,6 +427,22 @@ impl Lower<'_> {
             }
             Rule::assert_decl => ItemKind::Assert(self.assertion(next(&mut inner)?)?),
             Rule::test_decl => ItemKind::Test(self.test(inner)?),
+            Rule::set_decl => {
+                let name = self.name(next(&mut inner)?);
+                let source = next(&mut inner)?;
+                let source_range = self.range(&source);
+                let source = match source.as_rule() {
+                    Rule::set_members => SetSource::Members(
+                        source
+                            .into_inner()
+                            .map(|p| self.string(p))
+                            .collect::<LowerResult<_>>()?,
+                        source_range,
+                    ),
+                    _ => SetSource::Deploy(source_range),
+                };
+                ItemKind::Set(SetDecl { name, source })
+            }
             Rule::retain_decl => ItemKind::Retain(self.retain(inner)?),
             _ => return Err(self.unexpected(range)),
         };
@@ -470,9 +504,11 @@ impl Lower<'_> {
             effects: Vec::new(),
             reads: Vec::new(),
             writes: Vec::new(),
+            untrusted: Vec::new(),
         };
         for member in inner {
             match member.as_rule() {
+                Rule::untrusted_clause => decl.untrusted.push(self.range(&member)),
                 Rule::params => {
                     for param in member.into_inner() {
                         let range = self.range(&param);
@@ -484,6 +520,7 @@ impl Lower<'_> {
                             "money" => TypeName::Money,
                             "bool" => TypeName::Bool,
                             "duration" => TypeName::Duration,
+                            "list<text>" => TypeName::TextList,
                             _ => TypeName::Percent,
                         };
                         let optional = parts.next().is_some();
@@ -497,13 +534,7 @@ impl Lower<'_> {
                 }
                 Rule::effect_clause => {
                     for effect in member.into_inner() {
-                        let e = match effect.as_str() {
-                            "read" => Effect::Read,
-                            "write" => Effect::Write,
-                            "external" => Effect::External,
-                            "financial" => Effect::Financial,
-                            _ => Effect::Irreversible,
-                        };
+                        let e = parse_effect(effect.as_str());
                         decl.effects.push((e, self.range(&effect)));
                     }
                 }
@@ -618,9 +649,79 @@ impl Lower<'_> {
                 let expires_ms = inner.next().map(|p| self.duration(p)).transpose()?;
                 AgentMemberKind::Credential(CredentialDecl { name, expires_ms })
             }
+            Rule::stage_clause => {
+                let value = next(&mut inner)?;
+                let stage_range = self.range(&value);
+                let stage = stage_value(value.as_str());
+                let route = match inner.next() {
+                    Some(_to) => Some(self.name(next(&mut inner)?)),
+                    None => None,
+                };
+                AgentMemberKind::Stage(StageDecl {
+                    stage,
+                    stage_range,
+                    route,
+                })
+            }
+            Rule::promote_clause => {
+                let _to = next(&mut inner)?;
+                let value = next(&mut inner)?;
+                let target_range = self.range(&value);
+                let target = stage_value(value.as_str());
+                let mut criteria = Vec::new();
+                for p in inner {
+                    if p.as_rule() == Rule::criterion {
+                        criteria.push(self.criterion(p)?);
+                    }
+                }
+                AgentMemberKind::Promote(PromoteDecl {
+                    target,
+                    target_range,
+                    criteria,
+                })
+            }
             _ => return Err(self.unexpected(range)),
         };
         Ok(AgentMember { kind, range })
+    }
+
+    fn criterion(&self, pair: Pair<'_, Rule>) -> LowerResult<Criterion> {
+        let range = self.range(&pair);
+        let mut inner = pair.into_inner();
+        let metric = match next(&mut inner)?.as_str() {
+            "shadow_agreement" => PromoteMetric::ShadowAgreement,
+            "errors" => PromoteMetric::Errors,
+            "escalation_rate" => PromoteMetric::EscalationRate,
+            "approval_rate" => PromoteMetric::ApprovalRate,
+            _ => PromoteMetric::Denials,
+        };
+        let op = compare_op(next(&mut inner)?.as_str());
+        let value = self.literal_of(next(&mut inner)?)?;
+        let window = match inner.next() {
+            Some(w) => {
+                let window_range = self.range(&w);
+                let mut parts = w.into_inner();
+                let count_pair = next(&mut parts)?;
+                let text = count_pair.as_str();
+                if text.contains('.') {
+                    return Err(self.invalid(
+                        &count_pair,
+                        format!("`{text}` is not a whole number of decisions"),
+                        "a window counts whole decisions: `over 500 decisions`",
+                    ));
+                }
+                let count = self.count(&count_pair)?;
+                Some((count, window_range))
+            }
+            None => None,
+        };
+        Ok(Criterion {
+            metric,
+            op,
+            value,
+            window,
+            range,
+        })
     }
 
     fn target(&self, pair: Pair<'_, Rule>) -> LowerResult<Target> {
@@ -680,6 +781,115 @@ impl Lower<'_> {
                 kind: ExprKind::Truthy(self.operand(pair)?),
                 range,
             }),
+            Rule::membership => {
+                let mut inner = pair.into_inner();
+                let operand = self.operand(next(&mut inner)?)?;
+                let mut negated = false;
+                let mut target = None;
+                for part in inner {
+                    match part.as_rule() {
+                        Rule::kw_not => negated = true,
+                        Rule::kw_in => {}
+                        Rule::range => {
+                            let mut ends = part.into_inner();
+                            let low = self.literal(next(&mut ends)?)?;
+                            let high = self.literal(next(&mut ends)?)?;
+                            target = Some(InTarget::Range(low, high));
+                        }
+                        _ => target = Some(InTarget::Set(self.name(part))),
+                    }
+                }
+                Ok(Expr {
+                    kind: ExprKind::In {
+                        operand,
+                        negated,
+                        target: target.ok_or_else(|| self.unexpected(range))?,
+                    },
+                    range,
+                })
+            }
+            Rule::pattern => {
+                let mut inner = pair.into_inner();
+                let operand = self.operand(next(&mut inner)?)?;
+                let mut negated = false;
+                let mut pattern = None;
+                for part in inner {
+                    match part.as_rule() {
+                        Rule::kw_not => negated = true,
+                        Rule::string => pattern = Some(self.string(part)?),
+                        _ => {}
+                    }
+                }
+                Ok(Expr {
+                    kind: ExprKind::Matches {
+                        operand,
+                        negated,
+                        pattern: pattern.ok_or_else(|| self.unexpected(range))?,
+                    },
+                    range,
+                })
+            }
+            Rule::provenance => {
+                let mut inner = pair.into_inner();
+                Ok(Expr {
+                    kind: ExprKind::FromUntrusted(self.operand(next(&mut inner)?)?),
+                    range,
+                })
+            }
+            Rule::effect_test => {
+                let effect = next(&mut pair.into_inner())?;
+                Ok(Expr {
+                    kind: ExprKind::HasEffect(parse_effect(effect.as_str()), self.range(&effect)),
+                    range,
+                })
+            }
+            Rule::quantified => {
+                let mut inner = pair.into_inner();
+                let quantifier = match next(&mut inner)?.as_str() {
+                    "all" => Quantifier::All,
+                    _ => Quantifier::Any,
+                };
+                let list = self.name(next(&mut inner)?);
+                let test = next(&mut inner)?;
+                let mut negated = false;
+                let mut op = None;
+                let mut result = None;
+                for part in test.into_inner() {
+                    match part.as_rule() {
+                        Rule::kw_not => negated = true,
+                        Rule::kw_in | Rule::kw_matches => {}
+                        Rule::ident => {
+                            result = Some(ElementTest::In {
+                                negated,
+                                set: self.name(part),
+                            })
+                        }
+                        Rule::string => {
+                            result = Some(ElementTest::Matches {
+                                negated,
+                                pattern: self.string(part)?,
+                            })
+                        }
+                        Rule::compare_op => op = Some(compare_op(part.as_str())),
+                        _ => {
+                            if let Some(op) = op {
+                                result = Some(ElementTest::Compare {
+                                    op,
+                                    value: self.operand(part)?,
+                                });
+                            }
+                        }
+                    }
+                }
+                Ok(Expr {
+                    kind: ExprKind::Quantified {
+                        quantifier,
+                        list,
+                        test: result.ok_or_else(|| self.unexpected(range))?,
+                    },
+                    range,
+                })
+            }
             _ => Err(self.unexpected(range)),
         }
     }
@@ -710,6 +920,7 @@ impl Lower<'_> {
                 }
             }
             Rule::assert_every_irreversible => AssertDecl::EveryIrreversibleEscalates,
+            Rule::assert_tainted_irreversible => AssertDecl::TaintedIrreversibleEscalates,
             Rule::assert_never_reads => AssertDecl::NeverReads {
                 agent: self.name(next(&mut inner)?),
                 tier: self.name(next(&mut inner)?),
@@ -814,8 +1025,30 @@ impl Lower<'_> {
     fn call_arg(&self, pair: Pair<'_, Rule>) -> LowerResult<CallArg> {
         let mut inner = pair.into_inner();
         let name = self.name(next(&mut inner)?);
-        let value = self.literal(next(&mut inner)?)?;
-        Ok(CallArg { name, value })
+        let mut part = next(&mut inner)?;
+        let mut untrusted = None;
+        if part.as_rule() == Rule::kw_untrusted {
+            untrusted = Some(self.range(&part));
+            part = next(&mut inner)?;
+        }
+        let value = if part.as_rule() == Rule::list_literal {
+            let range = self.range(&part);
+            let items = part
+                .into_inner()
+                .map(|p| self.string(p).map(|s| s.value))
+                .collect::<LowerResult<_>>()?;
+            Literal {
+                value: LiteralValue::TextList(items),
+                range,
+            }
+        } else {
+            self.literal(part)?
+        };
+        Ok(CallArg {
+            name,
+            value,
+            untrusted,
+        })
     }
 
     /// A `literal` pair (wrapping one concrete literal kind).
@@ -1084,5 +1317,15 @@ mod design_example {
         let parsed = super::parse(crate::diagnostics::FileId(0), src);
         assert!(parsed.diagnostics.is_empty(), "{:#?}", parsed.diagnostics);
         assert_eq!(parsed.tree.items.len(), 20);
+    }
+}
+
+fn parse_effect(text: &str) -> Effect {
+    match text {
+        "read" => Effect::Read,
+        "write" => Effect::Write,
+        "external" => Effect::External,
+        "financial" => Effect::Financial,
+        _ => Effect::Irreversible,
     }
 }

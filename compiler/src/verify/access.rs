@@ -56,6 +56,8 @@ pub fn passing(
                 confidence: None,
                 read: read.clone(),
                 write: write.clone(),
+                untrusted: Vec::new(),
+                sets: Vec::new(),
                 session: Session::default(),
                 outcome: rt::Outcome::Deny,
                 rule: None,

@@ -49,9 +49,11 @@ pub fn prove(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult> {
                         let when = match condition {
                             None => Bool::from_bool(true),
                             Some(cond) => {
+                                // For `*`, the cell's tool: no argument is read, but
+                                // `effect E` is its effect.
                                 let tool = match target {
                                     RuleTarget::Tool(t) => Some(&model.tools[t.index()]),
-                                    RuleTarget::All => None,
+                                    RuleTarget::All => model.tools.get(cs.info.tool),
                                 };
                                 let (holds, known) = super::encode::source_condition(
                                     cond,
@@ -59,6 +61,7 @@ pub fn prove(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult> {
                                     &ctx.data.tools[cs.info.tool],
                                     &cs.req,
                                     &ctx.texts,
+                                    &ctx.data.sets,
                                 );
                                 // A request whose value is unknown may be one the assert means.
                                 Bool::or(&[known.not(), holds])
@@ -82,6 +85,23 @@ pub fn prove(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult> {
                     crate::diagnostics::Code::AssertEscalatesFailed,
                     // Justified `autonomy` exemptions count, as in the built-in property.
                     |cs| Bool::and(&[cs.stage.is_allow(), cells::exempt(ctx, cs).not()]),
+                )
+            }
+            AssertDef::TaintedIrreversibleEscalates { loc } => {
+                let targets: Vec<&CellInfo> = cells
+                    .iter()
+                    .filter(|c| c.reachable() && model.tools[c.tool].is_irreversible())
+                    .collect();
+                per_cell(
+                    ctx,
+                    &targets,
+                    "every irreversible tool escalates when tainted".into(),
+                    *loc,
+                    Outcome::Allow,
+                    crate::diagnostics::Code::TaintedIrreversible,
+                    // No `autonomy` exemption applies: the session may be steered by
+                    // injected content, which is what the property is about.
+                    |cs| Bool::and(&[cs.stage.is_allow(), cs.req.tainted.clone()]),
                 )
             }
             AssertDef::NeverReads { agent, tier, loc } => {
@@ -156,11 +176,11 @@ fn per_cell(
                 return cells::unknown(ctx, Property::Assert, subject, &reason);
             }
             Found::Model(model) => {
-                let (args, confidence) = cells::values(ctx, &model, &cs.req);
-                let call = match cells::concrete_call(ctx, info, args, confidence) {
-                    Ok(c) => c,
-                    Err(e) => return cells::unknown(ctx, Property::Assert, subject, &e),
-                };
+                let call =
+                    match cells::concrete_call(ctx, info, cells::values(ctx, &model, &cs.req)) {
+                        Ok(c) => c,
+                        Err(e) => return cells::unknown(ctx, Property::Assert, subject, &e),
+                    };
                 if call.outcome > at_least {
                     let reason = cells::disagreement(at_least.keyword(), &call);
                     return cells::unknown(ctx, Property::Assert, subject, &reason);

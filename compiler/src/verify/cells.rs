@@ -87,10 +87,26 @@ impl CellSolver {
     fn new(ctx: &Ctx<'_>, info: &CellInfo) -> Option<CellSolver> {
         let tool = ctx.data.tools.get(info.tool)?;
         let c = cell(ctx, info.agent, info.tool)?;
-        let req = SymRequest::new("r", tool);
-        let stage = RuleStage::new(c, &req, &|v| v)?;
-        let domain = req.domain(&ctx.texts);
-        let solver = ctx.shared.clone();
+        let mut req = SymRequest::new("r", tool, &|p| witnesses(ctx, info.tool, p));
+        // Strings only where the cell's formulas test texts: the integer solver is
+        // much faster for the rest.
+        req.strings = ctx
+            .data
+            .text_tests
+            .iter()
+            .any(|t| t.tool.index() == info.tool)
+            || super::source_tests_texts_on(ctx.model, Some(info.tool));
+        let stage = RuleStage::new(c, &req, &|v| v, ctx.tests(info.tool))?;
+        let domain = if req.strings {
+            Bool::and(&[req.domain(&ctx.texts), req.set_consistency(&ctx.data.sets)])
+        } else {
+            req.domain(&ctx.texts)
+        };
+        let solver = if req.strings {
+            ctx.shared_strings.clone()
+        } else {
+            ctx.shared.clone()
+        };
         Some(CellSolver {
             info: info.clone(),
             req,
@@ -139,7 +155,7 @@ pub fn solver(ctx: &Ctx<'_>, info: &CellInfo) -> Option<Rc<CellSolver>> {
 /// values of one; asked once per cell.
 #[derive(Debug, Clone)]
 pub enum Permitted {
-    Yes(Vec<(String, ArgVal)>, Option<i64>),
+    Yes(Box<Values>),
     No,
     Unknown(String),
 }
@@ -154,10 +170,7 @@ pub fn permitted(ctx: &Ctx<'_>, info: &CellInfo) -> Permitted {
         Some(cs) => match cs.find(&cs.stage.is_permitted(), &[]) {
             Found::Nothing => Permitted::No,
             Found::Unknown(reason) => Permitted::Unknown(reason),
-            Found::Model(m) => {
-                let (args, conf) = values(ctx, &m, &cs.req);
-                Permitted::Yes(args, conf)
-            }
+            Found::Model(m) => Permitted::Yes(Box::new(values(ctx, &m, &cs.req))),
         },
     };
     ctx.permitted.borrow_mut().insert(key, p.clone());
@@ -175,18 +188,75 @@ fn boolean(model: &z3::Model, v: &Bool) -> bool {
         .unwrap_or(false)
 }
 
-/// The concrete arguments and confidence of `req` in `model`.
-pub fn values(
-    ctx: &Ctx<'_>,
-    model: &z3::Model,
-    req: &SymRequest,
-) -> (Vec<(String, ArgVal)>, Option<i64>) {
+/// How many element strings a `list<text>` parameter needs in a cell's formula: one
+/// per quantified atom about it (two per text test of the table, two per quantified
+/// condition of an assert or exemption on the tool). See `encode`'s module docs.
+pub fn witnesses(ctx: &Ctx<'_>, tool: usize, param: usize) -> usize {
+    let tests = super::encode::TextTests::count(ctx.data, tool, param);
+    let name = ctx
+        .data
+        .tools
+        .get(tool)
+        .and_then(|t| t.params.get(param))
+        .map(|p| p.name.as_str());
+    let model_tool = ctx.model.tools.get(tool);
+    let mut source = 0;
+    let mut count = |c: &crate::model::Cond| {
+        c.visit(&mut |c| {
+            if let crate::model::Cond::Quantified { arg, .. } = c
+                && model_tool
+                    .and_then(|t| t.params.get(*arg))
+                    .map(|p| p.name.as_str())
+                    == name
+            {
+                source += 1;
+            }
+        })
+    };
+    for agent in &ctx.model.agents {
+        for a in agent.autonomy.iter().filter(|a| a.tool.index() == tool) {
+            count(&a.condition);
+        }
+    }
+    for a in &ctx.model.asserts {
+        if let crate::model::AssertDef::NeverCalls {
+            target: crate::model::RuleTarget::Tool(t),
+            condition: Some(c),
+            ..
+        } = a
+            && t.index() == tool
+        {
+            count(c);
+        }
+    }
+    2 * (tests + source)
+}
+
+/// The concrete values of a request in a model.
+#[derive(Debug, Clone, Default)]
+pub struct Values {
+    pub args: Vec<(String, ArgVal)>,
+    pub confidence: Option<i64>,
+    /// Arguments marked as coming from untrusted content.
+    pub untrusted: Vec<String>,
+    pub tainted: bool,
+    /// Members of the `from deploy` sets that the counterexample assumes: the request's
+    /// texts the model puts in each set.
+    pub sets: Vec<(String, Vec<String>)>,
+}
+
+/// The concrete arguments, confidence, provenance and taint of `req` in `model`.
+pub fn values(ctx: &Ctx<'_>, model: &z3::Model, req: &SymRequest) -> Values {
     let mut args = Vec::new();
     let mut confidence = None;
+    let mut untrusted = Vec::new();
     for (i, s) in req.slots.iter().enumerate() {
         let Some(s) = s else { continue };
         if !boolean(model, &s.present) {
             continue;
+        }
+        if i != rt::Slot::CONFIDENCE.0 as usize && boolean(model, &s.untrusted) {
+            untrusted.push(s.name.clone());
         }
         let Some(v) = int(model, &s.value) else {
             continue;
@@ -201,29 +271,83 @@ pub fn values(
             ValueType::Percent => ArgVal::Percent(v),
             ValueType::Duration => ArgVal::Duration(v),
             ValueType::Bool => ArgVal::Bool(v != 0),
-            ValueType::Text => ArgVal::Text(ctx.texts.text(v)),
+            ValueType::Text => match s.strings.first().filter(|_| req.strings) {
+                Some(string) => ArgVal::Text(string_value(model, string)),
+                None => ArgVal::Text(ctx.texts.text(v)),
+            },
+            ValueType::TextList => ArgVal::TextList(
+                s.strings
+                    .iter()
+                    .take(usize::try_from(v).unwrap_or(0))
+                    .map(|e| string_value(model, e))
+                    .collect(),
+            ),
         };
         args.push((s.name.clone(), value));
     }
-    (args, confidence)
+    // The strings the request carries (a list's elements below its length).
+    let carried: Vec<&z3::ast::String> = req
+        .slots
+        .iter()
+        .flatten()
+        .filter(|s| boolean(model, &s.present))
+        .flat_map(|s| {
+            let n = match s.ty {
+                ValueType::TextList => int(model, &s.value).unwrap_or(0).max(0) as usize,
+                _ => s.strings.len(),
+            };
+            s.strings.iter().take(n)
+        })
+        .collect();
+    let sets = ctx
+        .data
+        .sets
+        .iter()
+        .filter(|s| s.deploy && !s.bound)
+        .map(|set| {
+            let mut members: Vec<String> = carried
+                .iter()
+                .filter(|s| super::encode::member(set, s).is_some_and(|m| boolean(model, &m)))
+                .map(|s| string_value(model, s))
+                .collect();
+            members.sort();
+            members.dedup();
+            (set.name.clone(), members)
+        })
+        .collect();
+    Values {
+        args,
+        confidence,
+        untrusted,
+        tainted: boolean(model, &req.tainted),
+        sets,
+    }
+}
+
+fn string_value(model: &z3::Model, s: &z3::ast::String) -> String {
+    model
+        .eval(s, true)
+        .and_then(|x| x.as_string())
+        .map(|x| super::encode::from_z3_text(&x))
+        .unwrap_or_default()
 }
 
 /// A call of the cell with these values, decided by the runtime.
-pub fn concrete_call(
-    ctx: &Ctx<'_>,
-    info: &CellInfo,
-    args: Vec<(String, ArgVal)>,
-    confidence: Option<i64>,
-) -> Result<Call, String> {
+pub fn concrete_call(ctx: &Ctx<'_>, info: &CellInfo, v: Values) -> Result<Call, String> {
     let (read, write) = info.access.clone().unwrap_or((None, None));
     let mut call = Call {
         agent: ctx.data.agents[info.agent].name.clone(),
         tool: ctx.data.tools[info.tool].name.clone(),
-        args,
-        confidence,
+        args: v.args,
+        confidence: v.confidence,
         read,
         write,
-        session: Session::default(),
+        untrusted: v.untrusted,
+        sets: v.sets,
+        session: Session {
+            tainted: v.tainted,
+            ..Session::default()
+        },
         outcome: Outcome::Deny,
         rule: None,
     };
@@ -234,10 +358,11 @@ pub fn concrete_call(
 /// Runs `call` through the runtime and records what it decides.
 pub fn decide(ctx: &Ctx<'_>, call: &mut Call) -> Result<rt::Decision, String> {
     let mut keys = KeyValueInterner::default();
+    let table = call.table(ctx.table)?;
     let request = call
-        .to_request(ctx.table, &mut keys)
+        .to_request(&table, &mut keys)
         .map_err(|e| format!("the counterexample is not a valid request: {e}"))?;
-    let d = rt::decide(ctx.table, &request);
+    let d = rt::decide(&table, &request);
     call.outcome = d.outcome;
     call.rule = d
         .rule
@@ -293,30 +418,27 @@ pub fn prove_escalation(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult
             Found::Unknown(reason) => {
                 out.push(unknown(ctx, Property::Escalation, subject, &reason))
             }
-            Found::Model(model) => {
-                let (args, confidence) = values(ctx, &model, &cs.req);
-                match concrete_call(ctx, info, args, confidence) {
-                    Ok(call) if call.outcome == Outcome::Allow => {
-                        let cex = Counterexample {
-                            explanation: format!(
-                                "`{}` is irreversible, and this request is allowed without a human",
-                                tool.name
-                            ),
-                            calls: vec![call],
-                            safer: None,
-                        };
-                        let d = report::escalation(ctx, info, &cex);
-                        out.push(result(Verdict::Counterexample(Box::new(cex)), Some(d)));
-                    }
-                    Ok(call) => out.push(unknown(
-                        ctx,
-                        Property::Escalation,
-                        subject,
-                        &disagreement("allow", &call),
-                    )),
-                    Err(e) => out.push(unknown(ctx, Property::Escalation, subject, &e)),
+            Found::Model(model) => match concrete_call(ctx, info, values(ctx, &model, &cs.req)) {
+                Ok(call) if call.outcome == Outcome::Allow => {
+                    let cex = Counterexample {
+                        explanation: format!(
+                            "`{}` is irreversible, and this request is allowed without a human",
+                            tool.name
+                        ),
+                        calls: vec![call],
+                        safer: None,
+                    };
+                    let d = report::escalation(ctx, info, &cex);
+                    out.push(result(Verdict::Counterexample(Box::new(cex)), Some(d)));
                 }
-            }
+                Ok(call) => out.push(unknown(
+                    ctx,
+                    Property::Escalation,
+                    subject,
+                    &disagreement("allow", &call),
+                )),
+                Err(e) => out.push(unknown(ctx, Property::Escalation, subject, &e)),
+            },
         }
     }
     out
@@ -339,6 +461,7 @@ pub fn exempt(ctx: &Ctx<'_>, cs: &CellSolver) -> Bool {
                 &ctx.data.tools[info.tool],
                 &cs.req,
                 &ctx.texts,
+                &ctx.data.sets,
             );
             Bool::and(&[holds, known])
         })
@@ -460,7 +583,7 @@ fn monotone_slot(
         ..safe.clone()
     };
     riskier.slots[slot] = Some(risky.clone());
-    let Some(stage2) = RuleStage::new(c, &riskier, &|v| v) else {
+    let Some(stage2) = RuleStage::new(c, &riskier, &|v| v, ctx.tests(info.tool)) else {
         return Err("malformed condition".into());
     };
     let is_confidence = slot == rt::Slot::CONFIDENCE.0 as usize;
@@ -490,10 +613,8 @@ fn monotone_slot(
         Found::Nothing => Ok(None),
         Found::Unknown(reason) => Err(reason),
         Found::Model(model) => {
-            let (args, confidence) = values(ctx, &model, &cs.req);
-            let (rargs, rconf) = values(ctx, &model, &riskier);
-            let safer = concrete_call(ctx, info, args, confidence)?;
-            let risk = concrete_call(ctx, info, rargs, rconf)?;
+            let safer = concrete_call(ctx, info, values(ctx, &model, &cs.req))?;
+            let risk = concrete_call(ctx, info, values(ctx, &model, &riskier))?;
             if risk.outcome >= safer.outcome {
                 return Err(disagreement(
                     &format!("an outcome more permissive than {}", safer.outcome),

@@ -21,6 +21,7 @@ pub enum ArgVal {
     Duration(i64),
     Bool(bool),
     Text(String),
+    TextList(Vec<String>),
 }
 
 impl ArgVal {
@@ -32,10 +33,14 @@ impl ArgVal {
             ArgVal::Duration(ms) => Value::String(format!("{ms}ms")),
             ArgVal::Bool(b) => Value::Bool(*b),
             ArgVal::Text(t) => Value::String(t.clone()),
+            ArgVal::TextList(items) => {
+                Value::Array(items.iter().cloned().map(Value::String).collect())
+            }
         }
     }
 
-    fn runtime(&self) -> ArgValue<'_> {
+    /// The value for the runtime; a list's elements are borrowed from `list`.
+    fn runtime<'a>(&'a self, list: &'a [&'a str]) -> ArgValue<'a> {
         match self {
             ArgVal::Money(c) => ArgValue::Money(*c),
             ArgVal::Number(m) => ArgValue::Number(*m),
@@ -43,6 +48,14 @@ impl ArgVal {
             ArgVal::Duration(ms) => ArgValue::Duration(*ms),
             ArgVal::Bool(b) => ArgValue::Bool(*b),
             ArgVal::Text(t) => ArgValue::Text(t),
+            ArgVal::TextList(_) => ArgValue::TextList(list),
+        }
+    }
+
+    fn items(&self) -> Vec<&str> {
+        match self {
+            ArgVal::TextList(items) => items.iter().map(String::as_str).collect(),
+            _ => Vec::new(),
         }
     }
 }
@@ -92,6 +105,8 @@ pub struct Access {
 pub struct Session {
     pub tier: Option<String>,
     pub bound: Vec<(String, String)>,
+    /// The session has taken in untrusted content.
+    pub tainted: bool,
 }
 
 /// One tool call.
@@ -104,6 +119,11 @@ pub struct Call {
     pub confidence: Option<i64>,
     pub read: Option<Access>,
     pub write: Option<Access>,
+    /// Arguments the caller marks as coming from untrusted content.
+    pub untrusted: Vec<String>,
+    /// The members this call assumes for the policy's `from deploy` sets (proofs hold
+    /// for any members; a counterexample needs some).
+    pub sets: Vec<(String, Vec<String>)>,
     pub session: Session,
     /// What the runtime decides for this call.
     pub outcome: Outcome,
@@ -137,6 +157,9 @@ impl Call {
         if let Some(w) = &self.write {
             m.insert("write".into(), access(w, "sink"));
         }
+        if !self.untrusted.is_empty() {
+            m.insert("untrusted".into(), json!(self.untrusted));
+        }
         if self.session != Session::default() {
             let bound: Map<String, Value> = self
                 .session
@@ -149,15 +172,46 @@ impl Call {
                 session.insert("tier".into(), json!(tier));
             }
             session.insert("bound".into(), Value::Object(bound));
+            if self.session.tainted {
+                session.insert("tainted".into(), json!(true));
+            }
             m.insert("session".into(), Value::Object(session));
         }
         Value::Object(m)
+    }
+
+    /// The table to decide this call with: `table` with the call's deploy-time sets
+    /// bound, if it has any.
+    pub fn table<'t>(
+        &self,
+        table: &'t DecisionTable,
+    ) -> Result<std::borrow::Cow<'t, DecisionTable>, String> {
+        if self.sets.is_empty() {
+            return Ok(std::borrow::Cow::Borrowed(table));
+        }
+        table
+            .bind_sets(&self.sets_json().to_string())
+            .map(|(bound, _)| std::borrow::Cow::Owned(bound))
+            .map_err(|e| format!("the counterexample's sets cannot be bound: {e}"))
+    }
+
+    /// `{"SET": ["member", ...]}`, the format of `--sets FILE`.
+    pub fn sets_json(&self) -> Value {
+        Value::Object(
+            self.sets
+                .iter()
+                .map(|(name, members)| (name.clone(), json!(members)))
+                .collect(),
+        )
     }
 
     /// The request with what the runtime decides for it.
     pub fn to_json(&self) -> Value {
         let mut m = Map::new();
         m.insert("request".into(), self.request_json());
+        if !self.sets.is_empty() {
+            m.insert("sets".into(), self.sets_json());
+        }
         m.insert("outcome".into(), json!(self.outcome.keyword()));
         if let Some(rule) = &self.rule {
             m.insert("rule".into(), json!(rule));
@@ -173,8 +227,12 @@ impl Call {
         keys: &mut KeyValueInterner,
     ) -> Result<Request, RequestError> {
         let mut b = table.request(&self.agent, &self.tool)?;
-        for (name, value) in &self.args {
-            b = b.arg(name, value.runtime())?;
+        let lists: Vec<Vec<&str>> = self.args.iter().map(|(_, v)| v.items()).collect();
+        for ((name, value), list) in self.args.iter().zip(&lists) {
+            b = b.arg(name, value.runtime(list))?;
+        }
+        for name in &self.untrusted {
+            b = b.untrusted(name)?;
         }
         if let Some(c) = self.confidence {
             b = b.confidence(c);
@@ -197,7 +255,10 @@ impl Call {
                 pairs.iter().map(|(k, v)| (k.as_str(), *v)).collect();
             b = b.write(&w.target, &refs)?;
         }
-        let mut session = SessionView::default();
+        let mut session = SessionView {
+            tainted: self.session.tainted,
+            ..SessionView::default()
+        };
         if let Some(tier) = &self.session.tier {
             let id = table
                 .data()

@@ -111,8 +111,14 @@ pub fn diff(
 }
 
 /// A symbolic request for one side, sharing the variables of arguments both sides have.
-fn side_request(tool: &rt::Tool, shared: &mut Vec<SlotVar>) -> SymRequest {
-    let fresh = SymRequest::new("diff", tool);
+fn side_request(
+    tool: &rt::Tool,
+    shared: &mut Vec<SlotVar>,
+    witnesses: &dyn Fn(&str) -> usize,
+) -> SymRequest {
+    let fresh = SymRequest::new("diff", tool, &|p| {
+        tool.params.get(p).map_or(0, |p| witnesses(&p.name))
+    });
     let mut slots = fresh.slots.clone();
     for slot in slots.iter_mut().flatten() {
         match shared
@@ -122,16 +128,26 @@ fn side_request(tool: &rt::Tool, shared: &mut Vec<SlotVar>) -> SymRequest {
             Some(s) => {
                 slot.value = s.value.clone();
                 slot.present = s.present.clone();
+                slot.strings = s.strings.clone();
+                slot.untrusted = s.untrusted.clone();
             }
             None => {
                 let name = format!("{}:{}", slot.name, slot.ty.keyword());
                 slot.value = Int::new_const(format!("diff.{name}"));
                 slot.present = Bool::new_const(format!("diff.{name}?"));
+                slot.strings = (0..slot.strings.len())
+                    .map(|j| z3::ast::String::new_const(format!("diff.{name}${j}")))
+                    .collect();
+                slot.untrusted = Bool::new_const(format!("diff.{name}!untrusted"));
                 shared.push(slot.clone());
             }
         }
     }
-    SymRequest { slots }
+    SymRequest {
+        slots,
+        tainted: fresh.tainted,
+        strings: true,
+    }
 }
 
 #[expect(
@@ -155,6 +171,21 @@ fn pair(
         return;
     }
     let mut shared: Vec<SlotVar> = Vec::new();
+    // Both tables' tests on a list argument, so the witnesses cover every atom.
+    let witnesses = |param: &str| {
+        [old, new]
+            .iter()
+            .map(|side| {
+                let data = side.ctx.data;
+                let Some(t) = data.tools.iter().position(|t| t.name == tool) else {
+                    return 0;
+                };
+                data.tools[t]
+                    .param(param)
+                    .map_or(0, |p| cells::witnesses(&side.ctx, t, p))
+            })
+            .sum::<usize>()
+    };
     let identity = |v: i64| v;
     let renumber = |v: i64| remap.get(v as usize).copied().unwrap_or(v);
     let rank = |side: &Side<'_>,
@@ -165,9 +196,10 @@ fn pair(
         match info {
             Some(i) if i.reachable() => {
                 let tool = &side.ctx.data.tools[i.tool];
-                let req = side_request(tool, shared);
+                let mut req = side_request(tool, shared, &witnesses);
+                req.strings = old.ctx.strings || new.ctx.strings;
                 let cell = cells::cell(&side.ctx, i.agent, i.tool)?;
-                let stage = RuleStage::new(cell, &req, map)?;
+                let stage = RuleStage::new(cell, &req, map, side.ctx.tests(i.tool))?;
                 Some((stage.rank(), Some(req)))
             }
             _ => Some((Int::from_i64(DENY), None)),
@@ -185,11 +217,15 @@ fn pair(
             .push((agent.into(), tool.into(), "malformed condition".into()));
         return;
     };
-    let sv = solver::solver(config.budget);
+    let sv = solver::solver_for(config.budget, old.ctx.strings || new.ctx.strings);
     let all_slots = SymRequest {
         slots: shared.iter().cloned().map(Some).collect(),
+        tainted: Bool::new_const("diff.tainted"),
+        strings: old.ctx.strings || new.ctx.strings,
     };
     sv.assert(all_slots.domain(texts));
+    sv.assert(all_slots.set_consistency(&old.ctx.data.sets));
+    sv.assert(all_slots.set_consistency(&new.ctx.data.sets));
     let prefs = Bool::and(&all_slots.preferences());
     let outcome = |r: i64| match r {
         ALLOW => Outcome::Allow,
@@ -221,7 +257,7 @@ fn pair(
                         info: &Option<CellInfo>,
                         req: &Option<SymRequest>|
              -> Result<Call, String> {
-                let (args, confidence) = match req {
+                let values = match req {
                     Some(r) => cells::values(&side.ctx, &model, r),
                     None => {
                         // This side has no usable cell: show the other side's values.
@@ -233,20 +269,25 @@ fn pair(
                 };
                 match info {
                     Some(i) => {
-                        let args = args
-                            .into_iter()
-                            .filter(|(n, _)| side.ctx.data.tools[i.tool].param(n).is_some())
-                            .collect();
-                        cells::concrete_call(&side.ctx, i, args, confidence)
+                        let mut values = values;
+                        let has = |n: &String| side.ctx.data.tools[i.tool].param(n).is_some();
+                        values.args.retain(|(n, _)| has(n));
+                        values.untrusted.retain(has);
+                        cells::concrete_call(&side.ctx, i, values)
                     }
                     None => Ok(Call {
                         agent: agent.into(),
                         tool: tool.into(),
-                        args,
-                        confidence,
+                        args: values.args,
+                        confidence: values.confidence,
                         read: None,
                         write: None,
-                        session: super::Session::default(),
+                        untrusted: values.untrusted,
+                        sets: values.sets,
+                        session: super::Session {
+                            tainted: values.tainted,
+                            ..super::Session::default()
+                        },
                         outcome: Outcome::Deny,
                         rule: None,
                     }),

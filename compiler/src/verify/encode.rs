@@ -5,15 +5,32 @@
 //! match" and an outcome rank. Missing values follow the runtime exactly: a condition that
 //! reads an absent slot matches for deny and escalate entries and not for allow entries.
 //!
+//! Text tests (sets, globs, list quantifiers) are encoded exactly over Z3 strings: a
+//! text slot has a string beside its integer id, linked to it for every text of the
+//! dictionary (so `==` on ids and tests on strings agree); a glob becomes a regular
+//! expression (`*` is `re.all`, `?` is `re.allchar`); a set written in the policy is the
+//! disjunction of equalities with its members, and a set bound at deploy time an
+//! uninterpreted predicate, so a proof holds whatever it will contain. A `list<text>`
+//! slot holds its length and `k` element strings: `any` is "some element below the
+//! length passes", `all` "every element below the length passes". `k` is the number of
+//! quantified atoms the formula can mention about the list (two per text test of the
+//! argument, plus those of asserts and exemptions); that is exact, because any list
+//! realising a combination of atoms has a sub-list of at most one witness per atom
+//! (an element passing a true `any`, one failing a false `all`) that realises the same
+//! combination.
+//!
 //! It must not know about properties: those live in the sibling modules.
 
 use agentpolicy_runtime::{
-    self as rt, CmpOp, Condition, Op, SLOTS, Slot, TableData, UNKNOWN_TEXT_BASE, ValueType,
+    self as rt, CmpOp, Condition, GlobToken, Op, SLOTS, Slot, TableData, TextTestKind,
+    UNKNOWN_TEXT_BASE, ValueSet, ValueType,
 };
-use z3::ast::{Bool, Int};
+use std::str::FromStr as _;
 
-use crate::model::{Cond, Model, Term, Value};
-use crate::syntax::ast::CompareOp;
+use z3::ast::{Bool, Int, Regexp, String as ZString};
+
+use crate::model::{Cond, ElementTest, Model, Term, Value};
+use crate::syntax::ast::{CompareOp, Quantifier};
 
 /// Outcome ranks, least permissive last: Allow < Escalate < Deny.
 pub const ALLOW: i64 = 0;
@@ -99,6 +116,11 @@ impl TextDomain {
         }
     }
 
+    /// Every listed text, in id order.
+    pub fn all(&self) -> impl Iterator<Item = &str> {
+        self.table.iter().chain(&self.extra).map(String::as_str)
+    }
+
     fn listed(&self) -> i64 {
         (self.table.len() + self.extra.len()) as i64
     }
@@ -132,12 +154,17 @@ impl TextDomain {
 /// One value slot of a symbolic request.
 #[derive(Debug, Clone)]
 pub struct SlotVar {
+    /// The slot's integer: the value, the text id, or a list's length.
     pub value: Int,
     pub present: Bool,
     pub ty: ValueType,
     /// The parameter name, or `confidence`.
     pub name: String,
     pub optional: bool,
+    /// A text slot's string; a list slot's element strings.
+    pub strings: Vec<ZString>,
+    /// The caller marks the argument as coming from untrusted content.
+    pub untrusted: Bool,
 }
 
 /// A request's value slots as symbols: one per parameter of the tool, and the confidence.
@@ -145,13 +172,27 @@ pub struct SlotVar {
 pub struct SymRequest {
     /// Indexed by runtime slot; `None` for slots the tool does not have.
     pub slots: Vec<Option<SlotVar>>,
+    /// The session has taken in untrusted content.
+    pub tainted: Bool,
+    /// Text slots are read as strings (the formulas test texts): their strings are
+    /// linked to their ids and give counterexamples their texts.
+    pub strings: bool,
 }
 
 impl SymRequest {
-    /// Fresh symbols for a call of `tool`; `prefix` keeps two requests in one formula apart.
-    pub fn new(prefix: &str, tool: &rt::Tool) -> SymRequest {
+    /// Fresh symbols for a call of `tool`; `prefix` keeps two requests in one formula
+    /// apart. `witnesses(i)` is how many element strings the list parameter `i` needs
+    /// (see the module docs).
+    pub fn new(prefix: &str, tool: &rt::Tool, witnesses: &dyn Fn(usize) -> usize) -> SymRequest {
         let mut slots: Vec<Option<SlotVar>> = vec![None; SLOTS];
         for (i, p) in tool.params.iter().enumerate() {
+            let strings = match p.ty {
+                ValueType::Text => vec![ZString::new_const(format!("{prefix}.{}$", p.name))],
+                ValueType::TextList => (0..witnesses(i))
+                    .map(|j| ZString::new_const(format!("{prefix}.{}[{j}]", p.name)))
+                    .collect(),
+                _ => Vec::new(),
+            };
             if let Some(slot) = slots.get_mut(i) {
                 *slot = Some(SlotVar {
                     value: Int::new_const(format!("{prefix}.{}", p.name)),
@@ -159,6 +200,8 @@ impl SymRequest {
                     ty: p.ty,
                     name: p.name.clone(),
                     optional: p.optional,
+                    strings,
+                    untrusted: Bool::new_const(format!("{prefix}.{}!untrusted", p.name)),
                 });
             }
         }
@@ -168,8 +211,14 @@ impl SymRequest {
             ty: ValueType::Number,
             name: "confidence".into(),
             optional: true,
+            strings: Vec::new(),
+            untrusted: Bool::from_bool(false),
         });
-        SymRequest { slots }
+        SymRequest {
+            slots,
+            tainted: Bool::new_const(format!("{prefix}.tainted")),
+            strings: false,
+        }
     }
 
     pub fn slot(&self, slot: usize) -> Option<&SlotVar> {
@@ -181,12 +230,50 @@ impl SymRequest {
     }
 
     /// The values the runtime can be given: `i64` numbers, 0 / 1 booleans, texts from
-    /// the dictionary or unlisted ones.
+    /// the dictionary or unlisted ones, lists of at most their witness count. With
+    /// `strings`, each text slot's string agrees with its id.
     pub fn domain(&self, texts: &TextDomain) -> Bool {
+        let strings = self.strings;
         let mut parts = Vec::new();
+        let text_slots: Vec<&SlotVar> = self
+            .slots
+            .iter()
+            .flatten()
+            .filter(|s| s.ty == ValueType::Text)
+            .collect();
+        if strings {
+            for s in &text_slots {
+                let Some(string) = s.strings.first() else {
+                    continue;
+                };
+                for (id, text) in texts.all().enumerate() {
+                    if let Some(lit) = z3_text(text) {
+                        parts.push(s.value.eq(Int::from_i64(id as i64)).iff(string.eq(&lit)));
+                    }
+                }
+            }
+            for (i, a) in text_slots.iter().enumerate() {
+                for b in &text_slots[i + 1..] {
+                    if let (Some(x), Some(y)) = (a.strings.first(), b.strings.first()) {
+                        parts.push(a.value.eq(&b.value).iff(x.eq(y)));
+                    }
+                }
+            }
+        }
         for s in self.slots.iter().flatten() {
+            if strings {
+                for string in &s.strings {
+                    // Engages the string theory for every string, so models give
+                    // literals for strings no test reads.
+                    parts.push(string.length().ge(Int::from_i64(0)));
+                }
+            }
             parts.push(match s.ty {
                 ValueType::Text => texts.constraint(&s.value),
+                ValueType::TextList => Bool::and(&[
+                    s.value.ge(Int::from_i64(0)),
+                    s.value.le(Int::from_i64(s.strings.len() as i64)),
+                ]),
                 ValueType::Bool => {
                     Bool::or(&[s.value.eq(Int::from_i64(0)), s.value.eq(Int::from_i64(1))])
                 }
@@ -199,11 +286,35 @@ impl SymRequest {
         Bool::and(&parts)
     }
 
+    /// Membership in a `from deploy` set is a function of the text: equal strings are
+    /// in the same sets.
+    pub fn set_consistency(&self, sets: &[ValueSet]) -> Bool {
+        let strings: Vec<&ZString> = self
+            .slots
+            .iter()
+            .flatten()
+            .flat_map(|s| s.strings.iter())
+            .collect();
+        let mut parts = Vec::new();
+        for set in sets.iter().filter(|s| s.deploy && !s.bound) {
+            for (i, a) in strings.iter().enumerate() {
+                for b in &strings[i + 1..] {
+                    if let (Some(ma), Some(mb)) = (member(set, a), member(set, b)) {
+                        parts.push(ZString::eq(a, (*b).clone()).implies(ma.iff(&mb)));
+                    }
+                }
+            }
+        }
+        Bool::and(&parts)
+    }
+
     /// What a reader expects of a request, preferred in counterexamples but never
     /// assumed in proofs: required arguments present, confidence within 0..=1, money
     /// not negative.
     pub fn preferences(&self) -> Vec<Bool> {
-        let mut out = Vec::new();
+        // An untainted session and trusted arguments, unless the property needs them.
+        let mut out = vec![self.tainted.not()];
+        out.extend(self.slots.iter().flatten().map(|s| s.untrusted.not()));
         for s in self.slots.iter().flatten() {
             if !s.optional {
                 out.push(s.present.clone());
@@ -235,9 +346,199 @@ fn cmp(op: CmpOp, l: &Int, r: &Int) -> Bool {
     }
 }
 
+/// A Z3 string literal for `text`. Z3 reads `\u{...}` escapes in string literals, so
+/// every character outside printable ASCII, and the backslash, is written as one.
+pub fn z3_text(text: &str) -> Option<ZString> {
+    ZString::from_str(&escape(text)).ok()
+}
+
+fn escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if (' '..='~').contains(&c) && c != '\\' {
+            escaped.push(c);
+        } else {
+            escaped.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        }
+    }
+    escaped
+}
+
+/// The text of a Z3 string value (undoing its `\u{...}`, `\uXXXX` and `\xXX` escapes).
+pub fn from_z3_text(value: &str) -> String {
+    let mut out = String::new();
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let digits: String = match chars.peek() {
+            Some('u') => {
+                chars.next();
+                if chars.peek() == Some(&'{') {
+                    chars.next();
+                    chars.by_ref().take_while(|c| *c != '}').collect()
+                } else {
+                    chars.by_ref().take(4).collect()
+                }
+            }
+            Some('x') => {
+                chars.next();
+                chars.by_ref().take(2).collect()
+            }
+            Some('\\') => {
+                chars.next();
+                out.push('\\');
+                continue;
+            }
+            _ => {
+                out.push('\\');
+                continue;
+            }
+        };
+        match u32::from_str_radix(&digits, 16)
+            .ok()
+            .and_then(char::from_u32)
+        {
+            Some(ch) => out.push(ch),
+            None => {
+                out.push('\\');
+                out.push_str(&digits);
+            }
+        }
+    }
+    out
+}
+
+/// A glob as a regular expression.
+pub fn glob_regex(pattern: &str) -> Option<Regexp> {
+    let tokens = rt::glob_tokens(pattern).ok()?;
+    let mut parts: Vec<Regexp> = Vec::new();
+    let mut run = String::new();
+    let flush = |run: &mut String, parts: &mut Vec<Regexp>| -> Option<()> {
+        if !run.is_empty() {
+            parts.push(Regexp::literal(&escape(run)));
+            run.clear();
+        }
+        Some(())
+    };
+    for t in tokens {
+        match t {
+            GlobToken::Char(c) => run.push(c),
+            GlobToken::Star => {
+                flush(&mut run, &mut parts)?;
+                parts.push(Regexp::full());
+            }
+            GlobToken::One => {
+                flush(&mut run, &mut parts)?;
+                parts.push(one_char());
+            }
+        }
+    }
+    flush(&mut run, &mut parts)?;
+    Some(match parts.len() {
+        0 => Regexp::literal(""),
+        1 => parts.pop()?,
+        _ => Regexp::concat(&parts),
+    })
+}
+
+/// Exactly one character, built from complements (Z3 4.8's C API has no `re.allchar`):
+/// a non-empty string that is not two non-empty strings in a row.
+fn one_char() -> Regexp {
+    let non_empty = Regexp::literal("").complement();
+    let two_or_more = Regexp::concat(&[non_empty.clone(), non_empty.clone()]);
+    Regexp::intersect(&[non_empty, two_or_more.complement()])
+}
+
+/// One text test on one string.
+pub fn text_test(kind: &TextTestKind, sets: &[ValueSet], s: &ZString) -> Option<Bool> {
+    Some(match kind {
+        TextTestKind::InSet(i) => member(sets.get(*i as usize)?, s)?,
+        TextTestKind::Matches(p) => s.regex_matches(&glob_regex(p)?),
+        TextTestKind::Equals(t) => s.eq(&z3_text(t)?),
+    })
+}
+
+/// Membership of a string in a set: equality with one of its members, or for a set
+/// bound at deploy time a free boolean per string variable (any contents), kept a
+/// function by [`SymRequest::set_consistency`]. (An uninterpreted function would say the
+/// same, but Z3 then gives the strings abstract values that no request can carry.)
+pub fn member(set: &ValueSet, s: &ZString) -> Option<Bool> {
+    if set.deploy && !set.bound {
+        return Some(Bool::new_const(format!("set.{}.has.{s}", set.name)));
+    }
+    let eqs: Option<Vec<Bool>> = set
+        .members
+        .iter()
+        .map(|m| z3_text(m).map(|lit| s.eq(&lit)))
+        .collect();
+    Some(Bool::or(&eqs?))
+}
+
+/// A test over a slot's strings: for a text, the test itself; for a list, whether some
+/// (`all == false`) or every (`all == true`) element below the length passes.
+pub fn over_elements(
+    slot: &SlotVar,
+    all: bool,
+    test: &dyn Fn(&ZString) -> Option<Bool>,
+) -> Option<Bool> {
+    if slot.ty == ValueType::Text {
+        return test(slot.strings.first()?);
+    }
+    let mut parts = Vec::new();
+    for (j, s) in slot.strings.iter().enumerate() {
+        let inside = slot.value.gt(Int::from_i64(j as i64));
+        let passes = test(s)?;
+        parts.push(if all {
+            inside.implies(&passes)
+        } else {
+            Bool::and(&[inside, passes])
+        });
+    }
+    Some(if all {
+        Bool::and(&parts)
+    } else {
+        Bool::or(&parts)
+    })
+}
+
+/// The text tests of one tool of one table, as conditions read them (`Any` / `All`
+/// name a test by its bit among the tests of its parameter).
+#[derive(Clone, Copy)]
+pub struct TextTests<'a> {
+    pub data: &'a TableData,
+    pub tool: usize,
+}
+
+impl TextTests<'_> {
+    fn kind(&self, slot: Slot, bit: u8) -> Option<&TextTestKind> {
+        self.data
+            .text_tests
+            .iter()
+            .filter(|t| t.tool.index() == self.tool && t.param == slot.0)
+            .nth(usize::from(bit))
+            .map(|t| &t.kind)
+    }
+
+    /// How many text tests the tool's parameter has.
+    pub fn count(data: &TableData, tool: usize, param: usize) -> usize {
+        data.text_tests
+            .iter()
+            .filter(|t| t.tool.index() == tool && usize::from(t.param) == param)
+            .count()
+    }
+}
+
 /// A compiled condition: `(holds, every slot it reads is present)`. `None` for a
 /// malformed program, which a validated table never has.
-pub fn condition(cond: &Condition, req: &SymRequest, texts: TextMap<'_>) -> Option<(Bool, Bool)> {
+pub fn condition(
+    cond: &Condition,
+    req: &SymRequest,
+    texts: TextMap<'_>,
+    tests: TextTests<'_>,
+) -> Option<(Bool, Bool)> {
     let zero = Int::from_i64(0);
     let absent = Bool::from_bool(false);
     let value = |slot: Slot| -> (Int, Bool, Option<ValueType>) {
@@ -272,6 +573,21 @@ pub fn condition(cond: &Condition, req: &SymRequest, texts: TextMap<'_>) -> Opti
                 present.push(p);
                 stack.push(v.eq(&zero).not());
             }
+            Op::Any { slot, bit } | Op::All { slot, bit } => {
+                let var = req.slot(slot.0 as usize)?;
+                let kind = tests.kind(slot, bit)?;
+                present.push(var.present.clone());
+                let all = matches!(op, Op::All { .. });
+                stack.push(over_elements(var, all, &|s| {
+                    text_test(kind, &tests.data.sets, s)
+                })?);
+            }
+            Op::Untrusted { slot } => {
+                let var = req.slot(slot.0 as usize)?;
+                present.push(var.present.clone());
+                stack.push(var.untrusted.clone());
+            }
+            Op::Tainted => stack.push(req.tainted.clone()),
             Op::Const(b) => stack.push(Bool::from_bool(b)),
             Op::Not => {
                 let a = stack.pop()?;
@@ -313,11 +629,17 @@ pub enum Kind {
     Allow,
 }
 
-fn entry(e: &rt::Entry, kind: Kind, req: &SymRequest, texts: TextMap<'_>) -> Option<Bool> {
+fn entry(
+    e: &rt::Entry,
+    kind: Kind,
+    req: &SymRequest,
+    texts: TextMap<'_>,
+    tests: TextTests<'_>,
+) -> Option<Bool> {
     let Some(cond) = &e.condition else {
         return Some(Bool::from_bool(true));
     };
-    let (holds, known) = condition(cond, req, texts)?;
+    let (holds, known) = condition(cond, req, texts, tests)?;
     Some(match kind {
         // Fail safe: an unknown condition matches for deny and escalate.
         Kind::Deny | Kind::Escalate => Bool::or(&[known.not(), holds]),
@@ -326,9 +648,17 @@ fn entry(e: &rt::Entry, kind: Kind, req: &SymRequest, texts: TextMap<'_>) -> Opt
 }
 
 impl RuleStage {
-    pub fn new(cell: &rt::Cell, req: &SymRequest, texts: TextMap<'_>) -> Option<RuleStage> {
+    pub fn new(
+        cell: &rt::Cell,
+        req: &SymRequest,
+        texts: TextMap<'_>,
+        tests: TextTests<'_>,
+    ) -> Option<RuleStage> {
         let list = |entries: &[rt::Entry], kind| -> Option<Vec<Bool>> {
-            entries.iter().map(|e| entry(e, kind, req, texts)).collect()
+            entries
+                .iter()
+                .map(|e| entry(e, kind, req, texts, tests))
+                .collect()
         };
         let deny = list(&cell.deny, Kind::Deny)?;
         let escalate = list(&cell.escalate, Kind::Escalate)?;
@@ -426,74 +756,137 @@ pub fn source_condition(
     table_tool: &rt::Tool,
     req: &SymRequest,
     texts: &TextDomain,
+    sets: &[ValueSet],
 ) -> (Bool, Bool) {
     let mut present = Vec::new();
-    let holds = source(cond, model_tool, table_tool, req, texts, &mut present);
+    let src = Source {
+        model_tool,
+        table_tool,
+        req,
+        texts,
+        sets,
+    };
+    let holds = src.cond(cond, &mut present);
     (holds, Bool::and(&present))
 }
 
-fn source(
-    cond: &Cond,
-    model_tool: Option<&crate::model::ToolDef>,
-    table_tool: &rt::Tool,
-    req: &SymRequest,
-    texts: &TextDomain,
-    present: &mut Vec<Bool>,
-) -> Bool {
-    match cond {
-        Cond::Or(cs) => Bool::or(
-            &cs.iter()
-                .map(|c| source(c, model_tool, table_tool, req, texts, present))
-                .collect::<Vec<_>>(),
-        ),
-        Cond::And(cs) => Bool::and(
-            &cs.iter()
-                .map(|c| source(c, model_tool, table_tool, req, texts, present))
-                .collect::<Vec<_>>(),
-        ),
-        Cond::Not(c) => source(c, model_tool, table_tool, req, texts, present).not(),
-        Cond::Compare { left, op, right } => {
-            let l = term(left, model_tool, table_tool, req, texts, present);
-            let r = term(right, model_tool, table_tool, req, texts, present);
-            compare(*op, &l, &r)
-        }
-        Cond::Truthy(t) => term(t, model_tool, table_tool, req, texts, present)
-            .eq(Int::from_i64(0))
-            .not(),
-    }
+struct Source<'a> {
+    model_tool: Option<&'a crate::model::ToolDef>,
+    table_tool: &'a rt::Tool,
+    req: &'a SymRequest,
+    texts: &'a TextDomain,
+    sets: &'a [ValueSet],
 }
 
-fn term(
-    t: &Term,
-    model_tool: Option<&crate::model::ToolDef>,
-    table_tool: &rt::Tool,
-    req: &SymRequest,
-    texts: &TextDomain,
-    present: &mut Vec<Bool>,
-) -> Int {
-    let slot = match t {
-        Term::Confidence => req.confidence(),
-        Term::Arg(i) => model_tool
-            .and_then(|m| m.params.get(*i))
-            .and_then(|p| table_tool.param(&p.name))
-            .and_then(|i| req.slot(i)),
-        Term::Const { value, .. } => {
-            return Int::from_i64(match value {
-                Value::Money(v) | Value::Number(v) | Value::Duration(v) => *v,
-                Value::Bool(b) => i64::from(*b),
-                Value::Text(s) => texts.id(s),
-            });
+impl Source<'_> {
+    fn cond(&self, cond: &Cond, present: &mut Vec<Bool>) -> Bool {
+        match cond {
+            Cond::Or(cs) => Bool::or(&cs.iter().map(|c| self.cond(c, present)).collect::<Vec<_>>()),
+            Cond::And(cs) => {
+                Bool::and(&cs.iter().map(|c| self.cond(c, present)).collect::<Vec<_>>())
+            }
+            Cond::Not(c) => self.cond(c, present).not(),
+            Cond::Compare { left, op, right } => {
+                let l = self.term(left, present);
+                let r = self.term(right, present);
+                compare(*op, &l, &r)
+            }
+            Cond::Truthy(t) => self.term(t, present).eq(Int::from_i64(0)).not(),
+            Cond::InSet { arg, set } => {
+                let set = self.sets.get(set.index());
+                self.text(*arg, false, present, &|s| member(set?, s))
+            }
+            Cond::Matches { arg, pattern } => self.text(*arg, false, present, &|s| {
+                Some(s.regex_matches(&glob_regex(pattern)?))
+            }),
+            Cond::Quantified {
+                quantifier,
+                arg,
+                test,
+            } => {
+                let all = *quantifier == Quantifier::All;
+                self.text(*arg, all, present, &|s| {
+                    let (passes, negated) = match test {
+                        ElementTest::InSet { set, negated } => {
+                            (member(self.sets.get(set.index())?, s)?, *negated)
+                        }
+                        ElementTest::Matches { pattern, negated } => {
+                            (s.regex_matches(&glob_regex(pattern)?), *negated)
+                        }
+                        ElementTest::Equals { text, negated } => (s.eq(&z3_text(text)?), *negated),
+                    };
+                    Some(if negated { passes.not() } else { passes })
+                })
+            }
+            Cond::FromUntrusted { arg } => match self.slot(*arg) {
+                Some(v) => {
+                    present.push(v.present.clone());
+                    v.untrusted.clone()
+                }
+                None => {
+                    present.push(Bool::from_bool(false));
+                    Bool::from_bool(false)
+                }
+            },
+            Cond::HasEffect(effect) => {
+                Bool::from_bool(self.model_tool.is_some_and(|t| t.has_effect(*effect)))
+            }
         }
-    };
-    match slot {
-        Some(s) => {
-            present.push(s.present.clone());
-            s.value.clone()
+    }
+
+    /// The request slot of the model tool's argument `i`, found by name in the table's tool.
+    fn slot(&self, i: usize) -> Option<&SlotVar> {
+        self.model_tool
+            .and_then(|m| m.params.get(i))
+            .and_then(|p| self.table_tool.param(&p.name))
+            .and_then(|i| self.req.slot(i))
+    }
+
+    fn text(
+        &self,
+        arg: usize,
+        all: bool,
+        present: &mut Vec<Bool>,
+        test: &dyn Fn(&ZString) -> Option<Bool>,
+    ) -> Bool {
+        match self.slot(arg) {
+            Some(v) => {
+                present.push(v.present.clone());
+                over_elements(v, all, test).unwrap_or_else(|| Bool::from_bool(false))
+            }
+            None => {
+                present.push(Bool::from_bool(false));
+                Bool::from_bool(false)
+            }
         }
-        None => {
-            // The table's tool lacks the argument: the request can never carry it.
-            present.push(Bool::from_bool(false));
-            Int::from_i64(0)
+    }
+
+    fn term(&self, t: &Term, present: &mut Vec<Bool>) -> Int {
+        let slot = match t {
+            Term::Confidence => self.req.confidence(),
+            Term::Tainted => {
+                return self.req.tainted.ite(&Int::from_i64(1), &Int::from_i64(0));
+            }
+            Term::Arg(i) => self.slot(*i),
+            Term::Const { value, .. } => {
+                return Int::from_i64(match value {
+                    Value::Money(v) | Value::Number(v) | Value::Duration(v) => *v,
+                    Value::Bool(b) => i64::from(*b),
+                    Value::Text(s) => self.texts.id(s),
+                    Value::TextList(_) => 0,
+                });
+            }
+        };
+        match slot {
+            Some(s) => {
+                present.push(s.present.clone());
+                s.value.clone()
+            }
+            None => {
+                // The table's tool lacks the argument: the request can never carry it.
+                present.push(Bool::from_bool(false));
+                Int::from_i64(0)
+            }
         }
     }
 }
@@ -582,7 +975,8 @@ mod tests {
     #[test]
     fn symbolic_conditions_agree_with_the_runtime() {
         let tool = tool();
-        let req = SymRequest::new("t", &tool);
+        let req = SymRequest::new("t", &tool, &|_| 0);
+        let data = TableData::default();
         let mut rng = Rng(0x2545_F491_4F6C_DD1D);
         let mut checked = 0;
         let solver = crate::verify::solver::solver(crate::verify::Budget::default());
@@ -590,7 +984,11 @@ mod tests {
             let Ok(cond) = Condition::new(program(&mut rng, 3)) else {
                 continue;
             };
-            let Some((holds, known)) = condition(&cond, &req, &|v| v) else {
+            let tests = TextTests {
+                data: &data,
+                tool: 0,
+            };
+            let Some((holds, known)) = condition(&cond, &req, &|v| v, tests) else {
                 continue;
             };
             for mask in 0..8u32 {

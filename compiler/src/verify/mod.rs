@@ -270,16 +270,69 @@ pub(crate) struct Ctx<'a> {
     pub table: &'a DecisionTable,
     pub data: &'a TableData,
     pub texts: encode::TextDomain,
+    /// Text slots carry strings linked to their ids: the table has text tests or sets,
+    /// or an assert or exemption tests sets or patterns. Formulas then use the strings
+    /// solver; without, only integers.
+    pub strings: bool,
     /// One solver per (agent, tool) cell, built on first use and shared by properties.
     pub solvers: RefCell<HashMap<(usize, usize), CachedSolver>>,
     /// The solver every per-cell question is asked of, inside push / pop.
     pub shared: Rc<z3::Solver>,
+    /// The same for cells whose formulas test texts as strings.
+    pub shared_strings: Rc<z3::Solver>,
     pub permitted: RefCell<HashMap<(usize, usize), cells::Permitted>>,
     /// Flow outcomes of the asserts, proved with each agent's built-in flow properties.
     pub flows: RefCell<HashMap<(usize, flow::FlowProp), flow::FlowOutcome>>,
 }
 
+/// Whether an assert or an exemption (on `tool`, or on any tool) tests sets, patterns
+/// or lists.
+pub(crate) fn source_tests_texts_on(model: &Model, tool: Option<usize>) -> bool {
+    let on = |t: usize| tool.is_none_or(|x| x == t);
+    let mut conds: Vec<&crate::model::Cond> = model
+        .agents
+        .iter()
+        .flat_map(|a| a.autonomy.iter())
+        .filter(|x| on(x.tool.index()))
+        .map(|x| &x.condition)
+        .collect();
+    conds.extend(model.asserts.iter().filter_map(|a| match a {
+        crate::model::AssertDef::NeverCalls {
+            condition: Some(c),
+            target,
+            ..
+        } if match target {
+            crate::model::RuleTarget::Tool(t) => on(t.index()),
+            crate::model::RuleTarget::All => true,
+        } =>
+        {
+            Some(c)
+        }
+        _ => None,
+    }));
+    let mut found = false;
+    for c in conds {
+        c.visit(&mut |c| {
+            found |= matches!(
+                c,
+                crate::model::Cond::InSet { .. }
+                    | crate::model::Cond::Matches { .. }
+                    | crate::model::Cond::Quantified { .. }
+            )
+        });
+    }
+    found
+}
+
 impl<'a> Ctx<'a> {
+    /// The text tests of a tool of the table.
+    pub fn tests(&self, tool: usize) -> encode::TextTests<'a> {
+        encode::TextTests {
+            data: self.data,
+            tool,
+        }
+    }
+
     /// `None` when the table's ids do not line up with the model's (codegen keeps model
     /// order, and everything here relies on it).
     fn new(model: &'a Model, table: &'a DecisionTable, config: &Config) -> Option<Ctx<'a>> {
@@ -316,13 +369,18 @@ impl<'a> Ctx<'a> {
                 .map(|a| &a.name)
                 .eq(model.agents.iter().map(|a| &a.name))
             && data.rules.len() == model.rules.len();
+        let strings = !data.text_tests.is_empty()
+            || !data.sets.is_empty()
+            || source_tests_texts_on(model, None);
         same.then(|| Ctx {
             model,
             table,
             data,
             texts: encode::TextDomain::new(data, model),
+            strings,
             solvers: RefCell::new(HashMap::new()),
             shared: Rc::new(solver::solver(config.budget)),
+            shared_strings: Rc::new(solver::solver_for(config.budget, true)),
             permitted: RefCell::new(HashMap::new()),
             flows: RefCell::new(HashMap::new()),
         })

@@ -27,11 +27,21 @@ pub enum Check {
     Unknown(String),
 }
 
-/// A fresh solver with the budget applied.
+/// A fresh solver with the budget applied, for quantifier-free linear integer
+/// arithmetic.
 pub fn solver(budget: Budget) -> Solver {
-    // Every formula is quantifier-free linear integer arithmetic; the solver for that
-    // logic answers the many small queries several times faster than the default one.
-    let solver = Solver::new_for_logic("QF_LIA").unwrap_or_default();
+    solver_for(budget, false)
+}
+
+/// A fresh solver with the budget applied; `strings` when formulas test texts with
+/// strings and regular expressions (sets, globs, lists).
+pub fn solver_for(budget: Budget, strings: bool) -> Solver {
+    // Without texts every formula is quantifier-free linear integer arithmetic, and the
+    // solver for that logic answers the many small queries several times faster than
+    // the default one. With them, the logic must include strings: the QF_LIA solver
+    // would treat string atoms as uninterpreted and give strings no concrete values.
+    let logic = if strings { "QF_SLIA" } else { "QF_LIA" };
+    let solver = Solver::new_for_logic(logic).unwrap_or_default();
     let mut params = Params::new();
     if let Some(ms) = budget.timeout_ms {
         params.set_u32("timeout", ms.max(1));

@@ -8,6 +8,7 @@
 
 mod checkpoint;
 mod compact;
+mod evidence;
 mod query;
 mod record;
 mod time;
@@ -19,8 +20,9 @@ pub use checkpoint::{
     match_archive, signed_message,
 };
 pub use compact::{CompactConfig, CompactError, Compaction, RemovedRun, compact};
+pub use evidence::{DecisionEvidence, Evidence, evidence};
 pub use query::{Filter, QueryResult, query};
-pub use record::{EscalationInfo, GENESIS, Record, RecordKind, ReportedResult};
+pub use record::{EscalationInfo, GENESIS, HumanAction, Record, RecordKind, ReportedResult};
 pub use time::{format_time, minus_years, parse_time};
 pub use verify::{
     Anchor, CheckpointSummary, EditKind, Problem, TornTail, VerifyOptions, VerifyReport, verify,

@@ -44,6 +44,9 @@ pub enum RecordKind {
     Breaker,
     /// An operator action: kill switch, resume, breaker reset, table swap.
     Control,
+    /// What a human did for the same task as a decided call (shadow comparison):
+    /// `human` holds the action, `session` and `call` name the decision.
+    Human,
     /// `agentpolicy audit compact` removed a run of records past retention; the record
     /// stands in for them and says what was removed and why (see [`super::Checkpoint`]).
     Checkpoint,
@@ -61,6 +64,7 @@ impl RecordKind {
             RecordKind::Resolution => "resolution",
             RecordKind::Breaker => "breaker",
             RecordKind::Control => "control",
+            RecordKind::Human => "human",
             RecordKind::Checkpoint => "checkpoint",
         }
     }
@@ -77,6 +81,57 @@ pub struct EscalationInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline_ms: Option<i64>,
     pub timeout_outcome: Outcome,
+}
+
+/// What a human did for the same task as a call the policy decided, recorded by the
+/// platform in shadow comparison: acted as the policy would `allow`, refused (`deny`),
+/// or asked someone else (`escalate`). It agrees with the decision when it equals the
+/// policy's outcome.
+///
+/// ```
+/// use agentpolicy_runtime::Outcome;
+/// use agentpolicy_runtime::audit::HumanAction;
+/// assert_eq!(HumanAction::Deny.outcome(), Outcome::Deny);
+/// assert_eq!(HumanAction::parse("escalate"), Some(HumanAction::Escalate));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HumanAction {
+    /// The human made the call (or one with the same effect).
+    Allow,
+    /// The human did not make it.
+    Deny,
+    /// The human asked someone else first.
+    Escalate,
+}
+
+impl HumanAction {
+    /// The outcome this action corresponds to.
+    pub fn outcome(self) -> Outcome {
+        match self {
+            HumanAction::Allow => Outcome::Allow,
+            HumanAction::Deny => Outcome::Deny,
+            HumanAction::Escalate => Outcome::Escalate,
+        }
+    }
+
+    pub fn keyword(self) -> &'static str {
+        match self {
+            HumanAction::Allow => "allow",
+            HumanAction::Deny => "deny",
+            HumanAction::Escalate => "escalate",
+        }
+    }
+
+    /// `allow`, `deny` or `escalate`.
+    pub fn parse(text: &str) -> Option<HumanAction> {
+        match text {
+            "allow" => Some(HumanAction::Allow),
+            "deny" => Some(HumanAction::Deny),
+            "escalate" => Some(HumanAction::Escalate),
+            _ => None,
+        }
+    }
 }
 
 /// What the agent loop reported about a call it made.
@@ -154,6 +209,17 @@ pub struct Record {
     /// Free text for sessions, breakers, operator actions and recovery.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Who or what started the session's run (`user:alice@firm`,
+    /// `schedule:nightly-billing`), on the session's records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// The agent framework's reasoning for a call, redacted and cut to
+    /// [`crate::engine::MAX_REASONING_BYTES`], on decision records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<String>,
+    /// What the human did, on `human` records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub human: Option<HumanAction>,
     /// The tier of the data the record is about: for a decision, the session's tier
     /// after the call, raised to the tier of what the call asked to read and of the data
     /// kept apart by the keys its write names; for results, resolutions and sessions,
@@ -200,6 +266,9 @@ impl Record {
             by: None,
             result: None,
             detail: None,
+            context: None,
+            reasoning: None,
+            human: None,
             tier: None,
             checkpoint: None,
             hash: ContentHash::default(),

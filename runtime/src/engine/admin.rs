@@ -106,6 +106,7 @@ impl Inner {
     ) -> Result<ContentHash, EngineError> {
         let old_hash;
         let new_hash = table.source_hash();
+        let sets = table.deploy_sets_summary();
         {
             let mut current = self.current.write().map_err(|_| Internal::PoisonedLock)?;
             let controls = table
@@ -127,7 +128,7 @@ impl Inner {
         let mut r = self.control_record(
             by,
             None,
-            format!("table swapped: {old_hash} replaced by {new_hash}"),
+            format!("table swapped: {old_hash} replaced by {new_hash}{sets}"),
         );
         r.table = Some(new_hash);
         self.append(r)?;

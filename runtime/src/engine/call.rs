@@ -74,6 +74,12 @@ pub struct Call<'a> {
     pub read: Option<Labels<'a>>,
     /// The sink written; `None` means every sink the tool declares, for the tier.
     pub write: Option<Labels<'a>>,
+    /// Arguments the agent framework says came from untrusted content.
+    pub untrusted: &'a [&'a str],
+    /// The agent framework's reasoning snapshot for this call, for the audit record
+    /// only (`decide` never reads it): redacted like an argument named `reasoning`
+    /// and cut to [`super::MAX_REASONING_BYTES`].
+    pub reasoning: Option<&'a str>,
 }
 
 impl<'a> Call<'a> {
@@ -84,7 +90,20 @@ impl<'a> Call<'a> {
             confidence: None,
             read: None,
             write: None,
+            untrusted: &[],
+            reasoning: None,
         }
+    }
+
+    /// Names the arguments that came from untrusted content (`ARG from untrusted`).
+    pub fn untrusted(mut self, args: &'a [&'a str]) -> Call<'a> {
+        self.untrusted = args;
+        self
+    }
+
+    pub fn reasoning(mut self, text: &'a str) -> Call<'a> {
+        self.reasoning = Some(text);
+        self
     }
 
     pub fn args(mut self, args: &'a [(&'a str, ArgValue<'a>)]) -> Call<'a> {

@@ -118,6 +118,7 @@ impl Inner {
             n: session.calls,
         };
         let mut extra = Vec::new();
+        let tainted_before = session.tainted;
         let verdict = match refused {
             Some(reason) => Verdict::deny(reason, loaded.hash, Some(call_ref)),
             None => self.evaluate(loaded, session, call, call_ref, now, &mut extra),
@@ -148,6 +149,7 @@ impl Inner {
                 &self.redaction,
                 &DecisionParts {
                     now,
+                    tainted: tainted_before,
                     session: &session.name,
                     agent: &session.agent_name,
                     call,
@@ -155,6 +157,7 @@ impl Inner {
                 },
             );
             r.escalation = escalation.as_ref().map(escalation::info);
+            r.context = session.context.clone();
             r.tier = records::call_tier(table, session.tier, call);
             records.push(r);
             records.extend(extra);
@@ -187,6 +190,7 @@ impl Inner {
                 agent,
                 call,
                 verdict,
+                tainted: false,
             },
         );
         if agent.is_empty() {
@@ -246,6 +250,7 @@ impl Inner {
             tier: session.tier,
             bound: session.bindings(),
             usage: session.usage.view(&agent.limits, now),
+            tainted: session.tainted,
         };
         let decision = crate::decide(table, &request);
         let suspended = decision.stage() == Stage::Suspended;
@@ -514,6 +519,9 @@ pub(crate) fn build_request(
     let mut b = RequestBuilder::for_ids(table, session.agent, tool);
     for (name, value) in call.args {
         b.set_arg(name, *value)?;
+    }
+    for name in call.untrusted {
+        b.set_untrusted(name)?;
     }
     let read = match &call.read {
         None => None,

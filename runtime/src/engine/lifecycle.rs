@@ -26,6 +26,7 @@ impl Inner {
             .ok_or_else(|| EngineError::UnknownAgent(agent.to_owned()))?;
         let name = options.name.map_or_else(|| id.to_string(), str::to_owned);
         let mut session = Session::new(name, agent_id, table.data());
+        session.context = options.context.map(str::to_owned);
         let mut bound = Vec::new();
         for &(key, value) in options.bind {
             let k = table
@@ -42,6 +43,7 @@ impl Inner {
         r.table = Some(loaded.hash);
         r.session = Some(session.name.clone());
         r.agent = Some(agent.to_owned());
+        r.context = session.context.clone();
         // The record names the bound values (a patient, a matter): it is about their data.
         r.tier = super::records::tier_name(
             table,
@@ -127,6 +129,7 @@ impl Inner {
         r.table = Some(loaded.hash);
         r.session = Some(session.name.clone());
         r.agent = Some(session.agent_name.clone());
+        r.context = session.context.clone();
         r.tier = super::records::tier_name(&loaded.table, session.tier);
         r.detail = Some(if what.is_empty() {
             format!("task {} started", session.task)

@@ -28,6 +28,7 @@ mod clock;
 mod config;
 mod control;
 mod escalation;
+mod human;
 mod lifecycle;
 mod records;
 mod resolve;
@@ -46,9 +47,10 @@ pub use call::{Call, CallRef, CallResult, Internal, Labels, Reason, SessionId, V
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{BreakerSettings, EngineConfig, KillFile, Notify, Redact, RedactRule, Redaction};
 pub use escalation::{Escalation, Resolution, Resolved};
+pub use records::MAX_REASONING_BYTES;
 pub use session::{LimitUsage, SessionState};
 
-use crate::audit::{Ack, AuditLog, Record, RecordKind};
+use crate::audit::{Ack, AuditLog, HumanAction, Record, RecordKind};
 use crate::decision_table::DecisionTable;
 use crate::hash::ContentHash;
 use control::AgentControl;
@@ -103,7 +105,11 @@ impl From<Internal> for EngineError {
 ///
 /// ```
 /// use agentpolicy_runtime::engine::SessionOptions;
-/// let o = SessionOptions { name: Some("case-42"), bind: &[("matter", "M-1")] };
+/// let o = SessionOptions {
+///     name: Some("case-42"),
+///     bind: &[("matter", "M-1")],
+///     context: Some("user:alice@firm.example"),
+/// };
 /// assert_eq!(SessionOptions::default().bind.len(), 0);
 /// assert_eq!(o.name, Some("case-42"));
 /// ```
@@ -114,6 +120,10 @@ pub struct SessionOptions<'a> {
     /// Isolation keys bound from the start (`[("matter", "M-1")]`): the session can
     /// only ever read that matter's data.
     pub bind: &'a [(&'a str, &'a str)],
+    /// The triggering context: who or what started the run (`user:alice@firm`,
+    /// `schedule:nightly-billing`, `webhook:intake-form`). Written to the session's
+    /// `session` records and to every decision record of the session.
+    pub context: Option<&'a str>,
 }
 
 /// A table generation, with the controls of its agents by [`crate::AgentId`].
@@ -305,16 +315,18 @@ impl Engine {
         let mut start = Record::new(RecordKind::Control, inner.clock.now_ms());
         start.table = Some(loaded.hash);
         let policy = &loaded.table.data().policy;
-        start.detail = Some(format!(
-            "engine started with policy `{}`{} ({})",
-            policy.name,
-            policy
-                .version
-                .as_ref()
-                .map(|v| format!(" version {v}"))
-                .unwrap_or_default(),
-            loaded.hash
-        ));
+        start.detail = Some(
+            format!(
+                "engine started with policy `{}`{} ({})",
+                policy.name,
+                policy
+                    .version
+                    .as_ref()
+                    .map(|v| format!(" version {v}"))
+                    .unwrap_or_default(),
+                loaded.hash
+            ) + &loaded.table.deploy_sets_summary(),
+        );
         inner.append(start)?;
         inner.poll_kill_file()?;
         let housekeeper = match interval {
@@ -370,6 +382,20 @@ impl Engine {
     /// Escalations waiting for a human, oldest first.
     pub fn pending_escalations(&self) -> Result<Vec<Escalation>, EngineError> {
         self.inner.pending_escalations()
+    }
+
+    /// Records what a human did for the same task as a decided call (shadow
+    /// comparison): a `human` record naming the call's session and number, with the
+    /// action and who took it. Reports compare it with the policy's outcome (in shadow
+    /// mode, the would-be outcome). Returns the record's acknowledgement once durable;
+    /// `None` without an audit log.
+    pub fn record_human(
+        &self,
+        call: CallRef,
+        action: HumanAction,
+        by: &str,
+    ) -> Result<Option<Ack>, EngineError> {
+        self.inner.record_human(call, action, by)
     }
 
     /// Approves or rejects a pending escalation. An approval re-checks suspension and

@@ -26,6 +26,12 @@ pub(crate) fn render(value: &ArgValue<'_>) -> Value {
         ArgValue::Duration(ms) => Value::String(format!("{ms}ms")),
         ArgValue::Bool(b) => Value::Bool(b),
         ArgValue::Text(t) => Value::String(t.to_owned()),
+        ArgValue::TextList(items) => Value::Array(
+            items
+                .iter()
+                .map(|t| Value::String((*t).to_owned()))
+                .collect(),
+        ),
     }
 }
 
@@ -38,6 +44,30 @@ fn millionths(m: i64) -> String {
     } else {
         let digits = format!("{frac:06}");
         format!("{sign}{whole}.{}", digits.trim_end_matches('0'))
+    }
+}
+
+/// The longest reasoning snapshot a decision record keeps, in bytes; a longer one is cut
+/// at a character boundary and marked `[... N bytes cut]`.
+pub const MAX_REASONING_BYTES: usize = 4096;
+
+/// The call's reasoning snapshot as recorded: redacted like an argument named
+/// `reasoning` (mask, hash or omit), then cut to [`MAX_REASONING_BYTES`].
+pub(crate) fn reasoning(redaction: &Redaction, call: &Call<'_>) -> Option<String> {
+    let text = call.reasoning?;
+    match redaction.how(call.tool, "reasoning") {
+        Some(Redact::Omit) => None,
+        Some(Redact::Mask) => Some("[redacted]".into()),
+        Some(Redact::Hash) => Some(ContentHash::of(text.as_bytes()).to_string()),
+        None if text.len() <= MAX_REASONING_BYTES => Some(text.to_owned()),
+        None => {
+            let mut end = MAX_REASONING_BYTES;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            let kept = text.get(..end).unwrap_or_default();
+            Some(format!("{kept}[... {} bytes cut]", text.len() - end))
+        }
     }
 }
 
@@ -88,6 +118,17 @@ pub(crate) fn labels(call: &Call<'_>) -> Option<Map<String, Value>> {
     }
     if let Some(write) = &call.write {
         out.insert("write".into(), labels_json(write, "sink"));
+    }
+    if !call.untrusted.is_empty() {
+        out.insert(
+            "untrusted_args".into(),
+            Value::Array(
+                call.untrusted
+                    .iter()
+                    .map(|a| Value::String((*a).to_owned()))
+                    .collect(),
+            ),
+        );
     }
     (!out.is_empty()).then_some(out)
 }
@@ -168,6 +209,8 @@ pub(crate) struct DecisionParts<'a> {
     pub agent: &'a str,
     pub call: &'a Call<'a>,
     pub verdict: &'a Verdict,
+    /// The session was tainted when the call was decided.
+    pub tainted: bool,
 }
 
 pub(crate) fn decision(
@@ -184,6 +227,11 @@ pub(crate) fn decision(
     r.call = v.call.map(|c| c.n);
     r.args = Some(args(redaction, p.call));
     r.labels = labels(p.call);
+    if p.tainted {
+        r.labels
+            .get_or_insert_with(Map::new)
+            .insert("tainted".into(), Value::Bool(true));
+    }
     r.outcome = Some(v.decision.outcome);
     r.reported = Some(v.outcome);
     r.shadow = v.shadow;
@@ -195,6 +243,7 @@ pub(crate) fn decision(
         .and_then(|rule| table.rule(rule))
         .map(|rule| rule.id.clone());
     r.why = Some(why(table, v));
+    r.reasoning = reasoning(redaction, p.call);
     r
 }
 

@@ -22,6 +22,8 @@ pub(crate) struct Session {
     pub agent: AgentId,
     pub agent_name: String,
     pub tier: Option<TierId>,
+    /// The session has taken in untrusted content; never cleared.
+    pub tainted: bool,
     /// The bound value of each isolation key, by [`KeyId`].
     pub bound: [Option<Box<str>>; MAX_KEYS],
     pub task: u64,
@@ -31,6 +33,8 @@ pub(crate) struct Session {
     pub closed: bool,
     /// Why the session can no longer be used (its state does not fit the table).
     pub broken: Option<String>,
+    /// Who or what started the run ([`super::SessionOptions::context`]).
+    pub context: Option<String>,
 }
 
 /// A session's state, for inspection.
@@ -44,6 +48,9 @@ pub struct SessionState {
     pub calls: u64,
     /// The session's tier; `None` until it reads something.
     pub tier: Option<String>,
+    /// The session has read an `untrusted` resource or called a tool whose output is
+    /// `untrusted`.
+    pub tainted: bool,
     /// Bound isolation keys and their values (`("matter", "M-1")`).
     pub bound: Vec<(String, String)>,
     pub limits: Vec<LimitUsage>,
@@ -51,6 +58,8 @@ pub struct SessionState {
     pub pending: Vec<super::CallRef>,
     pub closed: bool,
     pub broken: Option<String>,
+    /// Who or what started the run, as given when the session was opened.
+    pub context: Option<String>,
 }
 
 /// One of the agent's limits and how much of it the session has used.
@@ -68,12 +77,14 @@ impl Session {
             agent,
             agent_name: spec.map(|a| a.name.clone()).unwrap_or_default(),
             tier: None,
+            tainted: false,
             bound: Default::default(),
             task: 1,
             calls: 0,
             usage: Usage::for_limits(spec.map_or(&[][..], |a| &a.limits)),
             closed: false,
             broken: None,
+            context: None,
         }
     }
 
@@ -112,6 +123,7 @@ impl Session {
             task: self.task,
             calls: self.calls,
             tier: self.tier.and_then(|t| data.tiers.get(t.index())).cloned(),
+            tainted: self.tainted,
             bound: self
                 .bound
                 .iter()
@@ -131,6 +143,7 @@ impl Session {
             pending,
             closed: self.closed,
             broken: self.broken.clone(),
+            context: self.context.clone(),
         }
     }
 
@@ -174,8 +187,9 @@ impl Session {
         Ok(())
     }
 
-    /// Raises the label for a call that runs: tier to the max of what it reads, and
-    /// the resource's keys bound to the call's values where still unbound.
+    /// Raises the label for a call that runs: tier to the max of what it reads, the
+    /// resource's keys bound to the call's values where still unbound, and the session
+    /// tainted when the tool's output or the data read is untrusted.
     pub(crate) fn absorb_read(
         &mut self,
         table: &DecisionTable,
@@ -183,6 +197,16 @@ impl Session {
         read: Option<Labels<'_>>,
     ) {
         let data = table.data();
+        let untrusted_resource =
+            |r: crate::ResourceId| data.untrusted_resources.binary_search(&r).is_ok();
+        self.tainted |= data.untrusted_tools.binary_search(&request.tool).is_ok()
+            || match &request.read {
+                Some(access) => untrusted_resource(access.target),
+                None => data
+                    .tools
+                    .get(request.tool.index())
+                    .is_some_and(|t| t.reads.iter().any(|r| untrusted_resource(*r))),
+            };
         let raise = |tier: &mut Option<TierId>, to: TierId| {
             *tier = Some(tier.map_or(to, |t| t.max(to)));
         };

@@ -171,7 +171,7 @@ fn base() -> TableData {
         ],
         rules: vec![],
         cells: vec![],
-        retention: Retention::default(),
+        ..TableData::default()
     }
 }
 

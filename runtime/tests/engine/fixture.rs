@@ -238,6 +238,6 @@ fn base() -> TableData {
         ],
         rules: vec![],
         cells: vec![],
-        retention: Retention::default(),
+        ..TableData::default()
     }
 }

@@ -25,6 +25,8 @@ mod flow;
 #[cfg(test)]
 mod kill;
 #[cfg(test)]
+mod lifecycle;
+#[cfg(test)]
 mod limits;
 #[cfg(test)]
 mod sessions;

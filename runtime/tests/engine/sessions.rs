@@ -104,6 +104,7 @@ fn a_session_bound_at_creation_reads_only_its_patient() {
             SessionOptions {
                 name: Some("visit-7"),
                 bind: &[("patient", "P-9")],
+                ..SessionOptions::default()
             },
         )
         .unwrap();
@@ -202,7 +203,8 @@ fn bad_calls_and_sessions_are_denied_with_their_reason() {
             "scribe",
             SessionOptions {
                 name: None,
-                bind: &[("ward", "3")]
+                bind: &[("ward", "3")],
+                ..SessionOptions::default()
             }
         ),
         Err(engine::EngineError::UnknownKey(_))

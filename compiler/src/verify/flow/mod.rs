@@ -23,7 +23,7 @@ use agentpolicy_runtime as rt;
 use z3::ast::{Bool, Int};
 
 use super::cells::{self, CellInfo};
-use super::counterexample::{ArgVal, Counterexample};
+use super::counterexample::Counterexample;
 use super::solver::{self, Check};
 use super::{Ctx, Method, Property, PropertyResult, Verdict, report};
 use crate::model::{SinkId, TierId};
@@ -100,7 +100,7 @@ fn any(parts: Vec<Bool>) -> Bool {
 }
 
 /// A tool the agent's rules let through, with the values of one such request.
-type Usable = (usize, Vec<(String, ArgVal)>, Option<i64>);
+type Usable = (usize, cells::Values);
 
 struct AgentFlows<'c, 'a> {
     ctx: &'c Ctx<'a>,
@@ -182,7 +182,7 @@ impl AgentFlows<'_, '_> {
         let tools: Vec<Bool> = self
             .usable
             .iter()
-            .map(|(t, _, _)| c.tool.eq(Int::from_i64(*t as i64)))
+            .map(|(t, _)| c.tool.eq(Int::from_i64(*t as i64)))
             .collect();
         all(vec![
             any(tools),
@@ -357,7 +357,7 @@ impl AgentFlows<'_, '_> {
     fn steps(&self, s: &St, c: &Cv) -> Vec<ToolStep> {
         self.usable
             .iter()
-            .map(|(t, _, _)| self.tool_step(*t, s, c))
+            .map(|(t, _)| self.tool_step(*t, s, c))
             .collect()
     }
 
@@ -509,7 +509,7 @@ fn usable(ctx: &Ctx<'_>, cells: &[CellInfo], agent: usize) -> Result<Vec<Usable>
         match cells::permitted(ctx, info) {
             cells::Permitted::No => {}
             cells::Permitted::Unknown(reason) => return Err(reason),
-            cells::Permitted::Yes(args, conf) => out.push((info.tool, args, conf)),
+            cells::Permitted::Yes(values) => out.push((info.tool, *values)),
         }
     }
     Ok(out)

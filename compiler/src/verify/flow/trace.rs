@@ -52,16 +52,17 @@ pub(super) fn trace(
     for (i, c) in calls.iter().enumerate() {
         let s = &states[i];
         let tool = int(model, &c.tool) as usize;
-        let (_, args, confidence) = flows
+        let (_, values) = flows
             .usable
             .iter()
-            .find(|(t, _, _)| *t == tool)
+            .find(|(t, _)| *t == tool)
             .cloned()
             .ok_or("the trace uses a tool the agent cannot use")?;
         let lt = int(model, &s.lt);
         let mut session = Session {
             tier: (lt >= 0).then(|| data.tiers[lt as usize].clone()),
             bound: Vec::new(),
+            tainted: false,
         };
         for k in 0..flows.keys() {
             if boolean(model, &s.lb[k]) {
@@ -102,10 +103,12 @@ pub(super) fn trace(
         let mut call = Call {
             agent: data.agents[flows.agent].name.clone(),
             tool: data.tools[tool].name.clone(),
-            args,
-            confidence,
+            args: values.args,
+            confidence: values.confidence,
             read,
             write,
+            untrusted: values.untrusted,
+            sets: values.sets,
             session,
             outcome: Outcome::Deny,
             rule: None,
