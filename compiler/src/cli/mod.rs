@@ -13,6 +13,7 @@ mod diff;
 mod explain;
 mod fmt;
 mod load;
+mod matrix;
 mod output;
 mod promote;
 mod replay;
@@ -57,6 +58,9 @@ pub enum Command {
     Test(test_cmd::TestArgs),
     /// Compile a policy to the decision table the runtime loads; prints its content hash.
     Build(build::BuildArgs),
+    /// The access-control matrix of a verified policy (agents x tools, with proofs and a
+    /// sign-off block) as Markdown, HTML, CSV or JSON.
+    Matrix(matrix::MatrixArgs),
     /// Decide one request against a compiled table: the outcome, the deciding rule, and why.
     Decide(decide::DecideArgs),
     /// Run a recorded trace of tool calls through a real engine; print each decision and a summary.
@@ -81,6 +85,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Test(args) => test_cmd::run(args),
         Command::Build(args) => build::run(args),
         Command::Decide(args) => decide::run(args),
+        Command::Matrix(args) => matrix::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Audit(args) => audit::run(args),
         Command::PromoteCheck(args) => promote::run(args),

@@ -182,7 +182,27 @@ fn describe(rule: Rule) -> &'static str {
         Rule::expect_clause => "`expect`",
         Rule::expected => "`allow`, `escalate` or `deny`",
         Rule::call_args | Rule::call_arg => "an argument `name: value`",
-        Rule::assert_never_calls
+        Rule::kw_in => "`in`",
+        Rule::kw_matches => "`matches`",
+        Rule::kw_from => "`from`",
+        Rule::kw_untrusted => "`untrusted`",
+        Rule::kw_deploy => "`deploy`",
+        Rule::kw_tainted => "`tainted`",
+        Rule::set_decl => "a declaration (`policy`, `tool`, `agent`, ...)",
+        Rule::set_members => "`= [\"member\", ...]`",
+        Rule::set_deploy => "`from deploy`",
+        Rule::untrusted_clause => "`untrusted`",
+        Rule::range => "a range `LOW..HIGH`",
+        Rule::list_literal => "a list `[\"a\", \"b\"]`",
+        Rule::quantifier => "`all` or `any`",
+        Rule::element_test => "`in SET`, `matches \"PATTERN\"` or a comparison",
+        Rule::membership
+        | Rule::pattern
+        | Rule::provenance
+        | Rule::effect_test
+        | Rule::quantified => "a condition",
+        Rule::assert_tainted_irreversible
+        | Rule::assert_never_calls
         | Rule::assert_every_irreversible
         | Rule::assert_never_reads
         | Rule::assert_no_flow => {
@@ -264,7 +284,7 @@ fn syntax_error(
 
 fn help_for(expected: &[&str]) -> String {
     if expected.iter().any(|e| e.contains("declaration")) {
-        "a policy file is a list of declarations: `policy`, `use`, `tiers`, `isolate`, `resource`, `sink`, `tool`, `threshold`, `escalation`, `agent`, `assert`, `test`, `retain`".to_string()
+        "a policy file is a list of declarations: `policy`, `use`, `tiers`, `isolate`, `resource`, `sink`, `tool`, `threshold`, `escalation`, `set`, `agent`, `assert`, `test`, `retain`".to_string()
     } else if expected.iter().any(|e| e.contains("agent clause")) {
         "inside `agent { ... }`: `owner`, `purpose`, `max tier`, `allow`/`escalate`/`deny`, `autonomy`, `limit`, `breaker`, `mode`, `credential`, `stage`, `promote`".to_string()
     } else {

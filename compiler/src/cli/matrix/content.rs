@@ -1,0 +1,882 @@
+//! What the access-control matrix says, as plain data: computed from the verified
+//! decision table (cells, rules, tools, agents), the model (purpose, credentials,
+//! autonomy exemptions, which the table does not hold), the verifier's report and the
+//! policy's source text. The renderers (`markdown`, `html`, `csv`) only lay it out, and
+//! this struct serialized is the JSON format, so its field names are a stable schema
+//! (`docs/matrix.md`); add fields, never rename them.
+//!
+//! Conditions are the rule's own source text (from its span), never a pretty-print of the
+//! compiled condition: what the reviewer signs is what the author wrote.
+
+use agentpolicy::model::{Model, Value};
+use agentpolicy::render::Sources;
+use agentpolicy::syntax::lexer::{self, TokenKind};
+use agentpolicy::verify::{ArgVal, Counterexample, Property, Report, Verdict};
+use agentpolicy_runtime::{
+    BreakerMetric, CmpOp, ContentHash, DecisionTable, Entry, LimitUnit, LimitWindow, Mode,
+    RuleKind, Span, SuspendScope, TableData, TimeoutOutcome, ToolId,
+};
+use serde::Serialize;
+
+/// The schema name and version written in every JSON document.
+pub const SCHEMA: &str = "agentpolicy-matrix/1";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Matrix {
+    pub schema: &'static str,
+    pub policy: Header,
+    pub verification: Summary,
+    /// Tier names, lowest first.
+    pub tiers: Vec<String>,
+    /// The policy's isolation keys.
+    pub isolation_keys: Vec<String>,
+    pub routes: Vec<RouteInfo>,
+    /// The thresholds the conditions name, with their values.
+    pub thresholds: Vec<ThresholdInfo>,
+    /// The value sets the conditions name, with their members.
+    pub sets: Vec<SetInfo>,
+    pub tools: Vec<ToolInfo>,
+    pub agents: Vec<AgentInfo>,
+    /// One per (agent, tool), agent-major, in table order.
+    pub cells: Vec<CellInfo>,
+    /// Every verdict of the verifier, in its order.
+    pub properties: Vec<PropertyInfo>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Header {
+    pub name: String,
+    pub version: Option<String>,
+    /// The hash of the sources the engine writes in every audit record (`build` prints it).
+    pub source_hash: String,
+    /// The SHA-256 of the binary table `agentpolicy build -o` writes, for checking the
+    /// deployed file (`sha256sum table.bin`).
+    pub table_sha256: String,
+    pub agentpolicy_version: String,
+    /// Only when `--date` is given: outputs are otherwise deterministic.
+    pub date: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// `proved` (every property proved), `failed` (some counterexample) or `unknown`
+    /// (none failed, but the solver could not decide some).
+    pub status: &'static str,
+    pub proved: usize,
+    pub failed: usize,
+    pub unknown: usize,
+    /// Hygiene findings (rules that never decide, tools that can never be used).
+    pub warnings: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteInfo {
+    pub name: String,
+    pub notify: Option<String>,
+    /// `2h then deny`, or null when the route has no timeout.
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ThresholdInfo {
+    pub name: String,
+    /// As the language writes it: `$5,000.00`, `0.85`, `2h`, `"text"`.
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SetInfo {
+    pub name: String,
+    /// Sorted; null for a set bound at deploy time (its members are not in the policy).
+    pub members: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolInfo {
+    pub name: String,
+    /// Sorted keywords: `read`, `write`, `external`, `financial`, `irreversible`.
+    pub effects: Vec<String>,
+    pub irreversible: bool,
+    /// The tool's output is untrusted content: a call taints the session.
+    pub untrusted_output: bool,
+    pub reads: Vec<DataInfo>,
+    pub writes: Vec<DataInfo>,
+}
+
+/// A resource a tool reads (with its tier) or a sink it writes (with its clearance).
+#[derive(Debug, Clone, Serialize)]
+pub struct DataInfo {
+    pub name: String,
+    /// The resource's tier, or the sink's clearance.
+    pub tier: String,
+    pub keyed: Vec<String>,
+    /// A resource whose data is untrusted: reading it taints the session. Always false
+    /// for a sink.
+    pub untrusted: bool,
+}
+
+impl DataInfo {
+    /// `matter_documents (confidential, keyed by matter)`, `web_pages (public, untrusted)`.
+    pub fn describe(&self) -> String {
+        format!("{} ({})", self.name, self.labels().join(", "))
+    }
+
+    /// The tier, then `keyed by ...` and `untrusted` when they apply.
+    pub fn labels(&self) -> Vec<String> {
+        let mut out = vec![self.tier.clone()];
+        if !self.keyed.is_empty() {
+            out.push(format!("keyed by {}", self.keyed.join(", ")));
+        }
+        if self.untrusted {
+            out.push("untrusted".to_string());
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentInfo {
+    pub name: String,
+    pub owner: Option<String>,
+    pub purpose: Option<String>,
+    /// `enforce` or `shadow`.
+    pub mode: &'static str,
+    /// The tier ceiling, or null for none.
+    pub max_tier: Option<String>,
+    /// The isolation keys of the data its granted tools read or write: a session of this
+    /// agent is bound to one value of each.
+    pub isolation_keys: Vec<String>,
+    /// The tools its rules grant, in table order.
+    pub granted: Vec<String>,
+    /// `40 calls per task`.
+    pub limits: Vec<String>,
+    /// `error_rate > 25% over 10m then suspend agent`.
+    pub breakers: Vec<String>,
+    pub credentials: Vec<CredentialInfo>,
+    pub autonomy: Vec<AutonomyInfo>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CredentialInfo {
+    pub name: String,
+    /// `1h`, or null when it does not expire.
+    pub expires: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AutonomyInfo {
+    pub tool: String,
+    /// The condition's source text.
+    pub when: String,
+    pub because: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CellInfo {
+    pub agent: String,
+    pub tool: String,
+    pub granted: bool,
+    /// The outcome summary, one line per rule in decide's order (deny, escalate, allow;
+    /// source order within each), ending with `otherwise deny (no rule)` when no rule
+    /// always matches. `["not granted"]` for a tool the agent is not granted.
+    pub summary: Vec<String>,
+    /// The rules of the cell, in decide's order.
+    pub rules: Vec<CellRule>,
+    /// `proved`, `failed`, `unknown` or `warning` for the properties proved on this
+    /// cell (irreversible => escalation, monotone thresholds, hygiene), the worst one;
+    /// null when none applies.
+    pub proofs: Option<&'static str>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CellRule {
+    /// The table's rule id, `billing/escalate/send_invoice#1`.
+    pub id: String,
+    /// `allow`, `escalate` or `deny`.
+    pub kind: &'static str,
+    /// The route of an `escalate` rule.
+    pub route: Option<String>,
+    /// The condition's source text, or null for a rule without `when`.
+    pub when: Option<String>,
+    /// `path:line:column` of the rule.
+    pub location: String,
+    /// False when a rule before it in decide's order always matches, so it never decides.
+    pub reachable: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PropertyInfo {
+    /// `isolation`, `no write-down`, `tier ceiling`, `irreversible => escalation`,
+    /// `monotone thresholds`, `hygiene`, `assert`.
+    pub property: &'static str,
+    /// What it is about, as the verifier names it: `agent intake`, `billing calls
+    /// send_invoice`, `rule intake/allow/open_matter#1`, an assert's text.
+    pub subject: String,
+    /// The agent the verdict is about, or null for a policy-wide one (asserts).
+    pub agent: Option<String>,
+    /// The tool, for a verdict about one (agent, tool) cell.
+    pub tool: Option<String>,
+    /// `proved`, `failed`, `unknown` or `warning`.
+    pub verdict: &'static str,
+    /// How a proof was reached (per cell, by induction, by bounded model checking).
+    pub method: String,
+    /// For `failed`: a one-line counterexample; for `unknown`: the solver's reason; for
+    /// `warning`: the finding.
+    pub detail: Option<String>,
+}
+
+/// What the matrix is computed from.
+pub struct Inputs<'a> {
+    pub model: &'a Model,
+    pub table: &'a DecisionTable,
+    pub report: &'a Report,
+    pub sources: &'a Sources,
+    pub date: Option<String>,
+}
+
+pub fn compute(inputs: &Inputs<'_>) -> Matrix {
+    let data = inputs.table.data();
+    let properties = properties(data, inputs.report);
+    let tools: Vec<ToolInfo> = data
+        .tools
+        .iter()
+        .enumerate()
+        .map(|(i, t)| tool_info(data, ToolId(i as u32), t))
+        .collect();
+    let mut agents = Vec::new();
+    let mut cells = Vec::new();
+    for (a, agent) in data.agents.iter().enumerate() {
+        let mut granted = Vec::new();
+        let mut keys: Vec<u32> = Vec::new();
+        for (t, tool) in data.tools.iter().enumerate() {
+            let cell = data.cells.get(a * data.tools.len() + t);
+            let Some(cell) = cell else { continue };
+            if cell.granted {
+                granted.push(tool.name.clone());
+                let read_keys = tool
+                    .reads
+                    .iter()
+                    .filter_map(|r| data.resources.get(r.index()))
+                    .flat_map(|r| r.keyed.iter());
+                let write_keys = tool
+                    .writes
+                    .iter()
+                    .filter_map(|s| data.sinks.get(s.index()))
+                    .flat_map(|s| s.keyed.iter());
+                keys.extend(read_keys.chain(write_keys).map(|k| k.0));
+            }
+            cells.push(cell_info(
+                inputs,
+                &agent.name,
+                &tool.name,
+                cell,
+                &properties,
+            ));
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        agents.push(agent_info(
+            inputs,
+            a,
+            granted,
+            keys.iter()
+                .filter_map(|k| data.keys.get(*k as usize).cloned())
+                .collect(),
+        ));
+    }
+    let count = |v: &str| properties.iter().filter(|p| p.verdict == v).count();
+    let (failed, unknown) = (count("failed"), count("unknown"));
+    Matrix {
+        schema: SCHEMA,
+        policy: Header {
+            name: data.policy.name.clone(),
+            version: data.policy.version.clone(),
+            source_hash: inputs.table.source_hash().to_string(),
+            table_sha256: ContentHash::of(&inputs.table.to_bytes()).to_string(),
+            agentpolicy_version: env!("CARGO_PKG_VERSION").to_string(),
+            date: inputs.date.clone(),
+        },
+        verification: Summary {
+            status: if failed > 0 {
+                "failed"
+            } else if unknown > 0 {
+                "unknown"
+            } else {
+                "proved"
+            },
+            proved: count("proved"),
+            failed,
+            unknown,
+            warnings: count("warning"),
+        },
+        tiers: data.tiers.clone(),
+        isolation_keys: data.keys.clone(),
+        routes: data
+            .routes
+            .iter()
+            .map(|r| RouteInfo {
+                name: r.name.clone(),
+                notify: r.notify.clone(),
+                timeout: r.timeout_ms.map(|ms| match r.timeout_outcome {
+                    Some(TimeoutOutcome::Allow) => format!("{} then allow", duration(ms)),
+                    Some(TimeoutOutcome::Deny) => format!("{} then deny", duration(ms)),
+                    None => duration(ms),
+                }),
+            })
+            .collect(),
+        thresholds: inputs
+            .model
+            .thresholds
+            .iter()
+            .map(|t| ThresholdInfo {
+                name: t.name.clone(),
+                value: value_text(&t.value),
+            })
+            .collect(),
+        sets: inputs
+            .model
+            .sets
+            .iter()
+            .map(|s| SetInfo {
+                name: s.name.clone(),
+                members: s.members.clone(),
+            })
+            .collect(),
+        tools,
+        agents,
+        cells,
+        properties,
+    }
+}
+
+/// A constant as the language writes it.
+fn value_text(value: &Value) -> String {
+    let quoted = |t: &str| serde_json::Value::String(t.to_string()).to_string();
+    match value {
+        Value::Money(cents) => agentpolicy::verify::money(*cents),
+        Value::Number(m) => agentpolicy::verify::decimal(*m),
+        Value::Duration(ms) => duration(*ms),
+        Value::Text(t) => quoted(t),
+        Value::Bool(b) => b.to_string(),
+        Value::TextList(items) => format!(
+            "[{}]",
+            items
+                .iter()
+                .map(|t| quoted(t))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+fn tool_info(data: &TableData, id: ToolId, tool: &agentpolicy_runtime::Tool) -> ToolInfo {
+    let key_names = |keys: &[agentpolicy_runtime::KeyId]| -> Vec<String> {
+        keys.iter()
+            .filter_map(|k| data.keys.get(k.index()).cloned())
+            .collect()
+    };
+    let tier = |t: agentpolicy_runtime::TierId| {
+        data.tiers
+            .get(t.index())
+            .cloned()
+            .unwrap_or_else(|| format!("tier #{}", t.index()))
+    };
+    ToolInfo {
+        name: tool.name.clone(),
+        effects: tool
+            .effects
+            .iter()
+            .map(|e| effect_keyword(*e).to_string())
+            .collect(),
+        irreversible: tool.is_irreversible(),
+        untrusted_output: data.untrusted_tools.contains(&id),
+        reads: tool
+            .reads
+            .iter()
+            .filter_map(|r| data.resources.get(r.index()).map(|res| (r, res)))
+            .map(|(id, r)| DataInfo {
+                name: r.name.clone(),
+                tier: tier(r.tier),
+                keyed: key_names(&r.keyed),
+                untrusted: data.untrusted_resources.contains(id),
+            })
+            .collect(),
+        writes: tool
+            .writes
+            .iter()
+            .filter_map(|s| data.sinks.get(s.index()))
+            .map(|s| DataInfo {
+                name: s.name.clone(),
+                tier: tier(s.clearance),
+                keyed: key_names(&s.keyed),
+                untrusted: false,
+            })
+            .collect(),
+    }
+}
+
+fn effect_keyword(effect: agentpolicy_runtime::Effect) -> &'static str {
+    use agentpolicy_runtime::Effect;
+    match effect {
+        Effect::Read => "read",
+        Effect::Write => "write",
+        Effect::External => "external",
+        Effect::Financial => "financial",
+        Effect::Irreversible => "irreversible",
+    }
+}
+
+fn agent_info(
+    inputs: &Inputs<'_>,
+    index: usize,
+    granted: Vec<String>,
+    isolation_keys: Vec<String>,
+) -> AgentInfo {
+    let data = inputs.table.data();
+    // Codegen keeps model order (ARCHITECTURE.md), so table agent i is model agent i;
+    // the name is checked anyway, and a mismatch leaves the model-only fields empty.
+    let agent = &data.agents[index];
+    let def = inputs
+        .model
+        .agents
+        .get(index)
+        .filter(|d| d.name == agent.name);
+    AgentInfo {
+        name: agent.name.clone(),
+        owner: agent.owner.clone(),
+        purpose: def.and_then(|d| d.purpose.clone()),
+        mode: match agent.mode {
+            Mode::Enforce => "enforce",
+            Mode::Shadow => "shadow",
+        },
+        max_tier: agent
+            .max_tier
+            .and_then(|t| data.tiers.get(t.index()).cloned()),
+        isolation_keys,
+        granted,
+        limits: agent
+            .limits
+            .iter()
+            .map(|l| {
+                let unit = match l.unit {
+                    LimitUnit::Calls => "calls",
+                    LimitUnit::Tokens => "tokens",
+                };
+                let window = match l.window {
+                    LimitWindow::Task => "task",
+                    LimitWindow::Session => "session",
+                    LimitWindow::Minute => "minute",
+                    LimitWindow::Hour => "hour",
+                    LimitWindow::Day => "day",
+                };
+                format!("{} {unit} per {window}", grouped(l.count))
+            })
+            .collect(),
+        breakers: agent
+            .breakers
+            .iter()
+            .map(|b| {
+                let (metric, value) = match b.metric {
+                    BreakerMetric::ErrorRate => ("error_rate", percent(b.value)),
+                    BreakerMetric::Calls => ("calls", count(b.value)),
+                    BreakerMetric::Tokens => ("tokens", count(b.value)),
+                    BreakerMetric::Denials => ("denials", count(b.value)),
+                };
+                let scope = match b.scope {
+                    SuspendScope::Agent => "agent",
+                    SuspendScope::Engine => "engine",
+                };
+                format!(
+                    "{metric} {} {value} over {} then suspend {scope}",
+                    cmp_op(b.op),
+                    duration(b.window_ms)
+                )
+            })
+            .collect(),
+        credentials: def
+            .map(|d| {
+                d.credentials
+                    .iter()
+                    .map(|c| CredentialInfo {
+                        name: c.name.clone(),
+                        expires: c.expires_ms.map(duration),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        autonomy: def
+            .map(|d| {
+                d.autonomy
+                    .iter()
+                    .map(|x| {
+                        let text = inputs
+                            .sources
+                            .get(x.loc.file)
+                            .and_then(|(_, t)| {
+                                t.get(x.loc.range.start as usize..x.loc.range.end as usize)
+                            })
+                            .unwrap_or("");
+                        AutonomyInfo {
+                            tool: inputs
+                                .model
+                                .tools
+                                .get(x.tool.index())
+                                .map(|t| t.name.clone())
+                                .unwrap_or_default(),
+                            when: condition_text(text, Some("because"))
+                                .unwrap_or_else(|| "(see the source)".to_string()),
+                            because: x.because.clone(),
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+fn cell_info(
+    inputs: &Inputs<'_>,
+    agent: &str,
+    tool: &str,
+    cell: &agentpolicy_runtime::Cell,
+    properties: &[PropertyInfo],
+) -> CellInfo {
+    let data = inputs.table.data();
+    let proofs = worst(
+        properties
+            .iter()
+            .filter(|p| p.agent.as_deref() == Some(agent) && p.tool.as_deref() == Some(tool))
+            .map(|p| p.verdict),
+    );
+    if !cell.granted {
+        return CellInfo {
+            agent: agent.to_string(),
+            tool: tool.to_string(),
+            granted: false,
+            summary: vec!["not granted".to_string()],
+            rules: Vec::new(),
+            proofs,
+        };
+    }
+    let mut rules = Vec::new();
+    let mut summary = Vec::new();
+    // The kinds of the rules seen so far that match every request. `decide` takes the
+    // first matching deny, else every matching escalate (all their routes), else the
+    // first matching allow: what such a rule hides depends on its kind.
+    let (mut always_deny, mut always_escalate, mut always_allow) = (false, false, false);
+    let ordered = cell
+        .deny
+        .iter()
+        .chain(&cell.escalate)
+        .chain(&cell.allow)
+        .collect::<Vec<&Entry>>();
+    for entry in ordered {
+        let Some(rule) = data.rules.get(entry.rule.index()) else {
+            continue;
+        };
+        let when = entry.condition.as_ref().map(|_| {
+            rule_source(inputs.sources, &rule.span)
+                .and_then(|text| condition_text(text, None))
+                .unwrap_or_else(|| format!("(the condition at {})", location(data, &rule.span)))
+        });
+        let route = rule
+            .route
+            .and_then(|r| data.routes.get(r.index()))
+            .map(|r| r.name.clone());
+        let kind = match rule.kind {
+            RuleKind::Allow => "allow",
+            RuleKind::Escalate => "escalate",
+            RuleKind::Deny => "deny",
+        };
+        let reachable = match rule.kind {
+            RuleKind::Deny => !always_deny,
+            RuleKind::Escalate => !always_deny,
+            RuleKind::Allow => !(always_deny || always_escalate || always_allow),
+        };
+        let mut line = kind.to_string();
+        if let Some(route) = &route {
+            line.push_str(" to ");
+            line.push_str(route);
+        }
+        if let Some(when) = &when {
+            line.push_str(" when ");
+            line.push_str(when);
+        }
+        if !reachable {
+            line.push_str(" (never decides: a rule above always matches)");
+        }
+        summary.push(line);
+        rules.push(CellRule {
+            id: rule.id.clone(),
+            kind,
+            route,
+            when: when.clone(),
+            location: location(data, &rule.span),
+            reachable,
+        });
+        if when.is_none() {
+            match rule.kind {
+                RuleKind::Deny => always_deny = true,
+                RuleKind::Escalate => always_escalate = true,
+                RuleKind::Allow => always_allow = true,
+            }
+        }
+    }
+    if !(always_deny || always_escalate || always_allow) {
+        summary.push("otherwise deny (no rule)".to_string());
+    }
+    CellInfo {
+        agent: agent.to_string(),
+        tool: tool.to_string(),
+        granted: true,
+        summary,
+        rules,
+        proofs,
+    }
+}
+
+/// The most serious verdict: failed, unknown, warning, proved; `None` for none.
+fn worst(verdicts: impl Iterator<Item = &'static str>) -> Option<&'static str> {
+    let rank = |v: &str| match v {
+        "failed" => 3,
+        "unknown" => 2,
+        "warning" => 1,
+        _ => 0,
+    };
+    verdicts.max_by_key(|v| rank(v))
+}
+
+fn properties(data: &TableData, report: &Report) -> Vec<PropertyInfo> {
+    let is_agent = |name: &str| data.agents.iter().any(|a| a.name == name);
+    let is_tool = |name: &str| data.tools.iter().any(|t| t.name == name);
+    report
+        .results
+        .iter()
+        .map(|r| {
+            // The verifier names its subjects `agent A`, `A calls T` and `rule A/...`
+            // (asserts are written in their own words and stay policy-wide); a name
+            // that is not the table's is not attributed.
+            let (mut agent, mut tool) = (None, None);
+            if r.property != Property::Assert {
+                if let Some(a) = r.subject.strip_prefix("agent ") {
+                    agent = Some(a.to_string());
+                } else if let Some((a, t)) = r.subject.split_once(" calls ") {
+                    agent = Some(a.to_string());
+                    tool = Some(t.to_string());
+                } else if let Some(rest) = r.subject.strip_prefix("rule ") {
+                    // `agent/kind/target#n`: a rule naming one tool belongs to its cell.
+                    let mut parts = rest.split('/');
+                    agent = parts.next().map(str::to_string);
+                    tool = parts
+                        .nth(1)
+                        .and_then(|t| t.split('#').next())
+                        .map(str::to_string);
+                }
+            }
+            let agent = agent.filter(|a| is_agent(a));
+            let tool = tool.filter(|t| agent.is_some() && is_tool(t));
+            let (verdict, detail) = match &r.verdict {
+                Verdict::Proved => ("proved", None),
+                Verdict::Counterexample(c) => ("failed", Some(counterexample_line(c))),
+                Verdict::Unknown(reason) => ("unknown", Some(reason.clone())),
+                Verdict::Finding => ("warning", r.diagnostic.as_ref().map(|d| d.message.clone())),
+            };
+            PropertyInfo {
+                property: r.property.name(),
+                subject: r.subject.clone(),
+                agent,
+                tool,
+                verdict,
+                method: r.method.to_string(),
+                detail,
+            }
+        })
+        .collect()
+}
+
+/// `explanation: agent calls tool(arg: value, ...) -> outcome`, one line.
+fn counterexample_line(c: &Counterexample) -> String {
+    let Some(call) = c.last() else {
+        return c.explanation.clone();
+    };
+    let args: Vec<String> = call
+        .args
+        .iter()
+        .map(|(name, value)| {
+            // Texts quoted (they may hold commas); money, durations and percentages
+            // as the language writes them.
+            let v = match (value, value.to_json()) {
+                (ArgVal::Text(_), json) => json.to_string(),
+                (_, serde_json::Value::String(s)) => s,
+                (_, other) => other.to_string(),
+            };
+            format!("{name}: {v}")
+        })
+        .collect();
+    let earlier: Vec<String> = c.calls[..c.calls.len() - 1]
+        .iter()
+        .map(|e| format!("{} calls {}", e.agent, e.tool))
+        .collect();
+    let steps = if earlier.is_empty() {
+        String::new()
+    } else {
+        format!(" (after {} in the same session)", earlier.join(", then "))
+    };
+    format!(
+        "{} e.g. {} calls {}({}){steps} -> {}",
+        c.explanation.trim_end_matches('.').to_string() + ";",
+        call.agent,
+        call.tool,
+        args.join(", "),
+        call.outcome.keyword()
+    )
+}
+
+fn rule_source<'a>(sources: &'a Sources, span: &Span) -> Option<&'a str> {
+    let (_, text) = sources.get(agentpolicy::diagnostics::FileId(span.file.0))?;
+    text.get(span.start as usize..span.end as usize)
+}
+
+fn location(data: &TableData, span: &Span) -> String {
+    let file = data
+        .files
+        .get(span.file.0 as usize)
+        .map(String::as_str)
+        .unwrap_or("<unknown>");
+    format!("{file}:{}:{}", span.line, span.column)
+}
+
+/// The source text after the first `when` of an item's text, up to `stop` (a word such
+/// as `because`) or the end, on one line: comments dropped, runs of whitespace made one
+/// space. Works on tokens, so it holds for any condition syntax the lexer can split.
+pub fn condition_text(item: &str, stop: Option<&str>) -> Option<String> {
+    let mut out = String::new();
+    let mut seen_when = false;
+    let mut space = false;
+    for token in lexer::lex(item) {
+        let text = token.text(item);
+        if !seen_when {
+            seen_when = token.kind == TokenKind::Ident && text == "when";
+            continue;
+        }
+        if token.kind.is_trivia() || token.kind.is_comment() {
+            space = true;
+            continue;
+        }
+        if token.kind == TokenKind::Ident && Some(text) == stop {
+            break;
+        }
+        if space && !out.is_empty() {
+            out.push(' ');
+        }
+        space = false;
+        out.push_str(text);
+    }
+    (seen_when && !out.is_empty()).then_some(out)
+}
+
+fn cmp_op(op: CmpOp) -> &'static str {
+    match op {
+        CmpOp::Lt => "<",
+        CmpOp::Le => "<=",
+        CmpOp::Gt => ">",
+        CmpOp::Ge => ">=",
+        CmpOp::Eq => "==",
+        CmpOp::Ne => "!=",
+    }
+}
+
+/// Millionths as a percentage: 250_000 is `25%`.
+fn percent(millionths: i64) -> String {
+    format!(
+        "{}%",
+        agentpolicy::verify::decimal(millionths.saturating_mul(100))
+    )
+}
+
+/// `10,000`.
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// A count, grouped by thousands like a limit: `3,000,000`.
+fn count(n: i64) -> String {
+    match u64::try_from(n) {
+        Ok(n) => grouped(n),
+        Err(_) => n.to_string(),
+    }
+}
+
+/// Milliseconds in the largest unit that divides them exactly, as the language writes
+/// durations: `1h`, `90m`, `500ms`.
+pub fn duration(ms: i64) -> String {
+    const UNITS: &[(&str, i64)] = &[
+        ("y", 365 * 86_400_000),
+        ("w", 7 * 86_400_000),
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ];
+    if ms != 0 {
+        for (unit, size) in UNITS {
+            if ms % size == 0 {
+                return format!("{}{unit}", ms / size);
+            }
+        }
+    }
+    format!("{ms}ms")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conditions_are_the_source_text_on_one_line() {
+        assert_eq!(
+            condition_text(
+                "allow send_invoice when amount < partner_approval_amount",
+                None
+            )
+            .as_deref(),
+            Some("amount < partner_approval_amount")
+        );
+        assert_eq!(
+            condition_text(
+                "deny wire when amount > $5\n  // big\n  or   confidence < 0.5",
+                None
+            )
+            .as_deref(),
+            Some("amount > $5 or confidence < 0.5")
+        );
+        assert_eq!(
+            condition_text(
+                "autonomy send_invoice when amount < $100\n because \"why\"",
+                Some("because")
+            )
+            .as_deref(),
+            Some("amount < $100")
+        );
+        assert_eq!(condition_text("allow search", None), None);
+    }
+
+    #[test]
+    fn durations_use_the_largest_exact_unit() {
+        assert_eq!(duration(3_600_000), "1h");
+        assert_eq!(duration(5_400_000), "90m");
+        assert_eq!(duration(500), "500ms");
+        assert_eq!(duration(0), "0ms");
+        assert_eq!(duration(7 * 86_400_000), "1w");
+        assert_eq!(grouped(400_000), "400,000");
+        assert_eq!(percent(250_000), "25%");
+    }
+}
