@@ -149,6 +149,9 @@ codes! {
     InvalidCriterion = "AP0063", Error, "promotion criterion out of range or of the wrong kind";
     InvalidPromotion = "AP0064", Error, "promotion to a stage that is not above the agent's stage";
     TestFailed = "AP0051", Error, "policy test failed";
+    RepeatedRetention = "AP0065", Error, "audit retention given twice";
+    InvalidRetention = "AP0066", Error, "retention period out of range";
+    RetentionWithoutEffect = "AP0067", Warning, "retention clause never decides";
     TableLimitExceeded = "AP0090", Error, "policy exceeds a decision-table limit";
     IsolationViolated = "AP0100", Error, "isolation can be broken";
     WriteDown = "AP0101", Error, "data can be written down to a sink below its tier";

@@ -66,6 +66,10 @@ pub struct Model {
     pub tests: Vec<TestDef>,
     /// Named sets of texts (`set NAME = [...]` or `set NAME from deploy`).
     pub sets: Vec<SetDef>,
+    /// The audit retention schedule: at most one clause without a tier (the default)
+    /// and one per tier, in source order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub retention: Vec<RetainRule>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -73,6 +77,16 @@ pub struct SetDef {
     pub name: String,
     /// The members, sorted and without duplicates; `None` for a set bound at deploy time.
     pub members: Option<Vec<String>>,
+    pub loc: Loc,
+}
+
+/// `retain audit [for TIER] PERIOD`: records (of `tier` or above) are kept at least
+/// `years` calendar years plus `ms` milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RetainRule {
+    pub tier: Option<TierId>,
+    pub years: u32,
+    pub ms: i64,
     pub loc: Loc,
 }
 

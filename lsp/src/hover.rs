@@ -374,6 +374,10 @@ const KEYWORD_DOCS: &[(&str, &str)] = &[
         "`tiers LOW < ... < HIGH`: data sensitivity levels, lowest first. All `tiers` statements together must form one linear order.",
     ),
     (
+        "retain",
+        "`retain audit PERIOD` / `retain audit for TIER PERIOD`: how long audit records must be kept at least (records of TIER or above, for a tier clause); a record is kept for the longest period that applies. `agentpolicy audit compact` applies it.",
+    ),
+    (
         "isolate",
         "`isolate KEY`: one value of KEY per session (one matter, one patient); data keyed by another value never enters the session.",
     ),

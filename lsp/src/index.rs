@@ -222,6 +222,11 @@ impl Walker<'_> {
                     }
                 }
                 ItemKind::Isolate(n) => self.decl(SymbolKind::Key, n),
+                ItemKind::Retain(r) => {
+                    if let Some(tier) = &r.tier {
+                        self.refer(SymbolKind::Tier, tier);
+                    }
+                }
                 ItemKind::Resource(r) => {
                     self.decl(SymbolKind::Resource, &r.name);
                     r.tier.iter().for_each(|n| self.refer(SymbolKind::Tier, n));

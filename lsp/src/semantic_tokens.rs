@@ -47,6 +47,8 @@ const MOD_DEFAULT_LIBRARY: u32 = 1 << 2;
 
 /// Words the grammar treats as keywords in one place only (effects, limit units, ...).
 const CONTEXTUAL_WORDS: &[&str] = &[
+    "audit",
+    "for",
     "read",
     "write",
     "external",

@@ -96,6 +96,19 @@ pub fn document_symbols(world: &World<'_>, uri: &Uri) -> Result<Vec<DocumentSymb
                     Vec::new(),
                 ));
             }
+            ItemKind::Retain(r) => {
+                let name = match &r.tier {
+                    Some(t) => format!("retain audit for {} {}", t.text, r.period.text),
+                    None => format!("retain audit {}", r.period.text),
+                };
+                out.push(sym(
+                    &name,
+                    Some("retention".to_string()),
+                    LspKind::PROPERTY,
+                    r.period.range,
+                    Vec::new(),
+                ));
+            }
             ItemKind::Isolate(n) => out.push(sym(
                 &n.text,
                 Some("isolate".to_string()),

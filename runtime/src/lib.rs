@@ -55,11 +55,12 @@ mod hash;
 mod ids;
 mod interner;
 mod request;
+mod retention;
 mod table;
 mod validate;
 
 /// The decision-table format this runtime reads and writes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 pub use builder::{ArgValue, RequestBuilder, RequestError};
 pub use condition::{CmpOp, Condition, MAX_PARAMS, MAX_STACK, Op, ProgramError, SLOTS, Slot};
@@ -76,6 +77,9 @@ pub use ids::{
 pub use interner::KeyValueInterner;
 pub use request::{
     Access, KeyBindings, KeyValue, MAX_KEYS, MAX_LIMITS, Request, SessionView, UNKNOWN_TEXT_BASE,
+};
+pub use retention::{
+    AppliedRule, MAX_RETENTION_YEARS, Period, RecordTier, Retention, TierRetention,
 };
 pub use table::{
     Agent, Breaker, BreakerMetric, Cell, Effect, Entry, Limit, LimitUnit, LimitWindow, Mode, Param,

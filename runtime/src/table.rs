@@ -46,6 +46,9 @@ pub struct TableData {
     pub untrusted_resources: Vec<ResourceId>,
     /// Tools whose output is untrusted: calling one taints the session. Sorted.
     pub untrusted_tools: Vec<ToolId>,
+    /// The audit retention schedule (`retain audit ...`); empty when the policy sets
+    /// none. Compaction and checkpoint verification read it; `decide` does not.
+    pub retention: crate::Retention,
 }
 
 /// A named set of texts.

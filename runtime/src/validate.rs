@@ -178,6 +178,8 @@ pub(crate) fn validate(t: &TableData) -> Result<(), InvalidTable> {
         })?;
     }
 
+    validate_retention(t)?;
+
     let expected = t.agents.len().checked_mul(t.tools.len());
     check(expected == Some(t.cells.len()), || {
         format!(
@@ -200,6 +202,40 @@ pub(crate) fn validate(t: &TableData) -> Result<(), InvalidTable> {
                 ))
             })?;
         }
+    }
+    Ok(())
+}
+
+/// Every period positive and at most [`crate::MAX_RETENTION_YEARS`], every tier known and
+/// named once.
+fn validate_retention(t: &TableData) -> Result<(), InvalidTable> {
+    let r = &t.retention;
+    let max_ms = i64::from(crate::MAX_RETENTION_YEARS) * 366 * 86_400_000;
+    let period_ok = |p: crate::Period| {
+        p.years <= crate::MAX_RETENTION_YEARS
+            && p.ms >= 0
+            && (p.years > 0 || p.ms > 0)
+            && p.max_ms() <= max_ms
+    };
+    if let Some(p) = r.default {
+        check(period_ok(p), || {
+            format!("the default retention period {p} is out of range")
+        })?;
+    }
+    let mut seen = HashSet::new();
+    for clause in &r.tiers {
+        check(clause.tier.index() < t.tiers.len(), || {
+            "a retention clause names an unknown tier".into()
+        })?;
+        check(seen.insert(clause.tier), || {
+            format!(
+                "tier `{}` has two retention clauses",
+                t.tiers[clause.tier.index()]
+            )
+        })?;
+        check(period_ok(clause.period), || {
+            format!("the retention period {} is out of range", clause.period)
+        })?;
     }
     Ok(())
 }

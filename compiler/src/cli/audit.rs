@@ -1,6 +1,7 @@
 //! `agentpolicy audit verify LOG` and `agentpolicy audit query LOG --agent … --tool …
 //! --outcome … --since … --session …`: read an engine's audit log through the runtime's
-//! `audit::verify` and `audit::query`.
+//! `audit::verify` and `audit::query`. `audit compact` and `audit keygen` live in
+//! `audit_compact.rs`.
 //!
 //! `verify` exits 0 when no record was edited, deleted, inserted or reordered (a torn
 //! tail and a missing close record are reported, not failed: a crash leaves both), 1
@@ -11,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 use agentpolicy_runtime::Outcome;
 use agentpolicy_runtime::audit::{
-    Anchor, Filter, Record, RecordKind, VerifyReport, parse_time, query, verify_with,
+    Anchor, ArchiveMatch, Filter, Record, RecordKind, SignatureCheck, VerifyOptions, VerifyReport,
+    format_time, match_archive, parse_time, query, verify_log,
 };
 
 use super::output::Format;
@@ -29,6 +31,11 @@ pub enum AuditCommand {
     Verify(VerifyArgs),
     /// Print the records that match every filter given.
     Query(QueryArgs),
+    /// Remove records past the policy's retention, leaving signed checkpoints in their
+    /// place so the log still verifies.
+    Compact(super::audit_compact::CompactArgs),
+    /// Make a key pair for signing checkpoints: OUT (secret) and OUT.pub (public).
+    Keygen(super::audit_compact::KeygenArgs),
     /// Agreement between recorded human actions and the policy, per agent, tool and
     /// outcome, and the disagreements.
     ShadowReport(super::shadow_report::ShadowReportArgs),
@@ -42,6 +49,15 @@ pub struct VerifyArgs {
     /// still hold that record unchanged, which also detects records cut from the end.
     #[arg(long)]
     pub head: Option<Anchor>,
+    /// The public key checkpoints must be signed by: a `.pub` file from `audit keygen`,
+    /// or `ed25519:HEX`. Without it, signatures are checked only against the key each
+    /// checkpoint names, which a forger can replace.
+    #[arg(long)]
+    pub key: Option<String>,
+    /// An archive `audit compact --archive` wrote: each checkpoint's removed records are
+    /// looked up in it and checked against the checkpoint's digest.
+    #[arg(long)]
+    pub archive: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
 }
@@ -67,7 +83,7 @@ pub struct QueryArgs {
     #[arg(long)]
     pub session: Option<String>,
     /// Record kind: decision, result, resolution, breaker, control, session, open,
-    /// close, recovered.
+    /// close, recovered, checkpoint.
     #[arg(long, value_parser = parse_kind)]
     pub kind: Option<RecordKind>,
     #[arg(long, value_enum, default_value_t = Format::Human)]
@@ -91,7 +107,7 @@ fn parse_when(s: &str) -> Result<i64, String> {
 
 fn parse_kind(s: &str) -> Result<RecordKind, String> {
     serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(|_| {
-        "expected decision, result, resolution, human, breaker, control, session, open, close or recovered"
+        "expected decision, result, resolution, human, breaker, control, session, open, close, recovered or checkpoint"
             .into()
     })
 }
@@ -100,6 +116,8 @@ pub fn run(args: AuditArgs) -> u8 {
     match args.command {
         AuditCommand::Verify(a) => run_verify(&a),
         AuditCommand::Query(a) => run_query(&a),
+        AuditCommand::Compact(a) => super::audit_compact::run_compact(&a),
+        AuditCommand::Keygen(a) => super::audit_compact::run_keygen(&a),
         AuditCommand::ShadowReport(a) => super::shadow_report::run(&a),
     }
 }
@@ -116,26 +134,105 @@ fn run_verify(args: &VerifyArgs) -> u8 {
         Ok(r) => r,
         Err(code) => return code,
     };
-    let report = match verify_with(reader, args.head) {
+    let key = match args
+        .key
+        .as_deref()
+        .map(super::audit_compact::read_public_key)
+    {
+        None => None,
+        Some(Ok(k)) => Some(k),
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let options = VerifyOptions {
+        anchor: args.head,
+        key,
+    };
+    let report = match verify_log(reader, &options) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot read `{}`: {e}", args.log.display());
             return EXIT_USAGE;
         }
     };
+    let archive = match &args.archive {
+        None => None,
+        Some(path) => match std::fs::read(path) {
+            Ok(bytes) => Some(
+                report
+                    .checkpoints
+                    .iter()
+                    .map(|c| match_archive(&bytes, c.prev, &c.checkpoint))
+                    .collect::<Vec<_>>(),
+            ),
+            Err(e) => {
+                eprintln!("error: cannot read `{}`: {e}", path.display());
+                return EXIT_USAGE;
+            }
+        },
+    };
     match args.format {
-        Format::Human => print_report(&args.log, &report),
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&report_json(&report)).unwrap_or_default()
-        ),
+        Format::Human => {
+            print_report(&args.log, &report, options.key.is_some());
+            if let Some(matches) = &archive {
+                print_archive(&report, matches);
+            }
+        }
+        Format::Json => {
+            let mut doc = report_json(&report);
+            if let (Some(matches), Some(list)) = (
+                &archive,
+                doc.get_mut("checkpoints").and_then(|c| c.as_array_mut()),
+            ) {
+                for (entry, m) in list.iter_mut().zip(matches) {
+                    entry["archive"] = serde_json::Value::from(archive_word(*m));
+                }
+            }
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        }
     }
-    if report.is_intact() { 0 } else { EXIT_FAILURE }
+    let archive_differs = archive
+        .iter()
+        .flatten()
+        .any(|m| *m == ArchiveMatch::Differs);
+    if report.is_intact() && !archive_differs {
+        0
+    } else {
+        EXIT_FAILURE
+    }
 }
 
-fn print_report(log: &Path, report: &VerifyReport) {
+fn print_report(log: &Path, report: &VerifyReport, trusted_key: bool) {
     for problem in &report.problems {
         println!("error: {problem}");
+    }
+    for c in &report.checkpoints {
+        let cp = &c.checkpoint;
+        let signed = match c.signature {
+            SignatureCheck::Valid if trusted_key => "signed by the trusted key",
+            SignatureCheck::Valid => "signature valid for the key it names",
+            SignatureCheck::Invalid => "signature INVALID",
+            SignatureCheck::OtherKey => "signed by ANOTHER key than the trusted one",
+        };
+        println!(
+            "checkpoint (line {}): records {} to {} removed at {} under `{}` ({} record(s) from {} to {}); {signed}: {}",
+            c.line,
+            cp.from_seq,
+            cp.to_seq,
+            format_time(c.time_ms),
+            cp.rule,
+            cp.removed,
+            format_time(cp.oldest_ms),
+            format_time(cp.youngest_ms),
+            cp.key
+        );
+    }
+    if !report.checkpoints.is_empty() && !trusted_key {
+        println!(
+            "note: checkpoint signatures were checked against the keys they name; pass --key PUBKEY to require the operator's key"
+        );
     }
     if let Some(tail) = &report.torn_tail {
         println!("warning: {tail}");
@@ -167,6 +264,31 @@ fn print_report(log: &Path, report: &VerifyReport) {
     }
 }
 
+fn archive_word(m: ArchiveMatch) -> &'static str {
+    match m {
+        ArchiveMatch::Matches => "matches",
+        ArchiveMatch::Differs => "differs",
+        ArchiveMatch::Missing => "missing",
+    }
+}
+
+fn print_archive(report: &VerifyReport, matches: &[ArchiveMatch]) {
+    for (c, m) in report.checkpoints.iter().zip(matches) {
+        let (from, to) = (c.checkpoint.from_seq, c.checkpoint.to_seq);
+        match m {
+            ArchiveMatch::Matches => println!(
+                "archive: records {from} to {to} are in the archive and match the checkpoint's digest"
+            ),
+            ArchiveMatch::Differs => println!(
+                "error: archive: records {from} to {to} are in the archive but do not match the checkpoint's digest: they were changed"
+            ),
+            ArchiveMatch::Missing => {
+                println!("warning: archive: records {from} to {to} are not (all) in the archive")
+            }
+        }
+    }
+}
+
 fn report_json(report: &VerifyReport) -> serde_json::Value {
     serde_json::json!({
         "intact": report.is_intact(),
@@ -181,6 +303,23 @@ fn report_json(report: &VerifyReport) -> serde_json::Value {
             "kind": p.keyword(),
             "line": p.line(),
             "message": p.to_string(),
+        })).collect::<Vec<_>>(),
+        "checkpoints": report.checkpoints.iter().map(|c| serde_json::json!({
+            "line": c.line,
+            "time": format_time(c.time_ms),
+            "from_seq": c.checkpoint.from_seq,
+            "to_seq": c.checkpoint.to_seq,
+            "removed": c.checkpoint.removed,
+            "kinds": c.checkpoint.kinds,
+            "oldest": format_time(c.checkpoint.oldest_ms),
+            "youngest": format_time(c.checkpoint.youngest_ms),
+            "rule": c.checkpoint.rule,
+            "key": c.checkpoint.key,
+            "signature": match c.signature {
+                SignatureCheck::Valid => "valid",
+                SignatureCheck::Invalid => "invalid",
+                SignatureCheck::OtherKey => "other_key",
+            },
         })).collect::<Vec<_>>(),
         "torn_tail": report.torn_tail.map(|t| serde_json::json!({
             "line": t.line,

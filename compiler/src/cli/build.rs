@@ -59,6 +59,7 @@ pub fn run(args: BuildArgs) -> u8 {
                 data.rules.len()
             );
             println!("source hash: {}", table.source_hash());
+            println!("audit retention: {}", retention_summary(data));
         }
         None => {
             print!("{}", String::from_utf8_lossy(&bytes));
@@ -66,4 +67,20 @@ pub fn run(args: BuildArgs) -> u8 {
         }
     }
     0
+}
+
+/// `retain audit 5y; retain audit for npi 7y`, or that none is set.
+pub(crate) fn retention_summary(data: &agentpolicy_runtime::TableData) -> String {
+    let r = &data.retention;
+    if r.is_empty() {
+        return "none (`agentpolicy audit compact` removes nothing)".to_string();
+    }
+    let mut clauses = Vec::new();
+    if r.default.is_some() {
+        clauses.push(r.clause_text(None, &data.tiers));
+    }
+    for i in 0..r.tiers.len() {
+        clauses.push(r.clause_text(Some(i), &data.tiers));
+    }
+    clauses.join("; ")
 }

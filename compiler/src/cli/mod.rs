@@ -5,6 +5,7 @@
 //! or a check found a problem), 2 usage or IO error.
 
 mod audit;
+mod audit_compact;
 mod build;
 mod check;
 mod decide;
@@ -64,7 +65,7 @@ pub enum Command {
     Decide(decide::DecideArgs),
     /// Run a recorded trace of tool calls through a real engine; print each decision and a summary.
     Replay(replay::ReplayArgs),
-    /// Verify or query an engine's audit log.
+    /// Verify, query or compact an engine's audit log.
     Audit(audit::AuditArgs),
     /// Evaluate each agent's promotion criteria on an audit log; changes nothing.
     PromoteCheck(promote::PromoteCheckArgs),

@@ -206,6 +206,7 @@ pub fn build_table(
             .collect(),
         rules,
         cells,
+        retention: retention(model),
     };
     DecisionTable::new(data).map_err(|e| {
         vec![
@@ -464,4 +465,29 @@ fn build_cells(
         }
     }
     cells
+}
+
+/// The retention schedule: the default clause and one clause per tier.
+fn retention(model: &Model) -> rt::Retention {
+    let period = |r: &crate::model::RetainRule| rt::Period {
+        years: r.years,
+        ms: r.ms,
+    };
+    rt::Retention {
+        default: model
+            .retention
+            .iter()
+            .find(|r| r.tier.is_none())
+            .map(period),
+        tiers: model
+            .retention
+            .iter()
+            .filter_map(|r| {
+                r.tier.map(|t| rt::TierRetention {
+                    tier: TierId(t.0),
+                    period: period(r),
+                })
+            })
+            .collect(),
+    }
 }

@@ -9,6 +9,7 @@ mod cond;
 mod lifecycle;
 mod names;
 mod policy_tests;
+mod retention;
 mod tiers;
 
 use std::collections::BTreeSet;
@@ -134,6 +135,7 @@ impl Resolver {
         self.resolve_declarations(&ordered);
         self.resolve_agents(&ordered);
         self.resolve_asserts(&ordered);
+        self.resolve_retention(&ordered);
         let tests =
             policy_tests::resolve_tests(&ordered, &self.model, &self.ns, &mut self.diagnostics);
         self.model.tests = tests;

@@ -66,6 +66,7 @@ pub enum ItemKind {
     Assert(AssertDecl),
     Test(TestDecl),
     Set(SetDecl),
+    Retain(RetainDecl),
 }
 
 /// `set NAME = ["a", "b"]` or `set NAME from deploy`.
@@ -96,9 +97,30 @@ impl ItemKind {
             ItemKind::Escalation(e) => Some(&e.name),
             ItemKind::Agent(a) => Some(&a.name),
             ItemKind::Set(d) => Some(&d.name),
-            ItemKind::Use(_) | ItemKind::Tiers(_) | ItemKind::Assert(_) | ItemKind::Test(_) => None,
+            ItemKind::Use(_)
+            | ItemKind::Tiers(_)
+            | ItemKind::Assert(_)
+            | ItemKind::Test(_)
+            | ItemKind::Retain(_) => None,
         }
     }
+}
+
+/// `retain audit PERIOD` or `retain audit for TIER PERIOD`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RetainDecl {
+    pub tier: Option<Name>,
+    pub period: RetainPeriod,
+}
+
+/// A retention period as written: calendar years (`7y`) or an exact duration (`90d`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RetainPeriod {
+    pub text: String,
+    pub years: u64,
+    /// Milliseconds, for every unit but `y`.
+    pub ms: i64,
+    pub range: TextRange,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -165,6 +165,7 @@ pub const ITEM_KEYWORDS: &[&str] = &[
     "assert",
     "test",
     "set",
+    "retain",
 ];
 
 /// Every reserved word of the language, for completion and semantic tokens.
@@ -235,6 +236,7 @@ pub const KEYWORDS: &[&str] = &[
     "any",
     "stage",
     "promote",
+    "retain",
 ];
 
 #[cfg(test)]

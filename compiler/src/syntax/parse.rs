@@ -166,7 +166,10 @@ fn describe(rule: Rule) -> &'static str {
         | Rule::escalation_decl
         | Rule::agent_decl
         | Rule::assert_decl
-        | Rule::test_decl => "a declaration (`policy`, `tool`, `agent`, ...)",
+        | Rule::test_decl
+        | Rule::retain_decl => "a declaration (`policy`, `tool`, `agent`, ...)",
+        Rule::kw_audit => "`audit`",
+        Rule::kw_for => "`for`",
         Rule::owner_clause
         | Rule::purpose_clause
         | Rule::max_tier_clause
@@ -299,7 +302,7 @@ fn syntax_error(
 
 fn help_for(expected: &[&str]) -> String {
     if expected.iter().any(|e| e.contains("declaration")) {
-        "a policy file is a list of declarations: `policy`, `use`, `tiers`, `isolate`, `resource`, `sink`, `tool`, `threshold`, `escalation`, `set`, `agent`, `assert`, `test`".to_string()
+        "a policy file is a list of declarations: `policy`, `use`, `tiers`, `isolate`, `resource`, `sink`, `tool`, `threshold`, `escalation`, `set`, `agent`, `assert`, `test`, `retain`".to_string()
     } else if expected.iter().any(|e| e.contains("agent clause")) {
         "inside `agent { ... }`: `owner`, `purpose`, `max tier`, `allow`/`escalate`/`deny`, `autonomy`, `limit`, `breaker`, `mode`, `credential`, `stage`, `promote`".to_string()
     } else {
@@ -478,9 +481,49 @@ impl Lower<'_> {
                 };
                 ItemKind::Set(SetDecl { name, source })
             }
+            Rule::retain_decl => ItemKind::Retain(self.retain(inner)?),
             _ => return Err(self.unexpected(range)),
         };
         Ok(Item { kind, range })
+    }
+
+    /// `retain audit [for TIER] PERIOD`: years stay calendar years, other units ms.
+    fn retain(&self, inner: pest::iterators::Pairs<'_, Rule>) -> LowerResult<RetainDecl> {
+        let mut tier = None;
+        let mut period = None;
+        for p in inner {
+            match p.as_rule() {
+                Rule::ident => tier = Some(self.name(p)),
+                Rule::duration => {
+                    let range = self.range(&p);
+                    let text = p.as_str().to_string();
+                    let (years, ms) = match text.strip_suffix('y') {
+                        Some(count) => {
+                            let years = count.replace('_', "").parse::<u64>().ok();
+                            // Checked like any duration: a count too large for `i64` ms.
+                            self.duration(p)?;
+                            (years.unwrap_or(u64::MAX), 0)
+                        }
+                        None => (0, self.duration(p)?),
+                    };
+                    period = Some(RetainPeriod {
+                        text,
+                        years,
+                        ms,
+                        range,
+                    });
+                }
+                _ => {}
+            }
+        }
+        let period = period.ok_or_else(|| {
+            Box::new(Diagnostic::new(
+                Code::SyntaxError,
+                "expected a retention period",
+                Label::new(self.file, TextRange::default(), "here"),
+            ))
+        })?;
+        Ok(RetainDecl { tier, period })
     }
 
     fn unexpected(&self, range: TextRange) -> Box<Diagnostic> {

@@ -6,6 +6,8 @@
 //! [`RecordKind`], plus `prev`, the hash of the record before it, and its own `hash`.
 //! See `docs/audit-log.md` for the format and the durability trade-off.
 
+mod checkpoint;
+mod compact;
 mod evidence;
 mod query;
 mod record;
@@ -13,9 +15,17 @@ mod time;
 mod verify;
 mod writer;
 
+pub use checkpoint::{
+    ArchiveMatch, Checkpoint, PublicKey, SignatureCheck, SigningKey, check_signature,
+    match_archive, signed_message,
+};
+pub use compact::{CompactConfig, CompactError, Compaction, RemovedRun, compact};
 pub use evidence::{DecisionEvidence, Evidence, evidence};
 pub use query::{Filter, QueryResult, query};
 pub use record::{EscalationInfo, GENESIS, HumanAction, Record, RecordKind, ReportedResult};
-pub use time::{format_time, parse_time};
-pub use verify::{Anchor, EditKind, Problem, TornTail, VerifyReport, verify, verify_with};
+pub use time::{format_time, minus_years, parse_time};
+pub use verify::{
+    Anchor, CheckpointSummary, EditKind, Problem, TornTail, VerifyOptions, VerifyReport, verify,
+    verify_log, verify_with,
+};
 pub use writer::{Ack, AuditError, AuditLog, Durability, LogSink};

@@ -47,6 +47,9 @@ pub enum RecordKind {
     /// What a human did for the same task as a decided call (shadow comparison):
     /// `human` holds the action, `session` and `call` name the decision.
     Human,
+    /// `agentpolicy audit compact` removed a run of records past retention; the record
+    /// stands in for them and says what was removed and why (see [`super::Checkpoint`]).
+    Checkpoint,
 }
 
 impl RecordKind {
@@ -62,6 +65,7 @@ impl RecordKind {
             RecordKind::Breaker => "breaker",
             RecordKind::Control => "control",
             RecordKind::Human => "human",
+            RecordKind::Checkpoint => "checkpoint",
         }
     }
 }
@@ -216,6 +220,16 @@ pub struct Record {
     /// What the human did, on `human` records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub human: Option<HumanAction>,
+    /// The tier of the data the record is about: for a decision, the session's tier
+    /// after the call, raised to the tier of what the call asked to read and of the data
+    /// kept apart by the keys its write names; for results, resolutions and sessions,
+    /// the session's tier (for a session opened bound to key values, the highest tier
+    /// those keys keep apart). Retention reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    /// For checkpoint records: what compaction removed, and its signature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<super::Checkpoint>,
     /// The record's own hash; not part of the hashed body, written last.
     #[serde(default, skip_serializing)]
     pub hash: ContentHash,
@@ -255,6 +269,8 @@ impl Record {
             context: None,
             reasoning: None,
             human: None,
+            tier: None,
+            checkpoint: None,
             hash: ContentHash::default(),
         }
     }

@@ -91,6 +91,27 @@ pub fn parse_time(text: &str) -> Option<i64> {
     Some(ms)
 }
 
+/// The same time of day and date `years` calendar years earlier; 29 February falls
+/// back to 28 February when the earlier year has none. `None` outside the range of
+/// dates `i64` milliseconds hold.
+///
+/// ```
+/// use agentpolicy_runtime::audit::{minus_years, parse_time};
+/// let leap = parse_time("2028-02-29T12:00:00Z").unwrap();
+/// assert_eq!(minus_years(leap, 1), parse_time("2027-02-28T12:00:00Z"));
+/// assert_eq!(minus_years(leap, 4), parse_time("2024-02-29T12:00:00Z"));
+/// ```
+pub fn minus_years(ms: i64, years: u32) -> Option<i64> {
+    let days = ms.div_euclid(DAY_MS);
+    let rest = ms.rem_euclid(DAY_MS);
+    let (y, mo, d) = civil_from_days(days);
+    let year = y.checked_sub(i64::from(years))?;
+    let day = d.min(days_in_month(year, mo));
+    days_from_civil(year, mo, day)
+        .checked_mul(DAY_MS)?
+        .checked_add(rest)
+}
+
 fn parse_date(date: &str) -> Option<(i64, i64, i64)> {
     let mut parts = date.split('-');
     let y = number(parts.next()?, 0, 9999)?;

@@ -8,12 +8,19 @@
 //! Cutting complete records off the end leaves a valid shorter chain, which no chain can
 //! show by itself: a log whose last record is not `close` is reported as not sealed, and
 //! an [`Anchor`] (a head kept elsewhere, from [`super::AuditLog::head`]) proves it.
+//!
+//! A checkpoint (left by compaction) stands in the chain for the records it replaced:
+//! it links back by its `prev` and forward by its `last_hash`, and covers their sequence
+//! numbers. Each is checked on its own: its signature (against the key it names, and the
+//! trusted key when one is given), that its numbers agree, and that every record it
+//! removed was at least as old as the retention period it cites.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, BufRead};
 
-use super::record::{GENESIS, RecordKind, decode};
+use super::checkpoint::{PublicKey, SignatureCheck, check_signature};
+use super::record::{GENESIS, Record, RecordKind, decode};
 use crate::hash::ContentHash;
 
 /// A record known from elsewhere: the log must still hold it, unchanged.
@@ -108,6 +115,14 @@ pub enum Problem {
     AnchorMismatch {
         seq: u64,
     },
+    /// A checkpoint that cannot be trusted: its signature does not verify (it was
+    /// altered or forged), it was signed by another key than the trusted one, its
+    /// numbers disagree, or it removed records younger than the retention it cites.
+    Checkpoint {
+        line: u64,
+        seq: u64,
+        reason: String,
+    },
 }
 
 impl Problem {
@@ -118,12 +133,14 @@ impl Problem {
             | Problem::Edited { line, .. }
             | Problem::Deleted { line, .. }
             | Problem::Inserted { line, .. }
-            | Problem::Reordered { line, .. } => Some(*line),
+            | Problem::Reordered { line, .. }
+            | Problem::Checkpoint { line, .. } => Some(*line),
             Problem::Truncated { .. } | Problem::AnchorMismatch { .. } => None,
         }
     }
 
-    /// `malformed`, `edited`, `deleted`, `inserted`, `reordered`, `truncated`.
+    /// `malformed`, `edited`, `deleted`, `inserted`, `reordered`, `truncated`,
+    /// `checkpoint`.
     pub fn keyword(&self) -> &'static str {
         match self {
             Problem::Malformed { .. } => "malformed",
@@ -132,6 +149,7 @@ impl Problem {
             Problem::Inserted { .. } => "inserted",
             Problem::Reordered { .. } => "reordered",
             Problem::Truncated { .. } => "truncated",
+            Problem::Checkpoint { .. } => "checkpoint",
         }
     }
 }
@@ -206,6 +224,9 @@ impl fmt::Display for Problem {
                 f,
                 "record {seq} differs from the anchor: the log was rewritten from there on"
             ),
+            Problem::Checkpoint { line, seq, reason } => {
+                write!(f, "line {line}: the checkpoint at record {seq} {reason}")
+            }
         }
     }
 }
@@ -247,6 +268,29 @@ pub struct VerifyReport {
     pub torn_tail: Option<TornTail>,
     /// The last record is a `close` record, and no torn tail follows it.
     pub sealed: bool,
+    /// The checkpoints compaction left, in file order.
+    pub checkpoints: Vec<CheckpointSummary>,
+}
+
+/// A checkpoint as verification saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointSummary {
+    pub line: u64,
+    /// When compaction ran.
+    pub time_ms: i64,
+    /// The checkpoint record's `prev`: the hash of the record before the removed run.
+    pub prev: ContentHash,
+    pub checkpoint: super::Checkpoint,
+    pub signature: SignatureCheck,
+}
+
+/// What [`verify_log`] checks besides the chain.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VerifyOptions {
+    /// A head kept elsewhere: the log must still hold that record unchanged.
+    pub anchor: Option<Anchor>,
+    /// The key checkpoints must be signed by.
+    pub key: Option<PublicKey>,
 }
 
 impl VerifyReport {
@@ -271,9 +315,14 @@ pub fn verify<R: BufRead>(reader: R) -> io::Result<VerifyReport> {
 
 struct Entry {
     line: u64,
+    /// The first sequence number the entry covers (a checkpoint covers several).
     seq: u64,
+    last_seq: u64,
     prev: ContentHash,
     stored: ContentHash,
+    /// The hash the next record must name as its `prev`: the record's own, or a
+    /// checkpoint's `last_hash`.
+    out: ContentHash,
     kind: RecordKind,
 }
 
@@ -287,7 +336,28 @@ struct Entry {
 /// let report = verify_with(&b""[..], Some(anchor)).unwrap();
 /// assert_eq!(report.problems, [Problem::Truncated { last_seq: None, anchor_seq: 3 }]);
 /// ```
-pub fn verify_with<R: BufRead>(mut reader: R, anchor: Option<Anchor>) -> io::Result<VerifyReport> {
+pub fn verify_with<R: BufRead>(reader: R, anchor: Option<Anchor>) -> io::Result<VerifyReport> {
+    verify_log(
+        reader,
+        &VerifyOptions {
+            anchor,
+            ..VerifyOptions::default()
+        },
+    )
+}
+
+/// Verifies a log with every option: an anchor, and the key checkpoints must be signed
+/// by.
+///
+/// ```
+/// use agentpolicy_runtime::audit::{SigningKey, VerifyOptions, verify_log};
+/// let options = VerifyOptions { key: Some(SigningKey::from_seed([1; 32]).public()), ..Default::default() };
+/// let report = verify_log(&b""[..], &options).unwrap();
+/// assert!(report.is_intact());
+/// assert!(report.checkpoints.is_empty());
+/// ```
+pub fn verify_log<R: BufRead>(mut reader: R, options: &VerifyOptions) -> io::Result<VerifyReport> {
+    let anchor = options.anchor;
     let mut report = VerifyReport::default();
     let mut entries: Vec<Entry> = Vec::new();
     let mut problems: Vec<Problem> = Vec::new();
@@ -323,11 +393,29 @@ pub fn verify_with<R: BufRead>(mut reader: R, anchor: Option<Anchor>) -> io::Res
                         how: EditKind::Content,
                     });
                 }
+                let (last_seq, out) = match &d.record.checkpoint {
+                    Some(cp) if d.record.kind == RecordKind::Checkpoint => {
+                        (cp.to_seq.max(d.record.seq), cp.last_hash)
+                    }
+                    _ => (d.record.seq, d.stored),
+                };
+                // An edited line is reported as edited; its checkpoint claims mean nothing.
+                if d.record.kind == RecordKind::Checkpoint && d.stored == d.computed {
+                    check_checkpoint(
+                        line,
+                        &d.record,
+                        options.key.as_ref(),
+                        &mut report,
+                        &mut problems,
+                    );
+                }
                 entries.push(Entry {
                     line,
                     seq: d.record.seq,
+                    last_seq,
                     prev: d.record.prev,
                     stored: d.stored,
+                    out,
                     kind: d.record.kind,
                 });
             }
@@ -335,12 +423,27 @@ pub fn verify_with<R: BufRead>(mut reader: R, anchor: Option<Anchor>) -> io::Res
     }
     check_chain(&entries, &mut problems);
     report.first_seq = entries.first().map(|e| e.seq);
-    report.last_seq = entries.last().map(|e| e.seq);
+    report.last_seq = entries.last().map(|e| e.last_seq);
     report.head = entries.last().map(|e| e.stored);
     report.sealed =
         report.torn_tail.is_none() && entries.last().is_some_and(|e| e.kind == RecordKind::Close);
     if let Some(anchor) = anchor {
-        match entries.iter().find(|e| e.seq == anchor.seq) {
+        let covering = entries.iter().find(|e| {
+            e.kind == RecordKind::Checkpoint && (e.seq..=e.last_seq).contains(&anchor.seq)
+        });
+        match entries
+            .iter()
+            .find(|e| e.seq == anchor.seq && e.kind != RecordKind::Checkpoint)
+        {
+            // Compaction removed the anchor's record: only the last one of a run is known.
+            None if covering.is_some() => {
+                if let Some(c) = covering
+                    && c.last_seq == anchor.seq
+                    && c.out != anchor.hash
+                {
+                    problems.push(Problem::AnchorMismatch { seq: anchor.seq });
+                }
+            }
             Some(e) if e.stored != anchor.hash => {
                 problems.push(Problem::AnchorMismatch { seq: anchor.seq });
             }
@@ -367,25 +470,82 @@ pub fn verify_with<R: BufRead>(mut reader: R, anchor: Option<Anchor>) -> io::Res
     Ok(report)
 }
 
-/// Sequence numbers, file order and `prev` links; see the module docs.
+/// The checks of one checkpoint record; see the module docs.
+fn check_checkpoint(
+    line: u64,
+    record: &Record,
+    key: Option<&PublicKey>,
+    report: &mut VerifyReport,
+    problems: &mut Vec<Problem>,
+) {
+    let seq = record.seq;
+    let mut fail = |reason: String| {
+        problems.push(Problem::Checkpoint { line, seq, reason });
+    };
+    let Some(cp) = &record.checkpoint else {
+        fail("says nothing about what it removed (no `checkpoint` field)".into());
+        return;
+    };
+    let signature = check_signature(record, cp, key);
+    match signature {
+        SignatureCheck::Valid => {}
+        SignatureCheck::Invalid => fail(
+            "has a signature that does not verify: it was altered after signing, or forged".into(),
+        ),
+        SignatureCheck::OtherKey => {
+            fail(format!("was signed by {}, not by the trusted key", cp.key))
+        }
+    }
+    let span = cp.to_seq.checked_sub(cp.from_seq).map(|d| d + 1);
+    let kinds: u64 = cp.kinds.values().sum();
+    if cp.from_seq != seq || span != Some(cp.removed) || kinds != cp.removed {
+        fail(format!(
+            "does not add up: it stands at record {seq} and claims records {} to {}, {} removed, {kinds} by kind",
+            cp.from_seq, cp.to_seq, cp.removed
+        ));
+    } else if cp.oldest_ms > cp.youngest_ms {
+        fail("does not add up: its oldest removed record is younger than its youngest".into());
+    }
+    match cp.period.cutoff(record.time_ms) {
+        Some(cutoff) if cp.youngest_ms <= cutoff => {}
+        _ => fail(format!(
+            "removed records younger than the retention it cites: `{}` keeps them until after {}, but they were removed at {}",
+            cp.rule,
+            super::format_time(cp.youngest_ms),
+            record.time
+        )),
+    }
+    report.checkpoints.push(CheckpointSummary {
+        line,
+        time_ms: record.time_ms,
+        prev: record.prev,
+        checkpoint: cp.clone(),
+        signature,
+    });
+}
+
+/// Sequence numbers, file order and `prev` links; see the module docs. A checkpoint
+/// covers `seq..=last_seq` and links out by `out`.
 fn check_chain(entries: &[Entry], problems: &mut Vec<Problem>) {
     let mut by_seq: HashMap<u64, Vec<usize>> = HashMap::new();
+    let mut by_last: HashMap<u64, Vec<usize>> = HashMap::new();
     for (i, e) in entries.iter().enumerate() {
         by_seq.entry(e.seq).or_default().push(i);
+        by_last.entry(e.last_seq).or_default().push(i);
     }
     let links_in = |e: &Entry| -> bool {
         if e.seq <= 1 {
             return e.prev == GENESIS;
         }
-        by_seq.get(&(e.seq - 1)).is_some_and(|ps| {
+        by_last.get(&(e.seq - 1)).is_some_and(|ps| {
             ps.iter()
-                .any(|&p| entries.get(p).is_some_and(|p| p.stored == e.prev))
+                .any(|&p| entries.get(p).is_some_and(|p| p.out == e.prev))
         })
     };
     let links_out = |e: &Entry| -> bool {
-        by_seq.get(&(e.seq + 1)).is_some_and(|ns| {
+        by_seq.get(&(e.last_seq + 1)).is_some_and(|ns| {
             ns.iter()
-                .any(|&n| entries.get(n).is_some_and(|n| n.prev == e.stored))
+                .any(|&n| entries.get(n).is_some_and(|n| n.prev == e.out))
         })
     };
     // One record per sequence number is the chain's; the others were inserted.
@@ -418,42 +578,45 @@ fn check_chain(entries: &[Entry], problems: &mut Vec<Problem>) {
             continue;
         }
         match max_seq {
-            Some(max) if e.seq < max => problems.push(Problem::Reordered {
+            Some(max) if e.seq <= max => problems.push(Problem::Reordered {
                 line: e.line,
                 seq: e.seq,
                 after_seq: max,
             }),
-            _ => max_seq = Some(e.seq),
+            _ => max_seq = Some(e.last_seq),
         }
     }
     let mut seqs: Vec<u64> = chain.keys().copied().collect();
     seqs.sort_unstable();
-    let line_of = |seq: u64| {
-        chain
-            .get(&seq)
-            .and_then(|&i| entries.get(i))
-            .map_or(0, |e| e.line)
-    };
+    let entry_of = |seq: u64| chain.get(&seq).and_then(|&i| entries.get(i));
     let mut expected = 1u64;
     for &seq in &seqs {
         if seq > expected {
             problems.push(Problem::Deleted {
-                line: line_of(seq),
+                line: entry_of(seq).map_or(0, |e| e.line),
                 from_seq: expected,
                 to_seq: seq - 1,
             });
         }
-        expected = seq.saturating_add(1);
+        let last = entry_of(seq).map_or(seq, |e| e.last_seq);
+        expected = expected.max(last.saturating_add(1));
+    }
+    // The chain entry that ends at each sequence number.
+    let mut chain_by_last: HashMap<u64, usize> = HashMap::new();
+    for &i in chain.values() {
+        if let Some(e) = entries.get(i) {
+            chain_by_last.insert(e.last_seq, i);
+        }
     }
     let edited: Vec<u64> = problems
         .iter()
         .filter_map(|p| match p {
-            Problem::Edited { line, .. } => Some(*line),
+            Problem::Edited { line, .. } | Problem::Checkpoint { line, .. } => Some(*line),
             _ => None,
         })
         .collect();
     for &seq in &seqs {
-        let Some(e) = chain.get(&seq).and_then(|&i| entries.get(i)) else {
+        let Some(e) = entry_of(seq) else {
             continue;
         };
         if seq == 1 {
@@ -466,21 +629,34 @@ fn check_chain(entries: &[Entry], problems: &mut Vec<Problem>) {
             }
             continue;
         }
-        let Some(p) = chain.get(&(seq - 1)).and_then(|&i| entries.get(i)) else {
+        let Some(p) = chain_by_last.get(&(seq - 1)).and_then(|&i| entries.get(i)) else {
             continue;
         };
         if p.kind == RecordKind::Close
-            && !matches!(e.kind, RecordKind::Open | RecordKind::Recovered)
+            && !matches!(
+                e.kind,
+                RecordKind::Open | RecordKind::Recovered | RecordKind::Checkpoint
+            )
         {
             problems.push(Problem::Inserted { line: e.line, seq });
             continue;
         }
-        if e.prev != p.stored && !edited.contains(&p.line) && !edited.contains(&e.line) {
-            problems.push(Problem::Edited {
-                line: p.line,
-                seq: p.seq,
-                how: EditKind::Rehashed,
-            });
+        if e.prev != p.out && !edited.contains(&p.line) && !edited.contains(&e.line) {
+            if p.kind == RecordKind::Checkpoint {
+                problems.push(Problem::Checkpoint {
+                    line: p.line,
+                    seq: p.seq,
+                    reason: format!(
+                        "does not link to record {seq}: its `last_hash` is not the hash that record names as its `prev`"
+                    ),
+                });
+            } else {
+                problems.push(Problem::Edited {
+                    line: p.line,
+                    seq: p.seq,
+                    how: EditKind::Rehashed,
+                });
+            }
         }
     }
 }

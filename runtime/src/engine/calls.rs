@@ -158,6 +158,7 @@ impl Inner {
             );
             r.escalation = escalation.as_ref().map(escalation::info);
             r.context = session.context.clone();
+            r.tier = records::call_tier(table, session.tier, call);
             records.push(r);
             records.extend(extra);
         }
@@ -414,6 +415,7 @@ impl Inner {
             r.session = Some(session.name.clone());
             r.agent = Some(session.agent_name.clone());
             r.call = Some(call.n);
+            r.tier = records::tier_name(&loaded.table, session.tier);
             r.result = Some(ReportedResult {
                 ok: result.ok,
                 tokens: result.tokens,

@@ -44,6 +44,11 @@ impl Inner {
         r.session = Some(session.name.clone());
         r.agent = Some(agent.to_owned());
         r.context = session.context.clone();
+        // The record names the bound values (a patient, a matter): it is about their data.
+        r.tier = super::records::tier_name(
+            table,
+            super::records::keyed_tier(table, options.bind.iter().map(|(k, _)| *k)),
+        );
         r.detail = Some(if bound.is_empty() {
             "opened".to_owned()
         } else {
@@ -125,6 +130,7 @@ impl Inner {
         r.session = Some(session.name.clone());
         r.agent = Some(session.agent_name.clone());
         r.context = session.context.clone();
+        r.tier = super::records::tier_name(&loaded.table, session.tier);
         r.detail = Some(if what.is_empty() {
             format!("task {} started", session.task)
         } else {

@@ -10,6 +10,7 @@ use crate::audit::{Record, RecordKind};
 use crate::builder::ArgValue;
 use crate::decision_table::DecisionTable;
 use crate::hash::ContentHash;
+use crate::ids::TierId;
 
 /// An argument value as text: money `$12.50`, numbers `0.85`, percentages `85%`,
 /// durations `1500ms`, booleans and texts as they are.
@@ -140,6 +141,65 @@ pub(crate) fn why(table: &DecisionTable, verdict: &Verdict) -> String {
         Reason::Session(e) => format!("deny (session): {e}"),
         Reason::Internal(e) => format!("deny (internal): {e}"),
     }
+}
+
+/// A tier id as the name records carry.
+pub(crate) fn tier_name(table: &DecisionTable, tier: Option<TierId>) -> Option<String> {
+    tier.and_then(|t| table.data().tiers.get(t.index()))
+        .cloned()
+}
+
+/// The highest tier of the resources kept apart by any of the named isolation keys: a
+/// record that names a key's value (a patient, a matter) is about that data.
+pub(crate) fn keyed_tier<'k>(
+    table: &DecisionTable,
+    keys: impl IntoIterator<Item = &'k str>,
+) -> Option<TierId> {
+    let data = table.data();
+    let ids: Vec<_> = keys.into_iter().filter_map(|k| table.key_id(k)).collect();
+    data.resources
+        .iter()
+        .filter(|r| r.keyed.iter().any(|k| ids.contains(k)))
+        .map(|r| r.tier)
+        .max()
+}
+
+/// The tier a decision record is of: the session's tier (after the call, if it ran),
+/// raised to the tier of what the call asked to read (the named resource, or every
+/// resource the tool reads) and to the tier of data kept apart by the keys its write
+/// names, so a denied read of restricted data is kept as long as the data itself.
+pub(crate) fn call_tier(
+    table: &DecisionTable,
+    session_tier: Option<TierId>,
+    call: &Call<'_>,
+) -> Option<String> {
+    let data = table.data();
+    let raise = |tier: Option<TierId>, to: TierId| Some(tier.map_or(to, |t| t.max(to)));
+    let mut tier = session_tier;
+    if let Some(write) = &call.write
+        && let Some(t) = keyed_tier(table, write.keys.iter().map(|(k, _)| *k))
+    {
+        tier = raise(tier, t);
+    }
+    match &call.read {
+        Some(read) => {
+            if let Some(r) = data.resources.iter().find(|r| r.name == read.target) {
+                tier = raise(tier, r.tier);
+            }
+        }
+        None => {
+            let reads = data
+                .tools
+                .iter()
+                .find(|t| t.name == call.tool)
+                .map(|t| t.reads.as_slice())
+                .unwrap_or_default();
+            for r in reads.iter().filter_map(|r| data.resources.get(r.index())) {
+                tier = raise(tier, r.tier);
+            }
+        }
+    }
+    tier_name(table, tier)
 }
 
 /// A decision record, with everything but the escalation.

@@ -76,6 +76,9 @@ impl Inner {
             r.resolution = Some(resolution.keyword().to_owned());
             r.by = Some(by.to_owned());
             r.why = Some(why.clone());
+            r.tier = sessions
+                .get(&id.session.0)
+                .and_then(|s| super::records::tier_name(&loaded.table, s.tier));
             match self.enqueue(r) {
                 Ok(a) => ack = a,
                 Err(e) => {

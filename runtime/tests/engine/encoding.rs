@@ -109,16 +109,19 @@ fn trailing_bytes_wrong_version_and_garbage_are_refused_with_clear_messages() {
     assert_eq!(err, LoadError::NotATable);
     assert!(err.to_string().contains("agentpolicy build"));
 
-    let err =
-        DecisionTable::from_bytes(&wrap(FORMAT_VERSION + 1, table.source_hash(), b"")).unwrap_err();
+    let newer = FORMAT_VERSION + 1;
+    let err = DecisionTable::from_bytes(&wrap(newer, table.source_hash(), b"")).unwrap_err();
     assert_eq!(
         err,
         LoadError::UnsupportedVersion {
-            found: FORMAT_VERSION + 1,
+            found: newer,
             supported: FORMAT_VERSION
         }
     );
-    assert!(err.to_string().contains("version 3 is not supported"));
+    assert!(
+        err.to_string()
+            .contains(&format!("version {newer} is not supported"))
+    );
 
     let err = DecisionTable::from_bytes(&wrap(FORMAT_VERSION, table.source_hash(), &[0xff; 7]))
         .unwrap_err();
@@ -197,6 +200,51 @@ fn validation_catches_what_decide_relies_on() {
         },
         "reads argument #7",
     );
+    let period = |years, ms| Period { years, ms };
+    refuse(
+        &|d| d.retention.default = Some(period(0, 0)),
+        "default retention period 0ms is out of range",
+    );
+    refuse(
+        &|d| d.retention.default = Some(period(MAX_RETENTION_YEARS + 1, 0)),
+        "out of range",
+    );
+    refuse(
+        &|d| {
+            d.retention.tiers.push(TierRetention {
+                tier: TierId(9),
+                period: period(1, 0),
+            })
+        },
+        "retention clause names an unknown tier",
+    );
+    refuse(
+        &|d| {
+            let clause = TierRetention {
+                tier: TierId(1),
+                period: period(1, 0),
+            };
+            d.retention.tiers.extend([clause, clause]);
+        },
+        "has two retention clauses",
+    );
+}
+
+#[test]
+fn the_retention_schedule_survives_both_encodings() {
+    let mut data = sample().into_data();
+    data.retention = Retention {
+        default: Some(Period { years: 5, ms: 0 }),
+        tiers: vec![TierRetention {
+            tier: TierId(2),
+            period: Period { years: 7, ms: 0 },
+        }],
+    };
+    let table = DecisionTable::new(data.clone()).unwrap();
+    let from_bytes = DecisionTable::from_bytes(&table.to_bytes()).unwrap();
+    assert_eq!(from_bytes.data().retention, data.retention);
+    let from_json = DecisionTable::from_json(&table.to_json()).unwrap();
+    assert_eq!(from_json.data().retention, data.retention);
 }
 
 #[test]
