@@ -141,6 +141,11 @@ pub struct AgentInfo {
     pub purpose: Option<String>,
     /// `enforce` or `shadow`.
     pub mode: &'static str,
+    /// The lifecycle stage (`shadow`, `supervised to ROUTE`, `autonomous`), or null when
+    /// the agent declares none.
+    pub stage: Option<String>,
+    /// Each `promote to ...` clause as written (one line).
+    pub promotions: Vec<String>,
     /// The tier ceiling, or null for none.
     pub max_tier: Option<String>,
     /// The isolation keys of the data its granted tools read or write: a session of this
@@ -449,6 +454,27 @@ fn agent_info(
             Mode::Enforce => "enforce",
             Mode::Shadow => "shadow",
         },
+        stage: def.and_then(|d| d.stage.as_ref()).map(|s| {
+            let route = s
+                .route
+                .and_then(|r| inputs.model.routes.get(r.index()))
+                .map(|r| format!(" to {}", r.name))
+                .unwrap_or_default();
+            format!("{}{route}", s.stage.keyword())
+        }),
+        promotions: def
+            .map(|d| {
+                d.promotions
+                    .iter()
+                    .filter_map(|p| {
+                        let (_, text) = inputs.sources.get(p.loc.file)?;
+                        let clause =
+                            text.get(p.loc.range.start as usize..p.loc.range.end as usize)?;
+                        Some(one_line(clause))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
         max_tier: agent
             .max_tier
             .and_then(|t| data.tiers.get(t.index()).cloned()),
@@ -730,6 +756,23 @@ fn counterexample_line(c: &Counterexample) -> String {
         args.join(", "),
         call.outcome.keyword()
     )
+}
+
+/// Source text on one line: comments dropped, runs of whitespace made one space.
+fn one_line(source: &str) -> String {
+    let mut out = String::new();
+    for token in lexer::lex(source) {
+        match token.kind {
+            TokenKind::Whitespace | TokenKind::Newline => {
+                if !out.is_empty() && !out.ends_with(' ') {
+                    out.push(' ');
+                }
+            }
+            TokenKind::LineComment | TokenKind::BlockComment => {}
+            _ => out.push_str(token.text(source)),
+        }
+    }
+    out.trim_end().to_string()
 }
 
 fn rule_source<'a>(sources: &'a Sources, span: &Span) -> Option<&'a str> {

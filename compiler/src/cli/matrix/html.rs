@@ -226,6 +226,19 @@ deny and escalate rules and not allow rules. Conditions are quoted from the poli
                 None => format!("<code>{}</code> (never expires)", escape(&c.name)),
             })),
         );
+        if let Some(stage) = &a.stage {
+            row("Stage", format!("<code>{}</code>", escape(stage)));
+        }
+        if !a.promotions.is_empty() {
+            row(
+                "Promotion",
+                block_list(
+                    a.promotions
+                        .iter()
+                        .map(|p| format!("<code>{}</code>", escape(p))),
+                ),
+            );
+        }
         row(
             "Autonomy",
             block_list(a.autonomy.iter().map(|x| {

@@ -115,6 +115,19 @@ rules. Conditions are quoted from the policy source.\n\n",
                 None => format!("{} (never expires)", code(&c.name)),
             }))
         ));
+        if let Some(stage) = &a.stage {
+            out.push_str(&format!("| Stage | {} |\n", code(stage)));
+        }
+        if !a.promotions.is_empty() {
+            out.push_str(&format!(
+                "| Promotion criteria | {} |\n",
+                a.promotions
+                    .iter()
+                    .map(|p| code(p))
+                    .collect::<Vec<_>>()
+                    .join("<br>")
+            ));
+        }
         out.push_str(&format!(
             "| Autonomy exemptions | {} |\n",
             list_or_none(a.autonomy.iter().map(|x| format!(
