@@ -18,4 +18,5 @@ pub mod render;
 pub mod sema;
 pub mod stdlib;
 pub mod syntax;
+pub mod values;
 pub mod verify;

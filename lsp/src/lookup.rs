@@ -98,61 +98,9 @@ pub fn format_value(value: &Value) -> String {
     }
 }
 
-pub fn format_money(cents: i64) -> String {
-    let sign = if cents < 0 { "-" } else { "" };
-    let cents = cents.unsigned_abs();
-    let dollars = group_thousands(cents / 100);
-    match cents % 100 {
-        0 => format!("{sign}${dollars}"),
-        c => format!("{sign}${dollars}.{c:02}"),
-    }
-}
-
-fn group_thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// Millionths as a decimal: `850000` is `0.85`.
-pub fn format_decimal(millionths: i64) -> String {
-    let sign = if millionths < 0 { "-" } else { "" };
-    let m = millionths.unsigned_abs();
-    let whole = m / 1_000_000;
-    let frac = m % 1_000_000;
-    if frac == 0 {
-        format!("{sign}{whole}")
-    } else {
-        let frac = format!("{frac:06}");
-        format!("{sign}{whole}.{}", frac.trim_end_matches('0'))
-    }
-}
-
-/// Milliseconds in the largest unit that divides them: `900000` is `15m`.
-pub fn format_duration(ms: i64) -> String {
-    const UNITS: &[(i64, &str)] = &[
-        (7 * 86_400_000, "w"),
-        (86_400_000, "d"),
-        (3_600_000, "h"),
-        (60_000, "m"),
-        (1_000, "s"),
-    ];
-    if ms == 0 {
-        return "0s".to_string();
-    }
-    for (size, unit) in UNITS {
-        if ms % size == 0 {
-            return format!("{}{unit}", ms / size);
-        }
-    }
-    format!("{ms}ms")
-}
+pub use agentpolicy::values::{
+    decimal as format_decimal, duration as format_duration, money_as_written as format_money,
+};
 
 #[cfg(test)]
 mod tests {

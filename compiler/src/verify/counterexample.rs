@@ -60,33 +60,7 @@ impl ArgVal {
     }
 }
 
-/// `$1,234.56`-style text of an amount in cents.
-pub fn money(cents: i64) -> String {
-    let sign = if cents < 0 { "-" } else { "" };
-    let c = cents.unsigned_abs();
-    let dollars = (c / 100).to_string();
-    let mut grouped = String::new();
-    for (i, ch) in dollars.chars().enumerate() {
-        if i > 0 && (dollars.len() - i).is_multiple_of(3) {
-            grouped.push(',');
-        }
-        grouped.push(ch);
-    }
-    format!("{sign}${grouped}.{:02}", c % 100)
-}
-
-/// Exact decimal text of a value in millionths.
-pub fn decimal(m: i64) -> String {
-    let sign = if m < 0 { "-" } else { "" };
-    let a = m.unsigned_abs();
-    let frac = a % 1_000_000;
-    if frac == 0 {
-        format!("{sign}{}", a / 1_000_000)
-    } else {
-        let f = format!("{frac:06}");
-        format!("{sign}{}.{}", a / 1_000_000, f.trim_end_matches('0'))
-    }
-}
+pub use crate::values::{decimal, money};
 
 fn millionths(m: i64) -> Value {
     let text = decimal(m);

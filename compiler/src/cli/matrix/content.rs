@@ -495,7 +495,10 @@ fn agent_info(
                     LimitWindow::Hour => "hour",
                     LimitWindow::Day => "day",
                 };
-                format!("{} {unit} per {window}", grouped(l.count))
+                format!(
+                    "{} {unit} per {window}",
+                    agentpolicy::values::group_thousands(l.count)
+                )
             })
             .collect(),
         breakers: agent
@@ -837,47 +840,15 @@ fn percent(millionths: i64) -> String {
     )
 }
 
-/// `10,000`.
-fn grouped(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
-}
-
 /// A count, grouped by thousands like a limit: `3,000,000`.
 fn count(n: i64) -> String {
     match u64::try_from(n) {
-        Ok(n) => grouped(n),
+        Ok(n) => agentpolicy::values::group_thousands(n),
         Err(_) => n.to_string(),
     }
 }
 
-/// Milliseconds in the largest unit that divides them exactly, as the language writes
-/// durations: `1h`, `90m`, `500ms`.
-pub fn duration(ms: i64) -> String {
-    const UNITS: &[(&str, i64)] = &[
-        ("y", 365 * 86_400_000),
-        ("w", 7 * 86_400_000),
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1_000),
-    ];
-    if ms != 0 {
-        for (unit, size) in UNITS {
-            if ms % size == 0 {
-                return format!("{}{unit}", ms / size);
-            }
-        }
-    }
-    format!("{ms}ms")
-}
+pub use agentpolicy::values::duration;
 
 #[cfg(test)]
 mod tests {
@@ -919,7 +890,7 @@ mod tests {
         assert_eq!(duration(500), "500ms");
         assert_eq!(duration(0), "0ms");
         assert_eq!(duration(7 * 86_400_000), "1w");
-        assert_eq!(grouped(400_000), "400,000");
+        assert_eq!(agentpolicy::values::group_thousands(400_000), "400,000");
         assert_eq!(percent(250_000), "25%");
     }
 }
