@@ -888,7 +888,7 @@ mod tests {
         assert_eq!(duration(3_600_000), "1h");
         assert_eq!(duration(5_400_000), "90m");
         assert_eq!(duration(500), "500ms");
-        assert_eq!(duration(0), "0ms");
+        assert_eq!(duration(0), "0s");
         assert_eq!(duration(7 * 86_400_000), "1w");
         assert_eq!(agentpolicy::values::group_thousands(400_000), "400,000");
         assert_eq!(percent(250_000), "25%");
