@@ -6,35 +6,14 @@
     reason = "a test helper that cannot do its job should fail the test loudly"
 )]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod support;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use support::{agentpolicy, stdout, temp_dir};
 
-fn agentpolicy(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_agentpolicy"))
-        .current_dir(repo_root())
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run agentpolicy")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use std::process::Output;
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("agentpolicy-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
 }
 
 #[test]

@@ -8,26 +8,12 @@
     reason = "a test helper that cannot do its job should fail the test loudly"
 )]
 
+mod support;
+
+use support::{agentpolicy, repo_root, stdout, temp_dir};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn agentpolicy(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_agentpolicy"))
-        .current_dir(repo_root())
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("AGENTPOLICY_KILL_FILE")
-        .output()
-        .expect("run agentpolicy")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use std::process::Output;
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
@@ -35,16 +21,6 @@ fn stderr(o: &Output) -> String {
 
 fn json(o: &Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).expect("JSON output")
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "agentpolicy-cli-lifecycle-{}-{name}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
 }
 
 fn path(p: &Path) -> &str {

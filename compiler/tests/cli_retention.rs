@@ -9,8 +9,12 @@
     reason = "a test helper that cannot do its job should fail the test loudly"
 )]
 
+mod support;
+
+use support::{agentpolicy, stdout, temp_dir};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use agentpolicy_runtime::ContentHash;
 use agentpolicy_runtime::audit::{Record, SigningKey};
@@ -24,40 +28,12 @@ const TRACE: &str = r#"{"at":"2020-01-10T09:00:00Z","session":"s1","agent":"assi
 {"at":"2025-06-01T09:00:00Z","session":"s4","agent":"assistant","tool":"search_handbook","args":{"query":"holidays"}}
 "#;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn agentpolicy(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_agentpolicy"))
-        .current_dir(repo_root())
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("AGENTPOLICY_KILL_FILE")
-        .output()
-        .expect("run agentpolicy")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn json(o: &Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).expect("JSON output")
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "agentpolicy-cli-retention-{}-{name}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
 }
 
 fn path(p: &Path) -> &str {

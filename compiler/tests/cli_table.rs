@@ -2,37 +2,17 @@
 
 #![cfg(test)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod support;
+
+use support::{agentpolicy, stdout, temp_dir};
+
+use std::path::Path;
+use std::process::Output;
 
 const POLICY: &str = "tests/fixtures/verify/design_example.agentpolicy";
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn agentpolicy(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_agentpolicy"))
-        .current_dir(repo_root())
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run agentpolicy")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("agentpolicy-table-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> String {

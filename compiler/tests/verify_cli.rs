@@ -7,8 +7,9 @@
     reason = "a test helper that cannot do its job should fail the test loudly"
 )]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod support;
+
+use support::{agentpolicy, repo_root, stdout, temp_dir};
 
 use agentpolicy::codegen;
 use agentpolicy::db::Database;
@@ -16,31 +17,6 @@ use agentpolicy::diagnostics::FileId;
 use agentpolicy::model::Model;
 use agentpolicy::verify::{self, Budget, Call, Config, Verdict};
 use agentpolicy_runtime::{DecisionTable, KeyValueInterner, decide};
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn agentpolicy(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_agentpolicy"))
-        .current_dir(repo_root())
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run agentpolicy")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("agentpolicy-verify-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
 
 fn compile(text: &str) -> (Model, DecisionTable) {
     let mut db = Database::default();
