@@ -338,7 +338,14 @@ impl Condition {
     /// as a fault, never as a match that allows.
     #[inline]
     pub fn eval(&self, values: &[i64; SLOTS]) -> Option<bool> {
-        self.run(values, &Facts::default())
+        self.run(
+            values,
+            &Facts {
+                text_bits: &[0; MAX_PARAMS],
+                untrusted: 0,
+                tainted: false,
+            },
+        )
     }
 
     /// Runs the code over a request: its values, text-test bits, argument provenance
@@ -348,7 +355,7 @@ impl Condition {
         self.run(
             &request.values,
             &Facts {
-                text_bits: request.text_bits,
+                text_bits: &request.text_bits,
                 untrusted: request.untrusted,
                 tainted: request.session.tainted,
             },
@@ -356,7 +363,7 @@ impl Condition {
     }
 
     #[inline]
-    fn run(&self, values: &[i64; SLOTS], facts: &Facts) -> Option<bool> {
+    fn run(&self, values: &[i64; SLOTS], facts: &Facts<'_>) -> Option<bool> {
         // Most conditions are one comparison: skip the stack for them.
         if let [Op::Compare { slot, op, value }] = self.code.as_slice() {
             return values
@@ -411,10 +418,10 @@ impl Condition {
     }
 }
 
-/// What a condition reads of a request besides its value slots.
-#[derive(Default)]
-struct Facts {
-    text_bits: [u64; MAX_PARAMS],
+/// What a condition reads of a request besides its value slots, borrowed from it (the
+/// text bits are 128 bytes: not copied per condition).
+struct Facts<'a> {
+    text_bits: &'a [u64; MAX_PARAMS],
     untrusted: u32,
     tainted: bool,
 }
