@@ -4,6 +4,8 @@
 //! database the CLI and the language server share. It does no IO: no file system, no
 //! printing, no clock. The CLI (`main.rs`) reads files and prints.
 
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod codegen;
 pub mod db;
 pub mod diagnostics;
@@ -19,4 +21,3 @@ pub mod sema;
 pub mod stdlib;
 pub mod syntax;
 pub mod values;
-pub mod verify;

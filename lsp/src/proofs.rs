@@ -21,8 +21,8 @@ use std::sync::Arc;
 use agentpolicy::db::Analysis;
 use agentpolicy::diagnostics::Diagnostic;
 use agentpolicy::model::Model;
-use agentpolicy::verify::{self, Config, Scope};
 use agentpolicy_runtime::TableData;
+use agentpolicy_verify::{self as verify, Config, Scope};
 use serde::{Deserialize, Serialize};
 
 use crate::state::PolicyState;

@@ -309,8 +309,8 @@ fn prove_now(shared: &Shared, timeout_ms: u32) -> ProofSummary {
         let analysis = state.analysis();
         (state.revision(), proofs::input(&state, &analysis))
     };
-    let config = agentpolicy::verify::Config {
-        budget: agentpolicy::verify::Budget {
+    let config = agentpolicy_verify::Config {
+        budget: agentpolicy_verify::Budget {
             timeout_ms: Some(timeout_ms),
             rlimit: None,
         },

@@ -11,9 +11,9 @@
 
 use std::path::{Path, PathBuf};
 
-use agentpolicy::verify::{self, Config};
 use agentpolicy_lsp::proofs::{self, ProofCache};
 use agentpolicy_lsp::state::{PolicyState, uri};
+use agentpolicy_verify::{self as verify, Config};
 
 fn examples() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples")

@@ -7,9 +7,9 @@ use super::counterexample::{Call, Counterexample};
 use super::flow::FlowProp;
 use super::hygiene::Dead;
 use super::{Ctx, Method, Property, PropertyResult, Verdict};
-use crate::diagnostics::{Code, Diagnostic, FileId, Label};
-use crate::model::{Loc, Model, RuleTarget};
-use crate::syntax::ast::{RuleKind, TextRange};
+use agentpolicy::diagnostics::{Code, Diagnostic, FileId, Label};
+use agentpolicy::model::{Loc, Model, RuleTarget};
+use agentpolicy::syntax::ast::{RuleKind, TextRange};
 
 fn label(loc: Loc, message: impl Into<String>) -> Label {
     Label::new(loc.file, loc.range, message)

@@ -11,12 +11,43 @@
 use agentpolicy::model::{Model, Value};
 use agentpolicy::render::Sources;
 use agentpolicy::syntax::lexer::{self, TokenKind};
-use agentpolicy::verify::{ArgVal, Counterexample, Property, Report, Verdict};
+pub mod csv;
+pub mod html;
+pub mod markdown;
+
+use crate::{ArgVal, Counterexample, Property, Report, Verdict};
 use agentpolicy_runtime::{
     BreakerMetric, CmpOp, ContentHash, DecisionTable, Entry, LimitUnit, LimitWindow, Mode,
     RuleKind, Span, SuspendScope, TableData, TimeoutOutcome, ToolId,
 };
 use serde::Serialize;
+
+/// The layouts of the matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Markdown, for a pull request or a wiki page.
+    Markdown,
+    /// One self-contained, printable HTML page (A4 landscape).
+    Html,
+    /// One row per (agent, tool), RFC 4180.
+    Csv,
+    /// One JSON document (schema [`SCHEMA`], `docs/matrix.md`).
+    Json,
+}
+
+/// The matrix laid out in `format`.
+pub fn render(matrix: &Matrix, format: Format) -> String {
+    match format {
+        Format::Markdown => markdown::render(matrix),
+        Format::Html => html::render(matrix),
+        Format::Csv => csv::render(matrix),
+        Format::Json => {
+            let mut json = serde_json::to_string_pretty(matrix).unwrap_or_default();
+            json.push('\n');
+            json
+        }
+    }
+}
 
 /// The schema name and version written in every JSON document.
 pub const SCHEMA: &str = "agentpolicy-matrix/1";
@@ -231,6 +262,7 @@ pub struct PropertyInfo {
 }
 
 /// What the matrix is computed from.
+#[derive(Debug)]
 pub struct Inputs<'a> {
     pub model: &'a Model,
     pub table: &'a DecisionTable,
@@ -358,8 +390,8 @@ pub fn compute(inputs: &Inputs<'_>) -> Matrix {
 fn value_text(value: &Value) -> String {
     let quoted = |t: &str| serde_json::Value::String(t.to_string()).to_string();
     match value {
-        Value::Money(cents) => agentpolicy::verify::money(*cents),
-        Value::Number(m) => agentpolicy::verify::decimal(*m),
+        Value::Money(cents) => crate::money(*cents),
+        Value::Number(m) => crate::decimal(*m),
         Value::Duration(ms) => duration(*ms),
         Value::Text(t) => quoted(t),
         Value::Bool(b) => b.to_string(),
@@ -834,10 +866,7 @@ fn cmp_op(op: CmpOp) -> &'static str {
 
 /// Millionths as a percentage: 250_000 is `25%`.
 fn percent(millionths: i64) -> String {
-    format!(
-        "{}%",
-        agentpolicy::verify::decimal(millionths.saturating_mul(100))
-    )
+    format!("{}%", crate::decimal(millionths.saturating_mul(100)))
 }
 
 /// A count, grouped by thousands like a limit: `3,000,000`.

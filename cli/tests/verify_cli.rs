@@ -15,8 +15,8 @@ use agentpolicy::codegen;
 use agentpolicy::db::Database;
 use agentpolicy::diagnostics::FileId;
 use agentpolicy::model::Model;
-use agentpolicy::verify::{self, Budget, Call, Config, Verdict};
 use agentpolicy_runtime::{DecisionTable, KeyValueInterner, decide};
+use agentpolicy_verify::{self as verify, Budget, Call, Config, Verdict};
 
 fn compile(text: &str) -> (Model, DecisionTable) {
     let mut db = Database::default();

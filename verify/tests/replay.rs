@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use agentpolicy::codegen;
 use agentpolicy::db::Database;
 use agentpolicy::diagnostics::FileId;
-use agentpolicy::verify::{self, Call, Config, Counterexample, Session};
 use agentpolicy_runtime::{DecisionTable, KeyValueInterner, Outcome, decide};
+use agentpolicy_verify::{self as verify, Call, Config, Counterexample, Session};
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

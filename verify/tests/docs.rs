@@ -77,10 +77,10 @@ fn codes(block: &str) -> Vec<Code> {
                 if report.failed() > 0 {
                     codes.push(Code::TestFailed);
                 }
-                let proofs = agentpolicy::verify::verify(
+                let proofs = agentpolicy_verify::verify(
                     &analysis.model,
                     &table,
-                    &agentpolicy::verify::Config::default(),
+                    &agentpolicy_verify::Config::default(),
                 );
                 codes.extend(proofs.diagnostics().iter().map(|d| d.code));
             }

@@ -6,15 +6,11 @@
 //! fails or is unknown is shown as such in the matrix, which is still written, and the
 //! exit code is 1 (unknown: unless `--allow-unknown`), as for `check`.
 
-mod content;
-mod csv;
-mod html;
-mod markdown;
-
 use std::path::PathBuf;
 
 use agentpolicy::render;
-use agentpolicy::verify::{self, Budget, Config};
+use agentpolicy_verify::matrix::{self, Format};
+use agentpolicy_verify::{self as verify, Budget, Config};
 
 use super::output::use_color;
 use super::{EXIT_FAILURE, EXIT_USAGE, load};
@@ -90,23 +86,20 @@ pub fn run(args: MatrixArgs) -> u8 {
         },
     };
     let report = verify::verify(&policy.analysis.model, &table, &config);
-    let matrix = content::compute(&content::Inputs {
+    let matrix = matrix::compute(&matrix::Inputs {
         model: &policy.analysis.model,
         table: &table,
         report: &report,
         sources: &policy.sources,
         date: args.date.clone(),
     });
-    let text = match args.format {
-        MatrixFormat::Md => markdown::render(&matrix),
-        MatrixFormat::Html => html::render(&matrix),
-        MatrixFormat::Csv => csv::render(&matrix),
-        MatrixFormat::Json => {
-            let mut json = serde_json::to_string_pretty(&matrix).unwrap_or_default();
-            json.push('\n');
-            json
-        }
+    let format = match args.format {
+        MatrixFormat::Md => Format::Markdown,
+        MatrixFormat::Html => Format::Html,
+        MatrixFormat::Csv => Format::Csv,
+        MatrixFormat::Json => Format::Json,
     };
+    let text = matrix::render(&matrix, format);
     let v = &matrix.verification;
     match &args.output {
         Some(out) => {

@@ -1,4 +1,4 @@
-//! The verifier: proves the safety properties of DESIGN.md ("What the compiler proves")
+//! `agentpolicy-verify`, the verifier: proves the safety properties of DESIGN.md ("What the compiler proves")
 //! on the emitted decision table, or finds a concrete counterexample, with Z3.
 //!
 //! This module is the only boundary behind which the solver lives: `solver` runs Z3,
@@ -12,6 +12,8 @@
 //! against the [`Model`] as the specification: tool declarations say what data a call
 //! reads and writes, `autonomy` and `assert` give the exemptions and user properties.
 
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 mod access;
 mod asserts;
 mod cells;
@@ -20,6 +22,7 @@ mod diff;
 mod encode;
 mod flow;
 mod hygiene;
+pub mod matrix;
 mod report;
 mod solver;
 
@@ -30,8 +33,8 @@ use std::rc::Rc;
 
 use agentpolicy_runtime::{DecisionTable, TableData};
 
-use crate::diagnostics::Diagnostic;
-use crate::model::Model;
+use agentpolicy::diagnostics::Diagnostic;
+use agentpolicy::model::Model;
 
 pub use counterexample::{Access, ArgVal, Call, Counterexample, Session, decimal, money};
 pub use diff::{Change, DiffReport, diff};
@@ -289,7 +292,7 @@ pub(crate) struct Ctx<'a> {
 /// or lists.
 pub(crate) fn source_tests_texts_on(model: &Model, tool: Option<usize>) -> bool {
     let on = |t: usize| tool.is_none_or(|x| x == t);
-    let mut conds: Vec<&crate::model::Cond> = model
+    let mut conds: Vec<&agentpolicy::model::Cond> = model
         .agents
         .iter()
         .flat_map(|a| a.autonomy.iter())
@@ -297,13 +300,13 @@ pub(crate) fn source_tests_texts_on(model: &Model, tool: Option<usize>) -> bool 
         .map(|x| &x.condition)
         .collect();
     conds.extend(model.asserts.iter().filter_map(|a| match a {
-        crate::model::AssertDef::NeverCalls {
+        agentpolicy::model::AssertDef::NeverCalls {
             condition: Some(c),
             target,
             ..
         } if match target {
-            crate::model::RuleTarget::Tool(t) => on(t.index()),
-            crate::model::RuleTarget::All => true,
+            agentpolicy::model::RuleTarget::Tool(t) => on(t.index()),
+            agentpolicy::model::RuleTarget::All => true,
         } =>
         {
             Some(c)
@@ -315,9 +318,9 @@ pub(crate) fn source_tests_texts_on(model: &Model, tool: Option<usize>) -> bool 
         c.visit(&mut |c| {
             found |= matches!(
                 c,
-                crate::model::Cond::InSet { .. }
-                    | crate::model::Cond::Matches { .. }
-                    | crate::model::Cond::Quantified { .. }
+                agentpolicy::model::Cond::InSet { .. }
+                    | agentpolicy::model::Cond::Matches { .. }
+                    | agentpolicy::model::Cond::Quantified { .. }
             )
         });
     }

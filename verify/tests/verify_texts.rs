@@ -18,10 +18,10 @@
 use agentpolicy::codegen;
 use agentpolicy::db::Database;
 use agentpolicy::diagnostics::FileId;
-use agentpolicy::verify::{self, Config, Property, Verdict};
 use agentpolicy_runtime::{
     ArgValue, DecisionTable, KeyValueInterner, Outcome, SessionView, decide,
 };
+use agentpolicy_verify::{self as verify, Config, Property, Verdict};
 
 struct Rng(u64);
 

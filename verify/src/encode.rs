@@ -29,8 +29,8 @@ use std::str::FromStr as _;
 
 use z3::ast::{Bool, Int, Regexp, String as ZString};
 
-use crate::model::{Cond, ElementTest, Model, Term, Value};
-use crate::syntax::ast::{CompareOp, Quantifier};
+use agentpolicy::model::{Cond, ElementTest, Model, Term, Value};
+use agentpolicy::syntax::ast::{CompareOp, Quantifier};
 
 /// Outcome ranks, least permissive last: Allow < Escalate < Deny.
 pub const ALLOW: i64 = 0;
@@ -60,7 +60,7 @@ impl TextDomain {
             conds.extend(agent.autonomy.iter().map(|a| &a.condition));
         }
         for a in &model.asserts {
-            if let crate::model::AssertDef::NeverCalls {
+            if let agentpolicy::model::AssertDef::NeverCalls {
                 condition: Some(c), ..
             } = a
             {
@@ -752,7 +752,7 @@ fn compare(op: CompareOp, l: &Int, r: &Int) -> Bool {
 /// table's tool, so this is independent of how codegen numbered them.
 pub fn source_condition(
     cond: &Cond,
-    model_tool: Option<&crate::model::ToolDef>,
+    model_tool: Option<&agentpolicy::model::ToolDef>,
     table_tool: &rt::Tool,
     req: &SymRequest,
     texts: &TextDomain,
@@ -771,7 +771,7 @@ pub fn source_condition(
 }
 
 struct Source<'a> {
-    model_tool: Option<&'a crate::model::ToolDef>,
+    model_tool: Option<&'a agentpolicy::model::ToolDef>,
     table_tool: &'a rt::Tool,
     req: &'a SymRequest,
     texts: &'a TextDomain,
@@ -979,7 +979,7 @@ mod tests {
         let data = TableData::default();
         let mut rng = Rng(0x2545_F491_4F6C_DD1D);
         let mut checked = 0;
-        let solver = crate::verify::solver::solver(crate::verify::Budget::default());
+        let solver = crate::solver::solver(crate::Budget::default());
         for _ in 0..150 {
             let Ok(cond) = Condition::new(program(&mut rng, 3)) else {
                 continue;

@@ -3,7 +3,7 @@
 //! quotes doubled. The columns are documented in `docs/matrix.md`; add columns at the
 //! end, never reorder them.
 
-use super::content::Matrix;
+use super::Matrix;
 
 /// The header row, in column order.
 pub const COLUMNS: &[&str] = &[
@@ -30,7 +30,7 @@ pub fn render(matrix: &Matrix) -> String {
     for cell in &matrix.cells {
         let tool = matrix.tools.iter().find(|t| t.name == cell.tool);
         let agent = matrix.agents.iter().find(|a| a.name == cell.agent);
-        let describe = |list: Option<&Vec<super::content::DataInfo>>| {
+        let describe = |list: Option<&Vec<super::DataInfo>>| {
             list.map(|l| {
                 l.iter()
                     .map(|d| d.describe())

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use agentpolicy::diagnostics::Diagnostic;
 use agentpolicy::render;
-use agentpolicy::verify::{self, Budget, Config, Report, Verdict};
+use agentpolicy_verify::{self as verify, Budget, Config, Report, Verdict};
 
 use super::output::use_color;
 use super::{EXIT_FAILURE, EXIT_USAGE, load};

@@ -12,7 +12,7 @@ use super::counterexample::Call;
 use super::encode::{ALLOW, DENY, ESCALATE, RuleStage, SlotVar, SymRequest, TextDomain};
 use super::solver::{self, Check};
 use super::{Config, Ctx, access};
-use crate::model::Model;
+use agentpolicy::model::Model;
 
 /// One way the permissions of an (agent, tool) pair changed, with a witness.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use super::cells::{self, CellInfo, CellSolver, Found};
 use super::counterexample::Counterexample;
 use super::flow::{self, FlowProp};
 use super::{Ctx, Method, Property, PropertyResult, Verdict, report};
-use crate::model::{AssertDef, Loc, RuleTarget};
+use agentpolicy::model::{AssertDef, Loc, RuleTarget};
 
 pub fn prove(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult> {
     let model = ctx.model;
@@ -44,7 +44,7 @@ pub fn prove(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult> {
                     subject,
                     *loc,
                     Outcome::Escalate,
-                    crate::diagnostics::Code::AssertNeverCallsFailed,
+                    agentpolicy::diagnostics::Code::AssertNeverCallsFailed,
                     |cs| {
                         let when = match condition {
                             None => Bool::from_bool(true),
@@ -82,7 +82,7 @@ pub fn prove(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult> {
                     "every irreversible tool escalates".into(),
                     *loc,
                     Outcome::Allow,
-                    crate::diagnostics::Code::AssertEscalatesFailed,
+                    agentpolicy::diagnostics::Code::AssertEscalatesFailed,
                     // Justified `autonomy` exemptions count, as in the built-in property.
                     |cs| Bool::and(&[cs.stage.is_allow(), cells::exempt(ctx, cs).not()]),
                 )
@@ -98,7 +98,7 @@ pub fn prove(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult> {
                     "every irreversible tool escalates when tainted".into(),
                     *loc,
                     Outcome::Allow,
-                    crate::diagnostics::Code::TaintedIrreversible,
+                    agentpolicy::diagnostics::Code::TaintedIrreversible,
                     // No `autonomy` exemption applies: the session may be steered by
                     // injected content, which is what the property is about.
                     |cs| Bool::and(&[cs.stage.is_allow(), cs.req.tainted.clone()]),
@@ -163,7 +163,7 @@ fn per_cell(
     subject: String,
     loc: Loc,
     at_least: Outcome,
-    code: crate::diagnostics::Code,
+    code: agentpolicy::diagnostics::Code,
     goal: impl Fn(&CellSolver) -> Bool,
 ) -> PropertyResult {
     for info in targets {

@@ -1,5 +1,12 @@
-//! Tidy checks on the codebase itself: the dependency direction between crates, module
-//! docs, and that diagnostic codes and their docs pages match one to one.
+//! Tidy checks on the codebase itself: the dependency direction between crates, what each
+//! library crate may link, that the library crates do no IO, module docs, and that
+//! diagnostic codes and their docs pages match one to one. Each test enforces one
+//! invariant of ARCHITECTURE.md.
+
+#![expect(
+    clippy::expect_used,
+    reason = "a tidy check that cannot read the workspace should fail loudly"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -8,35 +15,134 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// `lsp -> compiler -> runtime`: the runtime links no parser, solver or salsa, and no
-/// crate depends on a crate above it.
+/// The crates, lowest first: a crate may depend only on crates before it in this list
+/// (`cli` and `lsp` are both leaves and never depend on each other).
+const LAYERS: &[&[&str]] = &[
+    &["agentpolicy-runtime"],
+    &["agentpolicy"],
+    &["agentpolicy-verify"],
+    &["agentpolicy-cli", "agentpolicy-lsp"],
+];
+
+/// Dependencies point one way, `runtime ← agentpolicy ← agentpolicy-verify ← {cli, lsp}`:
+/// no crate depends on a crate in its own layer or above it.
 #[test]
 fn dependencies_point_one_way() {
     let graph = DependencyGraph::load();
-    let linked = graph.linked("agentpolicy-runtime");
-    // The graph is read at all: the runtime's table format is serde data.
-    assert!(linked.contains("serde"), "runtime links: {linked:?}");
-    for forbidden in [
-        "pest",
-        "pest_derive",
-        "logos",
-        "z3",
-        "z3-sys",
-        "salsa",
-        "clap",
-        "agentpolicy",
-        "agentpolicy-lsp",
-        "tower-lsp-server",
-    ] {
-        assert!(
-            !linked.contains(forbidden),
-            "agentpolicy-runtime must not link `{forbidden}`; it links: {linked:?}"
-        );
+    for (level, layer) in LAYERS.iter().enumerate() {
+        for crate_name in *layer {
+            let linked = graph.linked(crate_name);
+            for above in LAYERS[level..].iter().flat_map(|l| l.iter()) {
+                assert!(
+                    !linked.contains(*above),
+                    "`{crate_name}` must not depend on `{above}` (dependencies point one way, ARCHITECTURE.md)"
+                );
+            }
+        }
     }
-    assert!(
-        !graph.linked("agentpolicy").contains("agentpolicy-lsp"),
-        "the compiler must not depend on the LSP"
+}
+
+/// What each library crate must never link, transitively (ARCHITECTURE.md, "Crates"):
+/// the runtime an agent platform embeds has no parser, no incremental database, no
+/// solver and no CLI parser; the compiler core has no solver and no CLI parser (so the
+/// Python package, the service and the language server's syntax features build without
+/// Z3); the verifier has no CLI parser.
+#[test]
+fn library_crates_link_only_what_they_need() {
+    let graph = DependencyGraph::load();
+    let never: &[(&str, &[&str])] = &[
+        (
+            "agentpolicy-runtime",
+            &[
+                "pest",
+                "pest_derive",
+                "logos",
+                "salsa",
+                "z3",
+                "z3-sys",
+                "clap",
+                "ariadne",
+                "tower-lsp-server",
+            ],
+        ),
+        ("agentpolicy", &["z3", "z3-sys", "clap", "tower-lsp-server"]),
+        ("agentpolicy-verify", &["clap", "tower-lsp-server"]),
+    ];
+    for (crate_name, forbidden) in never {
+        let linked = graph.linked(crate_name);
+        for name in *forbidden {
+            assert!(
+                !linked.contains(*name),
+                "`{crate_name}` must not link `{name}`; it links: {linked:?}"
+            );
+        }
+    }
+    // The graph is read at all: the runtime's table format is serde data, and the
+    // verifier does link Z3.
+    assert!(graph.linked("agentpolicy-runtime").contains("serde"));
+    assert!(graph.linked("agentpolicy-verify").contains("z3"));
+}
+
+/// Only `agentpolicy-verify` names Z3 as a dependency: the solver sits behind one crate.
+#[test]
+fn only_the_verifier_depends_on_z3() {
+    let graph = DependencyGraph::load();
+    let direct: Vec<&String> = graph
+        .members
+        .iter()
+        .filter(|(_, deps)| deps.iter().any(|d| d == "z3" || d == "z3-sys"))
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(
+        direct,
+        ["agentpolicy-verify"],
+        "crates that depend on z3 directly"
     );
+}
+
+/// The library crates take data and return data: no file system, no standard streams, no
+/// environment, no processes, no clock. Printing is also denied by clippy
+/// (`print_stdout`, `print_stderr`) in each crate root, which this test checks is there.
+#[test]
+fn library_crates_do_no_io() {
+    const IO: &[&str] = &[
+        "std::fs",
+        "std::io::stdin",
+        "std::io::stdout",
+        "std::io::stderr",
+        "std::env",
+        "std::process",
+        "std::net",
+        "SystemTime::now",
+        "Instant::now",
+        "File::open",
+        "File::create",
+        "OpenOptions",
+        "println!",
+        "eprintln!",
+        "print!(",
+        "eprint!(",
+    ];
+    let mut found = Vec::new();
+    for dir in ["compiler/src", "verify/src"] {
+        let root = repo_root().join(dir).join("lib.rs");
+        let text = std::fs::read_to_string(&root).unwrap_or_default();
+        assert!(
+            text.contains("#![deny(clippy::print_stdout, clippy::print_stderr)]"),
+            "{}: the crate root must deny clippy::print_stdout and clippy::print_stderr",
+            root.display()
+        );
+        for file in rust_files(&repo_root().join(dir)) {
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            for (n, line) in text.lines().enumerate() {
+                let code = line.split("//").next().unwrap_or("");
+                if let Some(io) = IO.iter().find(|io| code.contains(*io)) {
+                    found.push(format!("{}:{}: `{io}`", file.display(), n + 1));
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "IO in a library crate: {found:#?}");
 }
 
 /// The dependency graph of the workspace, read without the network and without a warm
@@ -123,7 +229,13 @@ impl DependencyGraph {
 #[test]
 fn every_module_has_a_doc_comment() {
     let mut missing = Vec::new();
-    for dir in ["compiler/src", "runtime/src", "lsp/src"] {
+    for dir in [
+        "runtime/src",
+        "compiler/src",
+        "verify/src",
+        "cli/src",
+        "lsp/src",
+    ] {
         for file in rust_files(&repo_root().join(dir)) {
             let text = std::fs::read_to_string(&file).unwrap_or_default();
             let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");

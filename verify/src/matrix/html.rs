@@ -4,8 +4,8 @@
 
 use std::fmt::Write as _;
 
-use super::content::{CellInfo, DataInfo, Matrix};
 use super::markdown::{SIGN_OFF_ROLES, mode_text, status_word};
+use super::{CellInfo, DataInfo, Matrix};
 
 const STYLE: &str = r#"
 :root { --ink:#1b2430; --muted:#5d6b7a; --line:#d5dbe3; --head:#eef2f6; --accent:#1f4e79;

@@ -3,7 +3,7 @@
 //! block. Free text (owners, purposes, justifications) is escaped so it reads as written
 //! and never becomes markup or HTML; names and conditions are code spans.
 
-use super::content::{CellInfo, CellRule, Matrix};
+use super::{CellInfo, CellRule, Matrix};
 
 pub fn render(m: &Matrix) -> String {
     let mut out = String::new();
@@ -188,7 +188,7 @@ rules. Conditions are quoted from the policy source.\n\n",
         } else {
             effects
         };
-        let data = |list: &[super::content::DataInfo]| {
+        let data = |list: &[super::DataInfo]| {
             if list.is_empty() {
                 "-".to_string()
             } else {

@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 
 use agentpolicy::diagnostics::Diagnostic;
-use agentpolicy::verify::{self, Budget, Change, Config};
 use agentpolicy_runtime::DecisionTable;
+use agentpolicy_verify::{self as verify, Budget, Change, Config};
 
 use super::output::{Format, use_color};
 use super::{EXIT_FAILURE, EXIT_USAGE, load};

@@ -201,9 +201,9 @@ pub fn witnesses(ctx: &Ctx<'_>, tool: usize, param: usize) -> usize {
         .map(|p| p.name.as_str());
     let model_tool = ctx.model.tools.get(tool);
     let mut source = 0;
-    let mut count = |c: &crate::model::Cond| {
+    let mut count = |c: &agentpolicy::model::Cond| {
         c.visit(&mut |c| {
-            if let crate::model::Cond::Quantified { arg, .. } = c
+            if let agentpolicy::model::Cond::Quantified { arg, .. } = c
                 && model_tool
                     .and_then(|t| t.params.get(*arg))
                     .map(|p| p.name.as_str())
@@ -219,8 +219,8 @@ pub fn witnesses(ctx: &Ctx<'_>, tool: usize, param: usize) -> usize {
         }
     }
     for a in &ctx.model.asserts {
-        if let crate::model::AssertDef::NeverCalls {
-            target: crate::model::RuleTarget::Tool(t),
+        if let agentpolicy::model::AssertDef::NeverCalls {
+            target: agentpolicy::model::RuleTarget::Tool(t),
             condition: Some(c),
             ..
         } = a

@@ -1,11 +1,11 @@
 //! `check` speed: parse, analyse, compile and prove every property of generated policies
 //! of 100 and 1,000 rules (target: under 5 s for 1,000 rules on 2 cores). Run with
-//! `cargo bench -p agentpolicy --bench check`; figures go in docs/performance.md.
+//! `cargo bench -p agentpolicy-verify --bench check`; figures go in docs/performance.md.
 
 use agentpolicy::codegen;
 use agentpolicy::db::Database;
 use agentpolicy::diagnostics::FileId;
-use agentpolicy::verify::{self, Config};
+use agentpolicy_verify::{self as verify, Config};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 /// A policy with `rules` rules: agents of ten rules each over a shared set of tools that

@@ -26,7 +26,7 @@ use super::cells::{self, CellInfo};
 use super::counterexample::Counterexample;
 use super::solver::{self, Check};
 use super::{Ctx, Method, Property, PropertyResult, Verdict, report};
-use crate::model::{SinkId, TierId};
+use agentpolicy::model::{SinkId, TierId};
 
 /// Assumption behind the isolation and write-down verdicts.
 pub const NAMED_ACCESS: &str = "a call of a tool that reads or writes keyed data names one keyed resource or sink and its key values (the runtime checks keys only of the access a request names)";
@@ -391,8 +391,9 @@ impl AgentFlows<'_, '_> {
             .iter()
             .filter_map(|st| {
                 let mtool = &model.tools[st.tool];
-                let tier =
-                    |r: &crate::model::ResourceId| i64::from(model.resources[r.index()].tier.0);
+                let tier = |r: &agentpolicy::model::ResourceId| {
+                    i64::from(model.resources[r.index()].tier.0)
+                };
                 let wrong = match prop {
                     FlowProp::Isolation => {
                         let mut per_key = Vec::new();
@@ -732,10 +733,12 @@ fn assert_props(ctx: &Ctx<'_>, agent: usize) -> Vec<FlowProp> {
         .asserts
         .iter()
         .filter_map(|a| match a {
-            crate::model::AssertDef::NeverReads { agent: x, tier, .. } if x.index() == agent => {
+            agentpolicy::model::AssertDef::NeverReads { agent: x, tier, .. }
+                if x.index() == agent =>
+            {
                 Some(FlowProp::NeverReads(*tier))
             }
-            crate::model::AssertDef::NoFlow { tier, sink, .. } => {
+            agentpolicy::model::AssertDef::NoFlow { tier, sink, .. } => {
                 Some(FlowProp::NoFlow(*tier, *sink))
             }
             _ => None,
@@ -820,7 +823,7 @@ pub fn result(
     prop: FlowProp,
     subject: String,
     outcome: FlowOutcome,
-    assert_loc: Option<crate::model::Loc>,
+    assert_loc: Option<agentpolicy::model::Loc>,
 ) -> PropertyResult {
     let assumptions = match prop {
         FlowProp::Isolation | FlowProp::WriteDown | FlowProp::NoFlow(..) => {

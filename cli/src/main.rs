@@ -1,7 +1,7 @@
 //! The `agentpolicy` command line: reads files, calls the library, prints, and sets the
 //! exit code. All language logic lives in the library.
 
-mod cli;
+mod commands;
 
 use std::process::ExitCode;
 
@@ -9,8 +9,8 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     quiet_on_closed_stdout();
-    let args = cli::Cli::parse();
-    cli::run(args)
+    let args = commands::Cli::parse();
+    commands::run(args)
 }
 
 /// `agentpolicy check ... | head` closes stdout early; Rust then panics in `print!`.

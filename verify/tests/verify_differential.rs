@@ -21,11 +21,11 @@ use agentpolicy::codegen;
 use agentpolicy::db::Database;
 use agentpolicy::diagnostics::FileId;
 use agentpolicy::model::Model;
-use agentpolicy::verify::{self, Config, Property, Report, Verdict};
 use agentpolicy_runtime::{
     self as rt, AgentId, DecisionTable, KeyBindings, KeyId, KeyValue, Outcome, Request, ResourceId,
     SinkId, Slot, Stage, TierId, ToolId, decide,
 };
+use agentpolicy_verify::{self as verify, Config, Property, Report, Verdict};
 
 struct Rng(u64);
 
