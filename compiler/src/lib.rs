@@ -20,4 +20,7 @@ pub mod render;
 pub mod sema;
 pub mod stdlib;
 pub mod syntax;
-pub mod values;
+
+/// Exact values as text (money, decimals, percentages, durations): the runtime owns the
+/// one parser and formatter, so policies, requests, records and hovers agree.
+pub use agentpolicy_runtime::values;

@@ -98,7 +98,7 @@ pub fn format_value(value: &Value) -> String {
     }
 }
 
-pub use agentpolicy::values::{
+pub use agentpolicy_runtime::values::{
     decimal as format_decimal, duration as format_duration, money_as_written as format_money,
 };
 

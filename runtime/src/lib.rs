@@ -58,6 +58,8 @@ mod request;
 mod retention;
 mod table;
 mod validate;
+pub mod values;
+pub mod wire;
 
 /// The decision-table format this runtime reads and writes.
 pub const FORMAT_VERSION: u32 = 3;

@@ -60,7 +60,7 @@ impl ArgVal {
     }
 }
 
-pub use agentpolicy::values::{decimal, money};
+pub use agentpolicy_runtime::values::{decimal, money};
 
 fn millionths(m: i64) -> Value {
     let text = decimal(m);

@@ -7,11 +7,11 @@
 
 use std::path::PathBuf;
 
-use agentpolicy_runtime::{Decision, DecisionTable, KeyValueInterner, MAGIC, Mode, Slot, decide};
+use agentpolicy_runtime::wire::{decision_json, load_table, request as request_json};
+use agentpolicy_runtime::{Decision, DecisionTable, KeyValueInterner, Mode, decide};
 
 use super::EXIT_USAGE;
 use super::output::Format;
-use super::request_json;
 
 #[derive(Debug, clap::Args)]
 pub struct DecideArgs {
@@ -57,34 +57,11 @@ fn decide_files(args: &DecideArgs) -> Result<(), String> {
     match args.format {
         Format::Human => print_human(&table, &decision, shadow),
         Format::Json => {
-            let doc = to_json(&table, &decision, &json.tool, shadow);
+            let doc = decision_json(&table, &decision, &json.tool, shadow);
             println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         }
     }
     Ok(())
-}
-
-pub(super) fn load_table(bytes: &[u8]) -> Result<DecisionTable, String> {
-    if bytes.starts_with(&MAGIC) {
-        return DecisionTable::from_bytes(bytes).map_err(|e| e.to_string());
-    }
-    if bytes.trim_ascii_start().starts_with(b"{") {
-        let text = std::str::from_utf8(bytes)
-            .map_err(|_| "the JSON table is not UTF-8 text".to_string())?;
-        return DecisionTable::from_json(text).map_err(|e| e.to_string());
-    }
-    DecisionTable::from_bytes(bytes).map_err(|e| e.to_string())
-}
-
-fn missing_name(table: &DecisionTable, tool: &str, slot: Slot) -> String {
-    if slot.is_confidence() {
-        return "confidence".to_string();
-    }
-    table
-        .tool_id(tool)
-        .and_then(|t| table.data().tools.get(t.index()))
-        .and_then(|t| slot.param().and_then(|i| t.params.get(i)))
-        .map_or_else(|| format!("argument #{}", slot.0), |p| p.name.clone())
 }
 
 fn print_human(table: &DecisionTable, decision: &Decision, shadow: bool) {
@@ -101,54 +78,4 @@ fn print_human(table: &DecisionTable, decision: &Decision, shadow: bool) {
         data.policy.name,
         table.source_hash()
     );
-}
-
-fn to_json(
-    table: &DecisionTable,
-    decision: &Decision,
-    tool: &str,
-    shadow: bool,
-) -> serde_json::Value {
-    let data = table.data();
-    let rule = decision.rule.and_then(|r| table.rule(r)).map(|r| {
-        serde_json::json!({
-            "index": decision.rule.map(|i| i.0),
-            "id": r.id,
-            "kind": r.kind.keyword(),
-            "file": data.files.get(r.span.file.index()),
-            "line": r.span.line,
-            "column": r.span.column,
-            "start": r.span.start,
-            "end": r.span.end,
-        })
-    });
-    let routes: Vec<serde_json::Value> = decision
-        .routes
-        .as_slice()
-        .iter()
-        .filter_map(|r| data.routes.get(r.index()))
-        .map(|r| {
-            serde_json::json!({
-                "name": r.name,
-                "notify": r.notify,
-                "timeout_ms": r.timeout_ms,
-                "timeout_outcome": r.timeout_outcome,
-            })
-        })
-        .collect();
-    serde_json::json!({
-        "outcome": decision.outcome.keyword(),
-        "stage": decision.stage().keyword(),
-        "rule": rule,
-        "routes": routes,
-        "missing": decision.missing.map(|slot| missing_name(table, tool, slot)),
-        "why": decision.why.to_string(),
-        "explanation": decision.explain(data).to_string(),
-        "shadow": shadow,
-        "policy": {
-            "name": data.policy.name,
-            "version": data.policy.version,
-            "source_hash": table.source_hash().to_string(),
-        },
-    })
 }

@@ -17,11 +17,9 @@ mod matrix;
 mod output;
 mod promote;
 mod replay;
-mod request_json;
 mod shadow_report;
 mod table_input;
 mod test_cmd;
-mod trace;
 
 use std::process::ExitCode;
 

@@ -22,10 +22,10 @@ use agentpolicy_runtime::{
 use serde_json::{Value as Json, json};
 
 use super::output::Format;
-use super::request_json::{arg_or_list, number, text_lists};
 use super::table_input::load_table_or_policy;
-use super::trace::{self, CallLine, OpLine, Step, When};
 use super::{EXIT_FAILURE, EXIT_USAGE};
+use agentpolicy_runtime::wire::request::{arg_or_list, number, text_lists};
+use agentpolicy_runtime::wire::trace::{self, CallLine, OpLine, Step, When};
 
 #[derive(Debug, clap::Args)]
 pub struct ReplayArgs {

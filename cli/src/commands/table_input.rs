@@ -6,7 +6,7 @@ use std::path::Path;
 
 use agentpolicy_runtime::DecisionTable;
 
-use super::{EXIT_USAGE, decide, load};
+use super::{EXIT_USAGE, load};
 
 /// Binds the policy's `from deploy` sets from a JSON file (`{"SET": ["member", ...]}`),
 /// when one is given.
@@ -31,7 +31,7 @@ pub fn load_table_or_policy(path: &Path) -> Result<DecisionTable, u8> {
             eprintln!("error: cannot read `{}`: {e}", path.display());
             EXIT_USAGE
         })?;
-        return decide::load_table(&bytes).map_err(|e| {
+        return agentpolicy_runtime::wire::load_table(&bytes).map_err(|e| {
             eprintln!("error: `{}`: {e}", path.display());
             EXIT_USAGE
         });

@@ -1,11 +1,12 @@
-//! The request JSON format of `agentpolicy decide` (documented in `docs/requests.md`):
-//! names and values as a person writes them, turned into a runtime `Request` through the
-//! table's request builder. Every mistake is an error that names the field.
+//! The request JSON format (`docs/requests.md`), read by `agentpolicy decide` and by
+//! every embedder that takes requests as JSON: names and values as a person writes them,
+//! turned into a [`Request`] through the table's request builder. Every mistake is an
+//! error that names the field.
 
 use std::collections::BTreeMap;
 
-use agentpolicy::syntax::parse::{parse_decimal, parse_duration, parse_money};
-use agentpolicy_runtime::{
+use crate::values::{parse_decimal, parse_duration, parse_money};
+use crate::{
     ArgValue, DecisionTable, KeyBindings, KeyValue, KeyValueInterner, MAX_LIMITS, Request,
     SessionView, TierId, ValueType,
 };
@@ -183,7 +184,7 @@ fn session(
 
 /// The elements of every argument given as an array of strings, by argument name: the
 /// storage `list<text>` values borrow from.
-pub(super) fn text_lists(args: &BTreeMap<String, Json>) -> BTreeMap<&str, Vec<&str>> {
+pub fn text_lists(args: &BTreeMap<String, Json>) -> BTreeMap<&str, Vec<&str>> {
     args.iter()
         .filter_map(|(name, value)| {
             let items: Option<Vec<&str>> = value.as_array()?.iter().map(Json::as_str).collect();
@@ -193,7 +194,7 @@ pub(super) fn text_lists(args: &BTreeMap<String, Json>) -> BTreeMap<&str, Vec<&s
 }
 
 /// [`arg_value`], or for a `list<text>` parameter the list from [`text_lists`].
-pub(super) fn arg_or_list<'a>(
+pub fn arg_or_list<'a>(
     ty: ValueType,
     value: &'a Json,
     list: Option<&'a Vec<&'a str>>,
@@ -205,22 +206,17 @@ pub(super) fn arg_or_list<'a>(
 }
 
 /// The value of an argument of type `ty`; `Err` says what was expected.
-pub(super) fn arg_value(ty: ValueType, value: &Json) -> Result<ArgValue<'_>, &'static str> {
+pub fn arg_value(ty: ValueType, value: &Json) -> Result<ArgValue<'_>, &'static str> {
     match ty {
         ValueType::Money => {
             const EXPECTED: &str = "money, like \"$25,000\" or a number of dollars";
             let text = match value {
-                Json::String(s) if s.starts_with('$') => s.clone(),
+                Json::String(s) if s.starts_with('$') || s.starts_with("-$") => s.clone(),
                 Json::String(s) => format!("${s}"),
                 Json::Number(n) => format!("${n}"),
                 _ => return Err(EXPECTED),
             };
-            let (negative, text) = match text.strip_prefix("$-") {
-                Some(rest) => (true, format!("${rest}")),
-                None => (false, text),
-            };
-            let cents = parse_money(&text).ok_or(EXPECTED)?;
-            Ok(ArgValue::Money(if negative { -cents } else { cents }))
+            parse_money(&text).map(ArgValue::Money).ok_or(EXPECTED)
         }
         ValueType::Number => number(value).map(ArgValue::Number),
         ValueType::Percent => number(value).map(ArgValue::Percent),
@@ -241,7 +237,7 @@ pub(super) fn arg_value(ty: ValueType, value: &Json) -> Result<ArgValue<'_>, &'s
 }
 
 /// A number or percentage in millionths: `0.85`, `"0.85"` and `"85%"` are 850_000.
-pub(super) fn number(value: &Json) -> Result<i64, &'static str> {
+pub fn number(value: &Json) -> Result<i64, &'static str> {
     const EXPECTED: &str = "a number like 0.85, or a percentage like \"85%\"";
     let text = match value {
         Json::Number(n) => n.to_string(),
@@ -284,6 +280,9 @@ mod tests {
         );
         assert_eq!(money(serde_json::json!(99.95)), Ok("Money(9995)".into()));
         assert_eq!(money(serde_json::json!("$-5")), Ok("Money(-500)".into()));
+        // What counterexamples and witnesses print reads back.
+        assert_eq!(money(serde_json::json!("-$0.01")), Ok("Money(-1)".into()));
+        assert_eq!(money(serde_json::json!(-0.01)), Ok("Money(-1)".into()));
         assert!(money(serde_json::json!(true)).is_err());
     }
 

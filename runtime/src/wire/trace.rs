@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use agentpolicy_runtime::Outcome;
-use agentpolicy_runtime::audit::{HumanAction, parse_time};
+use crate::Outcome;
+use crate::audit::{HumanAction, parse_time};
 use serde::Deserialize;
 use serde_json::Value as Json;
 
@@ -117,6 +117,7 @@ impl Step {
 
 /// When a line happens: a number is milliseconds since the trace's start, a string an
 /// RFC 3339 time. `Err` says what was expected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum When {
     Offset(i64),
     Absolute(i64),

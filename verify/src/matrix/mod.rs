@@ -529,7 +529,7 @@ fn agent_info(
                 };
                 format!(
                     "{} {unit} per {window}",
-                    agentpolicy::values::group_thousands(l.count)
+                    agentpolicy_runtime::values::group_thousands(l.count)
                 )
             })
             .collect(),
@@ -865,19 +865,17 @@ fn cmp_op(op: CmpOp) -> &'static str {
 }
 
 /// Millionths as a percentage: 250_000 is `25%`.
-fn percent(millionths: i64) -> String {
-    format!("{}%", crate::decimal(millionths.saturating_mul(100)))
-}
+use agentpolicy_runtime::values::percent;
 
 /// A count, grouped by thousands like a limit: `3,000,000`.
 fn count(n: i64) -> String {
     match u64::try_from(n) {
-        Ok(n) => agentpolicy::values::group_thousands(n),
+        Ok(n) => agentpolicy_runtime::values::group_thousands(n),
         Err(_) => n.to_string(),
     }
 }
 
-pub use agentpolicy::values::duration;
+pub use agentpolicy_runtime::values::duration;
 
 #[cfg(test)]
 mod tests {
@@ -919,7 +917,10 @@ mod tests {
         assert_eq!(duration(500), "500ms");
         assert_eq!(duration(0), "0s");
         assert_eq!(duration(7 * 86_400_000), "1w");
-        assert_eq!(agentpolicy::values::group_thousands(400_000), "400,000");
+        assert_eq!(
+            agentpolicy_runtime::values::group_thousands(400_000),
+            "400,000"
+        );
         assert_eq!(percent(250_000), "25%");
     }
 }
