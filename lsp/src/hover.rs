@@ -4,12 +4,13 @@
 
 use std::fmt::Write as _;
 
+use agentpolicy::codegen;
 use agentpolicy::model::{AgentDef, Model, RuleTarget, TierId};
-use agentpolicy::syntax::ast::{Effect, LimitUnit, LimitWindow, Mode, TimeoutOutcome};
+use agentpolicy::syntax::ast::{Effect, Mode, TimeoutOutcome};
 use tower_lsp_server::ls_types::{Hover, HoverContents, MarkupContent, MarkupKind, Position, Uri};
 
 use crate::index::{Symbol, SymbolKind};
-use crate::lookup::{definition, format_decimal, format_duration, format_value};
+use crate::lookup::{definition, format_duration, format_value};
 use crate::state::World;
 
 /// The hover for a position, or `None` when the cursor is on no name.
@@ -623,40 +624,11 @@ fn agent_summary(world: &World<'_>, agent: &AgentDef, out: &mut String) {
         let limits: Vec<String> = agent
             .limits
             .iter()
-            .map(|l| {
-                let unit = match l.unit {
-                    LimitUnit::Calls => "calls",
-                    LimitUnit::Tokens => "tokens",
-                };
-                let window = match l.window {
-                    LimitWindow::Task => "task",
-                    LimitWindow::Session => "session",
-                    LimitWindow::Minute => "minute",
-                    LimitWindow::Hour => "hour",
-                    LimitWindow::Day => "day",
-                };
-                format!("{} {unit} per {window}", l.count)
-            })
+            .map(|l| codegen::limit(l).to_string())
             .collect();
         let _ = writeln!(out, "\nLimits: {}", limits.join(", "));
     }
     for b in &agent.breakers {
-        let metric = match b.metric {
-            agentpolicy::syntax::ast::BreakerMetric::ErrorRate => "error_rate",
-            agentpolicy::syntax::ast::BreakerMetric::Calls => "calls",
-            agentpolicy::syntax::ast::BreakerMetric::Tokens => "tokens",
-            agentpolicy::syntax::ast::BreakerMetric::Denials => "denials",
-        };
-        let value = if b.metric == agentpolicy::syntax::ast::BreakerMetric::ErrorRate {
-            format!("{}%", format_decimal(b.value * 100))
-        } else {
-            b.value.to_string()
-        };
-        let _ = writeln!(
-            out,
-            "\nBreaker: {metric} {} {value} over {}",
-            b.op.symbol(),
-            format_duration(b.window_ms)
-        );
+        let _ = writeln!(out, "\nBreaker: {}", codegen::breaker(b));
     }
 }

@@ -314,6 +314,113 @@ pub struct Breaker {
     pub scope: SuspendScope,
 }
 
+/// One keyword form per value, as the policy language writes it; the same word in audit
+/// records, the access matrix, hovers and the CLI.
+macro_rules! keywords {
+    ($ty:ident { $($variant:ident => $word:literal),* $(,)? }) => {
+        impl $ty {
+            /// The keyword the policy language writes for this value.
+            pub fn keyword(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $word,)*
+                }
+            }
+
+            /// The value a keyword names, if any.
+            pub fn from_keyword(word: &str) -> Option<Self> {
+                match word {
+                    $($word => Some($ty::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+keywords!(LimitUnit { Calls => "calls", Tokens => "tokens" });
+keywords!(LimitWindow {
+    Task => "task",
+    Session => "session",
+    Minute => "minute",
+    Hour => "hour",
+    Day => "day",
+});
+keywords!(BreakerMetric {
+    ErrorRate => "error_rate",
+    Calls => "calls",
+    Tokens => "tokens",
+    Denials => "denials",
+});
+keywords!(SuspendScope { Agent => "agent", Engine => "engine" });
+
+/// As the policy writes it: `100 calls per task`, `50,000 tokens per day`.
+///
+/// ```
+/// use agentpolicy_runtime::{Limit, LimitUnit, LimitWindow};
+/// let limit = Limit { count: 50_000, unit: LimitUnit::Tokens, window: LimitWindow::Day };
+/// assert_eq!(limit.to_string(), "50,000 tokens per day");
+/// ```
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} per {}",
+            crate::values::group_thousands(self.count),
+            self.unit.keyword(),
+            self.window.keyword()
+        )
+    }
+}
+
+/// As the policy writes it: `error_rate > 20% over 5m then suspend agent`.
+///
+/// ```
+/// use agentpolicy_runtime::{Breaker, BreakerMetric, CmpOp, SuspendScope};
+/// let breaker = Breaker {
+///     metric: BreakerMetric::ErrorRate,
+///     op: CmpOp::Gt,
+///     value: 200_000,
+///     window_ms: 300_000,
+///     scope: SuspendScope::Agent,
+/// };
+/// assert_eq!(breaker.to_string(), "error_rate > 20% over 5m then suspend agent");
+/// ```
+impl std::fmt::Display for Breaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} {} over {} then suspend {}",
+            self.metric.keyword(),
+            self.op.symbol(),
+            self.value_text(),
+            crate::values::duration(self.window_ms),
+            self.scope.keyword()
+        )
+    }
+}
+
+impl Breaker {
+    /// A value of this breaker's metric as written: a percentage for the error rate
+    /// (`20%`), a count grouped by thousands otherwise (`3,000`).
+    pub fn value_text(&self) -> String {
+        self.metric.value_text(self.value)
+    }
+}
+
+impl BreakerMetric {
+    /// A value of this metric as written: a percentage for the error rate, a count
+    /// grouped by thousands otherwise (an observed value when a breaker trips).
+    pub fn value_text(self, value: i64) -> String {
+        match self {
+            BreakerMetric::ErrorRate => crate::values::percent(value),
+            _ => match u64::try_from(value) {
+                Ok(n) => crate::values::group_thousands(n),
+                Err(_) => value.to_string(),
+            },
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RuleKind {

@@ -4,10 +4,7 @@
 
 use agentpolicy_runtime as rt;
 
-use crate::syntax::ast::{
-    BreakerMetric, CompareOp, Effect, LimitUnit, LimitWindow, Mode, RuleKind, SuspendScope,
-    TimeoutOutcome, TypeName,
-};
+use crate::syntax::ast::{CompareOp, Effect, Mode, RuleKind, TimeoutOutcome, TypeName};
 
 pub(crate) fn value_type(t: TypeName) -> rt::ValueType {
     match t {
@@ -50,39 +47,6 @@ pub(crate) fn timeout_outcome(o: TimeoutOutcome) -> rt::TimeoutOutcome {
     match o {
         TimeoutOutcome::Allow => rt::TimeoutOutcome::Allow,
         TimeoutOutcome::Deny => rt::TimeoutOutcome::Deny,
-    }
-}
-
-pub(crate) fn limit_unit(u: LimitUnit) -> rt::LimitUnit {
-    match u {
-        LimitUnit::Calls => rt::LimitUnit::Calls,
-        LimitUnit::Tokens => rt::LimitUnit::Tokens,
-    }
-}
-
-pub(crate) fn limit_window(w: LimitWindow) -> rt::LimitWindow {
-    match w {
-        LimitWindow::Task => rt::LimitWindow::Task,
-        LimitWindow::Session => rt::LimitWindow::Session,
-        LimitWindow::Minute => rt::LimitWindow::Minute,
-        LimitWindow::Hour => rt::LimitWindow::Hour,
-        LimitWindow::Day => rt::LimitWindow::Day,
-    }
-}
-
-pub(crate) fn breaker_metric(m: BreakerMetric) -> rt::BreakerMetric {
-    match m {
-        BreakerMetric::ErrorRate => rt::BreakerMetric::ErrorRate,
-        BreakerMetric::Calls => rt::BreakerMetric::Calls,
-        BreakerMetric::Tokens => rt::BreakerMetric::Tokens,
-        BreakerMetric::Denials => rt::BreakerMetric::Denials,
-    }
-}
-
-pub(crate) fn suspend_scope(s: SuspendScope) -> rt::SuspendScope {
-    match s {
-        SuspendScope::Agent => rt::SuspendScope::Agent,
-        SuspendScope::Engine => rt::SuspendScope::Engine,
     }
 }
 

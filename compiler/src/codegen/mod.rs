@@ -182,26 +182,8 @@ pub fn build_table(
                 owner: a.owner.clone(),
                 mode: convert::mode(a.mode),
                 max_tier: a.max_tier.map(|t| TierId(t.0)),
-                limits: a
-                    .limits
-                    .iter()
-                    .map(|l| rt::Limit {
-                        count: l.count,
-                        unit: convert::limit_unit(l.unit),
-                        window: convert::limit_window(l.window),
-                    })
-                    .collect(),
-                breakers: a
-                    .breakers
-                    .iter()
-                    .map(|b| rt::Breaker {
-                        metric: convert::breaker_metric(b.metric),
-                        op: convert::cmp_op(b.op),
-                        value: b.value,
-                        window_ms: b.window_ms,
-                        scope: convert::suspend_scope(b.scope),
-                    })
-                    .collect(),
+                limits: a.limits.iter().map(limit).collect(),
+                breakers: a.breakers.iter().map(breaker).collect(),
             })
             .collect(),
         rules,
@@ -489,5 +471,25 @@ fn retention(model: &Model) -> rt::Retention {
                 })
             })
             .collect(),
+    }
+}
+
+/// A model limit as the runtime holds it (and writes it, through its `Display`).
+pub fn limit(l: &crate::model::LimitDef) -> rt::Limit {
+    rt::Limit {
+        count: l.count,
+        unit: l.unit,
+        window: l.window,
+    }
+}
+
+/// A model breaker as the runtime holds it (and writes it, through its `Display`).
+pub fn breaker(b: &crate::model::BreakerDef) -> rt::Breaker {
+    rt::Breaker {
+        metric: b.metric,
+        op: convert::cmp_op(b.op),
+        value: b.value,
+        window_ms: b.window_ms,
+        scope: b.scope,
     }
 }

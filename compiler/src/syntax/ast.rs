@@ -353,20 +353,9 @@ pub struct AutonomyDecl {
     pub because: StringLit,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub enum LimitUnit {
-    Calls,
-    Tokens,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub enum LimitWindow {
-    Task,
-    Session,
-    Minute,
-    Hour,
-    Day,
-}
+/// Limits and breakers name their units, windows, metrics and scopes with the runtime's
+/// own enums: one keyword form for each, from the policy text to the audit record.
+pub use agentpolicy_runtime::{BreakerMetric, LimitUnit, LimitWindow, SuspendScope};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LimitSpec {
@@ -375,20 +364,6 @@ pub struct LimitSpec {
     pub unit: LimitUnit,
     pub window: LimitWindow,
     pub range: TextRange,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub enum BreakerMetric {
-    ErrorRate,
-    Calls,
-    Tokens,
-    Denials,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub enum SuspendScope {
-    Agent,
-    Engine,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

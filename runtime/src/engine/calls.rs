@@ -364,7 +364,7 @@ impl Inner {
         r.agent = Some(ctl.name.clone());
         r.detail = Some(format!(
             "breaker `{}` {text}; {}",
-            describe(&trip.def),
+            trip.def.to_string(),
             match (trip.scope(), ctl.tripped.load(Ordering::SeqCst)) {
                 (SuspendScope::Agent, true) => format!("agent `{}` suspended", ctl.name),
                 (SuspendScope::Engine, true) => "every agent suspended".to_owned(),
@@ -461,40 +461,17 @@ fn counts_decisions(breakers: &[Breaker]) -> bool {
         .any(|b| matches!(b.metric, BreakerMetric::Calls | BreakerMetric::Denials))
 }
 
-/// A breaker as written in a policy, for records.
-pub(crate) fn describe(b: &Breaker) -> String {
-    let metric = match b.metric {
-        BreakerMetric::ErrorRate => "error_rate",
-        BreakerMetric::Calls => "calls",
-        BreakerMetric::Tokens => "tokens",
-        BreakerMetric::Denials => "denials",
-    };
-    let value = match b.metric {
-        BreakerMetric::ErrorRate => percent(b.value),
-        _ => b.value.to_string(),
-    };
-    let scope = match b.scope {
-        SuspendScope::Agent => "agent",
-        SuspendScope::Engine => "engine",
-    };
-    format!(
-        "{metric} {} {value} over {}ms then suspend {scope}",
-        b.op.symbol(),
-        b.window_ms
-    )
-}
-
-fn percent(millionths: i64) -> String {
-    let hundredths = millionths / 100;
-    format!("{}.{:02}%", hundredths / 100, (hundredths % 100).abs())
-}
-
 fn observed(trip: &Trip) -> String {
     match trip.def.metric {
-        BreakerMetric::ErrorRate => format!("an error rate of {}", percent(trip.observed)),
-        BreakerMetric::Calls => format!("{} calls", trip.observed),
-        BreakerMetric::Tokens => format!("{} tokens", trip.observed),
-        BreakerMetric::Denials => format!("{} denials", trip.observed),
+        BreakerMetric::ErrorRate => format!(
+            "an error rate of {}",
+            trip.def.metric.value_text(trip.observed)
+        ),
+        metric => format!(
+            "{} {}",
+            trip.def.metric.value_text(trip.observed),
+            metric.keyword()
+        ),
     }
 }
 
@@ -557,10 +534,8 @@ mod tests {
             window_ms: 300_000,
             scope: SuspendScope::Agent,
         };
-        assert_eq!(
-            describe(&b),
-            "error_rate > 20.00% over 300000ms then suspend agent"
-        );
-        assert_eq!(percent(272_727), "27.27%");
+        // One vocabulary: the record reads as the policy, the matrix and the hover do.
+        assert_eq!(b.to_string(), "error_rate > 20% over 5m then suspend agent");
+        assert_eq!(b.metric.value_text(272_727), "27.2727%");
     }
 }

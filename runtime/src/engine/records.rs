@@ -11,19 +11,16 @@ use crate::builder::ArgValue;
 use crate::decision_table::DecisionTable;
 use crate::hash::ContentHash;
 use crate::ids::TierId;
+use crate::values;
 
 /// An argument value as text: money `$12.50`, numbers `0.85`, percentages `85%`,
 /// durations `1500ms`, booleans and texts as they are.
 pub(crate) fn render(value: &ArgValue<'_>) -> Value {
     match *value {
-        ArgValue::Money(cents) => {
-            let sign = if cents < 0 { "-" } else { "" };
-            let c = cents.unsigned_abs();
-            Value::String(format!("{sign}${}.{:02}", c / 100, c % 100))
-        }
-        ArgValue::Number(m) => Value::String(millionths(m)),
-        ArgValue::Percent(m) => Value::String(format!("{}%", millionths(m.saturating_mul(100)))),
-        ArgValue::Duration(ms) => Value::String(format!("{ms}ms")),
+        ArgValue::Money(cents) => Value::String(values::money(cents)),
+        ArgValue::Number(m) => Value::String(values::decimal(m)),
+        ArgValue::Percent(m) => Value::String(values::percent(m)),
+        ArgValue::Duration(ms) => Value::String(values::duration(ms)),
         ArgValue::Bool(b) => Value::Bool(b),
         ArgValue::Text(t) => Value::String(t.to_owned()),
         ArgValue::TextList(items) => Value::Array(
@@ -32,18 +29,6 @@ pub(crate) fn render(value: &ArgValue<'_>) -> Value {
                 .map(|t| Value::String((*t).to_owned()))
                 .collect(),
         ),
-    }
-}
-
-fn millionths(m: i64) -> String {
-    let sign = if m < 0 { "-" } else { "" };
-    let a = m.unsigned_abs();
-    let (whole, frac) = (a / 1_000_000, a % 1_000_000);
-    if frac == 0 {
-        format!("{sign}{whole}")
-    } else {
-        let digits = format!("{frac:06}");
-        format!("{sign}{whole}.{}", digits.trim_end_matches('0'))
     }
 }
 
@@ -97,7 +82,7 @@ pub(crate) fn args(redaction: &Redaction, call: &Call<'_>) -> Map<String, Value>
         }
     }
     if let Some(c) = call.confidence {
-        out.insert("confidence".into(), Value::String(millionths(c)));
+        out.insert("confidence".into(), Value::String(values::decimal(c)));
     }
     out
 }
@@ -253,7 +238,7 @@ mod tests {
 
     #[test]
     fn values_render_exactly() {
-        assert_eq!(render(&ArgValue::Money(2_500_050)), json!("$25000.50"));
+        assert_eq!(render(&ArgValue::Money(2_500_050)), json!("$25,000.50"));
         assert_eq!(render(&ArgValue::Money(-5)), json!("-$0.05"));
         assert_eq!(render(&ArgValue::Number(850_000)), json!("0.85"));
         assert_eq!(render(&ArgValue::Number(3_000_000)), json!("3"));

@@ -65,7 +65,8 @@ fn a_breaker_trips_at_the_stated_error_rate_and_suspends_the_agent() {
     assert_eq!(trips.len(), 1);
     let detail = trips[0].detail.clone().unwrap();
     assert!(
-        detail.contains("error_rate > 20.00%") && detail.contains("27.27%"),
+        detail.contains("error_rate > 20% over 5m then suspend agent")
+            && detail.contains("27.2727%"),
         "{detail}"
     );
     assert!(detail.contains("agent `scribe` suspended"), "{detail}");

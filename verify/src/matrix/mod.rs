@@ -17,8 +17,7 @@ pub mod markdown;
 
 use crate::{ArgVal, Counterexample, Property, Report, Verdict};
 use agentpolicy_runtime::{
-    BreakerMetric, CmpOp, ContentHash, DecisionTable, Entry, LimitUnit, LimitWindow, Mode,
-    RuleKind, Span, SuspendScope, TableData, TimeoutOutcome, ToolId,
+    ContentHash, DecisionTable, Entry, Mode, RuleKind, Span, TableData, TimeoutOutcome, ToolId,
 };
 use serde::Serialize;
 
@@ -512,48 +511,8 @@ fn agent_info(
             .and_then(|t| data.tiers.get(t.index()).cloned()),
         isolation_keys,
         granted,
-        limits: agent
-            .limits
-            .iter()
-            .map(|l| {
-                let unit = match l.unit {
-                    LimitUnit::Calls => "calls",
-                    LimitUnit::Tokens => "tokens",
-                };
-                let window = match l.window {
-                    LimitWindow::Task => "task",
-                    LimitWindow::Session => "session",
-                    LimitWindow::Minute => "minute",
-                    LimitWindow::Hour => "hour",
-                    LimitWindow::Day => "day",
-                };
-                format!(
-                    "{} {unit} per {window}",
-                    agentpolicy_runtime::values::group_thousands(l.count)
-                )
-            })
-            .collect(),
-        breakers: agent
-            .breakers
-            .iter()
-            .map(|b| {
-                let (metric, value) = match b.metric {
-                    BreakerMetric::ErrorRate => ("error_rate", percent(b.value)),
-                    BreakerMetric::Calls => ("calls", count(b.value)),
-                    BreakerMetric::Tokens => ("tokens", count(b.value)),
-                    BreakerMetric::Denials => ("denials", count(b.value)),
-                };
-                let scope = match b.scope {
-                    SuspendScope::Agent => "agent",
-                    SuspendScope::Engine => "engine",
-                };
-                format!(
-                    "{metric} {} {value} over {} then suspend {scope}",
-                    cmp_op(b.op),
-                    duration(b.window_ms)
-                )
-            })
-            .collect(),
+        limits: agent.limits.iter().map(ToString::to_string).collect(),
+        breakers: agent.breakers.iter().map(ToString::to_string).collect(),
         credentials: def
             .map(|d| {
                 d.credentials
@@ -853,28 +812,7 @@ pub fn condition_text(item: &str, stop: Option<&str>) -> Option<String> {
     (seen_when && !out.is_empty()).then_some(out)
 }
 
-fn cmp_op(op: CmpOp) -> &'static str {
-    match op {
-        CmpOp::Lt => "<",
-        CmpOp::Le => "<=",
-        CmpOp::Gt => ">",
-        CmpOp::Ge => ">=",
-        CmpOp::Eq => "==",
-        CmpOp::Ne => "!=",
-    }
-}
-
 /// Millionths as a percentage: 250_000 is `25%`.
-use agentpolicy_runtime::values::percent;
-
-/// A count, grouped by thousands like a limit: `3,000,000`.
-fn count(n: i64) -> String {
-    match u64::try_from(n) {
-        Ok(n) => agentpolicy_runtime::values::group_thousands(n),
-        Err(_) => n.to_string(),
-    }
-}
-
 pub use agentpolicy_runtime::values::duration;
 
 #[cfg(test)]
@@ -921,6 +859,6 @@ mod tests {
             agentpolicy_runtime::values::group_thousands(400_000),
             "400,000"
         );
-        assert_eq!(percent(250_000), "25%");
+        assert_eq!(agentpolicy_runtime::values::percent(250_000), "25%");
     }
 }
