@@ -179,3 +179,59 @@ fn decide_reports_bad_tables_and_requests() {
         assert!(stderr(&o).contains(message), "{request}: {}", stderr(&o));
     }
 }
+
+/// The source hash names the policy's content and its files' paths relative to the
+/// policy's root, never how the root was typed: the signed matrix, the deployed table and
+/// the audit records must name the same policy whoever built it, from wherever.
+#[test]
+fn the_source_hash_does_not_depend_on_how_the_path_is_typed() {
+    let hash_of = |cwd: &Path, path: &str| -> String {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_agentpolicy"))
+            .current_dir(cwd)
+            .args(["build", path, "--json"])
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run agentpolicy build");
+        assert!(o.status.success(), "{path}: {}", stderr(&o));
+        let err = stderr(&o);
+        err.lines()
+            .find_map(|l| l.strip_prefix("source hash: "))
+            .unwrap_or_else(|| panic!("{path}: no source hash in {err}"))
+            .to_string()
+    };
+    let root = support::repo_root()
+        .canonicalize()
+        .expect("repository root");
+    let example = root.join("examples/law_firm");
+    let absolute = example.display().to_string();
+    let spellings = [
+        (root.as_path(), "examples/law_firm"),
+        (root.as_path(), "./examples/law_firm"),
+        (root.as_path(), "examples/law_firm/"),
+        (root.as_path(), absolute.as_str()),
+        (example.as_path(), "."),
+        (example.as_path(), "../law_firm"),
+    ];
+    let hashes: Vec<String> = spellings.iter().map(|(cwd, p)| hash_of(cwd, p)).collect();
+    for ((cwd, path), hash) in spellings.iter().zip(&hashes) {
+        assert_eq!(
+            hash,
+            &hashes[0],
+            "`{path}` from {} hashes differently",
+            cwd.display()
+        );
+    }
+    // And the hash does depend on the content: a one-byte change is another policy.
+    let dir = temp_dir("hash-content");
+    let text = std::fs::read_to_string(example.join("policy.agentpolicy")).expect("read");
+    std::fs::write(dir.join("policy.agentpolicy"), format!("{text}\n")).expect("write");
+    for entry in std::fs::read_dir(&example).expect("list").flatten() {
+        let p = entry.path();
+        if p.extension().is_some_and(|e| e == "agentpolicy")
+            && p.file_name() != Some("policy.agentpolicy".as_ref())
+        {
+            std::fs::copy(&p, dir.join(p.file_name().expect("name"))).expect("copy");
+        }
+    }
+    assert_ne!(hash_of(&dir, "."), hashes[0]);
+}

@@ -92,10 +92,13 @@ impl<'de> Deserialize<'de> for ContentHash {
 
 /// The content hash of a policy's sources, as stored in its decision table.
 ///
-/// Files are sorted by path; line endings are normalised (CRLF to LF) so a checkout on
-/// another platform hashes the same. The hash covers the table format version, each
-/// path and each normalised text, every part length-prefixed so no two different inputs
-/// share an encoding.
+/// It depends on the files' contents and their paths relative to the policy's root
+/// only, never on how the root was typed: `pa`, `./pa`, `pa/` and `/abs/pa` give one
+/// hash, so the signed matrix, the deployed table and the audit records name the same
+/// policy ([`policy_relative_paths`]). Files are sorted by relative path; line endings
+/// are normalised (CRLF to LF) so a checkout on another platform hashes the same. The
+/// hash covers the table format version, each relative path and each normalised text,
+/// every part length-prefixed so no two different inputs share an encoding.
 ///
 /// ```
 /// use agentpolicy_runtime::source_hash;
@@ -103,11 +106,22 @@ impl<'de> Deserialize<'de> for ContentHash {
 /// let b = source_hash(&[("a.agentpolicy", "z"), ("b.agentpolicy", "x\ny")]);
 /// assert_eq!(a, b);
 /// assert_ne!(a, source_hash(&[("a.agentpolicy", "z")]));
+/// let typed = |root: &str| {
+///     source_hash(&[
+///         (format!("{root}a.agentpolicy"), "z"),
+///         (format!("{root}sub/b.agentpolicy"), "y"),
+///     ])
+/// };
+/// assert_eq!(typed("pa/"), typed("./pa/"));
+/// assert_eq!(typed("pa/"), typed("/home/me/pa/"));
+/// assert_eq!(typed("pa/"), typed(""));
 /// ```
 pub fn source_hash<P: AsRef<str>, T: AsRef<str>>(files: &[(P, T)]) -> ContentHash {
-    let mut sorted: Vec<(&str, &str)> = files
+    let relative = policy_relative_paths(files.iter().map(|(p, _)| p.as_ref()));
+    let mut sorted: Vec<(&str, &str)> = relative
         .iter()
-        .map(|(p, t)| (p.as_ref(), t.as_ref()))
+        .zip(files)
+        .map(|(p, (_, t))| (p.as_str(), t.as_ref()))
         .collect();
     sorted.sort_by(|a, b| a.0.cmp(b.0));
     let mut hasher = Sha256::new();
@@ -122,6 +136,53 @@ pub fn source_hash<P: AsRef<str>, T: AsRef<str>>(files: &[(P, T)]) -> ContentHas
         hasher.update(text.as_bytes());
     }
     ContentHash(hasher.finalize().into())
+}
+
+/// Each path relative to the policy's root: the longest directory all the paths share
+/// is removed (for one file, its directory), `\\` becomes `/`, and `.` components go.
+/// The root is where the policy's files are, however it was spelled on the command line
+/// or in an editor's file URI. Virtual paths such as the standard library's
+/// `<stdlib>/legal.agentpolicy` are already independent of any root and stay as they are.
+///
+/// ```
+/// use agentpolicy_runtime::policy_relative_paths;
+/// assert_eq!(policy_relative_paths(["./pa/x.agentpolicy"]), ["x.agentpolicy"]);
+/// assert_eq!(
+///     policy_relative_paths(["/w/pa/x.agentpolicy", "<stdlib>/legal.agentpolicy"]),
+///     ["x.agentpolicy", "<stdlib>/legal.agentpolicy"]
+/// );
+/// assert_eq!(
+///     policy_relative_paths(["/w/pa/x.agentpolicy", "/w/pa/sub/y.agentpolicy"]),
+///     ["x.agentpolicy", "sub/y.agentpolicy"]
+/// );
+/// ```
+pub fn policy_relative_paths<'a>(paths: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let split: Vec<Vec<&str>> = paths
+        .into_iter()
+        .map(|p| {
+            p.split(['/', '\\'])
+                .filter(|c| !c.is_empty() && *c != ".")
+                .collect()
+        })
+        .collect();
+    let is_virtual = |c: &[&str]| c.first().is_some_and(|first| first.starts_with('<'));
+    // Directories only: the last component of each path is its file name.
+    let common = split
+        .iter()
+        .filter(|c| !is_virtual(c))
+        .map(|c| &c[..c.len().saturating_sub(1)])
+        .reduce(|a, b| {
+            let n = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+            &a[..n]
+        })
+        .map_or(0, <[&str]>::len);
+    split
+        .iter()
+        .map(|c| {
+            let skip = if is_virtual(c) { 0 } else { common.min(c.len()) };
+            c[skip..].join("/")
+        })
+        .collect()
 }
 
 #[cfg(test)]

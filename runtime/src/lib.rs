@@ -72,7 +72,7 @@ pub use decision_table::DecisionTable;
 pub use encoding::{LoadError, MAGIC};
 pub use engine::{Call, CallResult, Engine, EngineConfig, SessionOptions, Verdict};
 pub use glob::{GlobError, GlobToken, glob_match, glob_tokens};
-pub use hash::{ContentHash, ParseHashError, source_hash};
+pub use hash::{ContentHash, ParseHashError, policy_relative_paths, source_hash};
 pub use ids::{
     AgentId, FileIndex, KeyId, ResourceId, RouteId, RuleIndex, SinkId, TextId, TierId, ToolId,
 };
