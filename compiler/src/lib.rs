@@ -7,9 +7,11 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod codegen;
+mod compile;
 pub mod db;
 pub mod diagnostics;
 pub mod explain;
+pub mod files;
 pub mod format;
 pub mod interpret;
 pub mod lifecycle;
@@ -24,3 +26,5 @@ pub mod syntax;
 /// Exact values as text (money, decimals, percentages, durations): the runtime owns the
 /// one parser and formatter, so policies, requests, records and hovers agree.
 pub use agentpolicy_runtime::values;
+
+pub use compile::{Compiled, compile};

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use agentpolicy::db::{self, Analysis, Database, Loaded, SourceText};
 use agentpolicy::diagnostics::FileId;
+use agentpolicy::files;
 use agentpolicy::line_index::LineIndex;
 use agentpolicy::model::Loc;
 use agentpolicy::stdlib;
@@ -413,17 +414,7 @@ impl PolicyState {
 
     fn in_root(&self, path: &Path) -> bool {
         match &self.root {
-            Some(root) => {
-                path.starts_with(root)
-                    && path.extension().and_then(|e| e.to_str()) == Some("agentpolicy")
-                    && !path
-                        .strip_prefix(root)
-                        .map(|rel| {
-                            rel.components()
-                                .any(|c| skipped_dir(&c.as_os_str().to_string_lossy()))
-                        })
-                        .unwrap_or(true)
-            }
+            Some(root) => files::is_policy_path(root, path),
             None => false,
         }
     }
@@ -564,10 +555,6 @@ fn display_path(path: &Path, root: Option<&Path>) -> String {
         .to_string()
 }
 
-fn skipped_dir(name: &str) -> bool {
-    name.starts_with('.') || matches!(name, "broken" | "target" | "node_modules")
-}
-
 fn collect_policy_files(dir: &Path, out: &mut Vec<PathBuf>, log: &mut Vec<String>) {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -583,33 +570,25 @@ fn collect_policy_files(dir: &Path, out: &mut Vec<PathBuf>, log: &mut Vec<String
         };
         if file_type.is_dir() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !skipped_dir(&name) && out.len() <= MAX_ROOT_FILES {
+            if !files::is_skipped_dir(&name) && out.len() <= MAX_ROOT_FILES {
                 collect_policy_files(&path, out, log);
             }
-        } else if path.extension().and_then(|e| e.to_str()) == Some("agentpolicy") {
+        } else if files::is_policy_file(&path) {
             out.push(path);
         }
     }
 }
 
-/// Reads a policy file; bytes that are not UTF-8 are replaced (with a warning to log),
-/// so one bad byte does not hide the rest of the file.
+/// Reads a policy file as `check` does (`agentpolicy::files::decode`): bytes that are
+/// not UTF-8 end the text at the first bad one, with a warning to log, so the editor
+/// analyses the same policy the CLI does.
 fn read_text(path: &Path) -> Result<(String, Option<String>), String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    match String::from_utf8(bytes) {
-        Ok(text) => Ok((text, None)),
-        Err(e) => {
-            let at = e.utf8_error().valid_up_to();
-            let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
-            Ok((
-                text,
-                Some(format!(
-                    "{} is not UTF-8 text (byte {at}); invalid bytes are shown as U+FFFD",
-                    path.display()
-                )),
-            ))
-        }
-    }
+    let (text, diagnostic) = files::decode(bytes, FileId(0));
+    Ok((
+        text,
+        diagnostic.map(|d| format!("{}: {}", path.display(), d.message)),
+    ))
 }
 
 /// Writes a library module to `dir` unless an identical copy is already there. Writes go

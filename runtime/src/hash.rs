@@ -179,7 +179,11 @@ pub fn policy_relative_paths<'a>(paths: impl IntoIterator<Item = &'a str>) -> Ve
     split
         .iter()
         .map(|c| {
-            let skip = if is_virtual(c) { 0 } else { common.min(c.len()) };
+            let skip = if is_virtual(c) {
+                0
+            } else {
+                common.min(c.len())
+            };
             c[skip..].join("/")
         })
         .collect()

@@ -81,7 +81,7 @@ pub fn run(args: CheckArgs) -> u8 {
         // A clean front end is compiled (what the decision table cannot hold is an error
         // CI must see before deploy), then every property is proved on that table.
         if !diagnostics.iter().any(Diagnostic::is_error) {
-            match policy.build_table() {
+            match policy.table() {
                 Err(d) => diagnostics.extend(d),
                 Ok(table) if !args.no_proofs => {
                     let r = verify::verify(&policy.analysis.model, &table, &config);

@@ -46,7 +46,7 @@ fn compile(path: &std::path::Path) -> Result<(load::LoadedPolicy, DecisionTable)
         );
         return Err(EXIT_FAILURE);
     }
-    match policy.build_table() {
+    match policy.table() {
         Ok(table) => Ok((policy, table)),
         Err(d) => {
             eprint!(

@@ -97,15 +97,18 @@ pub fn run(args: FmtArgs) -> u8 {
 
 fn format_file(file: &Path, check: bool) -> Outcome {
     let display = file.display().to_string();
-    let source = match load::read_text(file, FileId(0)) {
-        Ok((text, None)) => text,
-        Ok((prefix, Some(diagnostic))) => {
+    let bytes = match std::fs::read(file) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            eprintln!("error: cannot read `{display}`: {}", load::describe_io(&e));
+            return Outcome::IoError;
+        }
+    };
+    let source = match agentpolicy::files::decode(bytes, FileId(0)) {
+        (text, None) => text,
+        (prefix, Some(diagnostic)) => {
             report_refusal(&display, &prefix, &[diagnostic]);
             return Outcome::Refused;
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Outcome::IoError;
         }
     };
     let formatted = match format(&source) {

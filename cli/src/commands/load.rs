@@ -1,34 +1,14 @@
 //! Reading a policy from disk: a PATH is a `.agentpolicy` file, or a directory whose
-//! `.agentpolicy` files (recursively, sorted) form one policy. Bytes that are not UTF-8
-//! become an AP0004 diagnostic at the first bad byte, not an IO error.
+//! `.agentpolicy` files (recursively, sorted) form one policy, by the compiler's one rule
+//! (`agentpolicy::files`, which the language server follows too). Bytes that are not
+//! UTF-8 become an AP0004 diagnostic at the first bad byte, not an IO error.
 
 use std::path::{Path, PathBuf};
 
-use agentpolicy::db::{Analysis, Database};
-use agentpolicy::diagnostics::{Code, Diagnostic, FileId, Label};
-use agentpolicy::render::Sources;
-use agentpolicy::syntax::ast::TextRange;
+use agentpolicy::files;
 
-/// A policy read from disk and analysed.
-pub struct LoadedPolicy {
-    pub analysis: std::sync::Arc<Analysis>,
-    /// Diagnostics about the files themselves (encoding), before analysis.
-    pub file_diagnostics: Vec<Diagnostic>,
-    pub sources: Sources,
-}
-
-impl LoadedPolicy {
-    pub fn diagnostics(&self) -> Vec<Diagnostic> {
-        let mut all = self.file_diagnostics.clone();
-        all.extend(self.analysis.diagnostics.iter().cloned());
-        all
-    }
-
-    /// Builds the decision table, or returns the diagnostics that prevent it.
-    pub fn build_table(&self) -> Result<agentpolicy_runtime::DecisionTable, Vec<Diagnostic>> {
-        agentpolicy::codegen::build_table(&self.analysis.model, self.sources.files())
-    }
-}
+/// A policy read from disk and compiled (the compiler's façade result).
+pub type LoadedPolicy = agentpolicy::Compiled;
 
 /// The policy at `path` without errors, or the exit code after the reason was printed
 /// (its diagnostics, then `error: PATH has errors` and `consequence`, such as "; no table
@@ -56,7 +36,7 @@ pub fn load_and_build(
     consequence: &str,
 ) -> Result<(LoadedPolicy, agentpolicy_runtime::DecisionTable), u8> {
     let policy = load_valid(path, consequence)?;
-    match policy.build_table() {
+    match policy.table() {
         Ok(table) => Ok((policy, table)),
         Err(diags) => {
             eprint!(
@@ -133,41 +113,15 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
         if file_type.is_dir() {
             // Broken variants and fixtures kept beside a policy are separate policies.
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if name.starts_with('.') || name == "broken" || name == "target" {
+            if files::is_skipped_dir(name) {
                 continue;
             }
             collect(&path, out)?;
-        } else if path.extension().and_then(|e| e.to_str()) == Some("agentpolicy") {
+        } else if files::is_policy_file(&path) {
             out.push(path);
         }
     }
     Ok(())
-}
-
-/// A policy file's text. Bytes that are not UTF-8 give the valid prefix (so a snippet
-/// can show the line) and an AP0004 diagnostic at the first bad byte.
-pub fn read_text(file: &Path, id: FileId) -> Result<(String, Option<Diagnostic>), LoadError> {
-    let bytes = std::fs::read(file).map_err(|e| {
-        LoadError(format!(
-            "cannot read `{}`: {}",
-            file.display(),
-            describe_io(&e)
-        ))
-    })?;
-    match String::from_utf8(bytes) {
-        Ok(text) => Ok((text, None)),
-        Err(e) => {
-            let valid = e.utf8_error().valid_up_to();
-            let prefix = String::from_utf8_lossy(&e.into_bytes()[..valid]).into_owned();
-            let diagnostic = Diagnostic::new(
-                Code::InvalidEncoding,
-                format!("this file is not UTF-8 text: byte {valid} is not valid UTF-8"),
-                Label::new(id, TextRange::new(valid, valid), "invalid byte here"),
-            )
-            .with_help("save the file as UTF-8; policies are text files");
-            Ok((prefix, Some(diagnostic)))
-        }
-    }
 }
 
 pub fn describe_io(e: &std::io::Error) -> String {
@@ -178,38 +132,18 @@ pub fn describe_io(e: &std::io::Error) -> String {
     }
 }
 
-/// Reads and analyses the policy at `path`.
+/// Reads and compiles the policy at `path`.
 pub fn load(path: &Path) -> Result<LoadedPolicy, LoadError> {
-    let files = policy_files(path)?;
-    let mut texts = Vec::new();
-    let mut file_diagnostics = Vec::new();
-    for (i, file) in files.iter().enumerate() {
-        let (text, diagnostic) = read_text(file, FileId(i as u32))?;
-        texts.push((file.display().to_string(), text));
-        file_diagnostics.extend(diagnostic);
+    let mut files = Vec::new();
+    for file in policy_files(path)? {
+        let bytes = std::fs::read(&file).map_err(|e| {
+            LoadError(format!(
+                "cannot read `{}`: {}",
+                file.display(),
+                describe_io(&e)
+            ))
+        })?;
+        files.push((file.display().to_string(), bytes));
     }
-    let mut db = Database::default();
-    let loaded = db.load(texts);
-    let analysis = db.analysis(loaded);
-    let mut source_list = Vec::new();
-    let mut id = 0u32;
-    while let Some((p, t)) = db.file(loaded, FileId(id)) {
-        source_list.push((p.to_string(), t.to_string()));
-        id += 1;
-    }
-    // A file with bad encoding is analysed only up to its first bad byte; report that
-    // instead of what follows from the truncation.
-    let analysis = if file_diagnostics.is_empty() {
-        analysis
-    } else {
-        let bad: Vec<FileId> = file_diagnostics.iter().map(|d| d.primary.file).collect();
-        let mut a = (*analysis).clone();
-        a.diagnostics.retain(|d| !bad.contains(&d.primary.file));
-        std::sync::Arc::new(a)
-    };
-    Ok(LoadedPolicy {
-        analysis,
-        file_diagnostics,
-        sources: Sources::new(source_list),
-    })
+    Ok(agentpolicy::compile(files))
 }

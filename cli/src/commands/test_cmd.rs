@@ -56,7 +56,7 @@ pub fn run(args: TestArgs) -> u8 {
             policy_error = true;
             continue;
         }
-        let table = match policy.build_table() {
+        let table = match policy.table() {
             Ok(t) => match super::table_input::with_sets(t, args.sets.as_deref()) {
                 Ok(t) => t,
                 Err(e) => {

@@ -1,0 +1,98 @@
+//! Which files form a policy, and how their bytes become text: one rule for the CLI and
+//! the language server, so `check` and the editor always see the same policy. No IO:
+//! callers list directories and read bytes, and ask these functions.
+//!
+//! A policy is one `.agentpolicy` file, or a directory whose `.agentpolicy` files, found
+//! recursively and sorted by path, form one policy. Directories whose names start with
+//! `.`, and `broken`, `target` and `node_modules`, are skipped: broken variants and
+//! fixtures kept beside a policy are policies of their own, and build output is not
+//! source.
+
+use std::path::Path;
+
+use crate::diagnostics::{Code, Diagnostic, FileId, Label};
+use crate::syntax::ast::TextRange;
+
+/// The extension of policy files, without the dot.
+pub const EXTENSION: &str = "agentpolicy";
+
+/// `path` names a policy file (by its extension).
+pub fn is_policy_file(path: &Path) -> bool {
+    path.extension().and_then(|e| e.to_str()) == Some(EXTENSION)
+}
+
+/// A directory of this name is not searched for a policy's files.
+pub fn is_skipped_dir(name: &str) -> bool {
+    name.starts_with('.') || matches!(name, "broken" | "target" | "node_modules")
+}
+
+/// `path` is one of the files of the policy rooted at the directory `root`: a policy
+/// file under `root`, with no skipped directory between them.
+pub fn is_policy_path(root: &Path, path: &Path) -> bool {
+    let Ok(relative) = path.strip_prefix(root) else {
+        return false;
+    };
+    let mut dirs = relative.components().collect::<Vec<_>>();
+    dirs.pop();
+    is_policy_file(path)
+        && !dirs
+            .iter()
+            .any(|c| is_skipped_dir(&c.as_os_str().to_string_lossy()))
+}
+
+/// A policy file's text from its bytes. Bytes that are not UTF-8 give the valid prefix
+/// (so a snippet can show the line, and the rest is not analysed as something else) and
+/// an AP0004 diagnostic at the first bad byte.
+pub fn decode(bytes: Vec<u8>, file: FileId) -> (String, Option<Diagnostic>) {
+    match String::from_utf8(bytes) {
+        Ok(text) => (text, None),
+        Err(e) => {
+            let valid = e.utf8_error().valid_up_to();
+            let mut bytes = e.into_bytes();
+            bytes.truncate(valid);
+            let prefix = String::from_utf8(bytes).unwrap_or_default();
+            let diagnostic = Diagnostic::new(
+                Code::InvalidEncoding,
+                format!("this file is not UTF-8 text: byte {valid} is not valid UTF-8"),
+                Label::new(file, TextRange::new(valid, valid), "invalid byte here"),
+            )
+            .with_help("save the file as UTF-8; policies are text files");
+            (prefix, Some(diagnostic))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_policy_file_rule() {
+        let root = Path::new("/p");
+        assert!(is_policy_path(root, Path::new("/p/a.agentpolicy")));
+        assert!(is_policy_path(root, Path::new("/p/sub/a.agentpolicy")));
+        assert!(!is_policy_path(root, Path::new("/p/broken/a.agentpolicy")));
+        assert!(!is_policy_path(root, Path::new("/p/.git/a.agentpolicy")));
+        assert!(!is_policy_path(
+            root,
+            Path::new("/p/x/node_modules/a.agentpolicy")
+        ));
+        assert!(!is_policy_path(root, Path::new("/p/a.txt")));
+        assert!(!is_policy_path(root, Path::new("/q/a.agentpolicy")));
+        // The root itself may have any name.
+        assert!(is_policy_path(
+            Path::new("/.hidden"),
+            Path::new("/.hidden/a.agentpolicy")
+        ));
+    }
+
+    #[test]
+    fn bad_bytes_become_ap0004_at_the_first_one() {
+        let (text, d) = decode(b"policy p\n\xff rest".to_vec(), FileId(0));
+        assert_eq!(text, "policy p\n");
+        let d = d.expect("a diagnostic");
+        assert_eq!(d.code, Code::InvalidEncoding);
+        assert_eq!(d.primary.range, TextRange::new(9, 9));
+        assert_eq!(decode(b"ok".to_vec(), FileId(0)), ("ok".to_string(), None));
+    }
+}
