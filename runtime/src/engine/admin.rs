@@ -91,7 +91,7 @@ impl Inner {
                 self.trip_flags(&ctl, trip, false);
                 format!(
                     "breaker `{}` of agent `{agent}` reset by hand; suspension lifted",
-                    trip.def.to_string()
+                    trip.def
                 )
             }
             None => format!("breakers of agent `{agent}` reset by hand (none was tripped)"),

@@ -364,7 +364,7 @@ impl Inner {
         r.agent = Some(ctl.name.clone());
         r.detail = Some(format!(
             "breaker `{}` {text}; {}",
-            trip.def.to_string(),
+            trip.def,
             match (trip.scope(), ctl.tripped.load(Ordering::SeqCst)) {
                 (SuspendScope::Agent, true) => format!("agent `{}` suspended", ctl.name),
                 (SuspendScope::Engine, true) => "every agent suspended".to_owned(),

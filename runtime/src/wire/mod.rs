@@ -7,6 +7,8 @@
 //!
 //! Parsing only: nothing here reads a file or a socket; callers hand in the bytes.
 
+#[cfg(feature = "replay")]
+pub mod replay;
 pub mod request;
 pub mod trace;
 

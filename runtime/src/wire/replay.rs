@@ -1,105 +1,47 @@
-//! `agentpolicy replay TABLE_OR_POLICY TRACE.jsonl [--format json] [--audit LOG]
-//! [--kill-file PATH]`: runs a recorded trace (docs/trace-format.md) through a real
-//! engine, with sessions, limits, breakers, escalations and the kill switch, on a clock
-//! that follows the trace's `at` times. Prints each decision and a summary: counts per
-//! outcome and per agent, and the first denial of each session.
-//!
-//! Exit 0 when the trace ran and every `expect` held; 1 when an expectation failed (or
-//! the policy has errors); 2 when the table, trace or log cannot be read.
+//! The replay harness (feature `replay`): runs a recorded trace (`docs/trace-format.md`)
+//! through a real [`Engine`], with sessions, limits, breakers, escalations, shadow mode
+//! and the kill switch, on a [`ManualClock`] that follows the trace's `at` times, and
+//! collects each step's outcome (as a line of text and as JSON) and a summary. Printing is
+//! the caller's; `agentpolicy replay` prints what this returns.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentpolicy_runtime::audit::{AuditLog, Durability};
-use agentpolicy_runtime::engine::{
-    CallRef, CallResult, KillFile, Labels, ManualClock, Reason, Resolution, Resolved, SessionId,
-};
-use agentpolicy_runtime::{
-    ArgValue, Call, DecisionTable, Engine, EngineConfig, Outcome, SessionOptions, Verdict,
-};
 use serde_json::{Value as Json, json};
 
-use super::output::Format;
-use super::table_input::load_table_or_policy;
-use super::{EXIT_FAILURE, EXIT_USAGE};
-use agentpolicy_runtime::wire::request::{arg_or_list, number, text_lists};
-use agentpolicy_runtime::wire::trace::{self, CallLine, OpLine, Step, When};
+use super::request::{arg_or_list, number, text_lists};
+use super::trace::{self, CallLine, OpLine, Step, When};
+use crate::audit::{Ack, AuditLog, Durability};
+use crate::engine::{
+    CallRef, CallResult, KillFile, Labels, ManualClock, Reason, Resolution, Resolved, SessionId,
+};
+use crate::{
+    ArgValue, Call, DecisionTable, Engine, EngineConfig, Outcome, SessionOptions, Verdict,
+};
 
-#[derive(Debug, clap::Args)]
-pub struct ReplayArgs {
-    /// A table from `agentpolicy build` (binary or JSON), or a policy to compile.
-    pub table: PathBuf,
-    /// The trace: one tool call or operator step a line (see docs/trace-format.md).
-    pub trace: PathBuf,
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    pub format: Format,
+/// Where the replayed engine writes and what it honours.
+#[derive(Debug, Clone, Default)]
+pub struct ReplayOptions {
     /// Write the engine's audit log here (an existing log's chain is continued).
-    #[arg(long)]
     pub audit: Option<PathBuf>,
-    /// Honour this kill file, read before every line (default: the path in
-    /// `AGENTPOLICY_KILL_FILE`, if set).
-    #[arg(long)]
+    /// Honour this kill file, read before every line.
     pub kill_file: Option<PathBuf>,
-    /// Members of the policy's `from deploy` sets: a JSON object `{"SET": ["a", ...]}`.
-    /// The audit log's first record names each set's hash.
-    #[arg(long, value_name = "FILE")]
-    pub sets: Option<PathBuf>,
 }
 
-pub fn run(args: ReplayArgs) -> u8 {
-    let table = match load_table_or_policy(&args.table).and_then(|t| {
-        super::table_input::with_sets(t, args.sets.as_deref()).map_err(|e| {
-            eprintln!("error: {e}");
-            EXIT_USAGE
-        })
-    }) {
-        Ok(t) => t,
-        Err(code) => return code,
-    };
-    match replay(&args, table) {
-        Ok(code) => code,
-        Err(message) => {
-            eprintln!("error: {message}");
-            EXIT_USAGE
-        }
-    }
+/// A trace replayed: the table that decided, each step, the summary, and the audit
+/// log's head once the engine closed it.
+#[derive(Debug)]
+pub struct Replayed {
+    pub table: Arc<DecisionTable>,
+    pub entries: Vec<Entry>,
+    pub summary: Summary,
+    pub audit_head: Option<Ack>,
 }
 
-/// What happened on one line, for printing.
-struct Entry {
-    human: String,
-    json: Json,
-}
-
-#[derive(Default)]
-struct Summary {
-    calls: usize,
-    outcomes: BTreeMap<&'static str, usize>,
-    shadowed: usize,
-    agents: BTreeMap<String, BTreeMap<&'static str, usize>>,
-    first_denials: BTreeMap<String, (usize, String, String)>,
-    checked: usize,
-    failed: Vec<usize>,
-}
-
-struct Run<'a> {
-    engine: Engine,
-    table: Arc<DecisionTable>,
-    clock: Arc<ManualClock>,
-    sessions: HashMap<String, (SessionId, String)>,
-    entries: Vec<Entry>,
-    summary: Summary,
-    trace: &'a str,
-    /// Results of escalated calls, reported once an approval lets the call run.
-    awaiting: HashMap<CallRef, trace::ResultJson>,
-}
-
-fn replay(args: &ReplayArgs, table: DecisionTable) -> Result<u8, String> {
-    let trace_name = args.trace.display().to_string();
-    let text = std::fs::read_to_string(&args.trace)
-        .map_err(|e| format!("cannot read `{trace_name}`: {e}"))?;
+/// The trace's steps with their line numbers; blank lines and `//` comments are skipped.
+pub fn parse_trace(trace_name: &str, text: &str) -> Result<Vec<(usize, Step)>, String> {
     let mut steps = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() || line.trim_start().starts_with("//") {
@@ -108,6 +50,17 @@ fn replay(args: &ReplayArgs, table: DecisionTable) -> Result<u8, String> {
         let step = trace::parse(line).map_err(|e| format!("{trace_name}:{}: {e}", i + 1))?;
         steps.push((i + 1, step));
     }
+    Ok(steps)
+}
+
+/// Replays the trace `text` (named `trace_name` in messages) against `table`.
+pub fn replay(
+    table: DecisionTable,
+    trace_name: &str,
+    text: &str,
+    options: &ReplayOptions,
+) -> Result<Replayed, String> {
+    let steps = parse_trace(trace_name, text)?;
     let mut start = 0;
     for (line, step) in &steps {
         if let Some(at) = step.at()
@@ -119,22 +72,18 @@ fn replay(args: &ReplayArgs, table: DecisionTable) -> Result<u8, String> {
         }
     }
     let clock = Arc::new(ManualClock::new(start));
-    let audit = match &args.audit {
+    let audit = match &options.audit {
         Some(path) => Some(
             AuditLog::open(path, Durability::default(), clock.as_ref())
                 .map_err(|e| format!("cannot open the audit log `{}`: {e}", path.display()))?,
         ),
         None => None,
     };
-    let kill_file = args
-        .kill_file
-        .clone()
-        .or_else(|| std::env::var_os("AGENTPOLICY_KILL_FILE").map(PathBuf::from))
-        .map(|path| KillFile {
-            path,
-            // Replay reads the file before each line itself; the thread is a backstop.
-            poll_interval: Duration::from_secs(3600),
-        });
+    let kill_file = options.kill_file.clone().map(|path| KillFile {
+        path,
+        // Replay reads the file before each line itself; the thread is a backstop.
+        poll_interval: Duration::from_secs(3600),
+    });
     let config = EngineConfig {
         clock: clock.clone(),
         audit,
@@ -150,7 +99,7 @@ fn replay(args: &ReplayArgs, table: DecisionTable) -> Result<u8, String> {
         sessions: HashMap::new(),
         entries: Vec::new(),
         summary: Summary::default(),
-        trace: &trace_name,
+        trace: trace_name,
         awaiting: HashMap::new(),
     };
     for (line, step) in &steps {
@@ -167,18 +116,50 @@ fn replay(args: &ReplayArgs, table: DecisionTable) -> Result<u8, String> {
     engine
         .shutdown()
         .map_err(|e| format!("closing the engine: {e}"))?;
-    match args.format {
-        Format::Human => print_human(&table, &trace_name, &entries, &summary, args, head),
-        Format::Json => {
-            let doc = to_json(&table, &trace_name, &entries, &summary, args, head);
-            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
-        }
-    }
-    Ok(if summary.failed.is_empty() {
-        0
-    } else {
-        EXIT_FAILURE
+    Ok(Replayed {
+        table,
+        entries,
+        summary,
+        audit_head: head,
     })
+}
+
+/// What happened on one line: as text, and as JSON (`agentpolicy replay --format json`).
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub human: String,
+    pub json: Json,
+}
+
+/// Counts over the whole trace.
+#[derive(Debug, Default, Clone)]
+pub struct Summary {
+    /// Tool calls decided.
+    pub calls: usize,
+    /// Calls per outcome keyword.
+    pub outcomes: BTreeMap<&'static str, usize>,
+    /// Calls decided in shadow mode.
+    pub shadowed: usize,
+    /// Calls per agent and outcome keyword.
+    pub agents: BTreeMap<String, BTreeMap<&'static str, usize>>,
+    /// Each session's first denial: its line, reason code and explanation.
+    pub first_denials: BTreeMap<String, (usize, String, String)>,
+    /// Expectations checked.
+    pub checked: usize,
+    /// Lines whose expectation failed.
+    pub failed: Vec<usize>,
+}
+
+struct Run<'a> {
+    engine: Engine,
+    table: Arc<DecisionTable>,
+    clock: Arc<ManualClock>,
+    sessions: HashMap<String, (SessionId, String)>,
+    entries: Vec<Entry>,
+    summary: Summary,
+    trace: &'a str,
+    /// Results of escalated calls, reported once an approval lets the call run.
+    awaiting: HashMap<CallRef, trace::ResultJson>,
 }
 
 impl Run<'_> {
@@ -207,7 +188,7 @@ impl Run<'_> {
     }
 
     fn clock_now(&self) -> i64 {
-        use agentpolicy_runtime::engine::Clock;
+        use crate::engine::Clock;
         self.clock.now_ms()
     }
 
@@ -571,134 +552,5 @@ fn explain(table: &DecisionTable, v: &Verdict) -> String {
         Reason::Request(e) => format!("deny (request): {e}"),
         Reason::Session(e) => format!("deny (session): {e}"),
         Reason::Internal(e) => format!("deny (internal): {e}"),
-    }
-}
-
-fn policy_line(table: &DecisionTable) -> String {
-    let data = table.data();
-    let version = data
-        .policy
-        .version
-        .as_deref()
-        .map(|v| format!(" version {v}"))
-        .unwrap_or_default();
-    format!(
-        "policy `{}`{version}, {}",
-        data.policy.name,
-        table.source_hash()
-    )
-}
-
-fn counts(map: &BTreeMap<&'static str, usize>) -> String {
-    ["allow", "escalate", "deny"]
-        .iter()
-        .map(|k| format!("{} {k}", map.get(k).copied().unwrap_or(0)))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn print_human(
-    table: &DecisionTable,
-    trace: &str,
-    entries: &[Entry],
-    s: &Summary,
-    args: &ReplayArgs,
-    head: Option<agentpolicy_runtime::audit::Ack>,
-) {
-    println!("replay {trace} against {}", policy_line(table));
-    for e in entries {
-        println!("{}", e.human);
-    }
-    let shadowed = if s.shadowed > 0 {
-        format!(" ({} in shadow mode)", s.shadowed)
-    } else {
-        String::new()
-    };
-    println!(
-        "summary: {} calls: {}{shadowed}",
-        s.calls,
-        counts(&s.outcomes)
-    );
-    for (agent, c) in &s.agents {
-        println!("  {agent}: {}", counts(c));
-    }
-    if !s.first_denials.is_empty() {
-        println!("first denial per session:");
-        for (session, (line, _, why)) in &s.first_denials {
-            println!("  {session}: line {line}: {why}");
-        }
-    }
-    if s.checked > 0 {
-        println!(
-            "expectations: {} checked, {} failed{}",
-            s.checked,
-            s.failed.len(),
-            if s.failed.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " (lines {})",
-                    s.failed
-                        .iter()
-                        .map(usize::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            }
-        );
-    }
-    if let (Some(path), Some(head)) = (&args.audit, head) {
-        println!(
-            "audit: {} (head {}:{}; then closed)",
-            path.display(),
-            head.seq,
-            head.hash
-        );
-    }
-}
-
-fn to_json(
-    table: &DecisionTable,
-    trace: &str,
-    entries: &[Entry],
-    s: &Summary,
-    args: &ReplayArgs,
-    head: Option<agentpolicy_runtime::audit::Ack>,
-) -> Json {
-    let data = table.data();
-    json!({
-        "trace": trace,
-        "policy": {
-            "name": data.policy.name,
-            "version": data.policy.version,
-            "source_hash": table.source_hash().to_string(),
-        },
-        "steps": entries.iter().map(|e| e.json.clone()).collect::<Vec<_>>(),
-        "summary": {
-            "calls": s.calls,
-            "outcomes": s.outcomes,
-            "shadowed": s.shadowed,
-            "agents": s.agents,
-            "first_denials": s.first_denials.iter().map(|(session, (line, reason, why))| {
-                (session.clone(), json!({ "line": line, "reason": reason, "why": why }))
-            }).collect::<serde_json::Map<_, _>>(),
-            "expectations": { "checked": s.checked, "failed_lines": s.failed },
-        },
-        "audit": args.audit.as_ref().map(|p| json!({
-            "log": p.display().to_string(),
-            "head": head.map(|h| format!("{}:{}", h.seq, h.hash)),
-        })),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counts_list_every_outcome() {
-        let mut m = BTreeMap::new();
-        m.insert("deny", 2);
-        assert_eq!(counts(&m), "0 allow, 0 escalate, 2 deny");
     }
 }
