@@ -13,6 +13,7 @@
 //! reads and writes, `autonomy` and `assert` give the exemptions and user properties.
 
 mod access;
+mod alphabet;
 mod asserts;
 mod cells;
 mod counterexample;
@@ -326,10 +327,11 @@ pub(crate) fn source_tests_texts_on(model: &Model, tool: Option<usize>) -> bool 
 
 impl<'a> Ctx<'a> {
     /// The text tests of a tool of the table.
-    pub fn tests(&self, tool: usize) -> encode::TextTests<'a> {
+    pub fn tests(&self, tool: usize) -> encode::TextTests<'_> {
         encode::TextTests {
             data: self.data,
             tool,
+            alphabet: &self.texts.alphabet,
         }
     }
 
