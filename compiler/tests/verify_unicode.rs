@@ -1,0 +1,125 @@
+//! End-to-end tests of texts beyond Z3 4.8.12's last string character (U+2FFFF): a
+//! policy that tests a character of plane 16 is not proved when a request with it gets
+//! through (the request `check` shows is one `decide` allows), and tag characters
+//! (U+E0001, U+E007F: plane 14) get verdicts from `check`, `diff` and `matrix` instead of
+//! a crash.
+
+#![expect(
+    clippy::expect_used,
+    reason = "a test helper that cannot do its job should fail the test loudly"
+)]
+
+mod support;
+
+use support::{agentpolicy, repo_root, stdout, temp_dir};
+
+const PLANE_16: &str = "tests/fixtures/verify/assert_never_calls_plane16.agentpolicy";
+const TAGS: &str = "tests/fixtures/verify/assert_tag_characters.agentpolicy";
+
+/// The counterexample requests of a `check --format json` document.
+fn counterexamples(doc: &serde_json::Value) -> Vec<serde_json::Value> {
+    doc["policies"][0]["properties"]
+        .as_array()
+        .expect("properties")
+        .iter()
+        .filter(|p| p["verdict"] == "counterexample")
+        .map(|p| p["counterexample"]["request"].clone())
+        .collect()
+}
+
+/// What `decide` says of `request` against the table of `policy`.
+fn decide(policy: &str, request: &serde_json::Value, dir: &std::path::Path) -> String {
+    let table = dir.join("table.bin");
+    let table = table.to_str().expect("utf-8 path");
+    let o = agentpolicy(&["build", policy, "-o", table]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let path = dir.join("request.json");
+    std::fs::write(&path, request.to_string()).expect("write request");
+    let o = agentpolicy(&[
+        "decide",
+        table,
+        path.to_str().expect("utf-8 path"),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
+    doc["outcome"].as_str().expect("outcome").to_string()
+}
+
+#[test]
+fn a_plane_16_character_is_one_character_and_the_violation_replays() {
+    let dir = temp_dir("plane16");
+    // The request of the issue: `decide` allows it, so the assert must not be proved.
+    let request = serde_json::json!({
+        "agent": "a", "tool": "react", "args": { "emoji": "\u{10FFFD}" }
+    });
+    assert_eq!(decide(PLANE_16, &request, &dir), "allow");
+
+    let o = agentpolicy(&["check", PLANE_16, "--format", "json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
+    assert_eq!(doc["policies"][0]["unknown"], 0, "{doc:#}");
+    let found = counterexamples(&doc);
+    assert_eq!(found.len(), 1, "{doc:#}");
+    assert_eq!(found[0]["args"]["emoji"], "\u{10FFFD}", "{doc:#}");
+    assert_eq!(decide(PLANE_16, &found[0], &dir), "allow");
+
+    // The access matrix must not sign it off as proved.
+    let o = agentpolicy(&["matrix", PLANE_16]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).contains("**FAILED**"), "{}", stdout(&o));
+}
+
+#[test]
+fn tag_characters_get_verdicts_not_a_crash() {
+    let dir = temp_dir("tags");
+    let o = agentpolicy(&["check", TAGS, "--format", "json"]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
+    assert_eq!(doc["policies"][0]["unknown"], 0, "{doc:#}");
+    let found = counterexamples(&doc);
+    assert_eq!(found.len(), 1, "{doc:#}");
+    let body = found[0]["args"]["body"].as_str().expect("body");
+    assert!(
+        body.contains('\u{E007F}') && !body.contains('\u{E0001}'),
+        "{body:?}"
+    );
+    assert_eq!(decide(TAGS, &found[0], &dir), "allow");
+
+    // `matrix` shows the failed assert; the language server runs the same proofs.
+    let o = agentpolicy(&["matrix", TAGS]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(stdout(&o).contains("**FAILED**"), "{}", stdout(&o));
+
+    // `diff` against the same policy denying the cancel tag too: narrowing, with a
+    // witness carrying U+E007F.
+    let source = std::fs::read_to_string(repo_root().join(TAGS)).expect("fixture");
+    let stricter = source.replace(
+        "  deny post when body matches \"*\u{E0001}*\"",
+        "  deny post when body matches \"*\u{E0001}*\"\n  deny post when body matches \"*\u{E007F}*\"",
+    );
+    assert_ne!(source, stricter);
+    let new = dir.join("stricter.agentpolicy");
+    std::fs::write(&new, stricter).expect("write policy");
+    let new = new.to_str().expect("utf-8 path");
+    let o = agentpolicy(&["diff", TAGS, new, "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
+    assert_eq!(doc["widening"], serde_json::json!([]), "{doc:#}");
+    assert_eq!(doc["unknown"], serde_json::json!([]), "{doc:#}");
+    let change = &doc["narrowing"][0];
+    assert_eq!(
+        doc["narrowing"].as_array().map(Vec::len),
+        Some(1),
+        "{doc:#}"
+    );
+    let witness = &change["old_decision"]["request"];
+    let body = witness["args"]["body"].as_str().expect("body");
+    assert!(body.contains('\u{E007F}'), "{body:?}");
+    assert_eq!(decide(TAGS, witness, &dir), "allow");
+    assert_eq!(decide(new, witness, &dir), "deny");
+    let o = agentpolicy(&["diff", new, TAGS]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(stdout(&o).contains("widening (1)"), "{}", stdout(&o));
+}
