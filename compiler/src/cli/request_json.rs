@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use agentpolicy::syntax::parse::{parse_decimal, parse_duration, parse_money};
+use agentpolicy::syntax::parse::{parse_decimal, parse_duration, parse_signed_money};
 use agentpolicy_runtime::{
     ArgValue, DecisionTable, KeyBindings, KeyValue, KeyValueInterner, MAX_LIMITS, Request,
     SessionView, TierId, ValueType,
@@ -208,19 +208,17 @@ pub(super) fn arg_or_list<'a>(
 pub(super) fn arg_value(ty: ValueType, value: &Json) -> Result<ArgValue<'_>, &'static str> {
     match ty {
         ValueType::Money => {
-            const EXPECTED: &str = "money, like \"$25,000\" or a number of dollars";
+            const EXPECTED: &str = "money, like \"$25,000\" or \"-$0.01\", or a number of dollars";
+            // As counterexamples and witnesses print it (`-$0.01`), or without the `$`.
             let text = match value {
-                Json::String(s) if s.starts_with('$') => s.clone(),
+                Json::String(s) if s.starts_with('$') || s.starts_with("-$") => s.clone(),
                 Json::String(s) => format!("${s}"),
                 Json::Number(n) => format!("${n}"),
                 _ => return Err(EXPECTED),
             };
-            let (negative, text) = match text.strip_prefix("$-") {
-                Some(rest) => (true, format!("${rest}")),
-                None => (false, text),
-            };
-            let cents = parse_money(&text).ok_or(EXPECTED)?;
-            Ok(ArgValue::Money(if negative { -cents } else { cents }))
+            parse_signed_money(&text)
+                .map(ArgValue::Money)
+                .ok_or(EXPECTED)
         }
         ValueType::Number => number(value).map(ArgValue::Number),
         ValueType::Percent => number(value).map(ArgValue::Percent),
@@ -284,6 +282,15 @@ mod tests {
         );
         assert_eq!(money(serde_json::json!(99.95)), Ok("Money(9995)".into()));
         assert_eq!(money(serde_json::json!("$-5")), Ok("Money(-500)".into()));
+        // The form counterexamples and `diff` witnesses print.
+        assert_eq!(money(serde_json::json!("-$0.01")), Ok("Money(-1)".into()));
+        assert_eq!(money(serde_json::json!("-0.01")), Ok("Money(-1)".into()));
+        assert_eq!(money(serde_json::json!(-0.01)), Ok("Money(-1)".into()));
+        assert_eq!(
+            money(serde_json::json!(agentpolicy::values::money(i64::MIN))),
+            Ok(format!("Money({})", i64::MIN))
+        );
+        assert!(money(serde_json::json!("--5")).is_err());
         assert!(money(serde_json::json!(true)).is_err());
     }
 

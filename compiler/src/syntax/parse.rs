@@ -1251,7 +1251,32 @@ pub fn parse_percent(text: &str) -> Option<i64> {
 /// `$10,000` → 1_000_000 cents; `$1.5M` → 150_000_000 cents. `None` when the amount is
 /// not a whole number of cents or does not fit in an `i64` of cents.
 pub fn parse_money(text: &str) -> Option<i64> {
-    let body = text.strip_prefix('$')?;
+    i64::try_from(money_cents(text.strip_prefix('$')?)?).ok()
+}
+
+/// Money as `agentpolicy::values::money` prints it, negative amounts included: `$25,000`,
+/// `-$0.01`; also `$-0.01`. The whole `i64` range of cents, `i64::MIN` too.
+pub fn parse_signed_money(text: &str) -> Option<i64> {
+    let (negative, body) = match text.strip_prefix("-$") {
+        Some(body) => (true, body),
+        None => {
+            let body = text.strip_prefix('$')?;
+            match body.strip_prefix('-') {
+                Some(body) => (true, body),
+                None => (false, body),
+            }
+        }
+    };
+    // One sign only: `parse_scaled` would read another.
+    if !body.starts_with(|c: char| c.is_ascii_digit()) {
+        return None;
+    }
+    let cents = money_cents(body)?;
+    i64::try_from(if negative { -cents } else { cents }).ok()
+}
+
+/// The cents of an amount without its `$`, wide (`None` if not whole cents).
+fn money_cents(body: &str) -> Option<i128> {
     let (digits, multiplier) = match body.chars().last()? {
         'K' => (&body[..body.len() - 1], 1_000i128),
         'M' => (&body[..body.len() - 1], 1_000_000),
@@ -1264,7 +1289,7 @@ pub fn parse_money(text: &str) -> Option<i64> {
     if scaled % 1_000_000 != 0 {
         return None;
     }
-    i64::try_from(scaled / 1_000_000).ok()
+    Some(scaled / 1_000_000)
 }
 
 /// `15m` → 900_000 ms. Years are 365 days.
@@ -1298,6 +1323,36 @@ mod tests {
         assert_eq!(parse_money("$0.001"), None);
         assert_eq!(parse_money("$99999999999999999999"), None);
         assert_eq!(parse_money("$92,233,720,368,547,758.07"), Some(i64::MAX));
+    }
+
+    /// What the one money formatter prints, the request parser reads back.
+    #[test]
+    fn signed_money_reads_what_values_money_prints() {
+        for cents in [
+            0,
+            1,
+            -1,
+            99,
+            -100,
+            123_456_789,
+            -123_456_789,
+            i64::MAX,
+            i64::MIN,
+            i64::MIN + 1,
+        ] {
+            let printed = crate::values::money(cents);
+            assert_eq!(parse_signed_money(&printed), Some(cents), "{printed}");
+            let written = crate::values::money_as_written(cents);
+            assert_eq!(parse_signed_money(&written), Some(cents), "{written}");
+        }
+        assert_eq!(crate::values::money(-1), "-$0.01");
+        assert_eq!(parse_signed_money("$-0.01"), Some(-1));
+        assert_eq!(parse_signed_money("-$1.5K"), Some(-150_000));
+        for bad in [
+            "--$1", "$--1", "-$-1", "$+1", "-$+1", "-1", "$", "-$", "$1.001",
+        ] {
+            assert_eq!(parse_signed_money(bad), None, "{bad}");
+        }
         assert_eq!(parse_percent("12.5%"), Some(125_000));
         assert_eq!(parse_percent("0.0001%"), Some(1));
         assert_eq!(parse_percent("0.00001%"), None);
