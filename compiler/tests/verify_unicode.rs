@@ -123,3 +123,52 @@ fn tag_characters_get_verdicts_not_a_crash() {
     assert_eq!(o.status.code(), Some(1), "{o:?}");
     assert!(stdout(&o).contains("widening (1)"), "{}", stdout(&o));
 }
+
+/// A policy mentioning more characters above U+2FFFF than the alphabet can relocate
+/// (2048) gets no proof from the tests that read them: an assert's `when` that cannot be
+/// encoded covers every request, so the violation below is still found.
+#[test]
+fn too_many_high_characters_are_never_proved() {
+    use agentpolicy::codegen;
+    use agentpolicy::db::Database;
+    use agentpolicy::diagnostics::FileId;
+    use agentpolicy::verify::{self, Config, Property, Verdict};
+
+    let members: Vec<String> = std::iter::once("\"x\"".to_string())
+        .chain(
+            (0xF_0000..0xF_0000 + 2100)
+                .map(|c| format!("\"{}\"", char::from_u32(c).expect("a scalar value"))),
+        )
+        .collect();
+    let text = format!(
+        "policy overflow version \"1\"\ntiers public < internal\n\
+         set big = [{}]\n\
+         tool t(s: text) {{ effect write }}\n\
+         agent a {{\n  owner \"o@x.example\"\n  allow t when s == \"x\"\n}}\n\
+         assert never a calls t when s in big\n",
+        members.join(", ")
+    );
+    let mut db = Database::default();
+    let loaded = db.load(vec![("overflow.agentpolicy".into(), text.clone())]);
+    let analysis = db.analysis(loaded);
+    assert!(!analysis.has_errors(), "{:#?}", analysis.diagnostics);
+    let mut sources = Vec::new();
+    while let Some((p, t)) = db.file(loaded, FileId(sources.len() as u32)) {
+        sources.push((p.to_string(), t.to_string()));
+    }
+    let table = codegen::build_table(&analysis.model, &sources).expect("table");
+    let report = verify::verify(&analysis.model, &table, &Config::default());
+    let verdict = report
+        .results
+        .iter()
+        .find(|r| r.property == Property::Assert)
+        .map(|r| &r.verdict)
+        .expect("the assert has a verdict");
+    match verdict {
+        Verdict::Counterexample(cex) => {
+            assert_eq!(cex.calls.len(), 1, "{cex:?}");
+            assert_eq!(cex.calls[0].to_json()["request"]["args"]["s"], "x");
+        }
+        other => panic!("expected the violation with s = \"x\", got {other:?}"),
+    }
+}
