@@ -9,7 +9,7 @@
 //! character one Z3 character, through the run's [`Alphabet`]): a text slot has a string
 //! beside its integer id, linked to it for every text of the
 //! dictionary (so `==` on ids and tests on strings agree); a glob becomes a regular
-//! expression (`*` is `re.all`, `?` is `re.allchar`); a set written in the policy is the
+//! expression (`*` is `re.all`, `?` exactly one character); a set written in the policy is the
 //! disjunction of equalities with its members, and a set bound at deploy time an
 //! uninterpreted predicate, so a proof holds whatever it will contain. A `list<text>`
 //! slot holds its length and `k` element strings: `any` is "some element below the
