@@ -16,6 +16,7 @@
 
 #![expect(
     clippy::expect_used,
+    clippy::panic,
     reason = "a test helper that cannot do its job should fail the test loudly"
 )]
 
