@@ -363,3 +363,53 @@ fn counterexample_requests_replay_through_the_decide_command() {
     }
     assert!(replayed >= 7, "{replayed}");
 }
+
+/// A `diff` witness with a negative amount, printed `-$…` as every counterexample
+/// prints money, is a request `decide` reads (it refused `-$0.01` before).
+#[test]
+fn diff_witnesses_with_negative_money_replay_through_the_decide_command() {
+    let dir = temp_dir("diff-negative-money");
+    let policy = |rule: &str| {
+        format!(
+            "policy refunds version \"1\"\ntiers public < internal\n\
+             tool refund(amount: money) {{ effect financial }}\n\
+             agent clerk {{\n  owner \"o@x.example\"\n  {rule}\n}}\n"
+        )
+    };
+    let path = |p: &str| dir.join(p).display().to_string();
+    std::fs::write(
+        path("old.agentpolicy"),
+        policy("allow refund when amount >= $0"),
+    )
+    .expect("write");
+    // Both read the amount, so a missing one is denied on both sides.
+    std::fs::write(
+        path("new.agentpolicy"),
+        policy("allow refund when amount >= $0 or amount < $0"),
+    )
+    .expect("write");
+    let o = agentpolicy(&[
+        "diff",
+        &path("old.agentpolicy"),
+        &path("new.agentpolicy"),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
+    let change = &doc["widening"][0];
+    let request = &change["new_decision"]["request"];
+    let amount = request["args"]["amount"].as_str().expect("amount");
+    assert!(amount.starts_with("-$"), "{doc:#}");
+    std::fs::write(path("request.json"), request.to_string()).expect("write");
+    for (side, outcome) in [("old", "deny"), ("new", "allow")] {
+        let table = path(&format!("{side}.json"));
+        let policy = path(&format!("{side}.agentpolicy"));
+        let o = agentpolicy(&["build", &policy, "--json", "-o", &table]);
+        assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+        let o = agentpolicy(&["decide", &table, &path("request.json"), "--format", "json"]);
+        assert_eq!(o.status.code(), Some(0), "{side}: {o:?}");
+        let decision: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
+        assert_eq!(decision["outcome"], outcome, "{side}: {decision:#}");
+    }
+}

@@ -158,7 +158,7 @@ pub fn comment_texts(source: &str, tokens: &[Token]) -> Vec<String> {
     tokens
         .iter()
         .filter_map(|t| match t.kind {
-            TokenKind::LineComment => Some(t.text(source).trim_end().to_string()),
+            TokenKind::LineComment => Some(trim_spaces(t.text(source)).to_string()),
             TokenKind::BlockComment => Some(normalize_block_comment(t.text(source)).into_owned()),
             _ => None,
         })
@@ -180,14 +180,21 @@ fn locate(source: &str, diagnostics: Vec<Diagnostic>) -> Vec<LocatedDiagnostic> 
         .collect()
 }
 
-/// Line endings to LF and no trailing whitespace on any line of the comment.
+/// Line endings to LF and no trailing spaces or tabs on any line of the comment.
 fn normalize_block_comment(text: &str) -> Cow<'_, str> {
     if !text.contains(['\r', '\n']) {
         return Cow::Borrowed(text);
     }
     let unified = text.replace("\r\n", "\n").replace('\r', "\n");
-    let lines: Vec<&str> = unified.split('\n').map(str::trim_end).collect();
+    let lines: Vec<&str> = unified.split('\n').map(trim_spaces).collect();
     Cow::Owned(lines.join("\n"))
+}
+
+/// Trailing spaces and tabs removed, and nothing else: every other character of a
+/// comment is kept, Unicode whitespace (U+00A0, U+2003, U+3000, U+0085, U+000B, U+000C)
+/// included, since `str::trim_end` would drop those too.
+fn trim_spaces(text: &str) -> &str {
+    text.trim_end_matches([' ', '\t'])
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -259,7 +266,7 @@ fn elements<'s>(source: &'s str, tokens: &[Token], tree: &SourceFile) -> Vec<Ele
                 continue;
             }
             TokenKind::Whitespace => continue,
-            TokenKind::LineComment => (Kind::LineComment, Cow::Borrowed(raw.trim_end())),
+            TokenKind::LineComment => (Kind::LineComment, Cow::Borrowed(trim_spaces(raw))),
             TokenKind::BlockComment => (Kind::BlockComment, normalize_block_comment(raw)),
             other => (Kind::Token(other), Cow::Borrowed(raw)),
         };
@@ -470,7 +477,8 @@ impl<'a, 's> Printer<'a, 's> {
                 _ => {}
             }
         }
-        let trimmed = self.out.trim_end().len();
+        // Only what the layout wrote: a comment at the end of the file keeps its text.
+        let trimmed = self.out.trim_end_matches([' ', '\t', '\n']).len();
         self.out.truncate(trimmed);
         if !self.out.is_empty() {
             self.out.push('\n');

@@ -225,3 +225,35 @@ fn proofs_wait_for_a_clean_front_end_and_unknown_commands_are_refused() {
     );
     client.shutdown();
 }
+
+/// Texts with characters above Z3 4.8.12's last string character (tag characters, plane
+/// 14) are proved in the editor like any other: the counterexample shows, where the
+/// verifier used to panic and the proofs vanished.
+#[test]
+fn proofs_of_tag_characters_show_their_counterexample() {
+    const TAGS: &str =
+        include_str!("../../tests/fixtures/verify/assert_tag_characters.agentpolicy");
+    let dir = temp_dir("proofs-tag-characters");
+    let mut client = Client::start(&dir);
+    client.initialize(None);
+    let uri = file_uri(&dir.join("tags.agentpolicy"));
+    client.open(&uri, TAGS);
+    let front = client.diagnostics(&uri, |p| p["version"] == 1);
+    assert!(front.is_empty(), "the front end is clean: {front:#?}");
+    save(&mut client, &uri);
+    let run = proofs_run(&mut client);
+    assert_eq!(names(&run["provedAgents"]), vec!["a"]);
+    assert_eq!(run["provedAsserts"], true);
+    let diagnostics = client.diagnostics(&uri, |p| {
+        p["diagnostics"].as_array().is_some_and(|d| !d.is_empty())
+    });
+    assert_eq!(codes(&diagnostics), vec!["AP0108"], "{diagnostics:#?}");
+    let body = diagnostics[0]["data"]["counterexample"]["request"]["args"]["body"]
+        .as_str()
+        .expect("the counterexample's body");
+    assert!(
+        body.contains('\u{E007F}') && !body.contains('\u{E0001}'),
+        "{body:?}"
+    );
+    client.shutdown();
+}

@@ -198,6 +198,35 @@ pub fn parse_duration(text: &str) -> Option<i64> {
 mod tests {
     use super::*;
 
+    /// What the one money formatter prints, the parser reads back, and one sign only.
+    #[test]
+    fn signed_money_reads_what_money_prints() {
+        for cents in [
+            0,
+            1,
+            -1,
+            99,
+            -100,
+            123_456_789,
+            -123_456_789,
+            i64::MAX,
+            i64::MIN,
+            i64::MIN + 1,
+        ] {
+            assert_eq!(parse_money(&money(cents)), Some(cents), "{}", money(cents));
+            let written = money_as_written(cents);
+            assert_eq!(parse_money(&written), Some(cents), "{written}");
+        }
+        assert_eq!(money(-1), "-$0.01");
+        assert_eq!(parse_money("$-0.01"), Some(-1));
+        assert_eq!(parse_money("-$1.5K"), Some(-150_000));
+        for bad in [
+            "--$1", "$--1", "-$-1", "$+1", "-$+1", "-1", "$", "-$", "$1.001",
+        ] {
+            assert_eq!(parse_money(bad), None, "{bad}");
+        }
+    }
+
     #[test]
     fn what_is_written_reads_back() {
         for cents in [

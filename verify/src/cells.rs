@@ -96,6 +96,9 @@ impl CellSolver {
             .iter()
             .any(|t| t.tool.index() == info.tool)
             || super::source_tests_texts_on(ctx.model, Some(info.tool));
+        if req.strings && !ctx.texts.alphabet.has_room(&req) {
+            return None;
+        }
         let stage = RuleStage::new(c, &req, &|v| v, ctx.tests(info.tool))?;
         let domain = if req.strings {
             Bool::and(&[req.domain(&ctx.texts), req.set_consistency(&ctx.data.sets)])
@@ -272,14 +275,14 @@ pub fn values(ctx: &Ctx<'_>, model: &z3::Model, req: &SymRequest) -> Values {
             ValueType::Duration => ArgVal::Duration(v),
             ValueType::Bool => ArgVal::Bool(v != 0),
             ValueType::Text => match s.strings.first().filter(|_| req.strings) {
-                Some(string) => ArgVal::Text(string_value(model, string)),
+                Some(string) => ArgVal::Text(string_value(ctx, model, string)),
                 None => ArgVal::Text(ctx.texts.text(v)),
             },
             ValueType::TextList => ArgVal::TextList(
                 s.strings
                     .iter()
                     .take(usize::try_from(v).unwrap_or(0))
-                    .map(|e| string_value(model, e))
+                    .map(|e| string_value(ctx, model, e))
                     .collect(),
             ),
         };
@@ -307,8 +310,8 @@ pub fn values(ctx: &Ctx<'_>, model: &z3::Model, req: &SymRequest) -> Values {
         .map(|set| {
             let mut members: Vec<String> = carried
                 .iter()
-                .filter(|s| super::encode::member(set, s).is_some_and(|m| boolean(model, &m)))
-                .map(|s| string_value(model, s))
+                .filter(|s| boolean(model, &super::encode::unbound_member(set, s)))
+                .map(|s| string_value(ctx, model, s))
                 .collect();
             members.sort();
             members.dedup();
@@ -324,12 +327,8 @@ pub fn values(ctx: &Ctx<'_>, model: &z3::Model, req: &SymRequest) -> Values {
     }
 }
 
-fn string_value(model: &z3::Model, s: &z3::ast::String) -> String {
-    model
-        .eval(s, true)
-        .and_then(|x| x.as_string())
-        .map(|x| super::encode::from_z3_text(&x))
-        .unwrap_or_default()
+fn string_value(ctx: &Ctx<'_>, model: &z3::Model, s: &z3::ast::String) -> String {
+    ctx.texts.alphabet.read(model, s).unwrap_or_default()
 }
 
 /// A call of the cell with these values, decided by the runtime.

@@ -84,7 +84,8 @@ pub fn diff(
     new_table: &DecisionTable,
     config: &Config,
 ) -> Result<DiffReport, String> {
-    let (texts, remap) = TextDomain::unified(old_table.data(), new_table.data());
+    let (texts, remap) =
+        TextDomain::unified(old_table.data(), new_table.data(), [old_model, new_model]);
     let old = Side::new(old_model, old_table, config, texts.clone())
         .ok_or("the old policy's table does not match its model")?;
     let new = Side::new(new_model, new_table, config, texts.clone())
@@ -223,6 +224,14 @@ fn pair(
         tainted: Bool::new_const("diff.tainted"),
         strings: old.ctx.strings || new.ctx.strings,
     };
+    if all_slots.strings && !texts.alphabet.has_room(&all_slots) {
+        report.unknown.push((
+            agent.into(),
+            tool.into(),
+            "too many text variables for the string solver's alphabet".into(),
+        ));
+        return;
+    }
     sv.assert(all_slots.domain(texts));
     sv.assert(all_slots.set_consistency(&old.ctx.data.sets));
     sv.assert(all_slots.set_consistency(&new.ctx.data.sets));

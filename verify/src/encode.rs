@@ -5,10 +5,11 @@
 //! match" and an outcome rank. Missing values follow the runtime exactly: a condition that
 //! reads an absent slot matches for deny and escalate entries and not for allow entries.
 //!
-//! Text tests (sets, globs, list quantifiers) are encoded exactly over Z3 strings: a
-//! text slot has a string beside its integer id, linked to it for every text of the
+//! Text tests (sets, globs, list quantifiers) are encoded exactly over Z3 strings (each
+//! character one Z3 character, through the run's [`Alphabet`]): a text slot has a string
+//! beside its integer id, linked to it for every text of the
 //! dictionary (so `==` on ids and tests on strings agree); a glob becomes a regular
-//! expression (`*` is `re.all`, `?` is `re.allchar`); a set written in the policy is the
+//! expression (`*` is `re.all`, `?` exactly one character); a set written in the policy is the
 //! disjunction of equalities with its members, and a set bound at deploy time an
 //! uninterpreted predicate, so a proof holds whatever it will contain. A `list<text>`
 //! slot holds its length and `k` element strings: `any` is "some element below the
@@ -29,6 +30,8 @@ use std::str::FromStr as _;
 
 use z3::ast::{Bool, Int, Regexp, String as ZString};
 
+use crate::alphabet::Alphabet;
+
 use agentpolicy::model::{Cond, ElementTest, Model, Term, Value};
 use agentpolicy::syntax::ast::{CompareOp, Quantifier};
 
@@ -44,6 +47,8 @@ pub const DENY: i64 = 2;
 pub struct TextDomain {
     table: Vec<String>,
     extra: Vec<String>,
+    /// How the run's texts are written as Z3 strings.
+    pub alphabet: Alphabet,
 }
 
 /// Distinct unlisted texts one request can carry (the runtime's request builder limit).
@@ -54,6 +59,10 @@ impl TextDomain {
         let mut domain = TextDomain {
             table: table.texts.clone(),
             extra: Vec::new(),
+            alphabet: Alphabet::of_json(&[
+                serde_json::to_value(table),
+                serde_json::to_value(model),
+            ]),
         };
         let mut conds: Vec<&Cond> = Vec::new();
         for agent in &model.agents {
@@ -84,8 +93,13 @@ impl TextDomain {
     }
 
     /// One domain for two tables (`diff`): the old dictionary, then the new one's texts
-    /// the old lacks; with the new table's text ids renumbered into it.
-    pub fn unified(old: &TableData, new: &TableData) -> (TextDomain, Vec<i64>) {
+    /// the old lacks; with the new table's text ids renumbered into it. The alphabet is
+    /// that of both tables and both `models`.
+    pub fn unified(
+        old: &TableData,
+        new: &TableData,
+        models: [&Model; 2],
+    ) -> (TextDomain, Vec<i64>) {
         let mut table = old.texts.clone();
         let mut remap = Vec::new();
         for t in &new.texts {
@@ -101,6 +115,12 @@ impl TextDomain {
             TextDomain {
                 table,
                 extra: Vec::new(),
+                alphabet: Alphabet::of_json(&[
+                    serde_json::to_value(old),
+                    serde_json::to_value(new),
+                    serde_json::to_value(models[0]),
+                    serde_json::to_value(models[1]),
+                ]),
             },
             remap,
         )
@@ -247,7 +267,7 @@ impl SymRequest {
                     continue;
                 };
                 for (id, text) in texts.all().enumerate() {
-                    if let Some(lit) = z3_text(text) {
+                    if let Some(lit) = z3_text(&texts.alphabet, text) {
                         parts.push(s.value.eq(Int::from_i64(id as i64)).iff(string.eq(&lit)));
                     }
                 }
@@ -299,9 +319,8 @@ impl SymRequest {
         for set in sets.iter().filter(|s| s.deploy && !s.bound) {
             for (i, a) in strings.iter().enumerate() {
                 for b in &strings[i + 1..] {
-                    if let (Some(ma), Some(mb)) = (member(set, a), member(set, b)) {
-                        parts.push(ZString::eq(a, (*b).clone()).implies(ma.iff(&mb)));
-                    }
+                    let (ma, mb) = (unbound_member(set, a), unbound_member(set, b));
+                    parts.push(ZString::eq(a, (*b).clone()).implies(ma.iff(&mb)));
                 }
             }
         }
@@ -346,79 +365,20 @@ fn cmp(op: CmpOp, l: &Int, r: &Int) -> Bool {
     }
 }
 
-/// A Z3 string literal for `text`. Z3 reads `\u{...}` escapes in string literals, so
-/// every character outside printable ASCII, and the backslash, is written as one.
-pub fn z3_text(text: &str) -> Option<ZString> {
-    ZString::from_str(&escape(text)).ok()
-}
-
-fn escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        if (' '..='~').contains(&c) && c != '\\' {
-            escaped.push(c);
-        } else {
-            escaped.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
-        }
-    }
-    escaped
-}
-
-/// The text of a Z3 string value (undoing its `\u{...}`, `\uXXXX` and `\xXX` escapes).
-pub fn from_z3_text(value: &str) -> String {
-    let mut out = String::new();
-    let mut chars = value.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        let digits: String = match chars.peek() {
-            Some('u') => {
-                chars.next();
-                if chars.peek() == Some(&'{') {
-                    chars.next();
-                    chars.by_ref().take_while(|c| *c != '}').collect()
-                } else {
-                    chars.by_ref().take(4).collect()
-                }
-            }
-            Some('x') => {
-                chars.next();
-                chars.by_ref().take(2).collect()
-            }
-            Some('\\') => {
-                chars.next();
-                out.push('\\');
-                continue;
-            }
-            _ => {
-                out.push('\\');
-                continue;
-            }
-        };
-        match u32::from_str_radix(&digits, 16)
-            .ok()
-            .and_then(char::from_u32)
-        {
-            Some(ch) => out.push(ch),
-            None => {
-                out.push('\\');
-                out.push_str(&digits);
-            }
-        }
-    }
-    out
+/// A Z3 string literal for `text`; `None` when the alphabet has no code for one of its
+/// characters (the test reading it is then not encoded: unknown, never proved).
+pub fn z3_text(alphabet: &Alphabet, text: &str) -> Option<ZString> {
+    ZString::from_str(&alphabet.literal(text)?).ok()
 }
 
 /// A glob as a regular expression.
-pub fn glob_regex(pattern: &str) -> Option<Regexp> {
+pub fn glob_regex(alphabet: &Alphabet, pattern: &str) -> Option<Regexp> {
     let tokens = rt::glob_tokens(pattern).ok()?;
     let mut parts: Vec<Regexp> = Vec::new();
     let mut run = String::new();
     let flush = |run: &mut String, parts: &mut Vec<Regexp>| -> Option<()> {
         if !run.is_empty() {
-            parts.push(Regexp::literal(&escape(run)));
+            parts.push(Regexp::literal(&alphabet.literal(run)?));
             run.clear();
         }
         Some(())
@@ -453,11 +413,16 @@ fn one_char() -> Regexp {
 }
 
 /// One text test on one string.
-pub fn text_test(kind: &TextTestKind, sets: &[ValueSet], s: &ZString) -> Option<Bool> {
+pub fn text_test(
+    alphabet: &Alphabet,
+    kind: &TextTestKind,
+    sets: &[ValueSet],
+    s: &ZString,
+) -> Option<Bool> {
     Some(match kind {
-        TextTestKind::InSet(i) => member(sets.get(*i as usize)?, s)?,
-        TextTestKind::Matches(p) => s.regex_matches(&glob_regex(p)?),
-        TextTestKind::Equals(t) => s.eq(&z3_text(t)?),
+        TextTestKind::InSet(i) => member(alphabet, sets.get(*i as usize)?, s)?,
+        TextTestKind::Matches(p) => s.regex_matches(&glob_regex(alphabet, p)?),
+        TextTestKind::Equals(t) => s.eq(&z3_text(alphabet, t)?),
     })
 }
 
@@ -465,16 +430,21 @@ pub fn text_test(kind: &TextTestKind, sets: &[ValueSet], s: &ZString) -> Option<
 /// bound at deploy time a free boolean per string variable (any contents), kept a
 /// function by [`SymRequest::set_consistency`]. (An uninterpreted function would say the
 /// same, but Z3 then gives the strings abstract values that no request can carry.)
-pub fn member(set: &ValueSet, s: &ZString) -> Option<Bool> {
+pub fn member(alphabet: &Alphabet, set: &ValueSet, s: &ZString) -> Option<Bool> {
     if set.deploy && !set.bound {
-        return Some(Bool::new_const(format!("set.{}.has.{s}", set.name)));
+        return Some(unbound_member(set, s));
     }
     let eqs: Option<Vec<Bool>> = set
         .members
         .iter()
-        .map(|m| z3_text(m).map(|lit| s.eq(&lit)))
+        .map(|m| z3_text(alphabet, m).map(|lit| s.eq(&lit)))
         .collect();
     Some(Bool::or(&eqs?))
+}
+
+/// Membership in a set bound at deploy time: a free boolean per string variable.
+pub fn unbound_member(set: &ValueSet, s: &ZString) -> Bool {
+    Bool::new_const(format!("set.{}.has.{s}", set.name))
 }
 
 /// A test over a slot's strings: for a text, the test itself; for a list, whether some
@@ -510,6 +480,7 @@ pub fn over_elements(
 pub struct TextTests<'a> {
     pub data: &'a TableData,
     pub tool: usize,
+    pub alphabet: &'a Alphabet,
 }
 
 impl TextTests<'_> {
@@ -579,7 +550,7 @@ pub fn condition(
                 present.push(var.present.clone());
                 let all = matches!(op, Op::All { .. });
                 stack.push(over_elements(var, all, &|s| {
-                    text_test(kind, &tests.data.sets, s)
+                    text_test(tests.alphabet, kind, &tests.data.sets, s)
                 })?);
             }
             Op::Untrusted { slot } => {
@@ -780,6 +751,7 @@ struct Source<'a> {
 
 impl Source<'_> {
     fn cond(&self, cond: &Cond, present: &mut Vec<Bool>) -> Bool {
+        let alphabet = &self.texts.alphabet;
         match cond {
             Cond::Or(cs) => Bool::or(&cs.iter().map(|c| self.cond(c, present)).collect::<Vec<_>>()),
             Cond::And(cs) => {
@@ -794,10 +766,10 @@ impl Source<'_> {
             Cond::Truthy(t) => self.term(t, present).eq(Int::from_i64(0)).not(),
             Cond::InSet { arg, set } => {
                 let set = self.sets.get(set.index());
-                self.text(*arg, false, present, &|s| member(set?, s))
+                self.text(*arg, false, present, &|s| member(alphabet, set?, s))
             }
             Cond::Matches { arg, pattern } => self.text(*arg, false, present, &|s| {
-                Some(s.regex_matches(&glob_regex(pattern)?))
+                Some(s.regex_matches(&glob_regex(alphabet, pattern)?))
             }),
             Cond::Quantified {
                 quantifier,
@@ -808,12 +780,14 @@ impl Source<'_> {
                 self.text(*arg, all, present, &|s| {
                     let (passes, negated) = match test {
                         ElementTest::InSet { set, negated } => {
-                            (member(self.sets.get(set.index())?, s)?, *negated)
+                            (member(alphabet, self.sets.get(set.index())?, s)?, *negated)
                         }
                         ElementTest::Matches { pattern, negated } => {
-                            (s.regex_matches(&glob_regex(pattern)?), *negated)
+                            (s.regex_matches(&glob_regex(alphabet, pattern)?), *negated)
                         }
-                        ElementTest::Equals { text, negated } => (s.eq(&z3_text(text)?), *negated),
+                        ElementTest::Equals { text, negated } => {
+                            (s.eq(&z3_text(alphabet, text)?), *negated)
+                        }
                     };
                     Some(if negated { passes.not() } else { passes })
                 })
@@ -850,10 +824,18 @@ impl Source<'_> {
         test: &dyn Fn(&ZString) -> Option<Bool>,
     ) -> Bool {
         match self.slot(arg) {
-            Some(v) => {
-                present.push(v.present.clone());
-                over_elements(v, all, test).unwrap_or_else(|| Bool::from_bool(false))
-            }
+            Some(v) => match over_elements(v, all, test) {
+                Some(holds) => {
+                    present.push(v.present.clone());
+                    holds
+                }
+                // A test that cannot be encoded reads as an absent value: an assert
+                // covers the request, an exemption does not apply (fail safe both ways).
+                None => {
+                    present.push(Bool::from_bool(false));
+                    Bool::from_bool(false)
+                }
+            },
             None => {
                 present.push(Bool::from_bool(false));
                 Bool::from_bool(false)
@@ -984,9 +966,11 @@ mod tests {
             let Ok(cond) = Condition::new(program(&mut rng, 3)) else {
                 continue;
             };
+            let alphabet = Alphabet::default();
             let tests = TextTests {
                 data: &data,
                 tool: 0,
+                alphabet: &alphabet,
             };
             let Some((holds, known)) = condition(&cond, &req, &|v| v, tests) else {
                 continue;

@@ -15,6 +15,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod access;
+mod alphabet;
 mod asserts;
 mod cells;
 mod counterexample;
@@ -329,10 +330,11 @@ pub(crate) fn source_tests_texts_on(model: &Model, tool: Option<usize>) -> bool 
 
 impl<'a> Ctx<'a> {
     /// The text tests of a tool of the table.
-    pub fn tests(&self, tool: usize) -> encode::TextTests<'a> {
+    pub fn tests(&self, tool: usize) -> encode::TextTests<'_> {
         encode::TextTests {
             data: self.data,
             tool,
+            alphabet: &self.texts.alphabet,
         }
     }
 

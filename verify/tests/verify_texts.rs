@@ -8,10 +8,15 @@
 //! brute force finds nothing, a counterexample is still possible (the domain is finite),
 //! but then it must replay.
 //!
+//! The alphabet has characters of every plane of Unicode: Z3 4.8.12's strings stop at
+//! U+2FFFF, so characters above it (tag characters, plane 16) are where an encoding can
+//! go wrong; requests also carry characters no policy mentions (U+0000, U+E007F).
+//!
 //! `AGENTPOLICY_TEXT_CASES` sets the number of policies (default 40).
 
 #![expect(
     clippy::expect_used,
+    clippy::panic,
     reason = "a test helper that cannot do its job should fail the test loudly"
 )]
 
@@ -40,9 +45,27 @@ impl Rng {
     }
 }
 
-/// Texts over a small alphabet: every string up to length 2 over `a`, `b`, `@`.
-fn texts() -> Vec<String> {
-    let alphabet = ["a", "b", "@"];
+/// Characters policies mention: ASCII, Latin-1, the BMP (U+FFFD), planes 1 and 2, the
+/// last character of Z3's strings (U+2FFFF), plane 3, a tag character (plane 14) and
+/// plane 16.
+const POLICY_CHARS: [char; 10] = [
+    'a',
+    '@',
+    '\u{E9}',
+    '\u{FFFD}',
+    '\u{1F600}',
+    '\u{2A6D6}',
+    '\u{2FFFF}',
+    '\u{30000}',
+    '\u{E0001}',
+    '\u{10FFFD}',
+];
+
+/// Characters only requests carry.
+const REQUEST_CHARS: [char; 3] = ['\u{0}', '\u{E007F}', '\u{10FFFF}'];
+
+/// Every string up to length 2 over `alphabet`.
+fn strings(alphabet: &[char]) -> Vec<String> {
     let mut out = vec![String::new()];
     for x in alphabet {
         out.push(x.to_string());
@@ -53,14 +76,29 @@ fn texts() -> Vec<String> {
     out
 }
 
+/// Texts of the policies: every string up to length 2 over [`POLICY_CHARS`].
+fn texts() -> Vec<String> {
+    strings(&POLICY_CHARS)
+}
+
 fn glob(rng: &mut Rng) -> String {
-    let tokens = ["a", "b", "@", "*", "?"];
+    let mut tokens: Vec<String> = POLICY_CHARS.iter().map(char::to_string).collect();
+    tokens.extend([
+        "*".to_string(),
+        "*".to_string(),
+        "?".to_string(),
+        "?".to_string(),
+    ]);
     (0..1 + rng.below(3))
-        .map(|_| tokens[rng.below(tokens.len())])
+        .map(|_| tokens[rng.below(tokens.len())].clone())
         .collect()
 }
 
 fn literal(rng: &mut Rng) -> String {
+    // Single characters half of the time, so that rules overlap.
+    if rng.chance(50) {
+        return POLICY_CHARS[rng.below(POLICY_CHARS.len())].to_string();
+    }
     let t = texts();
     t[rng.below(t.len())].clone()
 }
@@ -135,8 +173,18 @@ fn compile(text: &str) -> Option<(agentpolicy::model::Model, DecisionTable)> {
 
 /// A request that gets through (allowed or escalated), by brute force.
 fn brute_force(table: &DecisionTable) -> Option<String> {
-    let all = texts();
-    let elements = ["", "a", "b", "@", "a@", "ab"];
+    let mut alphabet = POLICY_CHARS.to_vec();
+    alphabet.extend(REQUEST_CHARS);
+    let all = strings(&alphabet);
+    let elements = [
+        "",
+        "a",
+        "\u{E9}@",
+        "\u{E0001}",
+        "\u{10FFFD}",
+        "\u{0}\u{30000}",
+        "\u{E007F}",
+    ];
     let mut lists: Vec<Vec<&str>> = vec![vec![]];
     for x in elements {
         lists.push(vec![x]);
@@ -176,6 +224,47 @@ fn brute_force(table: &DecisionTable) -> Option<String> {
     None
 }
 
+/// Whether the verifier proves the policy's assert (`None` if it does not compile);
+/// panics when the verdict contradicts brute force or a counterexample does not replay.
+fn check(text: &str) -> Option<bool> {
+    let (model, table) = compile(text)?;
+    let report = verify::verify(&model, &table, &Config::default());
+    let verdict = report
+        .results
+        .iter()
+        .find(|r| r.property == Property::Assert)
+        .map(|r| &r.verdict)
+        .expect("the assert has a verdict");
+    let found = brute_force(&table);
+    match verdict {
+        Verdict::Proved => {
+            assert!(
+                found.is_none(),
+                "proved, but {} gets through:\n{text}",
+                found.unwrap_or_default()
+            );
+            Some(true)
+        }
+        Verdict::Counterexample(cex) => {
+            for call in &cex.calls {
+                let bound = call.table(&table).expect("sets bind");
+                let request = call
+                    .to_request(&bound, &mut KeyValueInterner::default())
+                    .expect("valid request");
+                assert_ne!(
+                    decide(&bound, &request).outcome,
+                    Outcome::Deny,
+                    "{}\n{text}",
+                    call.to_json()
+                );
+            }
+            Some(false)
+        }
+        Verdict::Unknown(reason) => panic!("unknown ({reason}) on\n{text}"),
+        Verdict::Finding => panic!("an assert has no finding verdict:\n{text}"),
+    }
+}
+
 #[test]
 fn the_string_encoding_agrees_with_brute_force() {
     let cases: u64 = std::env::var("AGENTPOLICY_TEXT_CASES")
@@ -189,43 +278,10 @@ fn the_string_encoding_agrees_with_brute_force() {
             break;
         }
         let text = policy(&mut rng, n);
-        let Some((model, table)) = compile(&text) else {
-            continue;
-        };
-        let report = verify::verify(&model, &table, &Config::default());
-        let verdict = report
-            .results
-            .iter()
-            .find(|r| r.property == Property::Assert)
-            .map(|r| &r.verdict)
-            .expect("the assert has a verdict");
-        let found = brute_force(&table);
-        match verdict {
-            Verdict::Proved => {
-                assert!(
-                    found.is_none(),
-                    "proved, but {} gets through:\n{text}",
-                    found.unwrap_or_default()
-                );
-                proved += 1;
-            }
-            Verdict::Counterexample(cex) => {
-                for call in &cex.calls {
-                    let bound = call.table(&table).expect("sets bind");
-                    let request = call
-                        .to_request(&bound, &mut KeyValueInterner::default())
-                        .expect("valid request");
-                    assert_ne!(
-                        decide(&bound, &request).outcome,
-                        Outcome::Deny,
-                        "{}\n{text}",
-                        call.to_json()
-                    );
-                }
-                refuted += 1;
-            }
-            Verdict::Unknown(reason) => panic!("unknown ({reason}) on\n{text}"),
-            Verdict::Finding => panic!("an assert has no finding verdict:\n{text}"),
+        match check(&text) {
+            None => continue,
+            Some(true) => proved += 1,
+            Some(false) => refuted += 1,
         }
         checked += 1;
     }
@@ -234,4 +290,44 @@ fn the_string_encoding_agrees_with_brute_force() {
         proved > cases / 10 && refuted > cases / 10,
         "{proved} proved, {refuted} refuted"
     );
+}
+
+/// Every character, of every plane, is one character to the verifier: `?` matches it, a
+/// glob or set names it apart from every other, and a request carrying it replays.
+#[test]
+fn every_plane_is_one_character() {
+    let mut policies: Vec<(String, bool)> = Vec::new();
+    for c in POLICY_CHARS {
+        let other = if c == 'a' { '@' } else { 'a' };
+        let policy = |rules: &str| {
+            format!(
+                "policy planes version \"1\"\ntiers public < internal\n\
+                 set small = [\"{c}\", \"{c}{c}\"]\n\
+                 tool t(s: text, xs: list<text>) {{ effect write }}\n\
+                 agent a {{\n  owner \"o@x.example\"\n{rules}\n}}\nassert never a calls t\n"
+            )
+        };
+        policies.extend([
+            // Only texts with `c` get through: the encoding must not make `?` miss it.
+            (policy(&format!("  allow t when s matches \"?\"\n  deny t when not (s == \"{c}\")")), false),
+            (policy(&format!("  allow t when s matches \"*{c}\"\n  deny t when s matches \"??*\"")), false),
+            (policy("  allow t when s in small\n  deny t when s matches \"?\""), false),
+            (policy(&format!("  allow t when any xs matches \"{c}?\"\n  deny t when all xs matches \"{other}*\"")), false),
+            // `c` is one character, and no other: nothing gets through.
+            (policy(&format!("  allow t when s == \"{c}\"\n  deny t when s matches \"?\"")), true),
+            (policy("  allow t when s in small\n  deny t when s matches \"?\"\n  deny t when s matches \"??\""), true),
+            (policy(&format!("  allow t when any xs matches \"?{c}\"\n  deny t when any xs matches \"*\"")), true),
+        ]);
+        for o in POLICY_CHARS.iter().filter(|o| **o != c) {
+            policies.push((
+                policy(&format!(
+                    "  allow t when s matches \"{c}*\"\n  deny t when not (s matches \"{o}*\")"
+                )),
+                true,
+            ));
+        }
+    }
+    for (text, proved) in policies {
+        assert_eq!(check(&text), Some(proved), "{text}");
+    }
 }

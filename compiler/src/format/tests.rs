@@ -269,3 +269,40 @@ fn tree_comparison_ignores_ranges_and_nothing_else() {
         assert!(!same_tree_ignoring_ranges(&tree(a), &tree(b)), "{a} vs {b}");
     }
 }
+
+/// Every byte of a comment is kept: only trailing spaces and tabs go, never other
+/// whitespace at the end of a comment (which `str::trim_end` would also remove).
+#[test]
+fn comments_keep_trailing_unicode_whitespace() {
+    for ch in [
+        '\u{B}', '\u{C}', '\u{85}', '\u{A0}', '\u{2003}', '\u{2028}', '\u{3000}', '\u{FEFF}',
+    ] {
+        assert_eq!(
+            formatted(&format!("isolate m // c{ch}")),
+            format!("isolate m // c{ch}\n"),
+            "{ch:?}"
+        );
+        assert_eq!(
+            formatted(&format!("isolate m // c{ch} \t ")),
+            format!("isolate m // c{ch}\n"),
+            "{ch:?}"
+        );
+        assert_eq!(
+            formatted(&format!("isolate m\n// end{ch}")),
+            format!("isolate m\n// end{ch}\n"),
+            "{ch:?}"
+        );
+        assert_eq!(
+            formatted(&format!("/* a{ch}\r\n b{ch}\t */\nisolate m\n")),
+            format!("/* a{ch}\n b{ch}\t */\nisolate m\n"),
+            "{ch:?}"
+        );
+        let src = format!("isolate m // c{ch}  \n/* d{ch} */\n");
+        let tokens = parse(FileId(0), &src).tokens;
+        assert_eq!(
+            comment_texts(&src, &tokens),
+            vec![format!("// c{ch}"), format!("/* d{ch} */")],
+            "{ch:?}"
+        );
+    }
+}

@@ -209,7 +209,8 @@ pub fn arg_or_list<'a>(
 pub fn arg_value(ty: ValueType, value: &Json) -> Result<ArgValue<'_>, &'static str> {
     match ty {
         ValueType::Money => {
-            const EXPECTED: &str = "money, like \"$25,000\" or a number of dollars";
+            const EXPECTED: &str = "money, like \"$25,000\" or \"-$0.01\", or a number of dollars";
+            // As counterexamples and witnesses print it (`-$0.01`), or without the `$`.
             let text = match value {
                 Json::String(s) if s.starts_with('$') || s.starts_with("-$") => s.clone(),
                 Json::String(s) => format!("${s}"),
@@ -280,9 +281,15 @@ mod tests {
         );
         assert_eq!(money(serde_json::json!(99.95)), Ok("Money(9995)".into()));
         assert_eq!(money(serde_json::json!("$-5")), Ok("Money(-500)".into()));
-        // What counterexamples and witnesses print reads back.
+        // The form counterexamples and `diff` witnesses print.
         assert_eq!(money(serde_json::json!("-$0.01")), Ok("Money(-1)".into()));
+        assert_eq!(money(serde_json::json!("-0.01")), Ok("Money(-1)".into()));
         assert_eq!(money(serde_json::json!(-0.01)), Ok("Money(-1)".into()));
+        assert_eq!(
+            money(serde_json::json!(crate::values::money(i64::MIN))),
+            Ok(format!("Money({})", i64::MIN))
+        );
+        assert!(money(serde_json::json!("--5")).is_err());
         assert!(money(serde_json::json!(true)).is_err());
     }
 
