@@ -17,6 +17,7 @@ mod asserts;
 mod cells;
 mod counterexample;
 mod diff;
+mod diff_decls;
 mod encode;
 mod flow;
 mod hygiene;
@@ -35,6 +36,7 @@ use crate::model::Model;
 
 pub use counterexample::{Access, ArgVal, Call, Counterexample, Session, decimal, money};
 pub use diff::{Change, DiffReport, diff};
+pub use diff_decls::{ChangeKind, DeclChange, Witness};
 pub use solver::Budget;
 
 /// How to run the proofs.

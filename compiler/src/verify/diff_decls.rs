@@ -1,0 +1,853 @@
+//! The part of the semantic diff that the rule stage does not see: every declaration that
+//! decides what gets through besides the rules (modes and lifecycle stages, integrity
+//! labels, limits, breakers, credentials, tier ceilings, clearances and resource tiers,
+//! audit retention), compared between two policies and classified as widening (NEW lets
+//! more through, or keeps less of the record) or narrowing. A change comes with a witness
+//! where one exists (a request both runtimes replay, or a described trace) and is
+//! reported as structural where none does. Route timeouts are compared per request in
+//! `diff.rs`, since which routes a request escalates to depends on its rules.
+//!
+//! Must not: decide anything itself (the runtime replays each request witness), or
+//! compare declarations that cannot change what gets through (owners, purposes, notify
+//! destinations).
+
+use agentpolicy_runtime::{
+    self as rt, BreakerMetric, CmpOp, LimitUnit, LimitWindow, Mode, Outcome, Period, SuspendScope,
+};
+
+use super::cells::{self, CellInfo, Found, Permitted};
+use super::counterexample::{Access, Call};
+use super::{Ctx, access};
+use crate::model::{AgentDef, Cond, Stage, Term};
+use crate::values::duration;
+
+/// What kind of declaration a change is about; `keyword` is the stable JSON `kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ChangeKind {
+    /// The rule stage decides a request differently.
+    Rule,
+    /// An escalation left unanswered ends differently (outcome or deadline).
+    RouteTimeout,
+    Mode,
+    Stage,
+    /// `untrusted` on a resource or tool.
+    Integrity,
+    Limit,
+    Breaker,
+    Credential,
+    /// An agent's `max tier`.
+    MaxTier,
+    /// A sink's clearance.
+    Clearance,
+    /// A resource's tier.
+    ResourceTier,
+    /// The tier order itself.
+    Tiers,
+    Retention,
+}
+
+impl ChangeKind {
+    pub fn keyword(self) -> &'static str {
+        match self {
+            ChangeKind::Rule => "rule",
+            ChangeKind::RouteTimeout => "route_timeout",
+            ChangeKind::Mode => "mode",
+            ChangeKind::Stage => "stage",
+            ChangeKind::Integrity => "integrity",
+            ChangeKind::Limit => "limit",
+            ChangeKind::Breaker => "breaker",
+            ChangeKind::Credential => "credential",
+            ChangeKind::MaxTier => "max_tier",
+            ChangeKind::Clearance => "clearance",
+            ChangeKind::ResourceTier => "resource_tier",
+            ChangeKind::Tiers => "tiers",
+            ChangeKind::Retention => "retention",
+        }
+    }
+}
+
+/// One changed declaration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeclChange {
+    pub kind: ChangeKind,
+    pub widening: bool,
+    /// What was declared: "agent `intake`", "resource `mailbox`", "audit retention".
+    pub subject: String,
+    /// What changed, as a sentence: "limit `100 calls per task` removed".
+    pub what: String,
+    /// A request or trace NEW treats more permissively (less, for a narrowing);
+    /// `None` for a structural change.
+    pub witness: Option<Witness>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Witness {
+    /// The trace in words ("101 calls of `t` in one task; OLD denies the last").
+    pub trace: String,
+    /// A request of the trace, as NEW decides it (the one OLD treats more strictly).
+    pub request: Option<Call>,
+}
+
+/// Every changed declaration between the two sides.
+pub fn compare(old: &Ctx<'_>, new: &Ctx<'_>) -> Vec<DeclChange> {
+    let mut out = Vec::new();
+    tiers(old, new, &mut out);
+    for agent in &new.model.agents {
+        let before = old.model.agents.iter().find(|a| a.name == agent.name);
+        agent_changes(old, new, before, agent, &mut out);
+    }
+    for agent in &old.model.agents {
+        if !new.model.agents.iter().any(|a| a.name == agent.name) {
+            // Its calls are denied now: the rule diff reports them. Its credentials go.
+            for c in &agent.credentials {
+                out.push(change(
+                    ChangeKind::Credential,
+                    false,
+                    format!("agent `{}`", agent.name),
+                    format!("credential `{}` no longer held (the agent is gone)", c.name),
+                ));
+            }
+        }
+    }
+    integrity(old, new, &mut out);
+    retention(old, new, &mut out);
+    out
+}
+
+fn change(kind: ChangeKind, widening: bool, subject: String, what: String) -> DeclChange {
+    DeclChange {
+        kind,
+        widening,
+        subject,
+        what,
+        witness: None,
+    }
+}
+
+/// A tier's rank, read in NEW's order when both policies have it.
+fn rank(old: &Ctx<'_>, new: &Ctx<'_>, name: &str) -> Option<usize> {
+    let position = |c: &Ctx<'_>| c.data.tiers.iter().position(|t| t == name);
+    position(new).or_else(|| position(old))
+}
+
+fn tier_name(ctx: &Ctx<'_>, id: rt::TierId) -> String {
+    ctx.data
+        .tiers
+        .get(id.index())
+        .cloned()
+        .unwrap_or_else(|| format!("#{}", id.index()))
+}
+
+fn tiers(old: &Ctx<'_>, new: &Ctx<'_>, out: &mut Vec<DeclChange>) {
+    // Tiers that both policies name must keep their relative order, or every label
+    // compared by name below means something else.
+    let common: Vec<&String> = old
+        .data
+        .tiers
+        .iter()
+        .filter(|t| new.data.tiers.contains(t))
+        .collect();
+    let in_new: Vec<&String> = new
+        .data
+        .tiers
+        .iter()
+        .filter(|t| old.data.tiers.contains(t))
+        .collect();
+    if common != in_new {
+        out.push(change(
+            ChangeKind::Tiers,
+            true,
+            "tiers".into(),
+            format!(
+                "the tier order changed from `{}` to `{}`: data of one tier may now be treated as lower",
+                old.data.tiers.join(" < "),
+                new.data.tiers.join(" < ")
+            ),
+        ));
+    }
+    for r in &new.data.resources {
+        let Some(before) = old.data.resources.iter().find(|o| o.name == r.name) else {
+            continue;
+        };
+        let (was, now) = (tier_name(old, before.tier), tier_name(new, r.tier));
+        if let (Some(a), Some(b)) = (rank(old, new, &was), rank(old, new, &now))
+            && a != b
+        {
+            out.push(change(
+                ChangeKind::ResourceTier,
+                b < a,
+                format!("resource `{}`", r.name),
+                format!(
+                    "tier `{was}` -> `{now}`: {}",
+                    if b < a {
+                        "agents with a lower ceiling may read it, and sinks with a lower clearance receive it"
+                    } else {
+                        "fewer agents may read it"
+                    }
+                ),
+            ));
+        }
+    }
+    for s in &new.data.sinks {
+        let Some(before) = old.data.sinks.iter().find(|o| o.name == s.name) else {
+            continue;
+        };
+        let (was, now) = (
+            tier_name(old, before.clearance),
+            tier_name(new, s.clearance),
+        );
+        if let (Some(a), Some(b)) = (rank(old, new, &was), rank(old, new, &now))
+            && a != b
+        {
+            out.push(change(
+                ChangeKind::Clearance,
+                b > a,
+                format!("sink `{}`", s.name),
+                format!(
+                    "clearance `{was}` -> `{now}`: {}",
+                    if b > a {
+                        "data of a higher tier may be written to it"
+                    } else {
+                        "less data may be written to it"
+                    }
+                ),
+            ));
+        }
+    }
+}
+
+fn agent_changes(
+    old: &Ctx<'_>,
+    new: &Ctx<'_>,
+    before: Option<&AgentDef>,
+    agent: &AgentDef,
+    out: &mut Vec<DeclChange>,
+) {
+    let subject = format!("agent `{}`", agent.name);
+    let table_agent = |c: &Ctx<'_>| c.data.agents.iter().position(|a| a.name == agent.name);
+    let (Some(na), oa) = (table_agent(new), table_agent(old)) else {
+        return;
+    };
+    let now = &new.data.agents[na];
+    let was = oa.map(|i| &old.data.agents[i]);
+    // Mode. A new agent counts as enforced before (all its calls were denied).
+    let was_mode = was.map_or(Mode::Enforce, |a| a.mode);
+    if was_mode != now.mode {
+        let widening = now.mode == Mode::Shadow;
+        let mut c = change(
+            ChangeKind::Mode,
+            widening,
+            subject.clone(),
+            format!(
+                "mode {} -> {}: {}",
+                mode_word(was_mode),
+                mode_word(now.mode),
+                if widening {
+                    "every call is reported allowed, whatever the policy decides"
+                } else {
+                    "calls the policy denies or escalates are no longer let through"
+                }
+            ),
+        );
+        // The witness: a request the policy does not allow, let through in shadow mode.
+        let (shadowed, side) = if widening {
+            (new, na)
+        } else {
+            (old, oa.unwrap_or(na))
+        };
+        c.witness = not_allowed(shadowed, side).map(|call| Witness {
+            trace: format!(
+                "the policy decides {}, and {} mode reports allow",
+                call.outcome,
+                if widening {
+                    "NEW's shadow"
+                } else {
+                    "OLD's shadow"
+                }
+            ),
+            request: Some(call),
+        });
+        out.push(c);
+    }
+    // Stage: its effects on rules and mode are reported as rule and mode changes too.
+    let stage_rank = |s: Option<Stage>| s.unwrap_or(Stage::Autonomous);
+    if let Some(b) = before {
+        let (s0, s1) = (
+            b.stage.as_ref().map(|s| s.stage),
+            agent.stage.as_ref().map(|s| s.stage),
+        );
+        if stage_rank(s0) != stage_rank(s1) {
+            out.push(change(
+                ChangeKind::Stage,
+                stage_rank(s1) > stage_rank(s0),
+                subject.clone(),
+                format!(
+                    "stage {} -> {} (its effect on each call is listed under rule and mode)",
+                    stage_rank(s0).keyword(),
+                    stage_rank(s1).keyword()
+                ),
+            ));
+        }
+    }
+    credentials(before, agent, &subject, out);
+    let Some(was) = was else {
+        return;
+    };
+    max_tier(old, new, was, now, agent, &subject, out);
+    limits(old, new, was, now, &subject, out);
+    breakers(was, now, &subject, out);
+}
+
+fn mode_word(m: Mode) -> &'static str {
+    match m {
+        Mode::Shadow => "shadow",
+        Mode::Enforce => "enforce",
+    }
+}
+
+fn cell_info(ctx: &Ctx<'_>, agent: usize, tool: usize) -> CellInfo {
+    let granted = cells::cell(ctx, agent, tool).is_some_and(|c| c.granted);
+    CellInfo {
+        agent,
+        tool,
+        granted,
+        access: if granted {
+            access::passing(ctx.table, agent, tool)
+        } else {
+            None
+        },
+    }
+}
+
+/// A request of the agent that the policy denies or escalates: of a usable tool when
+/// there is one, else of a tool it is not granted.
+fn not_allowed(ctx: &Ctx<'_>, agent: usize) -> Option<Call> {
+    for tool in 0..ctx.data.tools.len() {
+        let info = cell_info(ctx, agent, tool);
+        if !info.reachable() {
+            continue;
+        }
+        let Some(cs) = cells::solver(ctx, &info) else {
+            continue;
+        };
+        if let Found::Model(m) = cs.find(&cs.stage.is_allow().not(), &[]) {
+            let values = cells::values(ctx, &m, &cs.req);
+            if let Ok(call) = cells::concrete_call(ctx, &info, values)
+                && call.outcome != Outcome::Allow
+            {
+                return Some(call);
+            }
+        }
+    }
+    let tool = (0..ctx.data.tools.len()).find(|&t| !cell_info(ctx, agent, t).granted)?;
+    let mut call = Call {
+        agent: ctx.data.agents.get(agent)?.name.clone(),
+        tool: ctx.data.tools[tool].name.clone(),
+        args: Vec::new(),
+        confidence: None,
+        read: None,
+        write: None,
+        untrusted: Vec::new(),
+        sets: Vec::new(),
+        session: super::Session::default(),
+        outcome: Outcome::Deny,
+        rule: None,
+    };
+    cells::decide(ctx, &mut call).ok()?;
+    Some(call)
+}
+
+/// A request of the agent that gets past the rules (allowed or escalated).
+fn permitted(ctx: &Ctx<'_>, agent: usize) -> Option<Call> {
+    (0..ctx.data.tools.len()).find_map(|tool| {
+        let info = cell_info(ctx, agent, tool);
+        if !info.reachable() {
+            return None;
+        }
+        match cells::permitted(ctx, &info) {
+            Permitted::Yes(values) => cells::concrete_call(ctx, &info, *values)
+                .ok()
+                .filter(|c| c.outcome != Outcome::Deny),
+            _ => None,
+        }
+    })
+}
+
+fn credentials(
+    before: Option<&AgentDef>,
+    agent: &AgentDef,
+    subject: &str,
+    out: &mut Vec<DeclChange>,
+) {
+    let life = |e: Option<i64>| {
+        e.map_or("no expiry".to_string(), |ms| {
+            format!("expires {}", duration(ms))
+        })
+    };
+    let empty = Vec::new();
+    let old = before.map_or(&empty, |b| &b.credentials);
+    for c in &agent.credentials {
+        match old.iter().find(|o| o.name == c.name) {
+            None => out.push(change(
+                ChangeKind::Credential,
+                true,
+                subject.into(),
+                format!("credential `{}` added ({})", c.name, life(c.expires_ms)),
+            )),
+            Some(o) if o.expires_ms != c.expires_ms => {
+                // No expiry is a standing credential: longer than any lifetime.
+                let longer = match (o.expires_ms, c.expires_ms) {
+                    (Some(a), Some(b)) => b > a,
+                    (Some(_), None) => true,
+                    _ => false,
+                };
+                out.push(change(
+                    ChangeKind::Credential,
+                    longer,
+                    subject.into(),
+                    format!(
+                        "credential `{}`: {} -> {}",
+                        c.name,
+                        life(o.expires_ms),
+                        life(c.expires_ms)
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    for o in old {
+        if !agent.credentials.iter().any(|c| c.name == o.name) {
+            out.push(change(
+                ChangeKind::Credential,
+                false,
+                subject.into(),
+                format!("credential `{}` removed", o.name),
+            ));
+        }
+    }
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site; both sides' views of one agent"
+)]
+fn max_tier(
+    old: &Ctx<'_>,
+    new: &Ctx<'_>,
+    was: &rt::Agent,
+    now: &rt::Agent,
+    agent: &AgentDef,
+    subject: &str,
+    out: &mut Vec<DeclChange>,
+) {
+    // No ceiling is above every tier.
+    let ceiling = |c: &Ctx<'_>, t: Option<rt::TierId>| match t {
+        None => Some(usize::MAX),
+        Some(t) => rank(old, new, &tier_name(c, t)),
+    };
+    let word = |c: &Ctx<'_>, t: Option<rt::TierId>| {
+        t.map_or("none".to_string(), |t| format!("`{}`", tier_name(c, t)))
+    };
+    let (Some(a), Some(b)) = (ceiling(old, was.max_tier), ceiling(new, now.max_tier)) else {
+        return;
+    };
+    if a == b {
+        return;
+    }
+    let widening = b > a;
+    let mut c = change(
+        ChangeKind::MaxTier,
+        widening,
+        subject.into(),
+        format!(
+            "max tier {} -> {}",
+            word(old, was.max_tier),
+            word(new, now.max_tier)
+        ),
+    );
+    if widening {
+        c.witness = ceiling_witness(old, new, &agent.name, a, b);
+    }
+    out.push(c);
+}
+
+/// A call that reads a resource between the two ceilings: OLD's flow check denies it,
+/// NEW lets it through.
+fn ceiling_witness(
+    old: &Ctx<'_>,
+    new: &Ctx<'_>,
+    agent: &str,
+    low: usize,
+    high: usize,
+) -> Option<Witness> {
+    let na = new.data.agents.iter().position(|a| a.name == agent)?;
+    for tool in 0..new.data.tools.len() {
+        let info = cell_info(new, na, tool);
+        if !info.reachable() {
+            continue;
+        }
+        let Permitted::Yes(values) = cells::permitted(new, &info) else {
+            continue;
+        };
+        for r in &new.data.tools[tool].reads {
+            let res = &new.data.resources[r.index()];
+            let Some(t) = rank(old, new, &tier_name(new, res.tier)) else {
+                continue;
+            };
+            if t <= low || t > high {
+                continue;
+            }
+            let mut info = info.clone();
+            let access = Access {
+                target: res.name.clone(),
+                keys: res
+                    .keyed
+                    .iter()
+                    .filter_map(|k| new.data.keys.get(k.index()))
+                    .map(|k| (k.clone(), access::first_value(k)))
+                    .collect(),
+            };
+            info.access = Some((Some(access), None));
+            let Ok(call) = cells::concrete_call(new, &info, (*values).clone()) else {
+                continue;
+            };
+            let mut before = call.clone();
+            if call.outcome == Outcome::Deny
+                || cells::decide(old, &mut before).is_err()
+                || before.outcome != Outcome::Deny
+            {
+                continue;
+            }
+            return Some(Witness {
+                trace: format!(
+                    "a call of `{}` reading `{}`: OLD denies it (above the ceiling), NEW decides {}",
+                    call.tool, res.name, call.outcome
+                ),
+                request: Some(call),
+            });
+        }
+    }
+    None
+}
+
+fn limit_text(l: &rt::Limit) -> String {
+    let unit = match l.unit {
+        LimitUnit::Calls => "calls",
+        LimitUnit::Tokens => "tokens",
+    };
+    format!("{} {unit} per {}", l.count, window_word(l.window))
+}
+
+fn window_word(w: LimitWindow) -> &'static str {
+    match w {
+        LimitWindow::Task => "task",
+        LimitWindow::Session => "session",
+        LimitWindow::Minute => "minute",
+        LimitWindow::Hour => "hour",
+        LimitWindow::Day => "day",
+    }
+}
+
+/// Every interval the window `inner` counts lies within one interval of `outer`: a
+/// task within its session, any minute within an hour or a day, and any sliding window
+/// within the session (usage is counted per session).
+fn within(inner: LimitWindow, outer: LimitWindow) -> bool {
+    use LimitWindow::{Day, Hour, Minute, Session, Task};
+    inner == outer
+        || matches!(
+            (inner, outer),
+            (Minute, Hour | Day | Session) | (Hour, Day | Session) | (Day | Task, Session)
+        )
+}
+
+/// `b` admits no sequence of calls that `a` refuses: `b` counts the same unit over a
+/// window that contains `a`'s, and allows no more.
+fn limit_implies(b: &rt::Limit, a: &rt::Limit) -> bool {
+    b.unit == a.unit && b.count <= a.count && within(a.window, b.window)
+}
+
+fn limits(
+    old: &Ctx<'_>,
+    new: &Ctx<'_>,
+    was: &rt::Agent,
+    now: &rt::Agent,
+    subject: &str,
+    out: &mut Vec<DeclChange>,
+) {
+    let agent = new.data.agents.iter().position(|a| a.name == now.name);
+    for l in &was.limits {
+        if now.limits.iter().any(|n| limit_implies(n, l)) {
+            continue;
+        }
+        let same = now
+            .limits
+            .iter()
+            .find(|n| n.unit == l.unit && n.window == l.window);
+        let what = match same {
+            Some(n) => format!("limit `{}` raised to `{}`", limit_text(l), limit_text(n)),
+            None => match now
+                .limits
+                .iter()
+                .find(|n| n.unit == l.unit && n.count <= l.count)
+            {
+                Some(n) => format!(
+                    "limit `{}` replaced by `{}`, over a window that does not contain the old one",
+                    limit_text(l),
+                    limit_text(n)
+                ),
+                None => format!("limit `{}` removed", limit_text(l)),
+            },
+        };
+        let mut c = change(ChangeKind::Limit, true, subject.into(), what);
+        // A burst of count + 1 calls at one instant: OLD refuses the last; NEW only if
+        // one of its limits of the unit counts no more.
+        let burst_passes = !now
+            .limits
+            .iter()
+            .any(|n| n.unit == l.unit && n.count <= l.count);
+        if l.unit == LimitUnit::Calls && burst_passes {
+            c.witness = agent.and_then(|a| permitted(new, a)).map(|call| Witness {
+                trace: format!(
+                    "{} calls like this one in one {}: OLD denies the last (limit), NEW decides {}",
+                    l.count.saturating_add(1),
+                    window_word(l.window),
+                    call.outcome
+                ),
+                request: Some(call),
+            });
+        }
+        out.push(c);
+    }
+    for n in &now.limits {
+        if was.limits.iter().any(|l| limit_implies(l, n)) {
+            continue;
+        }
+        let what = match was
+            .limits
+            .iter()
+            .find(|l| l.unit == n.unit && l.window == n.window)
+        {
+            Some(l) => format!("limit `{}` lowered to `{}`", limit_text(l), limit_text(n)),
+            None => format!("limit `{}` added", limit_text(n)),
+        };
+        let _ = old;
+        out.push(change(ChangeKind::Limit, false, subject.into(), what));
+    }
+}
+
+fn breaker_text(b: &rt::Breaker) -> String {
+    let metric = match b.metric {
+        BreakerMetric::ErrorRate => "error_rate",
+        BreakerMetric::Calls => "calls",
+        BreakerMetric::Tokens => "tokens",
+        BreakerMetric::Denials => "denials",
+    };
+    let op = match b.op {
+        CmpOp::Lt => "<",
+        CmpOp::Le => "<=",
+        CmpOp::Gt => ">",
+        CmpOp::Ge => ">=",
+        CmpOp::Eq => "==",
+        CmpOp::Ne => "!=",
+    };
+    let value = match b.metric {
+        BreakerMetric::ErrorRate => {
+            format!("{}%", crate::values::decimal(b.value.saturating_mul(100)))
+        }
+        _ => b.value.to_string(),
+    };
+    let scope = match b.scope {
+        SuspendScope::Agent => "suspend",
+        SuspendScope::Engine => "suspend engine",
+    };
+    format!(
+        "{metric} {op} {value} over {} then {scope}",
+        duration(b.window_ms)
+    )
+}
+
+/// `b` trips whenever `a` does (same metric and comparison, a threshold at least as easy
+/// to pass, a window that counts at least as much) and suspends at least as much.
+fn breaker_implies(b: &rt::Breaker, a: &rt::Breaker) -> bool {
+    let threshold = match a.op {
+        CmpOp::Gt | CmpOp::Ge => b.value <= a.value,
+        CmpOp::Lt | CmpOp::Le => b.value >= a.value,
+        CmpOp::Eq | CmpOp::Ne => b.value == a.value,
+    };
+    // A count over a longer window is at least as large; a rate is not monotone in
+    // its window.
+    let window = match a.metric {
+        BreakerMetric::ErrorRate => b.window_ms == a.window_ms,
+        _ => b.window_ms >= a.window_ms,
+    };
+    let scope = b.scope == a.scope || b.scope == SuspendScope::Engine;
+    b.metric == a.metric && b.op == a.op && threshold && window && scope
+}
+
+fn breakers(was: &rt::Agent, now: &rt::Agent, subject: &str, out: &mut Vec<DeclChange>) {
+    for a in &was.breakers {
+        if now.breakers.iter().any(|b| breaker_implies(b, a)) {
+            continue;
+        }
+        let similar = now.breakers.iter().find(|b| b.metric == a.metric);
+        let what = match similar {
+            Some(b) if b.scope == SuspendScope::Agent && a.scope == SuspendScope::Engine => {
+                format!(
+                    "breaker `{}` weakened to `{}`: it no longer suspends the engine",
+                    breaker_text(a),
+                    breaker_text(b)
+                )
+            }
+            Some(b) => format!(
+                "breaker `{}` relaxed to `{}`: it trips later or never where the old one tripped",
+                breaker_text(a),
+                breaker_text(b)
+            ),
+            None => format!("breaker `{}` removed", breaker_text(a)),
+        };
+        out.push(change(ChangeKind::Breaker, true, subject.into(), what));
+    }
+    for b in &now.breakers {
+        if was.breakers.iter().any(|a| breaker_implies(a, b)) {
+            continue;
+        }
+        out.push(change(
+            ChangeKind::Breaker,
+            false,
+            subject.into(),
+            format!("breaker `{}` added or tightened", breaker_text(b)),
+        ));
+    }
+}
+
+/// The rules of `ctx` whose condition reads `tainted`, by id.
+fn rules_reading_taint(ctx: &Ctx<'_>) -> Vec<String> {
+    let mut ids = Vec::new();
+    for (i, rule) in ctx.model.rules.iter().enumerate() {
+        let mut reads = false;
+        if let Some(c) = &rule.condition {
+            c.visit(&mut |c: &Cond| {
+                reads |= c.terms().iter().any(|t| matches!(t, Term::Tainted));
+            });
+        }
+        if reads && let Some(r) = ctx.data.rules.get(i) {
+            ids.push(r.id.clone());
+        }
+    }
+    ids
+}
+
+fn integrity(old: &Ctx<'_>, new: &Ctx<'_>, out: &mut Vec<DeclChange>) {
+    let readers = rules_reading_taint(new);
+    let consequence = |widening: bool| {
+        let effect = if widening {
+            "a session that reads it is no longer tainted"
+        } else {
+            "a session that reads it is tainted from then on"
+        };
+        if readers.is_empty() {
+            format!(
+                "{effect} (no rule reads `tainted` now; the audit record and `escalates when tainted` do)"
+            )
+        } else {
+            format!(
+                "{effect}; rules that read `tainted`: {}",
+                readers.join(", ")
+            )
+        }
+    };
+    let mut compare_label = |what: &str, name: &str, was: bool, now: bool| {
+        if was != now {
+            out.push(change(
+                ChangeKind::Integrity,
+                was,
+                format!("{what} `{name}`"),
+                format!(
+                    "{} untrusted: {}",
+                    if was { "no longer" } else { "now" },
+                    consequence(was)
+                ),
+            ));
+        }
+    };
+    for (i, r) in new.data.resources.iter().enumerate() {
+        let Some(o) = old.data.resources.iter().position(|x| x.name == r.name) else {
+            continue;
+        };
+        let was = old
+            .data
+            .untrusted_resources
+            .contains(&rt::ResourceId(o as u32));
+        let now = new
+            .data
+            .untrusted_resources
+            .contains(&rt::ResourceId(i as u32));
+        compare_label("resource", &r.name, was, now);
+    }
+    for (i, t) in new.data.tools.iter().enumerate() {
+        let Some(o) = old.data.tools.iter().position(|x| x.name == t.name) else {
+            continue;
+        };
+        let was = old.data.untrusted_tools.contains(&rt::ToolId(o as u32));
+        let now = new.data.untrusted_tools.contains(&rt::ToolId(i as u32));
+        compare_label("tool", &t.name, was, now);
+    }
+}
+
+/// How long a record of `tier` (a name, or `None` for a record without one) is kept;
+/// `None` for ever.
+fn kept(ctx: &Ctx<'_>, tier: Option<&str>) -> Option<Period> {
+    let r = &ctx.data.retention;
+    let id = match tier {
+        None => None,
+        Some(name) => Some(rt::TierId(
+            ctx.data.tiers.iter().position(|t| t == name)? as u32
+        )),
+    };
+    let mut best: Option<Period> = r.default;
+    for t in &r.tiers {
+        if id.is_some_and(|id| id >= t.tier) {
+            best = Some(match best {
+                Some(b) if b.never_shorter_than(t.period) => b,
+                _ => t.period,
+            });
+        }
+    }
+    best
+}
+
+fn retention(old: &Ctx<'_>, new: &Ctx<'_>, out: &mut Vec<DeclChange>) {
+    let mut tiers: Vec<Option<&str>> = vec![None];
+    tiers.extend(new.data.tiers.iter().map(|t| Some(t.as_str())));
+    let word = |p: Option<Period>| p.map_or("for ever".to_string(), |p| p.to_string());
+    for tier in tiers {
+        let (a, b) = (kept(old, tier), kept(new, tier));
+        if a == b {
+            continue;
+        }
+        // Shorter on some dates is a weakening of the record; only "never shorter" is
+        // a narrowing.
+        let shorter = match (a, b) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(a), Some(b)) => !b.never_shorter_than(a),
+        };
+        out.push(change(
+            ChangeKind::Retention,
+            shorter,
+            "audit retention".into(),
+            format!(
+                "records {}: kept {} -> {}{}",
+                tier.map_or("without a tier".to_string(), |t| format!("of tier `{t}`")),
+                word(a),
+                word(b),
+                if shorter {
+                    " (a shorter record: compaction may remove evidence OLD kept)"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
+}
