@@ -15,6 +15,8 @@ use agentpolicy_runtime::{
     self as rt, BreakerMetric, CmpOp, LimitUnit, LimitWindow, Mode, Outcome, Period, SuspendScope,
 };
 
+use z3::ast::{Ast, Bool};
+
 use super::cells::{self, CellInfo, Found, Permitted};
 use super::counterexample::{Access, Call};
 use super::{Ctx, access};
@@ -294,7 +296,7 @@ fn agent_changes(
         return;
     };
     max_tier(old, new, was, now, agent, &subject, out);
-    limits(old, new, was, now, &subject, out);
+    limits(new, was, now, &subject, out);
     breakers(was, now, &subject, out);
 }
 
@@ -568,7 +570,6 @@ fn limit_implies(b: &rt::Limit, a: &rt::Limit) -> bool {
 }
 
 fn limits(
-    old: &Ctx<'_>,
     new: &Ctx<'_>,
     was: &rt::Agent,
     now: &rt::Agent,
@@ -592,7 +593,7 @@ fn limits(
                 .find(|n| n.unit == l.unit && n.count <= l.count)
             {
                 Some(n) => format!(
-                    "limit `{}` replaced by `{}`, over a window that does not contain the old one",
+                    "limit `{}` -> `{}`: the new window does not contain the old one",
                     limit_text(l),
                     limit_text(n)
                 ),
@@ -600,16 +601,12 @@ fn limits(
             },
         };
         let mut c = change(ChangeKind::Limit, true, subject.into(), what);
-        // A burst of count + 1 calls at one instant: OLD refuses the last; NEW only if
-        // one of its limits of the unit counts no more.
-        let burst_passes = !now
-            .limits
-            .iter()
-            .any(|n| n.unit == l.unit && n.count <= l.count);
-        if l.unit == LimitUnit::Calls && burst_passes {
+        if l.unit == LimitUnit::Calls
+            && let Some(pace) = spread(l, &now.limits)
+        {
             c.witness = agent.and_then(|a| permitted(new, a)).map(|call| Witness {
                 trace: format!(
-                    "{} calls like this one in one {}: OLD denies the last (limit), NEW decides {}",
+                    "{} calls like this one in one {}{pace}: OLD denies the last (limit), NEW decides {}",
                     l.count.saturating_add(1),
                     window_word(l.window),
                     call.outcome
@@ -623,16 +620,62 @@ fn limits(
         if was.limits.iter().any(|l| limit_implies(l, n)) {
             continue;
         }
-        let what = match was
+        let same = was
             .limits
             .iter()
-            .find(|l| l.unit == n.unit && l.window == n.window)
-        {
+            .find(|l| l.unit == n.unit && l.window == n.window);
+        let what = match same {
             Some(l) => format!("limit `{}` lowered to `{}`", limit_text(l), limit_text(n)),
-            None => format!("limit `{}` added", limit_text(n)),
+            None => match was
+                .limits
+                .iter()
+                .find(|l| l.unit == n.unit && l.count >= n.count)
+            {
+                Some(l) => format!(
+                    "limit `{}` -> `{}`: the new window contains the old one",
+                    limit_text(l),
+                    limit_text(n)
+                ),
+                None => format!("limit `{}` added", limit_text(n)),
+            },
         };
-        let _ = old;
         out.push(change(ChangeKind::Limit, false, subject.into(), what));
+    }
+}
+
+/// How to place `old.count + 1` calls within one of `old`'s windows so that no limit
+/// of `new` refuses one: `Some("")` at one instant, `Some(", one every N")` spread
+/// evenly, `None` when neither works (a task or session limit of NEW counts them all).
+fn spread(old: &rt::Limit, new: &[rt::Limit]) -> Option<String> {
+    let calls = old.count.saturating_add(1);
+    let tight: Vec<&rt::Limit> = new
+        .iter()
+        .filter(|n| n.unit == old.unit && n.count < calls)
+        .collect();
+    if tight.is_empty() {
+        return Some(String::new());
+    }
+    let span = window_ms(old.window)?;
+    let gap = (span - 1) / i64::try_from(old.count).ok()?.max(1);
+    if gap == 0 {
+        return None;
+    }
+    // A window of `s` ms holds at most s / gap + 1 of the spread calls.
+    let admits = |n: &&rt::Limit| {
+        window_ms(n.window).is_some_and(|s| u64::try_from(s / gap + 1).is_ok_and(|k| k <= n.count))
+    };
+    tight
+        .iter()
+        .all(admits)
+        .then(|| format!(", one every {}", duration(gap)))
+}
+
+fn window_ms(w: LimitWindow) -> Option<i64> {
+    match w {
+        LimitWindow::Minute => Some(60_000),
+        LimitWindow::Hour => Some(3_600_000),
+        LimitWindow::Day => Some(86_400_000),
+        LimitWindow::Task | LimitWindow::Session => None,
     }
 }
 
@@ -738,6 +781,141 @@ fn rules_reading_taint(ctx: &Ctx<'_>) -> Vec<String> {
     ids
 }
 
+#[derive(Clone, Copy)]
+enum Label<'a> {
+    Resource(&'a str),
+    Tool(&'a str),
+}
+
+/// Whether a call that goes through taints the session in `ctx`, as the engine's
+/// `absorb_read` decides it.
+fn taints(ctx: &Ctx<'_>, call: &Call) -> bool {
+    let data = ctx.data;
+    let Some(t) = data.tools.iter().position(|t| t.name == call.tool) else {
+        return false;
+    };
+    let untrusted = |r: usize| data.untrusted_resources.contains(&rt::ResourceId(r as u32));
+    data.untrusted_tools.contains(&rt::ToolId(t as u32))
+        || match &call.read {
+            Some(a) => data
+                .resources
+                .iter()
+                .position(|r| r.name == a.target)
+                .is_some_and(untrusted),
+            None => data.tools[t].reads.iter().any(|r| untrusted(r.index())),
+        }
+}
+
+/// A session of two calls: the first is allowed on both sides and taints the session
+/// on `tainted`'s side only (through `label`), the second is decided more strictly on
+/// `tainted`'s side because of the taint. Replayed through both runtimes.
+fn taint_witness(
+    tainted: &Ctx<'_>,
+    clean: &Ctx<'_>,
+    label: Label<'_>,
+    widening: bool,
+) -> Option<Witness> {
+    for (a, agent) in tainted.data.agents.iter().enumerate() {
+        if !clean.data.agents.iter().any(|x| x.name == agent.name) {
+            continue;
+        }
+        let first = (0..tainted.data.tools.len()).find_map(|t| {
+            let tool = &tainted.data.tools[t];
+            let mut info = cell_info(tainted, a, t);
+            if !info.reachable() {
+                return None;
+            }
+            match label {
+                Label::Tool(name) if tool.name != name => return None,
+                Label::Resource(name) => {
+                    let r = tool
+                        .reads
+                        .iter()
+                        .map(|r| &tainted.data.resources[r.index()])
+                        .find(|r| r.name == name)?;
+                    let read = Access {
+                        target: r.name.clone(),
+                        keys: r
+                            .keyed
+                            .iter()
+                            .filter_map(|k| tainted.data.keys.get(k.index()))
+                            .map(|k| (k.clone(), access::first_value(k)))
+                            .collect(),
+                    };
+                    info.access = Some((Some(read), None));
+                }
+                Label::Tool(_) => {}
+            }
+            let cs = cells::solver(tainted, &info)?;
+            let untainted = cs.req.tainted.not();
+            let Found::Model(m) = cs.find(&Bool::and(&[cs.stage.is_allow(), untainted]), &[])
+            else {
+                return None;
+            };
+            let call =
+                cells::concrete_call(tainted, &info, cells::values(tainted, &m, &cs.req)).ok()?;
+            let mut there = call.clone();
+            cells::decide(clean, &mut there).ok()?;
+            (call.outcome == Outcome::Allow
+                && there.outcome == Outcome::Allow
+                && taints(tainted, &call)
+                && !taints(clean, &call))
+            .then_some(call)
+        });
+        let Some(first) = first else { continue };
+        for t in 0..tainted.data.tools.len() {
+            let info = cell_info(tainted, a, t);
+            if !info.reachable() {
+                continue;
+            }
+            let Some(cs) = cells::solver(tainted, &info) else {
+                continue;
+            };
+            let rank = cs.stage.rank();
+            let yes = rank.substitute(&[(&cs.req.tainted, &Bool::from_bool(true))]);
+            let no = rank.substitute(&[(&cs.req.tainted, &Bool::from_bool(false))]);
+            let Found::Model(m) = cs.find(&yes.gt(&no), &[]) else {
+                continue;
+            };
+            let Ok(mut strict) =
+                cells::concrete_call(tainted, &info, cells::values(tainted, &m, &cs.req))
+            else {
+                continue;
+            };
+            strict.session.tainted = true;
+            let mut lenient = strict.clone();
+            lenient.session.tainted = false;
+            if cells::decide(tainted, &mut strict).is_err()
+                || cells::decide(clean, &mut lenient).is_err()
+                || strict.outcome == Outcome::Allow && lenient.outcome == Outcome::Allow
+                || lenient.outcome >= strict.outcome
+            {
+                continue;
+            }
+            // OLD is the tainted side for a widening, the clean one for a narrowing.
+            let (old_side, new_side) = if widening {
+                (strict, lenient)
+            } else {
+                (lenient, strict)
+            };
+            return Some(Witness {
+                trace: format!(
+                    "a session that first calls `{}` ({}), then this request: OLD decides {}, NEW decides {}",
+                    first.tool,
+                    first
+                        .read
+                        .as_ref()
+                        .map_or("allowed".to_string(), |r| format!("reads `{}`", r.target)),
+                    old_side.outcome,
+                    new_side.outcome
+                ),
+                request: Some(new_side),
+            });
+        }
+    }
+    None
+}
+
 fn integrity(old: &Ctx<'_>, new: &Ctx<'_>, out: &mut Vec<DeclChange>) {
     let readers = rules_reading_taint(new);
     let consequence = |widening: bool| {
@@ -757,9 +935,13 @@ fn integrity(old: &Ctx<'_>, new: &Ctx<'_>, out: &mut Vec<DeclChange>) {
             )
         }
     };
-    let mut compare_label = |what: &str, name: &str, was: bool, now: bool| {
+    let mut compare_label = |label: Label<'_>, was: bool, now: bool| {
         if was != now {
-            out.push(change(
+            let (what, name) = match label {
+                Label::Resource(r) => ("resource", r),
+                Label::Tool(t) => ("tool", t),
+            };
+            let mut c = change(
                 ChangeKind::Integrity,
                 was,
                 format!("{what} `{name}`"),
@@ -768,7 +950,14 @@ fn integrity(old: &Ctx<'_>, new: &Ctx<'_>, out: &mut Vec<DeclChange>) {
                     if was { "no longer" } else { "now" },
                     consequence(was)
                 ),
-            ));
+            );
+            // The tainted side is OLD for a widening, NEW for a narrowing.
+            c.witness = if was {
+                taint_witness(old, new, label, true)
+            } else {
+                taint_witness(new, old, label, false)
+            };
+            out.push(c);
         }
     };
     for (i, r) in new.data.resources.iter().enumerate() {
@@ -783,7 +972,7 @@ fn integrity(old: &Ctx<'_>, new: &Ctx<'_>, out: &mut Vec<DeclChange>) {
             .data
             .untrusted_resources
             .contains(&rt::ResourceId(i as u32));
-        compare_label("resource", &r.name, was, now);
+        compare_label(Label::Resource(&r.name), was, now);
     }
     for (i, t) in new.data.tools.iter().enumerate() {
         let Some(o) = old.data.tools.iter().position(|x| x.name == t.name) else {
@@ -791,7 +980,7 @@ fn integrity(old: &Ctx<'_>, new: &Ctx<'_>, out: &mut Vec<DeclChange>) {
         };
         let was = old.data.untrusted_tools.contains(&rt::ToolId(o as u32));
         let now = new.data.untrusted_tools.contains(&rt::ToolId(i as u32));
-        compare_label("tool", &t.name, was, now);
+        compare_label(Label::Tool(&t.name), was, now);
     }
 }
 
@@ -821,11 +1010,19 @@ fn retention(old: &Ctx<'_>, new: &Ctx<'_>, out: &mut Vec<DeclChange>) {
     let mut tiers: Vec<Option<&str>> = vec![None];
     tiers.extend(new.data.tiers.iter().map(|t| Some(t.as_str())));
     let word = |p: Option<Period>| p.map_or("for ever".to_string(), |p| p.to_string());
+    // Records whose period changed the same way are reported together.
+    let mut groups: Vec<((Option<Period>, Option<Period>), Vec<Option<&str>>)> = Vec::new();
     for tier in tiers {
-        let (a, b) = (kept(old, tier), kept(new, tier));
-        if a == b {
+        let ends = (kept(old, tier), kept(new, tier));
+        if ends.0 == ends.1 {
             continue;
         }
+        match groups.iter_mut().find(|(e, _)| *e == ends) {
+            Some((_, ts)) => ts.push(tier),
+            None => groups.push((ends, vec![tier])),
+        }
+    }
+    for ((a, b), tiers) in groups {
         // Shorter on some dates is a weakening of the record; only "never shorter" is
         // a narrowing.
         let shorter = match (a, b) {
@@ -833,13 +1030,21 @@ fn retention(old: &Ctx<'_>, new: &Ctx<'_>, out: &mut Vec<DeclChange>) {
             (None, Some(_)) => true,
             (Some(a), Some(b)) => !b.never_shorter_than(a),
         };
-        out.push(change(
+        let mut names: Vec<String> = Vec::new();
+        if tiers.contains(&None) {
+            names.push("without a tier".into());
+        }
+        let named: Vec<String> = tiers.iter().flatten().map(|t| format!("`{t}`")).collect();
+        if !named.is_empty() {
+            names.push(format!("of tier {}", named.join(", ")));
+        }
+        let mut c = change(
             ChangeKind::Retention,
             shorter,
             "audit retention".into(),
             format!(
                 "records {}: kept {} -> {}{}",
-                tier.map_or("without a tier".to_string(), |t| format!("of tier `{t}`")),
+                names.join(" and "),
                 word(a),
                 word(b),
                 if shorter {
@@ -848,6 +1053,22 @@ fn retention(old: &Ctx<'_>, new: &Ctx<'_>, out: &mut Vec<DeclChange>) {
                     ""
                 }
             ),
-        ));
+        );
+        // A record just older than the shorter period: one side must keep it, the other
+        // may compact it away.
+        let (keeps, drops, period) = if shorter {
+            ("OLD", "NEW", b)
+        } else {
+            ("NEW", "OLD", a)
+        };
+        c.witness = period.map(|p| Witness {
+            trace: format!(
+                "a record {} written {} and a day before a compaction: {keeps} keeps it, {drops} may remove it",
+                names.first().map_or("", String::as_str),
+                p
+            ),
+            request: None,
+        });
+        out.push(c);
     }
 }
