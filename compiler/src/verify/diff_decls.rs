@@ -167,25 +167,72 @@ fn tiers(old: &Ctx<'_>, new: &Ctx<'_>, out: &mut Vec<DeclChange>) {
             ),
         ));
     }
+    // A resource's tier and a sink's clearance matter only against the ceilings and
+    // clearances (tiers) data is compared with: each change is judged against NEW's other
+    // declarations, so one change is reported once, under its own kind.
+    let bounds: Vec<(String, Option<usize>)> = new
+        .data
+        .agents
+        .iter()
+        .filter_map(|a| {
+            let t = a.max_tier?;
+            Some((
+                format!("agent `{}` (max tier)", a.name),
+                rank(old, new, &tier_name(new, t)),
+            ))
+        })
+        .chain(new.data.sinks.iter().map(|s| {
+            (
+                format!("sink `{}`", s.name),
+                rank(old, new, &tier_name(new, s.clearance)),
+            )
+        }))
+        .collect();
     for r in &new.data.resources {
         let Some(before) = old.data.resources.iter().find(|o| o.name == r.name) else {
             continue;
         };
         let (was, now) = (tier_name(old, before.tier), tier_name(new, r.tier));
-        if let (Some(a), Some(b)) = (rank(old, new, &was), rank(old, new, &now))
-            && a != b
-        {
+        let (Some(a), Some(b)) = (rank(old, new, &was), rank(old, new, &now)) else {
+            continue;
+        };
+        if a == b {
+            continue;
+        }
+        let admits = |t: usize| -> Vec<&str> {
+            bounds
+                .iter()
+                .filter(|(_, bound)| bound.is_some_and(|c| t <= c))
+                .map(|(n, _)| n.as_str())
+                .collect()
+        };
+        let (before_admit, now_admit) = (admits(a), admits(b));
+        let opened: Vec<&str> = now_admit
+            .iter()
+            .copied()
+            .filter(|n| !before_admit.contains(n))
+            .collect();
+        let closed: Vec<&str> = before_admit
+            .iter()
+            .copied()
+            .filter(|n| !now_admit.contains(n))
+            .collect();
+        for (widening, who) in [(true, opened), (false, closed)] {
+            if who.is_empty() {
+                continue;
+            }
             out.push(change(
                 ChangeKind::ResourceTier,
-                b < a,
+                widening,
                 format!("resource `{}`", r.name),
                 format!(
-                    "tier `{was}` -> `{now}`: {}",
-                    if b < a {
-                        "agents with a lower ceiling may read it, and sinks with a lower clearance receive it"
+                    "tier `{was}` -> `{now}`: {} {}",
+                    if widening {
+                        "now admitted by"
                     } else {
-                        "fewer agents may read it"
-                    }
+                        "no longer admitted by"
+                    },
+                    who.join(", ")
                 ),
             ));
         }
@@ -198,23 +245,36 @@ fn tiers(old: &Ctx<'_>, new: &Ctx<'_>, out: &mut Vec<DeclChange>) {
             tier_name(old, before.clearance),
             tier_name(new, s.clearance),
         );
-        if let (Some(a), Some(b)) = (rank(old, new, &was), rank(old, new, &now))
-            && a != b
-        {
-            out.push(change(
-                ChangeKind::Clearance,
-                b > a,
-                format!("sink `{}`", s.name),
-                format!(
-                    "clearance `{was}` -> `{now}`: {}",
-                    if b > a {
-                        "data of a higher tier may be written to it"
-                    } else {
-                        "less data may be written to it"
-                    }
-                ),
-            ));
+        let (Some(a), Some(b)) = (rank(old, new, &was), rank(old, new, &now)) else {
+            continue;
+        };
+        if a == b {
+            continue;
         }
+        // The data whose admission changes: NEW's resources between the two clearances.
+        let between: Vec<String> = new
+            .data
+            .resources
+            .iter()
+            .filter(|r| {
+                rank(old, new, &tier_name(new, r.tier))
+                    .is_some_and(|t| t > a.min(b) && t <= a.max(b))
+            })
+            .map(|r| format!("`{}`", r.name))
+            .collect();
+        if between.is_empty() {
+            continue;
+        }
+        out.push(change(
+            ChangeKind::Clearance,
+            b > a,
+            format!("sink `{}`", s.name),
+            format!(
+                "clearance `{was}` -> `{now}`: data of {} may {} be written to it",
+                between.join(", "),
+                if b > a { "now" } else { "no longer" }
+            ),
+        ));
     }
 }
 
@@ -457,15 +517,30 @@ fn max_tier(
     if a == b {
         return;
     }
+    // The ceiling matters only for the data there is: NEW's resources between the two.
+    let between: Vec<String> = new
+        .data
+        .resources
+        .iter()
+        .filter(|r| {
+            rank(old, new, &tier_name(new, r.tier)).is_some_and(|t| t > a.min(b) && t <= a.max(b))
+        })
+        .map(|r| format!("`{}`", r.name))
+        .collect();
+    if between.is_empty() {
+        return;
+    }
     let widening = b > a;
     let mut c = change(
         ChangeKind::MaxTier,
         widening,
         subject.into(),
         format!(
-            "max tier {} -> {}",
+            "max tier {} -> {}: it may {} read {}",
             word(old, was.max_tier),
-            word(new, now.max_tier)
+            word(new, now.max_tier),
+            if widening { "now" } else { "no longer" },
+            between.join(", ")
         ),
     );
     if widening {
