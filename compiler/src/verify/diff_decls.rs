@@ -888,19 +888,29 @@ fn taint_witness(
     tainted: &Ctx<'_>,
     clean: &Ctx<'_>,
     label: Label<'_>,
-    widening: bool,
+    tainted_is_old: bool,
+    stricter: bool,
 ) -> Option<Witness> {
     for (a, agent) in tainted.data.agents.iter().enumerate() {
         if !clean.data.agents.iter().any(|x| x.name == agent.name) {
             continue;
         }
+        // In shadow mode every call runs (the engine reports allow), so it taints the
+        // session whatever the rules decide.
+        let shadow = |c: &Ctx<'_>| {
+            c.data
+                .agents
+                .iter()
+                .any(|x| x.name == agent.name && x.mode == Mode::Shadow)
+        };
+        let runs = |c: &Ctx<'_>, call: &Call| call.outcome == Outcome::Allow || shadow(c);
         let first = (0..tainted.data.tools.len()).find_map(|t| {
             let tool = &tainted.data.tools[t];
             let mut info = cell_info(tainted, a, t);
-            if !info.reachable() {
+            if !info.reachable() && !shadow(tainted) {
                 return None;
             }
-            match label {
+            let read = match label {
                 Label::Tool(name) if tool.name != name => return None,
                 Label::Resource(name) => {
                     let r = tool
@@ -908,7 +918,7 @@ fn taint_witness(
                         .iter()
                         .map(|r| &tainted.data.resources[r.index()])
                         .find(|r| r.name == name)?;
-                    let read = Access {
+                    Some(Access {
                         target: r.name.clone(),
                         keys: r
                             .keyed
@@ -916,23 +926,45 @@ fn taint_witness(
                             .filter_map(|k| tainted.data.keys.get(k.index()))
                             .map(|k| (k.clone(), access::first_value(k)))
                             .collect(),
-                    };
-                    info.access = Some((Some(read), None));
+                    })
                 }
-                Label::Tool(_) => {}
-            }
-            let cs = cells::solver(tainted, &info)?;
-            let untainted = cs.req.tainted.not();
-            let Found::Model(m) = cs.find(&Bool::and(&[cs.stage.is_allow(), untainted]), &[])
-            else {
-                return None;
+                Label::Tool(_) => info.access.clone().and_then(|(r, _)| r),
             };
-            let call =
-                cells::concrete_call(tainted, &info, cells::values(tainted, &m, &cs.req)).ok()?;
+            info.access = Some((read.clone(), None));
+            let allowed = || -> Option<Call> {
+                let cs = cells::solver(tainted, &info)?;
+                let untainted = cs.req.tainted.not();
+                let Found::Model(m) = cs.find(&Bool::and(&[cs.stage.is_allow(), untainted]), &[])
+                else {
+                    return None;
+                };
+                cells::concrete_call(tainted, &info, cells::values(tainted, &m, &cs.req)).ok()
+            };
+            let call = match allowed() {
+                Some(call) => call,
+                None if shadow(tainted) => {
+                    let mut call = Call {
+                        agent: agent.name.clone(),
+                        tool: tool.name.clone(),
+                        args: Vec::new(),
+                        confidence: None,
+                        read,
+                        write: None,
+                        untrusted: Vec::new(),
+                        sets: Vec::new(),
+                        session: super::Session::default(),
+                        outcome: Outcome::Deny,
+                        rule: None,
+                    };
+                    cells::decide(tainted, &mut call).ok()?;
+                    call
+                }
+                None => return None,
+            };
             let mut there = call.clone();
             cells::decide(clean, &mut there).ok()?;
-            (call.outcome == Outcome::Allow
-                && there.outcome == Outcome::Allow
+            (runs(tainted, &call)
+                && runs(clean, &there)
                 && taints(tainted, &call)
                 && !taints(clean, &call))
             .then_some(call)
@@ -949,38 +981,43 @@ fn taint_witness(
             let rank = cs.stage.rank();
             let yes = rank.substitute(&[(&cs.req.tainted, &Bool::from_bool(true))]);
             let no = rank.substitute(&[(&cs.req.tainted, &Bool::from_bool(false))]);
-            let Found::Model(m) = cs.find(&yes.gt(&no), &[]) else {
+            let goal = if stricter { yes.gt(&no) } else { yes.lt(&no) };
+            let Found::Model(m) = cs.find(&goal, &[]) else {
                 continue;
             };
-            let Ok(mut strict) =
+            let Ok(mut in_taint) =
                 cells::concrete_call(tainted, &info, cells::values(tainted, &m, &cs.req))
             else {
                 continue;
             };
-            strict.session.tainted = true;
-            let mut lenient = strict.clone();
-            lenient.session.tainted = false;
-            if cells::decide(tainted, &mut strict).is_err()
-                || cells::decide(clean, &mut lenient).is_err()
-                || strict.outcome == Outcome::Allow && lenient.outcome == Outcome::Allow
-                || lenient.outcome >= strict.outcome
+            in_taint.session.tainted = true;
+            let mut in_clean = in_taint.clone();
+            in_clean.session.tainted = false;
+            if cells::decide(tainted, &mut in_taint).is_err()
+                || cells::decide(clean, &mut in_clean).is_err()
+                || (in_taint.outcome > in_clean.outcome) != stricter
+                || in_taint.outcome == in_clean.outcome
             {
                 continue;
             }
-            // OLD is the tainted side for a widening, the clean one for a narrowing.
-            let (old_side, new_side) = if widening {
-                (strict, lenient)
+            let (old_side, new_side) = if tainted_is_old {
+                (in_taint, in_clean)
             } else {
-                (lenient, strict)
+                (in_clean, in_taint)
             };
             return Some(Witness {
                 trace: format!(
-                    "a session that first calls `{}` ({}), then this request: OLD decides {}, NEW decides {}",
+                    "a session that first calls `{}` ({}{}), then this request: OLD decides {}, NEW decides {}",
                     first.tool,
                     first
                         .read
                         .as_ref()
                         .map_or("allowed".to_string(), |r| format!("reads `{}`", r.target)),
+                    if first.outcome == Outcome::Allow {
+                        ""
+                    } else {
+                        "; it runs in shadow mode"
+                    },
                     old_side.outcome,
                     new_side.outcome
                 ),
@@ -1026,13 +1063,25 @@ fn integrity(old: &Ctx<'_>, new: &Ctx<'_>, out: &mut Vec<DeclChange>) {
                     consequence(was)
                 ),
             );
-            // The tainted side is OLD for a widening, NEW for a narrowing.
-            c.witness = if was {
-                taint_witness(old, new, label, true)
-            } else {
-                taint_witness(new, old, label, false)
-            };
+            // The side with the label taints the session.
+            let (with, without) = if was { (old, new) } else { (new, old) };
+            c.witness = taint_witness(with, without, label, was, true);
             out.push(c);
+            // A rule that is more permissive in a tainted session turns the label's
+            // effect around for the requests it decides.
+            if let Some(w) = taint_witness(with, without, label, was, false) {
+                let mut c = change(
+                    ChangeKind::Integrity,
+                    !was,
+                    format!("{what} `{name}`"),
+                    format!(
+                        "{} untrusted, and a rule decides more permissively in a tainted session",
+                        if was { "no longer" } else { "now" }
+                    ),
+                );
+                c.witness = Some(w);
+                out.push(c);
+            }
         }
     };
     for (i, r) in new.data.resources.iter().enumerate() {
@@ -1047,7 +1096,15 @@ fn integrity(old: &Ctx<'_>, new: &Ctx<'_>, out: &mut Vec<DeclChange>) {
             .data
             .untrusted_resources
             .contains(&rt::ResourceId(i as u32));
-        compare_label(Label::Resource(&r.name), was, now);
+        // Only through a tool that does not taint the session by itself (judged by NEW's
+        // tool labels) does the resource's own label decide anything.
+        let read_plainly = new.data.tools.iter().enumerate().any(|(t, tool)| {
+            tool.reads.contains(&rt::ResourceId(i as u32))
+                && !new.data.untrusted_tools.contains(&rt::ToolId(t as u32))
+        });
+        if read_plainly {
+            compare_label(Label::Resource(&r.name), was, now);
+        }
     }
     for (i, t) in new.data.tools.iter().enumerate() {
         let Some(o) = old.data.tools.iter().position(|x| x.name == t.name) else {
@@ -1055,7 +1112,14 @@ fn integrity(old: &Ctx<'_>, new: &Ctx<'_>, out: &mut Vec<DeclChange>) {
         };
         let was = old.data.untrusted_tools.contains(&rt::ToolId(o as u32));
         let now = new.data.untrusted_tools.contains(&rt::ToolId(i as u32));
-        compare_label(Label::Tool(&t.name), was, now);
+        // A tool all of whose declared reads are untrusted taints the session anyway.
+        let reads_untrusted_only = !t.reads.is_empty()
+            && t.reads
+                .iter()
+                .all(|r| new.data.untrusted_resources.contains(r));
+        if !reads_untrusted_only {
+            compare_label(Label::Tool(&t.name), was, now);
+        }
     }
 }
 
