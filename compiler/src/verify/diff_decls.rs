@@ -904,128 +904,166 @@ fn taint_witness(
                 .any(|x| x.name == agent.name && x.mode == Mode::Shadow)
         };
         let runs = |c: &Ctx<'_>, call: &Call| call.outcome == Outcome::Allow || shadow(c);
-        let first = (0..tainted.data.tools.len()).find_map(|t| {
-            let tool = &tainted.data.tools[t];
-            let mut info = cell_info(tainted, a, t);
-            if !info.reachable() && !shadow(tainted) {
-                return None;
-            }
-            let read = match label {
-                Label::Tool(name) if tool.name != name => return None,
-                Label::Resource(name) => {
-                    let r = tool
-                        .reads
-                        .iter()
-                        .map(|r| &tainted.data.resources[r.index()])
-                        .find(|r| r.name == name)?;
-                    Some(Access {
-                        target: r.name.clone(),
-                        keys: r
-                            .keyed
-                            .iter()
-                            .filter_map(|k| tainted.data.keys.get(k.index()))
-                            .map(|k| (k.clone(), access::first_value(k)))
-                            .collect(),
-                    })
-                }
-                Label::Tool(_) => info.access.clone().and_then(|(r, _)| r),
-            };
-            info.access = Some((read.clone(), None));
-            let allowed = || -> Option<Call> {
-                let cs = cells::solver(tainted, &info)?;
-                let untainted = cs.req.tainted.not();
-                let Found::Model(m) = cs.find(&Bool::and(&[cs.stage.is_allow(), untainted]), &[])
-                else {
+        let firsts: Vec<Call> = (0..tainted.data.tools.len())
+            .filter_map(|t| {
+                let tool = &tainted.data.tools[t];
+                let mut info = cell_info(tainted, a, t);
+                if !info.reachable() && !shadow(tainted) {
                     return None;
-                };
-                cells::concrete_call(tainted, &info, cells::values(tainted, &m, &cs.req)).ok()
-            };
-            let call = match allowed() {
-                Some(call) => call,
-                None if shadow(tainted) => {
-                    let mut call = Call {
-                        agent: agent.name.clone(),
-                        tool: tool.name.clone(),
-                        args: Vec::new(),
-                        confidence: None,
-                        read,
-                        write: None,
-                        untrusted: Vec::new(),
-                        sets: Vec::new(),
-                        session: super::Session::default(),
-                        outcome: Outcome::Deny,
-                        rule: None,
-                    };
-                    cells::decide(tainted, &mut call).ok()?;
-                    call
                 }
-                None => return None,
-            };
-            let mut there = call.clone();
-            cells::decide(clean, &mut there).ok()?;
-            (runs(tainted, &call)
-                && runs(clean, &there)
-                && taints(tainted, &call)
-                && !taints(clean, &call))
-            .then_some(call)
-        });
-        let Some(first) = first else { continue };
-        for t in 0..tainted.data.tools.len() {
-            let info = cell_info(tainted, a, t);
-            if !info.reachable() {
-                continue;
+                let read = match label {
+                    Label::Tool(name) if tool.name != name => return None,
+                    Label::Resource(name) => {
+                        let r = tool
+                            .reads
+                            .iter()
+                            .map(|r| &tainted.data.resources[r.index()])
+                            .find(|r| r.name == name)?;
+                        Some(Access {
+                            target: r.name.clone(),
+                            keys: r
+                                .keyed
+                                .iter()
+                                .filter_map(|k| tainted.data.keys.get(k.index()))
+                                .map(|k| (k.clone(), access::first_value(k)))
+                                .collect(),
+                        })
+                    }
+                    Label::Tool(_) => info.access.clone().and_then(|(r, _)| r),
+                };
+                info.access = Some((read.clone(), None));
+                let allowed = || -> Option<Call> {
+                    let cs = cells::solver(tainted, &info)?;
+                    let untainted = cs.req.tainted.not();
+                    let Found::Model(m) =
+                        cs.find(&Bool::and(&[cs.stage.is_allow(), untainted]), &[])
+                    else {
+                        return None;
+                    };
+                    cells::concrete_call(tainted, &info, cells::values(tainted, &m, &cs.req)).ok()
+                };
+                let call = match allowed() {
+                    Some(call) => call,
+                    None if shadow(tainted) => {
+                        let mut call = Call {
+                            agent: agent.name.clone(),
+                            tool: tool.name.clone(),
+                            args: Vec::new(),
+                            confidence: None,
+                            read,
+                            write: None,
+                            untrusted: Vec::new(),
+                            sets: Vec::new(),
+                            session: super::Session::default(),
+                            outcome: Outcome::Deny,
+                            rule: None,
+                        };
+                        cells::decide(tainted, &mut call).ok()?;
+                        call
+                    }
+                    None => return None,
+                };
+                let mut there = call.clone();
+                cells::decide(clean, &mut there).ok()?;
+                (runs(tainted, &call)
+                    && runs(clean, &there)
+                    && taints(tainted, &call)
+                    && !taints(clean, &call))
+                .then_some(call)
+            })
+            .collect();
+        for first in &firsts {
+            for t in 0..tainted.data.tools.len() {
+                let info = cell_info(tainted, a, t);
+                if !info.reachable() {
+                    continue;
+                }
+                let Some(cs) = cells::solver(tainted, &info) else {
+                    continue;
+                };
+                let rank = cs.stage.rank();
+                let yes = rank.substitute(&[(&cs.req.tainted, &Bool::from_bool(true))]);
+                let no = rank.substitute(&[(&cs.req.tainted, &Bool::from_bool(false))]);
+                let goal = if stricter { yes.gt(&no) } else { yes.lt(&no) };
+                let Found::Model(m) = cs.find(&goal, &[]) else {
+                    continue;
+                };
+                let Ok(mut in_taint) =
+                    cells::concrete_call(tainted, &info, cells::values(tainted, &m, &cs.req))
+                else {
+                    continue;
+                };
+                // The second call runs in the session the first left: its tier and keys
+                // too, as each side labels them.
+                in_taint.session = after(tainted, first, true);
+                let mut in_clean = in_taint.clone();
+                in_clean.session = after(clean, first, false);
+                if cells::decide(tainted, &mut in_taint).is_err()
+                    || cells::decide(clean, &mut in_clean).is_err()
+                    || (in_taint.outcome > in_clean.outcome) != stricter
+                    || in_taint.outcome == in_clean.outcome
+                {
+                    continue;
+                }
+                let (old_side, new_side) = if tainted_is_old {
+                    (in_taint, in_clean)
+                } else {
+                    (in_clean, in_taint)
+                };
+                return Some(Witness {
+                    trace: format!(
+                        "a session that first calls `{}` ({}{}), then this request: OLD decides {}, NEW decides {}",
+                        first.tool,
+                        first
+                            .read
+                            .as_ref()
+                            .map_or("allowed".to_string(), |r| format!("reads `{}`", r.target)),
+                        if first.outcome == Outcome::Allow {
+                            ""
+                        } else {
+                            "; it runs in shadow mode"
+                        },
+                        old_side.outcome,
+                        new_side.outcome
+                    ),
+                    request: Some(new_side),
+                });
             }
-            let Some(cs) = cells::solver(tainted, &info) else {
-                continue;
-            };
-            let rank = cs.stage.rank();
-            let yes = rank.substitute(&[(&cs.req.tainted, &Bool::from_bool(true))]);
-            let no = rank.substitute(&[(&cs.req.tainted, &Bool::from_bool(false))]);
-            let goal = if stricter { yes.gt(&no) } else { yes.lt(&no) };
-            let Found::Model(m) = cs.find(&goal, &[]) else {
-                continue;
-            };
-            let Ok(mut in_taint) =
-                cells::concrete_call(tainted, &info, cells::values(tainted, &m, &cs.req))
-            else {
-                continue;
-            };
-            in_taint.session.tainted = true;
-            let mut in_clean = in_taint.clone();
-            in_clean.session.tainted = false;
-            if cells::decide(tainted, &mut in_taint).is_err()
-                || cells::decide(clean, &mut in_clean).is_err()
-                || (in_taint.outcome > in_clean.outcome) != stricter
-                || in_taint.outcome == in_clean.outcome
-            {
-                continue;
-            }
-            let (old_side, new_side) = if tainted_is_old {
-                (in_taint, in_clean)
-            } else {
-                (in_clean, in_taint)
-            };
-            return Some(Witness {
-                trace: format!(
-                    "a session that first calls `{}` ({}{}), then this request: OLD decides {}, NEW decides {}",
-                    first.tool,
-                    first
-                        .read
-                        .as_ref()
-                        .map_or("allowed".to_string(), |r| format!("reads `{}`", r.target)),
-                    if first.outcome == Outcome::Allow {
-                        ""
-                    } else {
-                        "; it runs in shadow mode"
-                    },
-                    old_side.outcome,
-                    new_side.outcome
-                ),
-                request: Some(new_side),
-            });
         }
     }
     None
+}
+
+/// The session after `first` ran in a fresh one, as the engine's `absorb_read` labels
+/// it: the tier of the resource it names (of every resource its tool declares when it
+/// names none) and the key values it names.
+fn after(ctx: &Ctx<'_>, first: &Call, tainted: bool) -> super::Session {
+    let data = ctx.data;
+    let tiers: Vec<rt::TierId> = match &first.read {
+        Some(access) => data
+            .resources
+            .iter()
+            .filter(|r| r.name == access.target)
+            .map(|r| r.tier)
+            .collect(),
+        None => data
+            .tools
+            .iter()
+            .filter(|t| t.name == first.tool)
+            .flat_map(|t| t.reads.iter())
+            .filter_map(|r| data.resources.get(r.index()))
+            .map(|r| r.tier)
+            .collect(),
+    };
+    super::Session {
+        tier: tiers.into_iter().max().map(|t| tier_name(ctx, t)),
+        bound: first
+            .read
+            .as_ref()
+            .map(|a| a.keys.clone())
+            .unwrap_or_default(),
+        tainted,
+    }
 }
 
 fn integrity(old: &Ctx<'_>, new: &Ctx<'_>, out: &mut Vec<DeclChange>) {
