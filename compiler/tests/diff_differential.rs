@@ -773,8 +773,9 @@ fn probe(
     if ot == nt {
         return Found::default();
     }
-    let (_, ot) = compile(&ot).unwrap_or_else(|| panic!("probe compiles:\n{ot}"));
-    let (_, nt) = compile(&nt).unwrap_or_else(|| panic!("probe compiles:\n{nt}"));
+    let (o, n) = (compile(&ot), compile(&nt));
+    assert!(o.is_some() && n.is_some(), "probes compile:\n{ot}\n{nt}");
+    let ((_, ot), (_, nt)) = (o.expect("checked"), n.expect("checked"));
     let mut single: Vec<Shape> = shapes(&[None])
         .into_iter()
         .filter(|s| accesses || (s.read.is_none() && s.write.is_none()))

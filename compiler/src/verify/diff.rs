@@ -460,7 +460,7 @@ fn timeout_goals(old_rank: &Int, new_rank: &Int, old: &Unanswered, new: &Unanswe
         new_rank.eq(Int::from_i64(ESCALATE)),
     ]);
     let goal = |parts: &[Bool], widening: bool| Goal {
-        formula: Bool::and(&[&[both.clone()], parts].concat()),
+        formula: Bool::and(&[std::slice::from_ref(&both), parts].concat()),
         from: ESCALATE,
         to: ESCALATE,
         kind: ChangeKind::RouteTimeout,

@@ -490,10 +490,6 @@ fn credentials(
     }
 }
 
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one call site; both sides' views of one agent"
-)]
 fn max_tier(
     old: &Ctx<'_>,
     new: &Ctx<'_>,
@@ -1183,12 +1179,15 @@ fn kept(ctx: &Ctx<'_>, tier: Option<&str>) -> Option<Period> {
     best
 }
 
+/// How long OLD and NEW keep a record (`None`: for ever).
+type Ends = (Option<Period>, Option<Period>);
+
 fn retention(old: &Ctx<'_>, new: &Ctx<'_>, out: &mut Vec<DeclChange>) {
     let mut tiers: Vec<Option<&str>> = vec![None];
     tiers.extend(new.data.tiers.iter().map(|t| Some(t.as_str())));
     let word = |p: Option<Period>| p.map_or("for ever".to_string(), |p| p.to_string());
     // Records whose period changed the same way are reported together.
-    let mut groups: Vec<((Option<Period>, Option<Period>), Vec<Option<&str>>)> = Vec::new();
+    let mut groups: Vec<(Ends, Vec<Option<&str>>)> = Vec::new();
     for tier in tiers {
         let ends = (kept(old, tier), kept(new, tier));
         if ends.0 == ends.1 {
