@@ -5,22 +5,19 @@
 //! more through, or keeps less of the record) or narrowing. A change comes with a witness
 //! where one exists (a request both runtimes replay, or a described trace) and is
 //! reported as structural where none does. Route timeouts are compared per request in
-//! `diff.rs`, since which routes a request escalates to depends on its rules.
+//! `diff.rs`, since which routes a request escalates to depends on its rules; limits and
+//! breakers in `diff_limits.rs`, integrity labels in `diff_integrity.rs`.
 //!
 //! Must not: decide anything itself (the runtime replays each request witness), or
 //! compare declarations that cannot change what gets through (owners, purposes, notify
 //! destinations).
 
-use agentpolicy_runtime::{
-    self as rt, BreakerMetric, CmpOp, LimitUnit, LimitWindow, Mode, Outcome, Period, SuspendScope,
-};
-
-use z3::ast::{Ast, Bool};
+use agentpolicy_runtime::{self as rt, Mode, Outcome, Period};
 
 use super::cells::{self, CellInfo, Found, Permitted};
 use super::counterexample::{Access, Call};
 use super::{Ctx, access};
-use crate::model::{AgentDef, Cond, Stage, Term};
+use crate::model::{AgentDef, Stage};
 use crate::values::duration;
 
 /// What kind of declaration a change is about; `keyword` is the stable JSON `kind`.
@@ -111,12 +108,17 @@ pub fn compare(old: &Ctx<'_>, new: &Ctx<'_>) -> Vec<DeclChange> {
             }
         }
     }
-    integrity(old, new, &mut out);
+    super::diff_integrity::integrity(old, new, &mut out);
     retention(old, new, &mut out);
     out
 }
 
-fn change(kind: ChangeKind, widening: bool, subject: String, what: String) -> DeclChange {
+pub(super) fn change(
+    kind: ChangeKind,
+    widening: bool,
+    subject: String,
+    what: String,
+) -> DeclChange {
     DeclChange {
         kind,
         widening,
@@ -132,7 +134,7 @@ fn rank(old: &Ctx<'_>, new: &Ctx<'_>, name: &str) -> Option<usize> {
     position(new).or_else(|| position(old))
 }
 
-fn tier_name(ctx: &Ctx<'_>, id: rt::TierId) -> String {
+pub(super) fn tier_name(ctx: &Ctx<'_>, id: rt::TierId) -> String {
     ctx.data
         .tiers
         .get(id.index())
@@ -356,8 +358,8 @@ fn agent_changes(
         return;
     };
     max_tier(old, new, was, now, agent, &subject, out);
-    limits(new, was, now, &subject, out);
-    breakers(was, now, &subject, out);
+    super::diff_limits::limits(new, was, now, &subject, out);
+    super::diff_limits::breakers(was, now, &subject, out);
 }
 
 fn mode_word(m: Mode) -> &'static str {
@@ -367,7 +369,7 @@ fn mode_word(m: Mode) -> &'static str {
     }
 }
 
-fn cell_info(ctx: &Ctx<'_>, agent: usize, tool: usize) -> CellInfo {
+pub(super) fn cell_info(ctx: &Ctx<'_>, agent: usize, tool: usize) -> CellInfo {
     let granted = cells::cell(ctx, agent, tool).is_some_and(|c| c.granted);
     CellInfo {
         agent,
@@ -420,7 +422,7 @@ fn not_allowed(ctx: &Ctx<'_>, agent: usize) -> Option<Call> {
 }
 
 /// A request of the agent that gets past the rules (allowed or escalated).
-fn permitted(ctx: &Ctx<'_>, agent: usize) -> Option<Call> {
+pub(super) fn permitted(ctx: &Ctx<'_>, agent: usize) -> Option<Call> {
     (0..ctx.data.tools.len()).find_map(|tool| {
         let info = cell_info(ctx, agent, tool);
         if !info.reachable() {
@@ -602,559 +604,6 @@ fn ceiling_witness(
         }
     }
     None
-}
-
-fn limit_text(l: &rt::Limit) -> String {
-    let unit = match l.unit {
-        LimitUnit::Calls => "calls",
-        LimitUnit::Tokens => "tokens",
-    };
-    format!("{} {unit} per {}", l.count, window_word(l.window))
-}
-
-fn window_word(w: LimitWindow) -> &'static str {
-    match w {
-        LimitWindow::Task => "task",
-        LimitWindow::Session => "session",
-        LimitWindow::Minute => "minute",
-        LimitWindow::Hour => "hour",
-        LimitWindow::Day => "day",
-    }
-}
-
-/// Every interval the window `inner` counts lies within one interval of `outer`: a
-/// task within its session, any minute within an hour or a day, and any sliding window
-/// within the session (usage is counted per session).
-fn within(inner: LimitWindow, outer: LimitWindow) -> bool {
-    use LimitWindow::{Day, Hour, Minute, Session, Task};
-    inner == outer
-        || matches!(
-            (inner, outer),
-            (Minute, Hour | Day | Session) | (Hour, Day | Session) | (Day | Task, Session)
-        )
-}
-
-/// `b` admits no sequence of calls that `a` refuses: `b` counts the same unit over a
-/// window that contains `a`'s, and allows no more.
-fn limit_implies(b: &rt::Limit, a: &rt::Limit) -> bool {
-    b.unit == a.unit && b.count <= a.count && within(a.window, b.window)
-}
-
-fn limits(
-    new: &Ctx<'_>,
-    was: &rt::Agent,
-    now: &rt::Agent,
-    subject: &str,
-    out: &mut Vec<DeclChange>,
-) {
-    let agent = new.data.agents.iter().position(|a| a.name == now.name);
-    for l in &was.limits {
-        if now.limits.iter().any(|n| limit_implies(n, l)) {
-            continue;
-        }
-        let same = now
-            .limits
-            .iter()
-            .find(|n| n.unit == l.unit && n.window == l.window);
-        let what = match same {
-            Some(n) => format!("limit `{}` raised to `{}`", limit_text(l), limit_text(n)),
-            None => match now
-                .limits
-                .iter()
-                .find(|n| n.unit == l.unit && n.count <= l.count)
-            {
-                Some(n) => format!(
-                    "limit `{}` -> `{}`: the new window does not contain the old one",
-                    limit_text(l),
-                    limit_text(n)
-                ),
-                None => format!("limit `{}` removed", limit_text(l)),
-            },
-        };
-        let mut c = change(ChangeKind::Limit, true, subject.into(), what);
-        if l.unit == LimitUnit::Calls
-            && let Some(pace) = spread(l, &now.limits)
-        {
-            c.witness = agent.and_then(|a| permitted(new, a)).map(|call| Witness {
-                trace: format!(
-                    "{} calls like this one in one {}{pace}: OLD denies the last (limit), NEW decides {}",
-                    l.count.saturating_add(1),
-                    window_word(l.window),
-                    call.outcome
-                ),
-                request: Some(call),
-            });
-        }
-        out.push(c);
-    }
-    for n in &now.limits {
-        if was.limits.iter().any(|l| limit_implies(l, n)) {
-            continue;
-        }
-        let same = was
-            .limits
-            .iter()
-            .find(|l| l.unit == n.unit && l.window == n.window);
-        let what = match same {
-            Some(l) => format!("limit `{}` lowered to `{}`", limit_text(l), limit_text(n)),
-            None => match was
-                .limits
-                .iter()
-                .find(|l| l.unit == n.unit && l.count >= n.count)
-            {
-                Some(l) => format!(
-                    "limit `{}` -> `{}`: the new window contains the old one",
-                    limit_text(l),
-                    limit_text(n)
-                ),
-                None => format!("limit `{}` added", limit_text(n)),
-            },
-        };
-        out.push(change(ChangeKind::Limit, false, subject.into(), what));
-    }
-}
-
-/// How to place `old.count + 1` calls within one of `old`'s windows so that no limit
-/// of `new` refuses one: `Some("")` at one instant, `Some(", one every N")` spread
-/// evenly, `None` when neither works (a task or session limit of NEW counts them all).
-fn spread(old: &rt::Limit, new: &[rt::Limit]) -> Option<String> {
-    let calls = old.count.saturating_add(1);
-    let tight: Vec<&rt::Limit> = new
-        .iter()
-        .filter(|n| n.unit == old.unit && n.count < calls)
-        .collect();
-    if tight.is_empty() {
-        return Some(String::new());
-    }
-    let span = window_ms(old.window)?;
-    let gap = (span - 1) / i64::try_from(old.count).ok()?.max(1);
-    if gap == 0 {
-        return None;
-    }
-    // A window of `s` ms holds at most s / gap + 1 of the spread calls.
-    let admits = |n: &&rt::Limit| {
-        window_ms(n.window).is_some_and(|s| u64::try_from(s / gap + 1).is_ok_and(|k| k <= n.count))
-    };
-    tight
-        .iter()
-        .all(admits)
-        .then(|| format!(", one every {}", duration(gap)))
-}
-
-fn window_ms(w: LimitWindow) -> Option<i64> {
-    match w {
-        LimitWindow::Minute => Some(60_000),
-        LimitWindow::Hour => Some(3_600_000),
-        LimitWindow::Day => Some(86_400_000),
-        LimitWindow::Task | LimitWindow::Session => None,
-    }
-}
-
-fn breaker_text(b: &rt::Breaker) -> String {
-    let metric = match b.metric {
-        BreakerMetric::ErrorRate => "error_rate",
-        BreakerMetric::Calls => "calls",
-        BreakerMetric::Tokens => "tokens",
-        BreakerMetric::Denials => "denials",
-    };
-    let op = match b.op {
-        CmpOp::Lt => "<",
-        CmpOp::Le => "<=",
-        CmpOp::Gt => ">",
-        CmpOp::Ge => ">=",
-        CmpOp::Eq => "==",
-        CmpOp::Ne => "!=",
-    };
-    let value = match b.metric {
-        BreakerMetric::ErrorRate => {
-            format!("{}%", crate::values::decimal(b.value.saturating_mul(100)))
-        }
-        _ => b.value.to_string(),
-    };
-    let scope = match b.scope {
-        SuspendScope::Agent => "suspend",
-        SuspendScope::Engine => "suspend engine",
-    };
-    format!(
-        "{metric} {op} {value} over {} then {scope}",
-        duration(b.window_ms)
-    )
-}
-
-/// `b` trips whenever `a` does (same metric and comparison, a threshold at least as easy
-/// to pass, a window that counts at least as much) and suspends at least as much.
-fn breaker_implies(b: &rt::Breaker, a: &rt::Breaker) -> bool {
-    let threshold = match a.op {
-        CmpOp::Gt | CmpOp::Ge => b.value <= a.value,
-        CmpOp::Lt | CmpOp::Le => b.value >= a.value,
-        CmpOp::Eq | CmpOp::Ne => b.value == a.value,
-    };
-    // A count over a longer window is at least as large; a rate is not monotone in
-    // its window.
-    let window = match a.metric {
-        BreakerMetric::ErrorRate => b.window_ms == a.window_ms,
-        _ => b.window_ms >= a.window_ms,
-    };
-    let scope = b.scope == a.scope || b.scope == SuspendScope::Engine;
-    b.metric == a.metric && b.op == a.op && threshold && window && scope
-}
-
-fn breakers(was: &rt::Agent, now: &rt::Agent, subject: &str, out: &mut Vec<DeclChange>) {
-    for a in &was.breakers {
-        if now.breakers.iter().any(|b| breaker_implies(b, a)) {
-            continue;
-        }
-        let similar = now.breakers.iter().find(|b| b.metric == a.metric);
-        let what = match similar {
-            Some(b) if b.scope == SuspendScope::Agent && a.scope == SuspendScope::Engine => {
-                format!(
-                    "breaker `{}` weakened to `{}`: it no longer suspends the engine",
-                    breaker_text(a),
-                    breaker_text(b)
-                )
-            }
-            Some(b) => format!(
-                "breaker `{}` relaxed to `{}`: it trips later or never where the old one tripped",
-                breaker_text(a),
-                breaker_text(b)
-            ),
-            None => format!("breaker `{}` removed", breaker_text(a)),
-        };
-        out.push(change(ChangeKind::Breaker, true, subject.into(), what));
-    }
-    for b in &now.breakers {
-        if was.breakers.iter().any(|a| breaker_implies(a, b)) {
-            continue;
-        }
-        out.push(change(
-            ChangeKind::Breaker,
-            false,
-            subject.into(),
-            format!("breaker `{}` added or tightened", breaker_text(b)),
-        ));
-    }
-}
-
-/// The rules of `ctx` whose condition reads `tainted`, by id.
-fn rules_reading_taint(ctx: &Ctx<'_>) -> Vec<String> {
-    let mut ids = Vec::new();
-    for (i, rule) in ctx.model.rules.iter().enumerate() {
-        let mut reads = false;
-        if let Some(c) = &rule.condition {
-            c.visit(&mut |c: &Cond| {
-                reads |= c.terms().iter().any(|t| matches!(t, Term::Tainted));
-            });
-        }
-        if reads && let Some(r) = ctx.data.rules.get(i) {
-            ids.push(r.id.clone());
-        }
-    }
-    ids
-}
-
-#[derive(Clone, Copy)]
-enum Label<'a> {
-    Resource(&'a str),
-    Tool(&'a str),
-}
-
-/// Whether a call that goes through taints the session in `ctx`, as the engine's
-/// `absorb_read` decides it.
-fn taints(ctx: &Ctx<'_>, call: &Call) -> bool {
-    let data = ctx.data;
-    let Some(t) = data.tools.iter().position(|t| t.name == call.tool) else {
-        return false;
-    };
-    let untrusted = |r: usize| data.untrusted_resources.contains(&rt::ResourceId(r as u32));
-    data.untrusted_tools.contains(&rt::ToolId(t as u32))
-        || match &call.read {
-            Some(a) => data
-                .resources
-                .iter()
-                .position(|r| r.name == a.target)
-                .is_some_and(untrusted),
-            None => data.tools[t].reads.iter().any(|r| untrusted(r.index())),
-        }
-}
-
-/// A session of two calls: the first is allowed on both sides and taints the session
-/// on `tainted`'s side only (through `label`), the second is decided more strictly on
-/// `tainted`'s side because of the taint. Replayed through both runtimes.
-fn taint_witness(
-    tainted: &Ctx<'_>,
-    clean: &Ctx<'_>,
-    label: Label<'_>,
-    tainted_is_old: bool,
-    stricter: bool,
-) -> Option<Witness> {
-    for (a, agent) in tainted.data.agents.iter().enumerate() {
-        if !clean.data.agents.iter().any(|x| x.name == agent.name) {
-            continue;
-        }
-        // In shadow mode every call runs (the engine reports allow), so it taints the
-        // session whatever the rules decide.
-        let shadow = |c: &Ctx<'_>| {
-            c.data
-                .agents
-                .iter()
-                .any(|x| x.name == agent.name && x.mode == Mode::Shadow)
-        };
-        let runs = |c: &Ctx<'_>, call: &Call| call.outcome == Outcome::Allow || shadow(c);
-        let firsts: Vec<Call> = (0..tainted.data.tools.len())
-            .filter_map(|t| {
-                let tool = &tainted.data.tools[t];
-                let mut info = cell_info(tainted, a, t);
-                if !info.reachable() && !shadow(tainted) {
-                    return None;
-                }
-                let read = match label {
-                    Label::Tool(name) if tool.name != name => return None,
-                    Label::Resource(name) => {
-                        let r = tool
-                            .reads
-                            .iter()
-                            .map(|r| &tainted.data.resources[r.index()])
-                            .find(|r| r.name == name)?;
-                        Some(Access {
-                            target: r.name.clone(),
-                            keys: r
-                                .keyed
-                                .iter()
-                                .filter_map(|k| tainted.data.keys.get(k.index()))
-                                .map(|k| (k.clone(), access::first_value(k)))
-                                .collect(),
-                        })
-                    }
-                    Label::Tool(_) => info.access.clone().and_then(|(r, _)| r),
-                };
-                info.access = Some((read.clone(), None));
-                let allowed = || -> Option<Call> {
-                    let cs = cells::solver(tainted, &info)?;
-                    let untainted = cs.req.tainted.not();
-                    let Found::Model(m) =
-                        cs.find(&Bool::and(&[cs.stage.is_allow(), untainted]), &[])
-                    else {
-                        return None;
-                    };
-                    cells::concrete_call(tainted, &info, cells::values(tainted, &m, &cs.req)).ok()
-                };
-                let call = match allowed() {
-                    Some(call) => call,
-                    None if shadow(tainted) => {
-                        let mut call = Call {
-                            agent: agent.name.clone(),
-                            tool: tool.name.clone(),
-                            args: Vec::new(),
-                            confidence: None,
-                            read,
-                            write: None,
-                            untrusted: Vec::new(),
-                            sets: Vec::new(),
-                            session: super::Session::default(),
-                            outcome: Outcome::Deny,
-                            rule: None,
-                        };
-                        cells::decide(tainted, &mut call).ok()?;
-                        call
-                    }
-                    None => return None,
-                };
-                let mut there = call.clone();
-                cells::decide(clean, &mut there).ok()?;
-                (runs(tainted, &call)
-                    && runs(clean, &there)
-                    && taints(tainted, &call)
-                    && !taints(clean, &call))
-                .then_some(call)
-            })
-            .collect();
-        for first in &firsts {
-            for t in 0..tainted.data.tools.len() {
-                let info = cell_info(tainted, a, t);
-                if !info.reachable() {
-                    continue;
-                }
-                let Some(cs) = cells::solver(tainted, &info) else {
-                    continue;
-                };
-                let rank = cs.stage.rank();
-                let yes = rank.substitute(&[(&cs.req.tainted, &Bool::from_bool(true))]);
-                let no = rank.substitute(&[(&cs.req.tainted, &Bool::from_bool(false))]);
-                let goal = if stricter { yes.gt(&no) } else { yes.lt(&no) };
-                let Found::Model(m) = cs.find(&goal, &[]) else {
-                    continue;
-                };
-                let Ok(mut in_taint) =
-                    cells::concrete_call(tainted, &info, cells::values(tainted, &m, &cs.req))
-                else {
-                    continue;
-                };
-                // The second call runs in the session the first left: its tier and keys
-                // too, as each side labels them.
-                in_taint.session = after(tainted, first, true);
-                let mut in_clean = in_taint.clone();
-                in_clean.session = after(clean, first, false);
-                if cells::decide(tainted, &mut in_taint).is_err()
-                    || cells::decide(clean, &mut in_clean).is_err()
-                    || (in_taint.outcome > in_clean.outcome) != stricter
-                    || in_taint.outcome == in_clean.outcome
-                {
-                    continue;
-                }
-                let (old_side, new_side) = if tainted_is_old {
-                    (in_taint, in_clean)
-                } else {
-                    (in_clean, in_taint)
-                };
-                return Some(Witness {
-                    trace: format!(
-                        "a session that first calls `{}` ({}{}), then this request: OLD decides {}, NEW decides {}",
-                        first.tool,
-                        first
-                            .read
-                            .as_ref()
-                            .map_or("allowed".to_string(), |r| format!("reads `{}`", r.target)),
-                        if first.outcome == Outcome::Allow {
-                            ""
-                        } else {
-                            "; it runs in shadow mode"
-                        },
-                        old_side.outcome,
-                        new_side.outcome
-                    ),
-                    request: Some(new_side),
-                });
-            }
-        }
-    }
-    None
-}
-
-/// The session after `first` ran in a fresh one, as the engine's `absorb_read` labels
-/// it: the tier of the resource it names (of every resource its tool declares when it
-/// names none) and the key values it names.
-fn after(ctx: &Ctx<'_>, first: &Call, tainted: bool) -> super::Session {
-    let data = ctx.data;
-    let tiers: Vec<rt::TierId> = match &first.read {
-        Some(access) => data
-            .resources
-            .iter()
-            .filter(|r| r.name == access.target)
-            .map(|r| r.tier)
-            .collect(),
-        None => data
-            .tools
-            .iter()
-            .filter(|t| t.name == first.tool)
-            .flat_map(|t| t.reads.iter())
-            .filter_map(|r| data.resources.get(r.index()))
-            .map(|r| r.tier)
-            .collect(),
-    };
-    super::Session {
-        tier: tiers.into_iter().max().map(|t| tier_name(ctx, t)),
-        bound: first
-            .read
-            .as_ref()
-            .map(|a| a.keys.clone())
-            .unwrap_or_default(),
-        tainted,
-    }
-}
-
-fn integrity(old: &Ctx<'_>, new: &Ctx<'_>, out: &mut Vec<DeclChange>) {
-    let readers = rules_reading_taint(new);
-    let consequence = |widening: bool| {
-        let effect = if widening {
-            "a session that reads it is no longer tainted"
-        } else {
-            "a session that reads it is tainted from then on"
-        };
-        if readers.is_empty() {
-            format!(
-                "{effect} (no rule reads `tainted` now; the audit record and `escalates when tainted` do)"
-            )
-        } else {
-            format!(
-                "{effect}; rules that read `tainted`: {}",
-                readers.join(", ")
-            )
-        }
-    };
-    let mut compare_label = |label: Label<'_>, was: bool, now: bool| {
-        if was != now {
-            let (what, name) = match label {
-                Label::Resource(r) => ("resource", r),
-                Label::Tool(t) => ("tool", t),
-            };
-            let mut c = change(
-                ChangeKind::Integrity,
-                was,
-                format!("{what} `{name}`"),
-                format!(
-                    "{} untrusted: {}",
-                    if was { "no longer" } else { "now" },
-                    consequence(was)
-                ),
-            );
-            // The side with the label taints the session.
-            let (with, without) = if was { (old, new) } else { (new, old) };
-            c.witness = taint_witness(with, without, label, was, true);
-            out.push(c);
-            // A rule that is more permissive in a tainted session turns the label's
-            // effect around for the requests it decides.
-            if let Some(w) = taint_witness(with, without, label, was, false) {
-                let mut c = change(
-                    ChangeKind::Integrity,
-                    !was,
-                    format!("{what} `{name}`"),
-                    format!(
-                        "{} untrusted, and a rule decides more permissively in a tainted session",
-                        if was { "no longer" } else { "now" }
-                    ),
-                );
-                c.witness = Some(w);
-                out.push(c);
-            }
-        }
-    };
-    for (i, r) in new.data.resources.iter().enumerate() {
-        let Some(o) = old.data.resources.iter().position(|x| x.name == r.name) else {
-            continue;
-        };
-        let was = old
-            .data
-            .untrusted_resources
-            .contains(&rt::ResourceId(o as u32));
-        let now = new
-            .data
-            .untrusted_resources
-            .contains(&rt::ResourceId(i as u32));
-        // Only through a tool that does not taint the session by itself (judged by NEW's
-        // tool labels) does the resource's own label decide anything.
-        let read_plainly = new.data.tools.iter().enumerate().any(|(t, tool)| {
-            tool.reads.contains(&rt::ResourceId(i as u32))
-                && !new.data.untrusted_tools.contains(&rt::ToolId(t as u32))
-        });
-        if read_plainly {
-            compare_label(Label::Resource(&r.name), was, now);
-        }
-    }
-    for (i, t) in new.data.tools.iter().enumerate() {
-        let Some(o) = old.data.tools.iter().position(|x| x.name == t.name) else {
-            continue;
-        };
-        let was = old.data.untrusted_tools.contains(&rt::ToolId(o as u32));
-        let now = new.data.untrusted_tools.contains(&rt::ToolId(i as u32));
-        // A tool all of whose declared reads are untrusted taints the session anyway.
-        let reads_untrusted_only = !t.reads.is_empty()
-            && t.reads
-                .iter()
-                .all(|r| new.data.untrusted_resources.contains(r));
-        if !reads_untrusted_only {
-            compare_label(Label::Tool(&t.name), was, now);
-        }
-    }
 }
 
 /// How long a record of `tier` (a name, or `None` for a record without one) is kept;

@@ -18,6 +18,8 @@ mod cells;
 mod counterexample;
 mod diff;
 mod diff_decls;
+mod diff_integrity;
+mod diff_limits;
 mod encode;
 mod flow;
 mod hygiene;
