@@ -319,18 +319,24 @@ fn agent_changes(
         } else {
             (old, oa.unwrap_or(na))
         };
-        c.witness = not_allowed(shadowed, side).map(|call| Witness {
-            trace: format!(
-                "the policy decides {}, and {} mode reports allow",
-                call.outcome,
-                if widening {
-                    "NEW's shadow"
-                } else {
-                    "OLD's shadow"
-                }
-            ),
-            request: Some(call),
-        });
+        // Shown as NEW decides it (the request is found on the shadowed side).
+        c.witness = not_allowed(shadowed, side)
+            .and_then(|mut call| {
+                cells::decide(new, &mut call).ok()?;
+                (call.outcome != Outcome::Allow).then_some(call)
+            })
+            .map(|call| Witness {
+                trace: format!(
+                    "the policy decides {}, and {} mode reports allow",
+                    call.outcome,
+                    if widening {
+                        "NEW's shadow"
+                    } else {
+                        "OLD's shadow"
+                    }
+                ),
+                request: Some(call),
+            });
         out.push(c);
     }
     // Stage: its effects on rules and mode are reported as rule and mode changes too.
