@@ -137,19 +137,31 @@ impl<R: AsyncRead + Unpin> Input<R> {
             // A complete JSON value followed by a header: the length is too long, and
             // what it still waits for is the next message.
             let mut from = scanned.saturating_sub(MARKER.len()).max(start);
+            // A header whose section is not complete yet is looked at again next time.
+            let mut hold = None;
             while let Some(at) = find_marker(&self.buf, from).filter(|&at| at < start + length) {
                 from = at + 1;
-                let Some(end) = json_value_end(&self.buf[start..at]) else {
-                    continue;
+                let reason = match json_value_end(&self.buf[start..at]) {
+                    Some(end) => format!(
+                        "Content-Length announces {length} bytes, but the message ends after {end} and the next one starts"
+                    ),
+                    // A complete header section cannot be part of a JSON body (a JSON
+                    // string holds no raw line break): the body was cut short.
+                    None => match parse_headers(&self.buf[at..]) {
+                        Headers::Complete { .. } => format!(
+                            "Content-Length announces {length} bytes, but the next message starts after {}",
+                            at - start
+                        ),
+                        Headers::Incomplete => {
+                            hold = hold.or(Some(at));
+                            continue;
+                        }
+                        Headers::Bad(..) => continue,
+                    },
                 };
                 let skipped = self.buf[..at.min(MAX_KEPT)].to_vec();
                 self.buf.drain(..at);
-                return Frame::Bad {
-                    reason: format!(
-                        "Content-Length announces {length} bytes, but the message ends after {end} and the next one starts"
-                    ),
-                    skipped,
-                };
+                return Frame::Bad { reason, skipped };
             }
             if self.buf.len() >= start + length {
                 let body = &self.buf[start..start + length];
@@ -169,7 +181,7 @@ impl<R: AsyncRead + Unpin> Input<R> {
                     )
                     .await;
             }
-            scanned = self.buf.len();
+            scanned = hold.unwrap_or(self.buf.len());
             if !self.more().await {
                 return Frame::End;
             }

@@ -144,3 +144,24 @@ fn garbage_between_messages_and_headers_without_length() {
     error_for_1000_after_request(&mut client, "invalid header line `this is no header`");
     still_serves(client);
 }
+
+#[test]
+fn content_length_too_long_and_the_body_cut_short() {
+    let mut client = started("frame-long-cut");
+    // Neither a complete JSON value nor as long as announced: the next message's header
+    // shows where it ends.
+    let cut = &BODY[..BODY.len() - 10];
+    client.send_bytes(format!("Content-Length: {}\r\n\r\n{cut}", BODY.len() + 400).as_bytes());
+    let next = client.request_raw("shutdown", Value::Null);
+    assert!(next.get("error").is_none(), "{next}");
+    let log = client.wait_for(|m| {
+        m["method"] == "window/logMessage"
+            && m["params"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("but the next message starts after")
+    });
+    assert_eq!(log["params"]["type"], 2);
+    client.notify("exit", Value::Null);
+    client.wait_exit();
+}
