@@ -11,7 +11,8 @@
 //! resynchronisation marker. The guard resynchronises on the next `Content-Length:`
 //! header it sees: everything before it is the malformed message (its id, when the
 //! bytes hold one JSON request, gets the error response). A too-long length is caught
-//! as soon as a complete JSON value is followed by the next header, so the guard never
+//! as soon as the next message's header follows a complete JSON value, or arrives with
+//! its header section complete (no JSON body holds a raw line break), so the guard never
 //! waits for bytes that belong to the next message. It must not hold more than one
 //! message (bounded by [`MAX_BODY`]) in memory.
 
