@@ -3,13 +3,17 @@
 //! more permissively than the old (widening: Deny -> Escalate or Allow, Escalate ->
 //! Allow) and less permissively (narrowing), each with a witness request that both
 //! runtimes replay. Arguments are matched by name and type; texts through one dictionary.
+//! A request both tables escalate is compared by what happens when nobody answers (the
+//! timeout outcome and deadline of the routes it escalates to); every other declaration
+//! is compared in `diff_decls`.
 
 use agentpolicy_runtime::{self as rt, DecisionTable, Outcome};
 use z3::ast::{Bool, Int};
 
 use super::cells::{self, CellInfo};
 use super::counterexample::Call;
-use super::encode::{ALLOW, DENY, ESCALATE, RuleStage, SlotVar, SymRequest, TextDomain};
+use super::diff_decls::{self, ChangeKind, DeclChange};
+use super::encode::{ALLOW, DENY, ESCALATE, Kind, RuleStage, SlotVar, SymRequest, TextDomain};
 use super::solver::{self, Check};
 use super::{Config, Ctx, access};
 use agentpolicy::model::Model;
@@ -17,6 +21,9 @@ use agentpolicy::model::Model;
 /// One way the permissions of an (agent, tool) pair changed, with a witness.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
+    /// [`ChangeKind::Rule`] for a different outcome, [`ChangeKind::RouteTimeout`] for an
+    /// escalation that ends differently when nobody answers.
+    pub kind: ChangeKind,
     pub agent: String,
     pub tool: String,
     pub old: Outcome,
@@ -25,11 +32,14 @@ pub struct Change {
     pub old_call: Call,
     /// The same request as the new policy decides it.
     pub new_call: Call,
+    /// For a route timeout: how the unanswered escalation ends on each side.
+    pub detail: Option<String>,
+    widening: bool,
 }
 
 impl Change {
     pub fn is_widening(&self) -> bool {
-        self.new < self.old
+        self.widening
     }
 }
 
@@ -39,6 +49,15 @@ pub struct DiffReport {
     pub narrowing: Vec<Change>,
     /// `(agent, tool, reason)` for pairs the solver could not decide.
     pub unknown: Vec<(String, String, String)>,
+    /// Changed declarations besides the rules, widening and narrowing.
+    pub declarations: Vec<DeclChange>,
+}
+
+impl DiffReport {
+    /// Whether NEW lets anything through that OLD did not, or keeps less of the record.
+    pub fn widens(&self) -> bool {
+        !self.widening.is_empty() || self.declarations.iter().any(|d| d.widening)
+    }
 }
 
 struct Side<'a> {
@@ -108,6 +127,7 @@ pub fn diff(
             pair(&old, &new, &texts, &remap, agent, tool, config, &mut report);
         }
     }
+    report.declarations = diff_decls::compare(&old.ctx, &new.ctx);
     Ok(report)
 }
 
@@ -193,7 +213,7 @@ fn pair(
                 info: &Option<CellInfo>,
                 shared: &mut Vec<SlotVar>,
                 map: &dyn Fn(i64) -> i64|
-     -> Option<(Int, Option<SymRequest>)> {
+     -> Option<(Int, Option<SymRequest>, Unanswered)> {
         match info {
             Some(i) if i.reachable() => {
                 let tool = &side.ctx.data.tools[i.tool];
@@ -201,18 +221,19 @@ fn pair(
                 req.strings = old.ctx.strings || new.ctx.strings;
                 let cell = cells::cell(&side.ctx, i.agent, i.tool)?;
                 let stage = RuleStage::new(cell, &req, map, side.ctx.tests(i.tool))?;
-                Some((stage.rank(), Some(req)))
+                let unanswered = Unanswered::new(side.ctx.data, cell, &stage);
+                Some((stage.rank(), Some(req), unanswered))
             }
-            _ => Some((Int::from_i64(DENY), None)),
+            _ => Some((Int::from_i64(DENY), None, Unanswered::never())),
         }
     };
-    let Some((old_rank, old_req)) = rank(old, &oi, &mut shared, &identity) else {
+    let Some((old_rank, old_req, old_end)) = rank(old, &oi, &mut shared, &identity) else {
         report
             .unknown
             .push((agent.into(), tool.into(), "malformed condition".into()));
         return;
     };
-    let Some((new_rank, new_req)) = rank(new, &ni, &mut shared, &renumber) else {
+    let Some((new_rank, new_req, new_end)) = rank(new, &ni, &mut shared, &renumber) else {
         report
             .unknown
             .push((agent.into(), tool.into(), "malformed condition".into()));
@@ -241,14 +262,29 @@ fn pair(
         ESCALATE => Outcome::Escalate,
         _ => Outcome::Deny,
     };
+    let mut goals: Vec<Goal> = Vec::new();
     for from in [DENY, ESCALATE, ALLOW] {
         for to in [DENY, ESCALATE, ALLOW] {
-            if from == to {
-                continue;
+            if from != to {
+                goals.push(Goal {
+                    formula: Bool::and(&[
+                        old_rank.eq(Int::from_i64(from)),
+                        new_rank.eq(Int::from_i64(to)),
+                    ]),
+                    from,
+                    to,
+                    kind: ChangeKind::Rule,
+                    widening: outcome(to) < outcome(from),
+                });
             }
+        }
+    }
+    goals.extend(timeout_goals(&old_rank, &new_rank, &old_end, &new_end));
+    for goal in goals {
+        let (from, to) = (goal.from, goal.to);
+        {
             sv.push();
-            sv.assert(old_rank.eq(Int::from_i64(from)));
-            sv.assert(new_rank.eq(Int::from_i64(to)));
+            sv.assert(&goal.formula);
             let found = match solver::check(&sv, &[]) {
                 Check::Sat(m) => match solver::check(&sv, std::slice::from_ref(&prefs)) {
                     Check::Sat(better) => Some(better),
@@ -309,6 +345,30 @@ fn pair(
                     continue;
                 }
             };
+            let mut detail = None;
+            if goal.kind == ChangeKind::RouteTimeout {
+                let ends = (
+                    unanswered(old.ctx.data, old.ctx.table, &old_call),
+                    unanswered(new.ctx.data, new.ctx.table, &new_call),
+                );
+                match ends {
+                    (Some(a), Some(b)) if timeout_widens(a, b) == Some(goal.widening) => {
+                        detail = Some(format!(
+                            "unanswered, it ends {} -> {}",
+                            end_text(a),
+                            end_text(b)
+                        ));
+                    }
+                    _ => {
+                        report.unknown.push((
+                            agent.into(),
+                            tool.into(),
+                            "internal check failed: the runtimes do not end the witness escalation as the encoding predicts".into(),
+                        ));
+                        continue;
+                    }
+                }
+            }
             if old_call.outcome != outcome(from) || new_call.outcome != outcome(to) {
                 report.unknown.push((
                     agent.into(),
@@ -324,12 +384,15 @@ fn pair(
                 continue;
             }
             let change = Change {
+                kind: goal.kind,
                 agent: agent.into(),
                 tool: tool.into(),
                 old: outcome(from),
                 new: outcome(to),
                 old_call,
                 new_call,
+                detail,
+                widening: goal.widening,
             };
             if change.is_widening() {
                 report.widening.push(change);
@@ -337,5 +400,146 @@ fn pair(
                 report.narrowing.push(change);
             }
         }
+    }
+}
+
+/// One question asked of a pair: a request on which the two tables differ this way.
+struct Goal {
+    formula: Bool,
+    from: i64,
+    to: i64,
+    kind: ChangeKind,
+    widening: bool,
+}
+
+/// A deadline that never comes: an escalation none of whose routes has a timeout.
+const NEVER: i64 = i64::MAX / 4;
+
+/// What happens to a request the cell escalates when nobody answers, as the engine's
+/// `raise` computes it from the routes of every matching escalate entry: the earliest
+/// timeout, and allow only when every route with a timeout says allow.
+struct Unanswered {
+    allows: Bool,
+    deadline: Int,
+}
+
+impl Unanswered {
+    fn never() -> Unanswered {
+        Unanswered {
+            allows: Bool::from_bool(false),
+            deadline: Int::from_i64(NEVER),
+        }
+    }
+
+    fn new(data: &rt::TableData, cell: &rt::Cell, stage: &RuleStage) -> Unanswered {
+        let mut timed = Vec::new();
+        let mut timed_deny = Vec::new();
+        let mut deadline = Int::from_i64(NEVER);
+        for (i, entry) in cell.escalate.iter().enumerate() {
+            let route = data
+                .rules
+                .get(entry.rule.index())
+                .and_then(|r| r.route)
+                .and_then(|r| data.routes.get(r.index()));
+            let Some((ms, route)) = route.and_then(|r| r.timeout_ms.map(|ms| (ms, r))) else {
+                continue;
+            };
+            let part = stage.decides(Kind::Escalate, i);
+            deadline = Bool::and(&[part.clone(), deadline.gt(Int::from_i64(ms))])
+                .ite(&Int::from_i64(ms), &deadline);
+            if route.timeout_outcome != Some(rt::TimeoutOutcome::Allow) {
+                timed_deny.push(part.not());
+            }
+            timed.push(part);
+        }
+        timed_deny.push(Bool::or(&timed));
+        Unanswered {
+            allows: Bool::and(&timed_deny),
+            deadline,
+        }
+    }
+}
+
+/// Requests both tables escalate whose unanswered end differs: allow instead of deny is
+/// a widening; with the same outcome, a later deadline before a deny (more time for an
+/// approval) or an earlier one before an allow (less time to refuse) is a widening.
+fn timeout_goals(old_rank: &Int, new_rank: &Int, old: &Unanswered, new: &Unanswered) -> Vec<Goal> {
+    let both = Bool::and(&[
+        old_rank.eq(Int::from_i64(ESCALATE)),
+        new_rank.eq(Int::from_i64(ESCALATE)),
+    ]);
+    let goal = |parts: &[Bool], widening: bool| Goal {
+        formula: Bool::and(&[std::slice::from_ref(&both), parts].concat()),
+        from: ESCALATE,
+        to: ESCALATE,
+        kind: ChangeKind::RouteTimeout,
+        widening,
+    };
+    let (oa, na) = (old.allows.clone(), new.allows.clone());
+    let (od, nd) = (&old.deadline, &new.deadline);
+    vec![
+        goal(&[oa.not(), na.clone()], true),
+        goal(&[oa.clone(), na.not()], false),
+        goal(&[oa.not(), na.not(), nd.gt(od)], true),
+        goal(&[oa.not(), na.not(), nd.lt(od)], false),
+        goal(&[oa.clone(), na.clone(), nd.lt(od)], true),
+        goal(&[oa, na, nd.gt(od)], false),
+    ]
+}
+
+/// How an escalated call ends unanswered: `(deadline, outcome)`, `None` deadline for
+/// never; `None` when the call is not escalated.
+fn unanswered(
+    data: &rt::TableData,
+    table: &DecisionTable,
+    call: &Call,
+) -> Option<(Option<i64>, Outcome)> {
+    let t = call.table(table).ok()?;
+    let request = call
+        .to_request(&t, &mut rt::KeyValueInterner::default())
+        .ok()?;
+    let decision = rt::decide(&t, &request);
+    if decision.outcome != Outcome::Escalate {
+        return None;
+    }
+    let routes: Vec<&rt::Route> = decision
+        .routes
+        .as_slice()
+        .iter()
+        .filter_map(|r| data.routes.get(r.index()))
+        .collect();
+    let deadline = routes.iter().filter_map(|r| r.timeout_ms).min();
+    let allows = deadline.is_some()
+        && routes
+            .iter()
+            .filter(|r| r.timeout_ms.is_some())
+            .all(|r| r.timeout_outcome == Some(rt::TimeoutOutcome::Allow));
+    Some((
+        deadline,
+        if allows {
+            Outcome::Allow
+        } else {
+            Outcome::Deny
+        },
+    ))
+}
+
+/// Whether ending `b` instead of `a` is a widening (`Some(true)`), a narrowing, or no
+/// change (`None`).
+fn timeout_widens(a: (Option<i64>, Outcome), b: (Option<i64>, Outcome)) -> Option<bool> {
+    let at = |d: Option<i64>| d.unwrap_or(NEVER);
+    match (a.1, b.1) {
+        (Outcome::Deny, Outcome::Allow) => Some(true),
+        (Outcome::Allow, Outcome::Deny) => Some(false),
+        (Outcome::Deny, _) if at(b.0) != at(a.0) => Some(at(b.0) > at(a.0)),
+        (_, _) if at(b.0) != at(a.0) => Some(at(b.0) < at(a.0)),
+        _ => None,
+    }
+}
+
+fn end_text(end: (Option<i64>, Outcome)) -> String {
+    match end.0 {
+        None => "never (no route has a timeout)".to_string(),
+        Some(ms) => format!("{} after {}", end.1, agentpolicy::values::duration(ms)),
     }
 }

@@ -20,6 +20,9 @@ mod asserts;
 mod cells;
 mod counterexample;
 mod diff;
+mod diff_decls;
+mod diff_integrity;
+mod diff_limits;
 mod encode;
 mod flow;
 mod hygiene;
@@ -39,6 +42,7 @@ use agentpolicy::model::Model;
 
 pub use counterexample::{Access, ArgVal, Call, Counterexample, Session, decimal, money};
 pub use diff::{Change, DiffReport, diff};
+pub use diff_decls::{ChangeKind, DeclChange, Witness};
 pub use solver::Budget;
 
 /// How to run the proofs.

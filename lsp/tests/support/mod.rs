@@ -91,7 +91,12 @@ impl Client {
     }
 
     pub fn send_raw(&mut self, body: &str) {
-        write!(self.stdin, "Content-Length: {}\r\n\r\n{body}", body.len()).expect("write");
+        self.send_bytes(format!("Content-Length: {}\r\n\r\n{body}", body.len()).as_bytes());
+    }
+
+    /// Writes bytes as they are, framing and all (for malformed frames).
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        self.stdin.write_all(bytes).expect("write");
         self.stdin.flush().expect("flush");
     }
 
@@ -197,6 +202,11 @@ impl Client {
         let result = self.request_raw("shutdown", Value::Null);
         assert!(result.get("error").is_none(), "shutdown failed: {result}");
         self.notify("exit", Value::Null);
+        self.wait_exit();
+    }
+
+    /// Waits (bounded) for the server to exit with status 0.
+    pub fn wait_exit(mut self) {
         let deadline = Instant::now() + TIMEOUT;
         loop {
             match self.child.try_wait().expect("wait") {
