@@ -569,24 +569,15 @@ fn explore(w: &World<'_>) -> FlowBad {
                     .map(|r| r.index())
                     .filter(|r| !model.resources[*r].keyed.is_empty())
                     .collect();
-                let keyed_writes: Vec<usize> = mt
-                    .writes
-                    .iter()
-                    .map(|s| s.index())
-                    .filter(|s| !model.sinks[*s].keyed.is_empty())
-                    .collect();
                 for read in w.reads(t) {
                     if !keyed_reads.is_empty()
                         && !read.is_some_and(|(r, _)| keyed_reads.contains(&r.index()))
                     {
                         continue;
                     }
+                    // Every write, named or not: the runtime itself denies a call of a
+                    // tool that writes keyed data unless it names a keyed sink.
                     for write in w.writes(t) {
-                        if !keyed_writes.is_empty()
-                            && !write.is_some_and(|(sk, _)| keyed_writes.contains(&sk.index()))
-                        {
-                            continue;
-                        }
                         let mut r = w.request(t, am, conf);
                         r.read = read.map(|(target, keys)| rt::Access { target, keys });
                         r.write = write.map(|(target, keys)| rt::Access { target, keys });

@@ -154,3 +154,29 @@ fn several_routes_allow_on_timeout_only_when_every_route_does() {
     assert_eq!(code, Some(0), "{steps:#?}");
     assert_eq!(resolutions(&steps), ["timeout:allow"], "{steps:#?}");
 }
+
+/// Defect 6: a call of a tool that reads and writes keyed data could name only its read,
+/// and the write's key was checked by nobody. The runtime fails closed: such a call is
+/// denied (flow), and so is one naming only an unkeyed sink of the tool.
+#[test]
+fn a_keyed_write_must_be_named() {
+    let policy = "tests/fixtures/policy_tests/keyed_write_named.agentpolicy";
+    let (code, steps) = replay(
+        policy,
+        "tests/fixtures/policy_tests/keyed_write_named.jsonl",
+    );
+    assert_eq!(code, Some(0), "{steps:#?}");
+    let outcomes: Vec<String> = steps
+        .iter()
+        .map(|s| format!("{}:{}", s["outcome"], s["reason"]).replace('"', ""))
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["deny:flow", "allow:rule", "deny:flow"],
+        "{steps:#?}"
+    );
+    let o = agentpolicy(&["test", policy]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let (code, codes, _) = check(policy);
+    assert_eq!((code, codes.len()), (Some(0), 0), "{codes:?}");
+}

@@ -29,7 +29,7 @@ use super::{Ctx, Method, Property, PropertyResult, Verdict, report};
 use crate::model::{SinkId, TierId};
 
 /// Assumption behind the isolation and write-down verdicts.
-pub const NAMED_ACCESS: &str = "a call of a tool that reads or writes keyed data names one keyed resource or sink and its key values (the runtime checks keys only of the access a request names)";
+pub const NAMED_ACCESS: &str = "a call of a tool that reads keyed data names one of its keyed resources and its key values (the runtime checks keys only of the access a request names; a call of a tool that writes keyed data is denied unless it names one of its keyed sinks and its key values)";
 /// Assumption behind every flow verdict.
 pub const ESCALATION_MAY_PASS: &str = "an escalated call counts as made: a human may approve it";
 
@@ -256,8 +256,14 @@ impl AgentFlows<'_, '_> {
         }
         // The runtime's write check, after the reads.
         let clearance = |sk: &rt::SinkId| i64::from(data.sinks[sk.index()].clearance.0);
+        // A call of a tool with a keyed sink passes only naming a keyed sink (fail closed).
+        let keyed_sink = tool
+            .writes
+            .iter()
+            .any(|sk| !data.sinks[sk.index()].keyed.is_empty());
         let mut write_ok = vec![Bool::and(&[
             c.wsel.eq(Int::from_i64(-1)),
+            Bool::from_bool(!keyed_sink),
             all(tool
                 .writes
                 .iter()
@@ -269,6 +275,7 @@ impl AgentFlows<'_, '_> {
             let mut ok = vec![
                 c.wsel.eq(Int::from_i64(sk.index() as i64)),
                 tier_mid.le(Int::from_i64(clearance(sk))),
+                Bool::from_bool(!keyed_sink || !sink.keyed.is_empty()),
             ];
             for k in &sink.keyed {
                 let k = k.index();
@@ -299,26 +306,24 @@ impl AgentFlows<'_, '_> {
             }
         }
         let mut write_vals: Vec<Vec<Int>> = vec![Vec::new(); keys];
-        let mut keyed_writes = Vec::new();
         for sk in &mtool.writes {
             let sink = &model.sinks[sk.index()];
             if sink.keyed.is_empty() {
                 continue;
             }
             let sel = c.wsel.eq(Int::from_i64(sk.index() as i64));
-            keyed_writes.push(sel.clone());
             for k in &sink.keyed {
                 let k = k.index();
                 let named = Bool::and(&[sel.clone(), c.wk[k].0.clone()]);
                 write_vals[k].push(named.ite(&c.wk[k].1, &c.us[sk.index()][k]));
             }
         }
+        // The assumption `NAMED_ACCESS`: a call of a tool that reads keyed data names one
+        // of its keyed resources. (Writes need no assumption: the runtime denies a call
+        // of a tool that writes keyed data unless it names one keyed sink.)
         let mut assume = Vec::new();
         if !keyed_reads.is_empty() {
             assume.push(any(keyed_reads));
-        }
-        if !keyed_writes.is_empty() {
-            assume.push(any(keyed_writes));
         }
 
         let mut sb = Vec::new();
