@@ -180,3 +180,71 @@ fn a_keyed_write_must_be_named() {
     let (code, codes, _) = check(policy);
     assert_eq!((code, codes.len()), (Some(0), 0), "{codes:?}");
 }
+
+/// A counterexample trace as a replay trace: one session, each call with the outcome the
+/// counterexample states as its expectation.
+fn as_trace(cex: &serde_json::Value) -> String {
+    let calls: Vec<&serde_json::Value> = match cex.get("trace") {
+        Some(t) => t.as_array().expect("trace").iter().collect(),
+        None => vec![cex],
+    };
+    let mut lines = Vec::new();
+    for (i, call) in calls.iter().enumerate() {
+        let request = &call["request"];
+        let mut line = serde_json::json!({"at": i * 1000, "session": "cex",
+            "agent": request["agent"], "tool": request["tool"], "expect": call["outcome"]});
+        for field in ["args", "untrusted", "confidence", "read"] {
+            if let Some(v) = request.get(field) {
+                line[field] = v.clone();
+            }
+        }
+        if let Some(w) = request.get("write") {
+            line["write"] = serde_json::json!({"sink": w["sink"], "keys": w["keys"]});
+        }
+        if i == 0
+            && let Some(bound) = request["session"].get("bound")
+        {
+            line["bind"] = bound.clone();
+        }
+        lines.push(line.to_string());
+    }
+    lines.join("\n")
+}
+
+/// Defect 5: a session bound to matter M-1 `remember`s its data into an unkeyed store and
+/// a session bound to M-2 `recall`s it. Every call of the recorded trace goes through;
+/// with the store declared as one (`from agent_memory`), `check` refutes isolation, and
+/// its counterexample session replays through the engine. Keyed on both sides, it holds.
+#[test]
+fn data_that_goes_out_through_a_store_and_comes_back_is_followed() {
+    let policy = "tests/fixtures/verify/isolation_through_store.agentpolicy";
+    let (code, steps) = replay(
+        policy,
+        "tests/fixtures/verify/isolation_through_store.jsonl",
+    );
+    assert_eq!(code, Some(0), "{steps:#?}");
+    assert!(steps.iter().all(|s| s["outcome"] == "allow"), "{steps:#?}");
+
+    let (code, codes, diagnostics) = check(policy);
+    assert_eq!(code, Some(1));
+    assert_eq!(codes, ["AP0100"]);
+    let cex = &diagnostics[0]["counterexample"];
+    let explanation = cex["explanation"].as_str().expect("explanation");
+    assert!(
+        explanation.contains("which returns what is written to the store `agent_memory`"),
+        "{explanation}"
+    );
+    assert!(
+        explanation.contains("(calls `read_notes`, then `remember`)"),
+        "{explanation}"
+    );
+    let dir = temp_dir("store");
+    let trace = dir.join("cex.jsonl");
+    std::fs::write(&trace, as_trace(cex)).expect("write trace");
+    let (code, steps) = replay(policy, &trace.display().to_string());
+    assert_eq!(code, Some(0), "{steps:#?}");
+
+    let keyed = "tests/fixtures/verify/ok/isolation_keyed_store.agentpolicy";
+    let (code, codes, _) = check(keyed);
+    assert_eq!((code, codes.len()), (Some(0), 0), "{codes:?}");
+}

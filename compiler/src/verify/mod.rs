@@ -283,6 +283,8 @@ pub(crate) struct Ctx<'a> {
     pub permitted: RefCell<HashMap<(usize, usize), cells::Permitted>>,
     /// Flow outcomes of the asserts, proved with each agent's built-in flow properties.
     pub flows: RefCell<HashMap<(usize, flow::FlowProp), flow::FlowOutcome>>,
+    /// Stores that may carry data across key values (`flow::stores`), computed once.
+    pub stores: RefCell<Option<Rc<flow::Mixed>>>,
 }
 
 /// Whether an assert or an exemption (on `tool`, or on any tool) tests sets, patterns
@@ -383,6 +385,7 @@ impl<'a> Ctx<'a> {
             shared_strings: Rc::new(solver::solver_for(config.budget, true)),
             permitted: RefCell::new(HashMap::new()),
             flows: RefCell::new(HashMap::new()),
+            stores: RefCell::new(None),
         })
     }
 }

@@ -237,6 +237,10 @@ pub fn flow(
             ctx.model.tiers[t.index()].name,
             ctx.model.sinks[s.index()].name
         ),
+        FlowProp::KeyedInto(s, _) => format!(
+            "agent `{agent}` can write keyed data to the store `{}` {trace}",
+            ctx.model.sinks[s.index()].name
+        ),
     };
     let grant = rule_loc(ctx, last).or_else(|| grant_loc(ctx, agent, &last.tool));
     let (primary, secondary_assert) = match (assert_loc, grant) {
@@ -245,7 +249,14 @@ pub fn flow(
         (None, None) => (label(policy_loc(ctx.model), "here"), None),
     };
     let help = match prop {
-        FlowProp::Isolation => {
+        FlowProp::Isolation
+            if cex
+                .explanation
+                .contains("returns what is written to the store") =>
+        {
+            "key the store by the isolation key (`keyed` on both the sink and the resource that reads it back), or stop granting the tool that writes it to agents that hold keyed data"
+        }
+        FlowProp::Isolation | FlowProp::KeyedInto(..) => {
             "give each keyed resource its own tool (a request names one access, so the runtime checks one resource's keys), or do not grant the tool"
         }
         FlowProp::WriteDown | FlowProp::NoFlow(..) => {

@@ -30,6 +30,9 @@ use crate::model::{SinkId, TierId};
 
 /// Assumption behind the isolation and write-down verdicts.
 pub const NAMED_ACCESS: &str = "a call of a tool that reads keyed data names one of its keyed resources and its key values (the runtime checks keys only of the access a request names; a call of a tool that writes keyed data is denied unless it names one of its keyed sinks and its key values)";
+/// Assumption behind the isolation, write-down and no-flow verdicts: stores are followed
+/// only where the policy says a resource reads a sink back.
+pub const STORES_DECLARED: &str = "a resource that returns data written to a sink (memory, a shared drive, a vector index) is declared with `from SINK`; a store not declared so is treated as unrelated data";
 /// Assumption behind every flow verdict.
 pub const ESCALATION_MAY_PASS: &str = "an escalated call counts as made: a human may approve it";
 
@@ -44,7 +47,17 @@ pub enum FlowProp {
     NeverReads(TierId),
     /// Never write to the sink while holding data at or above the tier.
     NoFlow(TierId, SinkId),
+    /// Never write to the sink (a store some resource reads back, `from SINK`) while
+    /// holding data keyed by this key: the store would then carry data of one key value
+    /// to sessions of another. Computed for every agent before the others (see
+    /// [`stores`]); not reported on its own.
+    KeyedInto(SinkId, usize),
 }
+
+/// Per store sink and key: `Some(how)` when sessions holding data of a key value can
+/// write to it, so a resource that reads it back (`from SINK`) may return data of any
+/// value of that key; `how` says which agent and calls.
+pub type Mixed = Vec<Vec<Option<String>>>;
 
 /// A flow property's outcome for one agent.
 #[derive(Debug, Clone)]
@@ -63,6 +76,8 @@ struct St {
 }
 
 struct Cv {
+    /// Key values of data read back from a store: `[resource][key]`.
+    stored: Vec<Vec<Int>>,
     tool: Int,
     rsel: Int,
     rk: Vec<(Bool, Int)>,
@@ -105,6 +120,8 @@ type Usable = (usize, cells::Values);
 struct AgentFlows<'c, 'a> {
     ctx: &'c Ctx<'a>,
     agent: usize,
+    /// Which stores may hold data of several key values.
+    mixed: &'c Mixed,
     /// Tools whose rules let some request through, with those arguments.
     usable: Vec<Usable>,
 }
@@ -152,6 +169,7 @@ impl AgentFlows<'_, '_> {
                 .collect()
         };
         Cv {
+            stored: unnamed("stored", self.ctx.data.resources.len()),
             tool: Int::new_const(format!("{name}.tool")),
             rsel: Int::new_const(format!("{name}.read")),
             rk: (0..k).map(|i| pair("read_key", i)).collect(),
@@ -287,13 +305,36 @@ impl AgentFlows<'_, '_> {
 
         // The ghost (model data): everything the tool declares.
         let model = self.ctx.model;
-        let gt_mid = mtool.reads.iter().fold(s.gt.clone(), |acc, r| {
-            max(&acc, i64::from(model.resources[r.index()].tier.0))
-        });
+        // Data read back from a store may be anything written to it: up to the sink's
+        // clearance, whatever the resource's own tier.
+        let ghost_tier = |r: &crate::model::ResourceId| {
+            let res = &model.resources[r.index()];
+            let stored = res
+                .store
+                .map_or(0, |sk| model.sinks[sk.index()].clearance.0);
+            i64::from(res.tier.0.max(stored))
+        };
+        let gt_mid = mtool
+            .reads
+            .iter()
+            .fold(s.gt.clone(), |acc, r| max(&acc, ghost_tier(r)));
         let mut read_vals: Vec<Vec<Int>> = vec![Vec::new(); keys];
         let mut keyed_reads = Vec::new();
         for r in &mtool.reads {
             let res = &model.resources[r.index()];
+            // A store that sessions of other key values write to returns their data:
+            // any value of the key, unless both the sink and the resource are keyed by
+            // it (then the runtime checks the key on the way in and on the way out).
+            if let Some(sk) = res.store {
+                let sink = &model.sinks[sk.index()];
+                for k in 0..keys {
+                    let checked = sink.keyed.iter().any(|x| x.index() == k)
+                        && res.keyed.iter().any(|x| x.index() == k);
+                    if !checked && self.mixed[sk.index()][k].is_some() {
+                        read_vals[k].push(c.stored[r.index()][k].clone());
+                    }
+                }
+            }
             if res.keyed.is_empty() {
                 continue;
             }
@@ -461,6 +502,16 @@ impl AgentFlows<'_, '_> {
                         }
                         st.gt_mid.ge(Int::from_i64(i64::from(t.0)))
                     }
+                    FlowProp::KeyedInto(sink, k) => {
+                        if !mtool.writes.contains(&sink) {
+                            return None;
+                        }
+                        if st.read_vals[k].is_empty() {
+                            s.sb[k].clone()
+                        } else {
+                            Bool::from_bool(true)
+                        }
+                    }
                 };
                 Some(all(vec![
                     c.tool.eq(Int::from_i64(st.tool as i64)),
@@ -485,7 +536,7 @@ enum Invariant {
 impl FlowProp {
     fn invariant(self) -> Invariant {
         match self {
-            FlowProp::Isolation => Invariant::Keys,
+            FlowProp::Isolation | FlowProp::KeyedInto(..) => Invariant::Keys,
             FlowProp::WriteDown | FlowProp::NoFlow(..) => Invariant::Tier,
             FlowProp::Ceiling(_) | FlowProp::NeverReads(_) => Invariant::None,
         }
@@ -527,6 +578,82 @@ pub fn check_agent(
     agent: usize,
     props: &[FlowProp],
 ) -> Vec<FlowOutcome> {
+    let mixed = stores(ctx);
+    check_agent_with(ctx, cells, agent, props, &mixed)
+}
+
+/// Which stores may carry data of one key value to sessions of another: a fixed point,
+/// since a session may take such data in from one store and write it to the next. For
+/// each store sink and key, every agent's sessions are searched (complete BMC) for a
+/// call that writes the sink while holding data of the key; an unknown answer counts as
+/// such a call. Computed once per verification, over every agent's cells (a store joins
+/// the sessions of all agents).
+pub fn stores(ctx: &Ctx<'_>) -> std::rc::Rc<Mixed> {
+    if let Some(m) = ctx.stores.borrow().as_ref() {
+        return m.clone();
+    }
+    let model = ctx.model;
+    let keys = ctx.data.keys.len();
+    let mut mixed: Mixed = vec![vec![None; keys]; model.sinks.len()];
+    let mut backing: Vec<SinkId> = model.resources.iter().filter_map(|r| r.store).collect();
+    backing.sort_by_key(|s| s.index());
+    backing.dedup();
+    if !backing.is_empty() && keys > 0 {
+        let cells = cells::prepare(ctx);
+        loop {
+            let mut changed = false;
+            for agent in 0..model.agents.len() {
+                let props: Vec<FlowProp> = backing
+                    .iter()
+                    .flat_map(|s| (0..keys).map(move |k| FlowProp::KeyedInto(*s, k)))
+                    .filter(|p| matches!(p, FlowProp::KeyedInto(s, k) if mixed[s.index()][*k].is_none()))
+                    .collect();
+                if props.is_empty() {
+                    continue;
+                }
+                let outcomes = check_agent_with(ctx, &cells, agent, &props, &mixed);
+                for (prop, o) in props.iter().zip(outcomes) {
+                    let FlowProp::KeyedInto(s, k) = prop else {
+                        continue;
+                    };
+                    let name = &model.agents[agent].name;
+                    let how = match o.verdict {
+                        Ok(None) => continue,
+                        Ok(Some(cex)) => {
+                            let tools: Vec<String> =
+                                cex.calls.iter().map(|c| format!("`{}`", c.tool)).collect();
+                            format!(
+                                "agent `{name}` writes it holding `{}` data (calls {})",
+                                ctx.data.keys[*k],
+                                tools.join(", then ")
+                            )
+                        }
+                        Err(reason) => format!(
+                            "agent `{name}` may write it holding `{}` data (not decided: {reason})",
+                            ctx.data.keys[*k]
+                        ),
+                    };
+                    mixed[s.index()][*k] = Some(how);
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+    }
+    let mixed = std::rc::Rc::new(mixed);
+    *ctx.stores.borrow_mut() = Some(mixed.clone());
+    mixed
+}
+
+fn check_agent_with(
+    ctx: &Ctx<'_>,
+    cells: &[CellInfo],
+    agent: usize,
+    props: &[FlowProp],
+    mixed: &Mixed,
+) -> Vec<FlowOutcome> {
     let fail = |reason: String| {
         props
             .iter()
@@ -549,7 +676,12 @@ pub fn check_agent(
             })
             .collect();
     }
-    let flows = AgentFlows { ctx, agent, usable };
+    let flows = AgentFlows {
+        ctx,
+        agent,
+        mixed,
+        usable,
+    };
     let mut outcomes: Vec<Option<FlowOutcome>> = props.iter().map(|_| None).collect();
 
     // Induction: is the property's invariant inductive, and does it exclude every bad
@@ -832,7 +964,15 @@ pub fn result(
             vec![NAMED_ACCESS, ESCALATION_MAY_PASS]
         }
         FlowProp::Ceiling(_) | FlowProp::NeverReads(_) => vec![ESCALATION_MAY_PASS],
+        FlowProp::KeyedInto(..) => vec![NAMED_ACCESS, STORES_DECLARED, ESCALATION_MAY_PASS],
     };
+    let mut assumptions = assumptions;
+    if matches!(
+        prop,
+        FlowProp::Isolation | FlowProp::WriteDown | FlowProp::NoFlow(..)
+    ) {
+        assumptions.insert(1, STORES_DECLARED);
+    }
     let (verdict, diagnostic) = match outcome.verdict {
         Ok(None) => (Verdict::Proved, None),
         Ok(Some(cex)) => {
