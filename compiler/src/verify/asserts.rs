@@ -144,7 +144,11 @@ pub fn prove(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult> {
                         subject,
                         verdict: Verdict::Proved,
                         method: Method::Induction,
-                        assumptions: vec![flow::NAMED_ACCESS, flow::ESCALATION_MAY_PASS],
+                        assumptions: vec![
+                            flow::NAMED_ACCESS,
+                            flow::STORES_DECLARED,
+                            flow::ESCALATION_MAY_PASS,
+                        ],
                         diagnostic: None,
                     },
                 }

@@ -285,6 +285,8 @@ pub(crate) struct Ctx<'a> {
     pub flows: RefCell<HashMap<(usize, flow::FlowProp), flow::FlowOutcome>>,
     /// Stores that may carry data across key values (`flow::stores`), computed once.
     pub stores: RefCell<Option<Rc<flow::Mixed>>>,
+    /// The solver `flow::stores` asks its questions of.
+    pub stores_solver: Rc<z3::Solver>,
 }
 
 /// Whether an assert or an exemption (on `tool`, or on any tool) tests sets, patterns
@@ -386,6 +388,7 @@ impl<'a> Ctx<'a> {
             permitted: RefCell::new(HashMap::new()),
             flows: RefCell::new(HashMap::new()),
             stores: RefCell::new(None),
+            stores_solver: Rc::new(solver::solver(config.budget)),
         })
     }
 }

@@ -579,7 +579,7 @@ pub fn check_agent(
     props: &[FlowProp],
 ) -> Vec<FlowOutcome> {
     let mixed = stores(ctx);
-    check_agent_with(ctx, cells, agent, props, &mixed)
+    check_agent_with(ctx, cells, agent, props, &mixed, &ctx.shared)
 }
 
 /// Which stores may carry data of one key value to sessions of another: a fixed point,
@@ -587,7 +587,8 @@ pub fn check_agent(
 /// each store sink and key, every agent's sessions are searched (complete BMC) for a
 /// call that writes the sink while holding data of the key; an unknown answer counts as
 /// such a call. Computed once per verification, over every agent's cells (a store joins
-/// the sessions of all agents).
+/// the sessions of all agents), on a solver of its own: the shared one answers the
+/// other properties exactly as it would without stores, whichever agents are in scope.
 pub fn stores(ctx: &Ctx<'_>) -> std::rc::Rc<Mixed> {
     if let Some(m) = ctx.stores.borrow().as_ref() {
         return m.clone();
@@ -611,7 +612,8 @@ pub fn stores(ctx: &Ctx<'_>) -> std::rc::Rc<Mixed> {
                 if props.is_empty() {
                     continue;
                 }
-                let outcomes = check_agent_with(ctx, &cells, agent, &props, &mixed);
+                let outcomes =
+                    check_agent_with(ctx, &cells, agent, &props, &mixed, &ctx.stores_solver);
                 for (prop, o) in props.iter().zip(outcomes) {
                     let FlowProp::KeyedInto(s, k) = prop else {
                         continue;
@@ -653,6 +655,7 @@ fn check_agent_with(
     agent: usize,
     props: &[FlowProp],
     mixed: &Mixed,
+    solver: &std::rc::Rc<z3::Solver>,
 ) -> Vec<FlowOutcome> {
     let fail = |reason: String| {
         props
@@ -690,7 +693,7 @@ fn check_agent_with(
     let c = flows.call("c");
     let s2 = flows.state("s'");
     let steps = flows.steps(&s, &c);
-    let sv = ctx.shared.clone();
+    let sv = solver.clone();
     sv.push();
     sv.assert(flows.state_domain(&s));
     sv.assert(flows.call_domain(&c));
@@ -743,7 +746,7 @@ fn check_agent_with(
         .map(|(p, _)| p.threshold(ctx))
         .max()
         .unwrap_or(0);
-    let bmc = ctx.shared.clone();
+    let bmc = solver.clone();
     bmc.push();
     // The unrolling: `alive[d]` says the first `d` calls all went through, so "a bad call
     // after d calls" is `alive[d] and bad(s_d, c_d)`, whatever comes after.
