@@ -667,8 +667,17 @@ fn monotone_slot(
             risky.value.eq(&safe.value + Int::from_i64(1)),
         )
     };
+    // Money is compared from one cent up: an amount of zero or less is not a smaller
+    // exposure but a malformed request (or a refund), and a rule that denies it is input
+    // validation, not a threshold (docs/verification.md, "Monotone thresholds").
+    let positive = if is_confidence {
+        Bool::from_bool(true)
+    } else {
+        safe.value.gt(Int::from_i64(0))
+    };
     let goal = Bool::and(&[
         safe.present.clone(),
+        positive,
         worse,
         risky.value.ge(Int::from_i64(i64::MIN)),
         risky.value.le(Int::from_i64(i64::MAX)),
