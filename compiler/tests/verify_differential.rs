@@ -17,10 +17,6 @@
     clippy::expect_used,
     reason = "a test helper that cannot do its job should fail the test loudly"
 )]
-#![expect(
-    clippy::needless_range_loop,
-    reason = "key ids index several parallel vectors"
-)]
 
 use std::collections::{BTreeSet, HashSet};
 

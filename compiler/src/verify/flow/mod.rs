@@ -327,11 +327,11 @@ impl AgentFlows<'_, '_> {
             // it (then the runtime checks the key on the way in and on the way out).
             if let Some(sk) = res.store {
                 let sink = &model.sinks[sk.index()];
-                for k in 0..keys {
+                for (k, vals) in read_vals.iter_mut().enumerate() {
                     let checked = sink.keyed.iter().any(|x| x.index() == k)
                         && res.keyed.iter().any(|x| x.index() == k);
                     if !checked && self.mixed[sk.index()][k].is_some() {
-                        read_vals[k].push(c.stored[r.index()][k].clone());
+                        vals.push(c.stored[r.index()][k].clone());
                     }
                 }
             }
