@@ -831,6 +831,8 @@ fn check_agent_with(
                             };
                         }
                         Check::Sat(model) => {
+                            let model = canonical(&flows, &bmc, &bad_at(*prop, d), &calls[..=d])
+                                .unwrap_or(model);
                             found = FlowOutcome {
                                 verdict: trace::trace(
                                     &flows,
@@ -864,6 +866,44 @@ fn check_agent_with(
             })
         })
         .collect()
+}
+
+/// The same shortest trace whatever the solver's history: each call in turn takes the
+/// lowest tool, then the lowest read and write choice, that still breaks the property.
+/// The solver may answer a satisfiable query with any model, and which one depends on
+/// what it was asked before; a run over one agent and a run over all must agree.
+fn canonical(
+    flows: &AgentFlows<'_, '_>,
+    bmc: &z3::Solver,
+    bad: &Bool,
+    calls: &[Cv],
+) -> Option<z3::Model> {
+    let mut tools: Vec<i64> = flows.usable.iter().map(|(t, _)| *t as i64).collect();
+    tools.sort_unstable();
+    let resources = flows.ctx.data.resources.len() as i64;
+    let sinks = flows.ctx.data.sinks.len() as i64;
+    bmc.push();
+    bmc.assert(bad);
+    let mut last = None;
+    for c in calls {
+        let choices: [(&Int, Vec<i64>); 3] = [
+            (&c.tool, tools.clone()),
+            (&c.rsel, (-1..resources).collect()),
+            (&c.wsel, (-1..sinks).collect()),
+        ];
+        for (var, values) in choices {
+            for v in values {
+                let fixed = var.eq(Int::from_i64(v));
+                if let Check::Sat(m) = solver::check(bmc, std::slice::from_ref(&fixed)) {
+                    bmc.assert(&fixed);
+                    last = Some(m);
+                    break;
+                }
+            }
+        }
+    }
+    bmc.pop(1);
+    last
 }
 
 /// The flow properties the policy's asserts ask of `agent`.
