@@ -332,7 +332,9 @@ fn mark_roles(elements: &mut [Element<'_>], offsets: &[u32], tree: &SourceFile) 
             // Resources, sinks, tools and escalations hold no conditions, so their
             // clause keywords can be recognised from the word alone.
             let starts_clause = match current {
-                Some(ItemKind::Resource(_)) => matches!(word, "tier" | "keyed" | "untrusted"),
+                Some(ItemKind::Resource(_)) => {
+                    matches!(word, "tier" | "keyed" | "untrusted" | "from")
+                }
                 Some(ItemKind::Sink(_)) => matches!(word, "clearance" | "keyed"),
                 Some(ItemKind::Tool(_)) => {
                     matches!(word, "effect" | "reads" | "writes" | "untrusted")

@@ -276,7 +276,8 @@ fn compare(l: &Value, op: CompareOp, r: &Value) -> bool {
 
 /// DESIGN.md's flow model for one call: reads (the named one, or all the tool declares)
 /// must stay within the agent's max tier and the session's bound key values, and raise
-/// the label; writes must not go below the raised label nor across its keys.
+/// the label; writes must not go below the raised label nor across its keys, and a write
+/// to a keyed sink must be named with its key values.
 fn flow_allows(
     model: &Model,
     max_tier: Option<TierId>,
@@ -326,6 +327,18 @@ fn flow_allows(
         tier = Some(tier.map_or(resource.tier, |t| t.max(resource.tier)));
     }
 
+    // A call of a tool that writes keyed data must name one of its keyed sinks.
+    let keyed = |id: SinkId| {
+        model
+            .sinks
+            .get(id.index())
+            .is_some_and(|s| !s.keyed.is_empty())
+    };
+    if tool.writes.iter().any(|s| keyed(*s))
+        && !call.write.as_ref().is_some_and(|w| keyed(w.target))
+    {
+        return false;
+    }
     let writes: Vec<(SinkId, Option<&KeyValues>)> = match &call.write {
         Some(access) => {
             if !tool.writes.contains(&access.target) {

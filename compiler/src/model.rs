@@ -116,6 +116,8 @@ pub struct ResourceDef {
     pub keyed: Vec<KeyId>,
     /// Reading it taints the session.
     pub untrusted: bool,
+    /// `from SINK`: it reads back what is written to this sink (one store).
+    pub store: Option<SinkId>,
     pub loc: Loc,
 }
 

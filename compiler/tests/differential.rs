@@ -319,6 +319,7 @@ fn gen_model(rng: &mut Rng) -> Model {
             tier: TierId(rng.below(tiers) as u32),
             keyed: subset(rng, &keys, 60),
             untrusted: rng.chance(30),
+            store: None,
             loc: loc(0),
         })
         .collect();

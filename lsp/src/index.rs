@@ -231,6 +231,7 @@ impl Walker<'_> {
                     self.decl(SymbolKind::Resource, &r.name);
                     r.tier.iter().for_each(|n| self.refer(SymbolKind::Tier, n));
                     r.keyed.iter().for_each(|n| self.refer(SymbolKind::Key, n));
+                    r.store.iter().for_each(|n| self.refer(SymbolKind::Sink, n));
                 }
                 ItemKind::Sink(s) => {
                     self.decl(SymbolKind::Sink, &s.name);

@@ -231,6 +231,16 @@ fn agent_key(shared: u64, model: &Model, data: &TableData, a: usize) -> u64 {
             feed(&mut h, &data.rules.get(i));
         }
     }
+    // A declared store (`resource R { from SINK }`) couples the agents' isolation proofs:
+    // whether it can carry one key value's data to another session depends on what every
+    // agent's sessions can write to it.
+    if !model.keys.is_empty() && model.resources.iter().any(|r| r.store.is_some()) {
+        feed(&mut h, &data.agents);
+        feed(&mut h, &data.cells);
+        feed(&mut h, &data.rules);
+        feed(&mut h, &model.agents);
+        feed(&mut h, &model.rules);
+    }
     h.finish()
 }
 

@@ -105,6 +105,8 @@ pub enum Why {
     WriteDown {
         sink: SinkId,
     },
+    /// The tool writes a keyed sink, and the request names no write, or names it without
+    /// a value for this key.
     WriteKeyMissing {
         sink: SinkId,
         key: KeyId,

@@ -1,6 +1,7 @@
 //! Step 3 of `decide`: the flow check. A call's reads raise the session's label (tier to
 //! the max, isolation keys bound); its writes must not go below that label or across
-//! keys. No allocation: labels are small `Copy` values.
+//! keys, and a call of a tool that writes keyed data must name the write and its key
+//! values. No allocation: labels are small `Copy` values.
 
 use crate::decision::Why;
 use crate::ids::{ResourceId, SinkId, TierId};
@@ -56,7 +57,7 @@ pub(crate) fn check(
             }
         }
     }
-    Ok(())
+    named_keyed_write(t, tool, request.write.as_ref().map(|a| a.target))
 }
 
 fn read(
@@ -90,6 +91,22 @@ fn read(
         }
     }
     label.tier = Some(label.tier.map_or(resource.tier, |t| t.max(resource.tier)));
+    Ok(())
+}
+
+/// Fail closed: a call of a tool that writes keyed data must name one of its keyed sinks
+/// (with its key values, checked in [`write`]); otherwise the write's key would be checked
+/// by nobody (a request may name its read, or an unkeyed sink, and not the keyed write).
+fn named_keyed_write(t: &TableData, tool: &Tool, named: Option<SinkId>) -> Result<(), Why> {
+    let keyed = |id: SinkId| t.sinks.get(id.index()).map(|s| s.keyed.first().copied());
+    if named.is_some_and(|id| keyed(id).flatten().is_some()) {
+        return Ok(());
+    }
+    for &sink in &tool.writes {
+        if let Some(key) = keyed(sink).ok_or(Why::Fault)? {
+            return Err(Why::WriteKeyMissing { sink, key });
+        }
+    }
     Ok(())
 }
 

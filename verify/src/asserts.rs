@@ -43,7 +43,7 @@ pub fn prove(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult> {
                     &targets,
                     subject,
                     *loc,
-                    Outcome::Escalate,
+                    Expect::GoesThrough,
                     agentpolicy::diagnostics::Code::AssertNeverCallsFailed,
                     |cs| {
                         let when = match condition {
@@ -81,10 +81,10 @@ pub fn prove(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult> {
                     &targets,
                     "every irreversible tool escalates".into(),
                     *loc,
-                    Outcome::Allow,
+                    Expect::WithoutHuman,
                     agentpolicy::diagnostics::Code::AssertEscalatesFailed,
                     // Justified `autonomy` exemptions count, as in the built-in property.
-                    |cs| Bool::and(&[cs.stage.is_allow(), cells::exempt(ctx, cs).not()]),
+                    |cs| Bool::and(&[cells::without_human(ctx, cs), cells::exempt(ctx, cs).not()]),
                 )
             }
             AssertDef::TaintedIrreversibleEscalates { loc } => {
@@ -97,11 +97,11 @@ pub fn prove(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult> {
                     &targets,
                     "every irreversible tool escalates when tainted".into(),
                     *loc,
-                    Outcome::Allow,
+                    Expect::WithoutHuman,
                     agentpolicy::diagnostics::Code::TaintedIrreversible,
                     // No `autonomy` exemption applies: the session may be steered by
                     // injected content, which is what the property is about.
-                    |cs| Bool::and(&[cs.stage.is_allow(), cs.req.tainted.clone()]),
+                    |cs| Bool::and(&[cells::without_human(ctx, cs), cs.req.tainted.clone()]),
                 )
             }
             AssertDef::NeverReads { agent, tier, loc } => {
@@ -144,7 +144,11 @@ pub fn prove(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult> {
                         subject,
                         verdict: Verdict::Proved,
                         method: Method::Induction,
-                        assumptions: vec![flow::NAMED_ACCESS, flow::ESCALATION_MAY_PASS],
+                        assumptions: vec![
+                            flow::NAMED_ACCESS,
+                            flow::STORES_DECLARED,
+                            flow::ESCALATION_MAY_PASS,
+                        ],
                         diagnostic: None,
                     },
                 }
@@ -154,15 +158,23 @@ pub fn prove(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult> {
     out
 }
 
+/// What the runtime must decide for a request the solver found to break an assert.
+#[derive(Clone, Copy)]
+enum Expect {
+    /// Allowed or escalated (a human may approve it).
+    GoesThrough,
+    /// Allowed, or escalated to routes whose timeout allows it.
+    WithoutHuman,
+}
+
 /// Proves that no cell of `targets` has a request satisfying `goal`; a found request
-/// must decide no stricter than `at_least` in the runtime (allow for "is allowed", escalate
-/// for "goes through").
+/// must be decided by the runtime as `expect` says.
 fn per_cell(
     ctx: &Ctx<'_>,
     targets: &[&CellInfo],
     subject: String,
     loc: Loc,
-    at_least: Outcome,
+    expect: Expect,
     code: agentpolicy::diagnostics::Code,
     goal: impl Fn(&CellSolver) -> Bool,
 ) -> PropertyResult {
@@ -181,12 +193,27 @@ fn per_cell(
                         Ok(c) => c,
                         Err(e) => return cells::unknown(ctx, Property::Assert, subject, &e),
                     };
-                if call.outcome > at_least {
-                    let reason = cells::disagreement(at_least.keyword(), &call);
+                let decides = format!("the runtime decides {} for this request", call.outcome);
+                let explanation = match expect {
+                    Expect::GoesThrough if call.outcome <= Outcome::Escalate => Some(decides),
+                    Expect::GoesThrough => None,
+                    Expect::WithoutHuman => match cells::without_human_words(ctx, &call) {
+                        Ok(Some(_)) if call.outcome == Outcome::Allow => Some(decides),
+                        Ok(Some(words)) => Some(format!("{decides}: it {words}")),
+                        Ok(None) => None,
+                        Err(e) => return cells::unknown(ctx, Property::Assert, subject, &e),
+                    },
+                };
+                let Some(explanation) = explanation else {
+                    let expected = match expect {
+                        Expect::GoesThrough => "allow or escalate",
+                        Expect::WithoutHuman => "an allow without a human",
+                    };
+                    let reason = cells::disagreement(expected, &call);
                     return cells::unknown(ctx, Property::Assert, subject, &reason);
-                }
+                };
                 let cex = Counterexample {
-                    explanation: format!("the runtime decides {} for this request", call.outcome),
+                    explanation,
                     calls: vec![call],
                     safer: None,
                 };

@@ -370,6 +370,55 @@ pub fn decide(ctx: &Ctx<'_>, call: &mut Call) -> Result<rt::Decision, String> {
     Ok(d)
 }
 
+/// When the runtime escalates `call` to routes whose timeout allows it without a human
+/// (as the engine resolves it), the words that say so: "escalates to `owner_phone`,
+/// whose timeout after 10m allows without a human".
+pub fn unattended_allow(ctx: &Ctx<'_>, call: &Call) -> Result<Option<String>, String> {
+    let d = decide(ctx, &mut call.clone())?;
+    if d.outcome != Outcome::Escalate {
+        return Ok(None);
+    }
+    let routes = d.routes.as_slice();
+    let Some(t) = rt::engine::unattended(ctx.data, routes) else {
+        return Ok(None);
+    };
+    if t.outcome != Outcome::Allow {
+        return Ok(None);
+    }
+    let name = |id: rt::RouteId| {
+        ctx.data
+            .routes
+            .get(id.index())
+            .map_or("?", |r| r.name.as_str())
+    };
+    let after = agentpolicy::values::duration(t.after_ms);
+    Ok(Some(if routes.len() == 1 {
+        format!(
+            "escalates to `{}`, whose timeout after {after} allows without a human",
+            name(t.first)
+        )
+    } else {
+        let names: Vec<String> = routes.iter().map(|r| format!("`{}`", name(*r))).collect();
+        format!(
+            "escalates to {}; every one of them with a timeout allows when it runs out, so after {after} (`{}`'s timeout) it is allowed without a human",
+            names.join(", "),
+            name(t.first)
+        )
+    }))
+}
+
+/// How permissive the runtime's decision of `call` is, in the order of
+/// [`RuleStage::permissiveness`]: allow 0, escalation that times out to allow 1,
+/// escalation 2, deny 3.
+pub fn permissiveness(ctx: &Ctx<'_>, call: &Call) -> Result<i64, String> {
+    Ok(match call.outcome {
+        Outcome::Allow => 0,
+        Outcome::Escalate if unattended_allow(ctx, call)?.is_some() => 1,
+        Outcome::Escalate => 2,
+        Outcome::Deny => 3,
+    })
+}
+
 /// A counterexample whose runtime outcome is not what the encoding promised is a bug in
 /// the verifier: reported as Unknown, never as a proof or a counterexample.
 pub fn disagreement(expected: &str, call: &Call) -> String {
@@ -411,17 +460,19 @@ pub fn prove_escalation(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult
             ));
             continue;
         };
-        let goal = Bool::and(&[cs.stage.is_allow(), exempt(ctx, &cs).not()]);
+        let goal = Bool::and(&[without_human(ctx, &cs), exempt(ctx, &cs).not()]);
         match cs.find(&goal, &[]) {
             Found::Nothing => out.push(result(Verdict::Proved, None)),
             Found::Unknown(reason) => {
                 out.push(unknown(ctx, Property::Escalation, subject, &reason))
             }
-            Found::Model(model) => match concrete_call(ctx, info, values(ctx, &model, &cs.req)) {
-                Ok(call) if call.outcome == Outcome::Allow => {
+            Found::Model(model) => match concrete_call(ctx, info, values(ctx, &model, &cs.req))
+                .and_then(|call| without_human_words(ctx, &call).map(|w| (call, w)))
+            {
+                Ok((call, Some(words))) => {
                     let cex = Counterexample {
                         explanation: format!(
-                            "`{}` is irreversible, and this request is allowed without a human",
+                            "`{}` is irreversible, and this request {words}",
                             tool.name
                         ),
                         calls: vec![call],
@@ -430,17 +481,35 @@ pub fn prove_escalation(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult
                     let d = report::escalation(ctx, info, &cex);
                     out.push(result(Verdict::Counterexample(Box::new(cex)), Some(d)));
                 }
-                Ok(call) => out.push(unknown(
+                Ok((call, None)) => out.push(unknown(
                     ctx,
                     Property::Escalation,
                     subject,
-                    &disagreement("allow", &call),
+                    &disagreement("an allow without a human", &call),
                 )),
                 Err(e) => out.push(unknown(ctx, Property::Escalation, subject, &e)),
             },
         }
     }
     out
+}
+
+/// The cell's rules let the request run without a person: it is allowed, or escalated
+/// to routes whose timeout allows it (nobody has to answer for it to run).
+pub fn without_human(ctx: &Ctx<'_>, cs: &CellSolver) -> Bool {
+    match cell(ctx, cs.info.agent, cs.info.tool) {
+        Some(c) => cs.stage.is_allow_without_human(ctx.data, c),
+        None => cs.stage.is_allow(),
+    }
+}
+
+/// How the runtime lets `call` run without a person ("is allowed without a human", or
+/// the escalation that times out to allow), or `None` when it does not.
+pub fn without_human_words(ctx: &Ctx<'_>, call: &Call) -> Result<Option<String>, String> {
+    if call.outcome == Outcome::Allow {
+        return Ok(Some("is allowed without a human".into()));
+    }
+    unattended_allow(ctx, call)
 }
 
 /// The request is covered by an `autonomy` exemption of the cell's agent for its tool:
@@ -597,12 +666,23 @@ fn monotone_slot(
             risky.value.eq(&safe.value + Int::from_i64(1)),
         )
     };
+    // Money is compared from one cent up: an amount of zero or less is not a smaller
+    // exposure but a malformed request (or a refund), and a rule that denies it is input
+    // validation, not a threshold (docs/verification.md, "Monotone thresholds").
+    let positive = if is_confidence {
+        Bool::from_bool(true)
+    } else {
+        safe.value.gt(Int::from_i64(0))
+    };
     let goal = Bool::and(&[
         safe.present.clone(),
+        positive,
         worse,
         risky.value.ge(Int::from_i64(i64::MIN)),
         risky.value.le(Int::from_i64(i64::MAX)),
-        stage2.rank().lt(cs.stage.rank()),
+        stage2
+            .permissiveness(ctx.data, c)
+            .lt(cs.stage.permissiveness(ctx.data, c)),
     ]);
     let mut prefer = vec![adjacent];
     if is_confidence {
@@ -614,7 +694,7 @@ fn monotone_slot(
         Found::Model(model) => {
             let safer = concrete_call(ctx, info, values(ctx, &model, &cs.req))?;
             let risk = concrete_call(ctx, info, values(ctx, &model, &riskier))?;
-            if risk.outcome >= safer.outcome {
+            if permissiveness(ctx, &risk)? >= permissiveness(ctx, &safer)? {
                 return Err(disagreement(
                     &format!("an outcome more permissive than {}", safer.outcome),
                     &risk,
@@ -625,10 +705,24 @@ fn monotone_slot(
             } else {
                 format!("a larger `{}`", safe.name)
             };
+            // Two escalations differ only in what their timeout does.
+            let outcome = |call: &Call| -> Result<String, String> {
+                Ok(match unattended_allow(ctx, call)? {
+                    Some(words) => format!("{} (it {words})", call.outcome),
+                    None if call.outcome == Outcome::Escalate => {
+                        format!("{} (a person must approve it)", call.outcome)
+                    }
+                    None => call.outcome.to_string(),
+                })
+            };
+            let (risk_words, safer_words) = if risk.outcome == safer.outcome {
+                (outcome(&risk)?, outcome(&safer)?)
+            } else {
+                (risk.outcome.to_string(), safer.outcome.to_string())
+            };
             Ok(Some(Counterexample {
                 explanation: format!(
-                    "{what} gets {} while the safer request gets {}",
-                    risk.outcome, safer.outcome
+                    "{what} gets {risk_words} while the safer request gets {safer_words}"
                 ),
                 calls: vec![risk],
                 safer: Some(safer),

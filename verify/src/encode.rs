@@ -675,6 +675,52 @@ impl RuleStage {
         )
     }
 
+    /// The cell escalates, and the escalation ends in an allow if nobody answers: as
+    /// the engine resolves timeouts (`engine::unattended`), some matching escalate
+    /// entry's route has a timeout, and every matching entry's route that has a timeout
+    /// says `then allow`. `cell` is the cell this stage was built from.
+    pub fn is_unattended_allow(&self, data: &rt::TableData, cell: &rt::Cell) -> Bool {
+        let mut allows = Vec::new();
+        let mut denies = Vec::new();
+        for (entry, matched) in cell.escalate.iter().zip(&self.escalate) {
+            let route = data
+                .rules
+                .get(entry.rule.index())
+                .and_then(|r| r.route)
+                .and_then(|id| data.routes.get(id.index()));
+            let Some(route) = route.filter(|r| r.timeout_ms.is_some()) else {
+                continue;
+            };
+            if route.timeout_outcome == Some(rt::TimeoutOutcome::Allow) {
+                allows.push(matched.clone());
+            } else {
+                denies.push(matched.not());
+            }
+        }
+        Bool::and(&[self.any_deny.not(), Bool::or(&allows), Bool::and(&denies)])
+    }
+
+    /// Allowed without a human: allowed, or escalated to routes whose timeout allows.
+    pub fn is_allow_without_human(&self, data: &rt::TableData, cell: &rt::Cell) -> Bool {
+        Bool::or(&[self.is_allow(), self.is_unattended_allow(data, cell)])
+    }
+
+    /// [`rank`](Self::rank) with an escalation that times out to allow between allow and
+    /// an escalation that waits for a person: `ALLOW` 0, unattended allow 1, `ESCALATE`
+    /// 2, `DENY` 3 (monotone thresholds compare outcomes by how permissive they are).
+    pub fn permissiveness(&self, data: &rt::TableData, cell: &rt::Cell) -> Int {
+        self.any_deny.ite(
+            &Int::from_i64(3),
+            &self.is_unattended_allow(data, cell).ite(
+                &Int::from_i64(1),
+                &self.any_escalate.ite(
+                    &Int::from_i64(2),
+                    &self.any_allow.ite(&Int::from_i64(0), &Int::from_i64(3)),
+                ),
+            ),
+        )
+    }
+
     fn matches(&self, kind: Kind) -> &[Bool] {
         match kind {
             Kind::Deny => &self.deny,

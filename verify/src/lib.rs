@@ -291,6 +291,10 @@ pub(crate) struct Ctx<'a> {
     pub permitted: RefCell<HashMap<(usize, usize), cells::Permitted>>,
     /// Flow outcomes of the asserts, proved with each agent's built-in flow properties.
     pub flows: RefCell<HashMap<(usize, flow::FlowProp), flow::FlowOutcome>>,
+    /// Stores that may carry data across key values (`flow::stores`), computed once.
+    pub stores: RefCell<Option<Rc<flow::Mixed>>>,
+    /// The solver `flow::stores` asks its questions of.
+    pub stores_solver: Rc<z3::Solver>,
 }
 
 /// Whether an assert or an exemption (on `tool`, or on any tool) tests sets, patterns
@@ -392,6 +396,8 @@ impl<'a> Ctx<'a> {
             shared_strings: Rc::new(solver::solver_for(config.budget, true)),
             permitted: RefCell::new(HashMap::new()),
             flows: RefCell::new(HashMap::new()),
+            stores: RefCell::new(None),
+            stores_solver: Rc::new(solver::solver(config.budget)),
         })
     }
 }

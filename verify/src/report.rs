@@ -10,6 +10,7 @@ use super::{Ctx, Method, Property, PropertyResult, Verdict};
 use agentpolicy::diagnostics::{Code, Diagnostic, FileId, Label};
 use agentpolicy::model::{Loc, Model, RuleTarget};
 use agentpolicy::syntax::ast::{RuleKind, TextRange};
+use agentpolicy_runtime::Outcome;
 
 fn label(loc: Loc, message: impl Into<String>) -> Label {
     Label::new(loc.file, loc.range, message)
@@ -88,19 +89,56 @@ pub fn escalation(ctx: &Ctx<'_>, info: &CellInfo, cex: &Counterexample) -> Diagn
         .last()
         .and_then(|c| rule_loc(ctx, c))
         .unwrap_or(ctx.model.agents[info.agent].loc);
-    let mut d = Diagnostic::new(
-        Code::IrreversibleWithoutEscalation,
-        format!("agent `{agent}` can call irreversible tool `{tool}` without escalation"),
-        label(at, "allows it without a human"),
-    )
-    .with_help(format!(
-        "escalate `{tool}` for these requests, or, if this is deliberate, bound it with `autonomy {tool} when ... because \"...\"`"
-    ))
+    let escalated = cex.last().is_some_and(|c| c.outcome == Outcome::Escalate);
+    let mut d = if escalated {
+        Diagnostic::new(
+            Code::IrreversibleWithoutEscalation,
+            format!(
+                "agent `{agent}` can call irreversible tool `{tool}` without a human: its escalation times out to allow"
+            ),
+            label(at, "escalates it to a route whose timeout allows it without a human"),
+        )
+        .with_help(format!(
+            "make the route's timeout deny (`timeout ... then deny`): silence is not consent; or, if running `{tool}` unanswered is deliberate, bound it with `autonomy {tool} when ... because \"...\"`"
+        ))
+    } else {
+        Diagnostic::new(
+            Code::IrreversibleWithoutEscalation,
+            format!("agent `{agent}` can call irreversible tool `{tool}` without escalation"),
+            label(at, "allows it without a human"),
+        )
+        .with_help(format!(
+            "escalate `{tool}` for these requests, or, if this is deliberate, bound it with `autonomy {tool} when ... because \"...\"`"
+        ))
+    }
     .with_counterexample(json(cex));
     if let Some(loc) = tool_loc(ctx, tool) {
         d = d.with_secondary(label(loc, "declared irreversible here"));
     }
+    if escalated {
+        for route in timeout_allow_routes(ctx, cex) {
+            d = d.with_secondary(label(route, "times out to allow"));
+        }
+    }
     d
+}
+
+/// The declarations of the routes of the last call's escalation whose timeout allows.
+fn timeout_allow_routes(ctx: &Ctx<'_>, cex: &Counterexample) -> Vec<Loc> {
+    let Some(call) = cex.last() else {
+        return Vec::new();
+    };
+    let Ok(d) = super::cells::decide(ctx, &mut call.clone()) else {
+        return Vec::new();
+    };
+    d.routes
+        .as_slice()
+        .iter()
+        .filter_map(|id| ctx.data.routes.get(id.index()))
+        .filter(|r| r.timeout_outcome == Some(agentpolicy_runtime::TimeoutOutcome::Allow))
+        .filter_map(|r| ctx.model.routes.iter().find(|m| m.name == r.name))
+        .map(|r| r.loc)
+        .collect()
 }
 
 pub fn monotone(ctx: &Ctx<'_>, cex: &Counterexample) -> Diagnostic {
@@ -122,7 +160,12 @@ pub fn monotone(ctx: &Ctx<'_>, cex: &Counterexample) -> Diagnostic {
         ),
         label(at, format!("decides {} for the riskier request", risky.outcome)),
     )
-    .with_help("make the thresholds meet without a gap: a boundary value belongs to exactly one rule (`<=` on one side, `>` on the other)")
+    .with_help(if risky.outcome == safer.outcome {
+        // Both escalate: only the routes' timeouts differ.
+        "send the riskier requests to routes whose timeout denies (`timeout ... then deny`), or give the safer ones the same routes"
+    } else {
+        "make the thresholds meet without a gap: a boundary value belongs to exactly one rule (`<=` on one side, `>` on the other)"
+    })
     .with_counterexample(json(cex));
     match rule_loc(ctx, safer) {
         Some(loc) if loc != at => {
@@ -194,6 +237,10 @@ pub fn flow(
             ctx.model.tiers[t.index()].name,
             ctx.model.sinks[s.index()].name
         ),
+        FlowProp::KeyedInto(s, _) => format!(
+            "agent `{agent}` can write keyed data to the store `{}` {trace}",
+            ctx.model.sinks[s.index()].name
+        ),
     };
     let grant = rule_loc(ctx, last).or_else(|| grant_loc(ctx, agent, &last.tool));
     let (primary, secondary_assert) = match (assert_loc, grant) {
@@ -202,7 +249,14 @@ pub fn flow(
         (None, None) => (label(policy_loc(ctx.model), "here"), None),
     };
     let help = match prop {
-        FlowProp::Isolation => {
+        FlowProp::Isolation
+            if cex
+                .explanation
+                .contains("returns what is written to the store") =>
+        {
+            "key the store by the isolation key (`keyed` on both the sink and the resource that reads it back), or stop granting the tool that writes it to agents that hold keyed data"
+        }
+        FlowProp::Isolation | FlowProp::KeyedInto(..) => {
             "give each keyed resource its own tool (a request names one access, so the runtime checks one resource's keys), or do not grant the tool"
         }
         FlowProp::WriteDown | FlowProp::NoFlow(..) => {
@@ -293,6 +347,11 @@ pub fn assert_failed(
     .with_counterexample(json(cex));
     if let Some(r) = cex.last().and_then(|c| rule_loc(ctx, c)) {
         d = d.with_secondary(label(r, "decides this request"));
+    }
+    if code != Code::AssertNeverCallsFailed {
+        for route in timeout_allow_routes(ctx, cex) {
+            d = d.with_secondary(label(route, "times out to allow"));
+        }
     }
     d
 }

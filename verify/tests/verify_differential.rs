@@ -4,15 +4,18 @@
 //! one millionth either side of 0.5, missing values, two isolation-key values, sessions of
 //! up to three calls), with the runtime's `decide` as the ground truth for each decision.
 //!
+//! Escalation routes time out to allow or to deny, and an escalation may have several
+//! routes: "without a human" (the escalation property, its assert, monotone thresholds)
+//! is judged from the routes' timeouts as the engine resolves them, re-implemented here
+//! from the contract (the earliest timeout ends the wait; it allows only when every
+//! route with a timeout allows). A resource may read back a sink (`from s0`): a store
+//! whose data sessions of another key value can write comes back as either key value.
+//!
 //! `AGENTPOLICY_DIFFERENTIAL_CASES` sets the number of policies (default 40, for CI).
 
 #![expect(
     clippy::expect_used,
     reason = "a test helper that cannot do its job should fail the test loudly"
-)]
-#![expect(
-    clippy::needless_range_loop,
-    reason = "key ids index several parallel vectors"
 )]
 
 use std::collections::{BTreeSet, HashSet};
@@ -57,17 +60,27 @@ fn policy(rng: &mut Rng, n: u64) -> String {
     let mut p = format!(
         "policy random{n} version \"1\"\ntiers public < internal < confidential\nescalation ops {{ notify \"q\" timeout 1m then deny }}\n"
     );
+    // Routes with each timeout outcome, at different timeouts.
+    for (route, after) in [("phone", "10m"), ("desk", "2m")] {
+        let then = rng.pick(&["allow", "deny"]);
+        p.push_str(&format!(
+            "escalation {route} {{ notify \"q\" timeout {after} then {then} }}\n"
+        ));
+    }
     if keyed {
         p.push_str("isolate matter\n");
     }
+    // `r1` may be a store: it reads back what is written to `s0`.
+    let store = rng.chance(50);
     for r in 0..2 {
         let k = if keyed && rng.chance(60) {
             " keyed matter"
         } else {
             ""
         };
+        let from = if r == 1 && store { " from s0" } else { "" };
         p.push_str(&format!(
-            "resource r{r} {{ tier {}{k} }}\n",
+            "resource r{r} {{ tier {}{k}{from} }}\n",
             rng.pick(&TIERS)
         ));
     }
@@ -78,10 +91,14 @@ fn policy(rng: &mut Rng, n: u64) -> String {
         } else {
             ""
         };
-        p.push_str(&format!(
-            "sink s{s} {{ clearance {}{k} }}\n",
+        // A store's sink mostly accepts everything: sessions that read keyed data can
+        // then write it back, which is what the store part of the domain is for.
+        let clearance = if s == 0 && store && rng.chance(70) {
+            "confidential"
+        } else {
             rng.pick(&TIERS)
-        ));
+        };
+        p.push_str(&format!("sink s{s} {{ clearance {clearance}{k} }}\n"));
     }
     let tools = 2 + rng.below(2);
     let mut amount_tools = Vec::new();
@@ -117,9 +134,20 @@ fn policy(rng: &mut Rng, n: u64) -> String {
         }
         p.push_str(&format!("tool t{t}{params} {{ {body} }}\n"));
     }
+    // The store's own tools: one writes it, one reads it back.
+    if store {
+        p.push_str("tool keep { effect write writes s0 }\ntool recall { effect read reads r1 }\n");
+    }
     p.push_str("agent a {\n  owner \"o@example.com\"\n");
     if rng.chance(40) {
         p.push_str(&format!("  max tier {}\n", rng.pick(&TIERS[..2])));
+    }
+    if store {
+        for tool in ["keep", "recall"] {
+            if rng.chance(80) {
+                p.push_str(&format!("  allow {tool}\n"));
+            }
+        }
     }
     let rules = 1 + rng.below(4);
     for _ in 0..rules {
@@ -131,7 +159,11 @@ fn policy(rng: &mut Rng, n: u64) -> String {
         } else {
             format!("t{tool}")
         };
-        let route = if kind == "escalate" { " to ops" } else { "" };
+        let route = if kind == "escalate" {
+            format!(" to {}", rng.pick(&["ops", "phone", "desk"]))
+        } else {
+            String::new()
+        };
         let cond = if rng.chance(25) {
             String::new()
         } else if !star && amount_tools.contains(&tool) && rng.chance(75) {
@@ -168,6 +200,9 @@ fn policy(rng: &mut Rng, n: u64) -> String {
     }
     if rng.chance(30) {
         p.push_str("assert every irreversible tool escalates\n");
+    }
+    if rng.chance(25) {
+        p.push_str("assert every irreversible tool escalates when tainted\n");
     }
     if rng.chance(40) {
         p.push_str(&format!("assert a never reads {}\n", rng.pick(&TIERS[1..])));
@@ -344,6 +379,38 @@ fn exempt(model: &Model, t: usize, amount: Option<i64>) -> bool {
         })
 }
 
+/// The engine's answer when nobody answers an escalation to `d`'s routes, from the
+/// contract: the wait ends at the earliest timeout of any route, and the call then runs
+/// only when every route that has a timeout says `then allow`.
+fn times_out_to_allow(table: &DecisionTable, d: &rt::Decision) -> bool {
+    let routes: Vec<&rt::Route> = d
+        .routes
+        .as_slice()
+        .iter()
+        .map(|r| &table.data().routes[r.index()])
+        .collect();
+    let timed: Vec<&&rt::Route> = routes.iter().filter(|r| r.timeout_ms.is_some()).collect();
+    !timed.is_empty()
+        && timed
+            .iter()
+            .all(|r| r.timeout_outcome == Some(rt::TimeoutOutcome::Allow))
+}
+
+/// Allowed, or escalated to routes whose timeout allows: nobody has to answer.
+fn without_human(table: &DecisionTable, d: &rt::Decision) -> bool {
+    d.outcome == Outcome::Allow || (d.outcome == Outcome::Escalate && times_out_to_allow(table, d))
+}
+
+/// Allow 0 < escalation that times out to allow 1 < escalation 2 < deny 3.
+fn permissiveness(table: &DecisionTable, d: &rt::Decision) -> u8 {
+    match d.outcome {
+        Outcome::Allow => 0,
+        Outcome::Escalate if times_out_to_allow(table, d) => 1,
+        Outcome::Escalate => 2,
+        Outcome::Deny => 3,
+    }
+}
+
 fn check_single_decisions(w: &World<'_>, report: &Report, text: &str) {
     let model = w.model;
     for (t, tool) in model.tools.iter().enumerate() {
@@ -354,7 +421,7 @@ fn check_single_decisions(w: &World<'_>, report: &Report, text: &str) {
             let exempt = |a: Option<i64>| exempt(model, t, a);
             let brute = decisions
                 .iter()
-                .any(|(a, _, d, _)| d.outcome == Outcome::Allow && !exempt(*a));
+                .any(|(a, _, d, _)| without_human(w.table, d) && !exempt(*a));
             let proved = holds(
                 verdict(report, Property::Escalation, &subject),
                 text,
@@ -366,13 +433,14 @@ fn check_single_decisions(w: &World<'_>, report: &Report, text: &str) {
             );
         }
         // Monotone thresholds: amounts and confidences, everything else equal.
-        let rank = |o: Outcome| o as u8;
+        let rank = |d: &rt::Decision| permissiveness(w.table, d);
         let mut violated = false;
         for (a1, c1, d1, _) in &decisions {
             for (a2, c2, d2, _) in &decisions {
-                let amount_riskier = c1 == c2 && a1.zip(*a2).is_some_and(|(x, y)| y > x);
+                // Money is compared from one cent up (docs/verification.md).
+                let amount_riskier = c1 == c2 && a1.zip(*a2).is_some_and(|(x, y)| y > x && x > 0);
                 let conf_riskier = a1 == a2 && c1.zip(*c2).is_some_and(|(x, y)| y < x);
-                if (amount_riskier || conf_riskier) && rank(d2.outcome) < rank(d1.outcome) {
+                if (amount_riskier || conf_riskier) && rank(d2) < rank(d1) {
                     violated = true;
                 }
             }
@@ -482,9 +550,9 @@ fn check_single_decisions(w: &World<'_>, report: &Report, text: &str) {
                     .enumerate()
                     .filter(|(_, t)| t.is_irreversible())
                     .any(|(t, _)| {
-                        w.decisions(t).iter().any(|(a, _, d, _)| {
-                            d.outcome == Outcome::Allow && !exempt(model, t, *a)
-                        })
+                        w.decisions(t)
+                            .iter()
+                            .any(|(a, _, d, _)| without_human(w.table, d) && !exempt(model, t, *a))
                     });
                 let proved = holds(
                     verdict(
@@ -498,6 +566,37 @@ fn check_single_decisions(w: &World<'_>, report: &Report, text: &str) {
                 assert_eq!(
                     proved, !brute,
                     "`assert every irreversible tool escalates` disagrees on\n{text}"
+                );
+            }
+            agentpolicy::model::AssertDef::TaintedIrreversibleEscalates { .. } => {
+                // The generated rules never read `tainted`: a tainted session decides as
+                // an untainted one, no exemption applies.
+                let brute = model
+                    .tools
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, t)| t.is_irreversible())
+                    .any(|(t, _)| {
+                        w.decisions(t).iter().any(|(_, _, d, r)| {
+                            let mut tainted = *r;
+                            tainted.session.tainted = true;
+                            let d2 = decide(w.table, &tainted);
+                            assert_eq!(d2.outcome, d.outcome, "taint changed a decision");
+                            without_human(w.table, &d2)
+                        })
+                    });
+                let proved = holds(
+                    verdict(
+                        report,
+                        Property::Assert,
+                        "every irreversible tool escalates when tainted",
+                    ),
+                    text,
+                    "escalates when tainted",
+                );
+                assert_eq!(
+                    proved, !brute,
+                    "`assert every irreversible tool escalates when tainted` disagrees on\n{text}"
                 );
             }
             _ => {}
@@ -523,11 +622,26 @@ struct FlowBad {
     no_flow: Vec<(u32, bool)>,
 }
 
-fn explore(w: &World<'_>) -> FlowBad {
+/// Explores sessions of up to three calls. `mixed[k]`: the store (`r1 from s0`) may hold
+/// data of either value of key `k`. Returns what broke, and for each key whether some
+/// call writes the store while holding data of that key.
+fn explore(w: &World<'_>, mixed: &[bool]) -> (FlowBad, Vec<bool>) {
     let model = w.model;
     let d = w.data();
     let nkeys = d.keys.len();
     let mut bad = FlowBad::default();
+    let mut into_store = vec![false; nkeys];
+    let store = model
+        .resources
+        .iter()
+        .enumerate()
+        .find_map(|(r, res)| res.store.map(|s| (r, s.index())));
+    // Data read back from the store counts up to the sink's clearance.
+    let ghost_tier = |r: usize| {
+        let res = &model.resources[r];
+        let stored = res.store.map_or(0, |s| model.sinks[s.index()].clearance.0);
+        res.tier.0.max(stored)
+    };
     for a in &model.asserts {
         match a {
             agentpolicy::model::AssertDef::NeverReads { tier, .. } => {
@@ -569,24 +683,15 @@ fn explore(w: &World<'_>) -> FlowBad {
                     .map(|r| r.index())
                     .filter(|r| !model.resources[*r].keyed.is_empty())
                     .collect();
-                let keyed_writes: Vec<usize> = mt
-                    .writes
-                    .iter()
-                    .map(|s| s.index())
-                    .filter(|s| !model.sinks[*s].keyed.is_empty())
-                    .collect();
                 for read in w.reads(t) {
                     if !keyed_reads.is_empty()
                         && !read.is_some_and(|(r, _)| keyed_reads.contains(&r.index()))
                     {
                         continue;
                     }
+                    // Every write, named or not: the runtime itself denies a call of a
+                    // tool that writes keyed data unless it names a keyed sink.
                     for write in w.writes(t) {
-                        if !keyed_writes.is_empty()
-                            && !write.is_some_and(|(sk, _)| keyed_writes.contains(&sk.index()))
-                        {
-                            continue;
-                        }
                         let mut r = w.request(t, am, conf);
                         r.read = read.map(|(target, keys)| rt::Access { target, keys });
                         r.write = write.map(|(target, keys)| rt::Access { target, keys });
@@ -604,7 +709,7 @@ fn explore(w: &World<'_>) -> FlowBad {
                         let ghost = mt
                             .reads
                             .iter()
-                            .map(|r| model.resources[r.index()].tier.0)
+                            .map(|r| ghost_tier(r.index()))
                             .chain(s.ghost)
                             .max();
                         let tiers: Vec<u32> = mt
@@ -658,6 +763,28 @@ fn explore(w: &World<'_>) -> FlowBad {
                                         }
                                     }
                                 }
+                            }
+                            // Reading the store back: either value, unless the sink and
+                            // the resource are both keyed by `k`, once it is mixed.
+                            if let Some((r, s0)) = store
+                                && mixed[k]
+                                && mt.reads.iter().any(|x| x.index() == r)
+                            {
+                                let by_k = |keyed: &[agentpolicy::model::KeyId]| {
+                                    keyed.iter().any(|x| x.index() == k)
+                                };
+                                if !(by_k(&model.resources[r].keyed)
+                                    && by_k(&model.sinks[s0].keyed))
+                                {
+                                    reads_k.insert(1);
+                                    reads_k.insert(2);
+                                }
+                            }
+                            if let Some((_, s0)) = store
+                                && mt.writes.iter().any(|x| x.index() == s0)
+                                && (!s.seen[k].is_empty() || !reads_k.is_empty())
+                            {
+                                into_store[k] = true;
                             }
                             let mut writes_k = BTreeSet::new();
                             for sk in &mt.writes {
@@ -716,11 +843,23 @@ fn explore(w: &World<'_>) -> FlowBad {
         }
         frontier = next;
     }
-    bad
+    (bad, into_store)
 }
 
-fn check_flows(w: &World<'_>, report: &Report, text: &str) {
-    let bad = explore(w);
+/// Checks the flow verdicts; returns whether a store carried keyed data (the brute
+/// force's fixed point found one).
+fn check_flows(w: &World<'_>, report: &Report, text: &str) -> bool {
+    // The stores' fixed point: explore again while a store takes in a new key.
+    let mut mixed = vec![false; w.data().keys.len()];
+    let bad = loop {
+        let (bad, into) = explore(w, &mixed);
+        if into.iter().zip(&mixed).all(|(i, m)| !i || *m) {
+            break bad;
+        }
+        for (m, i) in mixed.iter_mut().zip(into) {
+            *m |= i;
+        }
+    };
     let check = |property: Property, subject: &str, brute_bad: bool| {
         let v = verdict(report, property, subject);
         let proved = holds(v, text, subject);
@@ -757,6 +896,7 @@ fn check_flows(w: &World<'_>, report: &Report, text: &str) {
             *b,
         );
     }
+    mixed.iter().any(|m| *m)
 }
 
 #[test]
@@ -768,6 +908,12 @@ fn prover_agrees_with_brute_force() {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut checked = 0;
     let mut refuted = 0;
+    // Refutations that need the new parts of the domain: an escalation that times out
+    // to allow, and data that comes back from a store.
+    let mut timeout_allows = 0;
+    let mut through_store = 0;
+    // Policies whose store carried keyed data from one session to another.
+    let mut stores_mixed = 0;
     for n in 0..cases * 3 {
         if checked == cases {
             break;
@@ -780,6 +926,17 @@ fn prover_agrees_with_brute_force() {
         // Habit 7: every counterexample found here replays in the runtime too.
         for (_, cex) in report.counterexamples() {
             refuted += 1;
+            if cex.explanation.contains("whose timeout")
+                || cex.explanation.contains("allowed without a human")
+            {
+                timeout_allows += 1;
+            }
+            if cex
+                .explanation
+                .contains("returns what is written to the store")
+            {
+                through_store += 1;
+            }
             let mut keys = rt::KeyValueInterner::default();
             for call in cex.calls.iter().chain(cex.safer.as_ref()) {
                 let request = call.to_request(&table, &mut keys).expect("valid request");
@@ -796,7 +953,9 @@ fn prover_agrees_with_brute_force() {
             table: &table,
         };
         check_single_decisions(&w, &report, &text);
-        check_flows(&w, &report, &text);
+        if check_flows(&w, &report, &text) {
+            stores_mixed += 1;
+        }
         checked += 1;
     }
     assert_eq!(
@@ -806,5 +965,12 @@ fn prover_agrees_with_brute_force() {
     assert!(
         refuted > 0,
         "the random policies should break some properties"
+    );
+    eprintln!(
+        "{checked} policies, {refuted} counterexamples: {timeout_allows} through a timeout that allows, {through_store} through a store; {stores_mixed} policies with a store that mixes key values"
+    );
+    assert!(
+        timeout_allows > 0 && stores_mixed > 0,
+        "the random policies should refute through a timeout that allows ({timeout_allows}) and have stores that carry keyed data ({stores_mixed})"
     );
 }

@@ -305,6 +305,7 @@ impl Resolver {
                 tier: TierId(0),
                 keyed: Vec::new(),
                 untrusted: false,
+                store: None,
                 loc: at,
             }),
             NameKind::Sink => self.model.sinks.push(SinkDef {
@@ -436,9 +437,18 @@ impl Resolver {
                             &r.name,
                             ("tier", "the sensitivity of the data it holds"),
                         );
+                        if let Some(second) = r.store.get(1) {
+                            self.report(repeated(file.id, &r.name, "from", second.range));
+                        }
+                        let store = r
+                            .store
+                            .first()
+                            .and_then(|s| self.resolve(s, file.id, &[NameKind::Sink]))
+                            .map(SinkId);
                         let def = &mut self.model.resources[i as usize];
                         (def.tier, def.keyed) = (tier, keyed);
                         def.untrusted = !r.untrusted.is_empty();
+                        def.store = store;
                     }
                     ItemKind::Sink(s) => {
                         let Some(i) = self.owns_slot(&s.name, file.id) else {

@@ -156,6 +156,8 @@ pub struct ResourceDecl {
     pub keyed: Vec<Name>,
     /// `untrusted`: reading the resource taints the session.
     pub untrusted: Vec<TextRange>,
+    /// `from SINK`: the resource reads back what is written to the sink (one store).
+    pub store: Vec<Name>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

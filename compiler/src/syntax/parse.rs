@@ -393,6 +393,7 @@ impl Lower<'_> {
                     tier: Vec::new(),
                     keyed: Vec::new(),
                     untrusted: Vec::new(),
+                    store: Vec::new(),
                 };
                 for member in inner {
                     match member.as_rule() {
@@ -400,6 +401,12 @@ impl Lower<'_> {
                             decl.tier.extend(member.into_inner().map(|p| self.name(p)))
                         }
                         Rule::untrusted_clause => decl.untrusted.push(self.range(&member)),
+                        Rule::store_clause => decl.store.extend(
+                            member
+                                .into_inner()
+                                .filter(|p| p.as_rule() == Rule::ident)
+                                .map(|p| self.name(p)),
+                        ),
                         _ => decl.keyed.extend(member.into_inner().map(|p| self.name(p))),
                     }
                 }

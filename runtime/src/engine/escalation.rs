@@ -123,6 +123,74 @@ pub(crate) struct Raise<'a> {
     pub now: i64,
 }
 
+/// What an escalation to `routes` becomes when nobody answers: every route is notified,
+/// the earliest timeout of any route ends it, and the call then runs (Allow) only when
+/// every route that has a timeout says `then allow`; otherwise it is denied. `None` when
+/// no route has a timeout (the escalation waits for a person). The engine resolves
+/// timeouts with this, and the verifier asks it which escalations can end in an allow
+/// without a human.
+///
+/// ```
+/// use agentpolicy_runtime::engine::unattended;
+/// use agentpolicy_runtime::{Outcome, Route, RouteId, TableData, TimeoutOutcome};
+///
+/// let mut data = TableData::default();
+/// data.routes.push(Route {
+///     name: "owner_phone".into(),
+///     notify: Some("push:owner".into()),
+///     timeout_ms: Some(600_000),
+///     timeout_outcome: Some(TimeoutOutcome::Allow),
+/// });
+/// data.routes.push(Route {
+///     name: "treasury".into(),
+///     notify: None,
+///     timeout_ms: Some(3_600_000),
+///     timeout_outcome: Some(TimeoutOutcome::Deny),
+/// });
+/// let alone = unattended(&data, &[RouteId(0)]).unwrap();
+/// assert_eq!((alone.after_ms, alone.outcome), (600_000, Outcome::Allow));
+/// // One route that denies on timeout is enough to deny, at the earliest deadline.
+/// let both = unattended(&data, &[RouteId(0), RouteId(1)]).unwrap();
+/// assert_eq!((both.after_ms, both.outcome), (600_000, Outcome::Deny));
+/// ```
+pub fn unattended(
+    data: &crate::table::TableData,
+    routes: &[crate::ids::RouteId],
+) -> Option<Timeout> {
+    let routes: Vec<(crate::ids::RouteId, &crate::table::Route)> = routes
+        .iter()
+        .filter_map(|id| data.routes.get(id.index()).map(|r| (*id, r)))
+        .collect();
+    let (first, after_ms) = routes
+        .iter()
+        .filter_map(|(id, route)| route.timeout_ms.map(|t| (*id, t)))
+        .min_by_key(|(_, t)| *t)?;
+    let all_allow = routes
+        .iter()
+        .filter(|(_, route)| route.timeout_ms.is_some())
+        .all(|(_, route)| route.timeout_outcome == Some(TimeoutOutcome::Allow));
+    Some(Timeout {
+        after_ms,
+        outcome: if all_allow {
+            Outcome::Allow
+        } else {
+            Outcome::Deny
+        },
+        first,
+    })
+}
+
+/// How an unanswered escalation ends: see [`unattended`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeout {
+    /// The earliest timeout of the routes, in milliseconds.
+    pub after_ms: i64,
+    /// Allow or Deny.
+    pub outcome: Outcome,
+    /// The route whose timeout comes first.
+    pub first: crate::ids::RouteId,
+}
+
 pub(crate) fn raise(r: &Raise<'_>) -> Escalation {
     let data = r.table.data();
     let routes: Vec<&crate::table::Route> = r
@@ -132,12 +200,7 @@ pub(crate) fn raise(r: &Raise<'_>) -> Escalation {
         .iter()
         .filter_map(|id| data.routes.get(id.index()))
         .collect();
-    let timeout = routes.iter().filter_map(|route| route.timeout_ms).min();
-    let all_allow = routes.iter().any(|route| route.timeout_ms.is_some())
-        && routes
-            .iter()
-            .filter(|route| route.timeout_ms.is_some())
-            .all(|route| route.timeout_outcome == Some(TimeoutOutcome::Allow));
+    let timeout = unattended(data, r.decision.routes.as_slice());
     Escalation {
         id: r.id,
         session: r.session.to_owned(),
@@ -154,12 +217,8 @@ pub(crate) fn raise(r: &Raise<'_>) -> Escalation {
             .filter_map(|route| route.notify.clone())
             .collect(),
         raised_ms: r.now,
-        deadline_ms: timeout.map(|t| r.now.saturating_add(t)),
-        timeout_outcome: if all_allow {
-            Outcome::Allow
-        } else {
-            Outcome::Deny
-        },
+        deadline_ms: timeout.map(|t| r.now.saturating_add(t.after_ms)),
+        timeout_outcome: timeout.map_or(Outcome::Deny, |t| t.outcome),
         table: r.hash,
     }
 }

@@ -46,7 +46,7 @@ use std::time::Duration;
 pub use call::{Call, CallRef, CallResult, Internal, Labels, Reason, SessionId, Verdict};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{BreakerSettings, EngineConfig, KillFile, Notify, Redact, RedactRule, Redaction};
-pub use escalation::{Escalation, Resolution, Resolved};
+pub use escalation::{Escalation, Resolution, Resolved, Timeout, unattended};
 pub use records::MAX_REASONING_BYTES;
 pub use session::{LimitUsage, SessionState};
 

@@ -182,6 +182,21 @@ fn a_call_that_reads_and_writes_checks_the_write_against_what_it_read() {
         .unwrap()
         .build();
     assert_eq!(decide(&t, &r).why, Why::WriteUndeclared { sink: SinkId(0) });
+    // Issue 22: a call that names its read and not the keyed write it makes is denied
+    // (fail closed): the write's matter would be checked by nobody.
+    let r = t
+        .request("intake", "save_note")
+        .unwrap()
+        .read("document", &[("matter", M1)])
+        .unwrap()
+        .build();
+    assert_eq!(
+        decide(&t, &r).why,
+        Why::WriteKeyMissing {
+            sink: SinkId(1),
+            key: MATTER
+        }
+    );
     // A privileged session may not write confidential notes.
     let r = t
         .request("intake", "save_note")

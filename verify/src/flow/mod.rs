@@ -17,7 +17,10 @@
 //! because a step that changes none of the state the property depends on can be cut from
 //! any trace, and that state changes a bounded number of times.
 
+mod stores;
 mod trace;
+
+pub use stores::{Mixed, stores};
 
 use agentpolicy_runtime as rt;
 use z3::ast::{Bool, Int};
@@ -29,7 +32,10 @@ use super::{Ctx, Method, Property, PropertyResult, Verdict, report};
 use agentpolicy::model::{SinkId, TierId};
 
 /// Assumption behind the isolation and write-down verdicts.
-pub const NAMED_ACCESS: &str = "a call of a tool that reads or writes keyed data names one keyed resource or sink and its key values (the runtime checks keys only of the access a request names)";
+pub const NAMED_ACCESS: &str = "a call of a tool that reads keyed data names one of its keyed resources and its key values (the runtime checks keys only of the access a request names; a call of a tool that writes keyed data is denied unless it names one of its keyed sinks and its key values)";
+/// Assumption behind the isolation, write-down and no-flow verdicts: stores are followed
+/// only where the policy says a resource reads a sink back.
+pub const STORES_DECLARED: &str = "a resource that returns data written to a sink (memory, a shared drive, a vector index) is declared with `from SINK`; a store not declared so is treated as unrelated data";
 /// Assumption behind every flow verdict.
 pub const ESCALATION_MAY_PASS: &str = "an escalated call counts as made: a human may approve it";
 
@@ -44,6 +50,11 @@ pub enum FlowProp {
     NeverReads(TierId),
     /// Never write to the sink while holding data at or above the tier.
     NoFlow(TierId, SinkId),
+    /// Never write to the sink (a store some resource reads back, `from SINK`) while
+    /// holding data keyed by this key: the store would then carry data of one key value
+    /// to sessions of another. Computed for every agent before the others (see
+    /// [`stores`]); not reported on its own.
+    KeyedInto(SinkId, usize),
 }
 
 /// A flow property's outcome for one agent.
@@ -63,6 +74,8 @@ struct St {
 }
 
 struct Cv {
+    /// Key values of data read back from a store: `[resource][key]`.
+    stored: Vec<Vec<Int>>,
     tool: Int,
     rsel: Int,
     rk: Vec<(Bool, Int)>,
@@ -105,6 +118,8 @@ type Usable = (usize, cells::Values);
 struct AgentFlows<'c, 'a> {
     ctx: &'c Ctx<'a>,
     agent: usize,
+    /// Which stores may hold data of several key values.
+    mixed: &'c Mixed,
     /// Tools whose rules let some request through, with those arguments.
     usable: Vec<Usable>,
 }
@@ -152,6 +167,7 @@ impl AgentFlows<'_, '_> {
                 .collect()
         };
         Cv {
+            stored: unnamed("stored", self.ctx.data.resources.len()),
             tool: Int::new_const(format!("{name}.tool")),
             rsel: Int::new_const(format!("{name}.read")),
             rk: (0..k).map(|i| pair("read_key", i)).collect(),
@@ -256,8 +272,14 @@ impl AgentFlows<'_, '_> {
         }
         // The runtime's write check, after the reads.
         let clearance = |sk: &rt::SinkId| i64::from(data.sinks[sk.index()].clearance.0);
+        // A call of a tool with a keyed sink passes only naming a keyed sink (fail closed).
+        let keyed_sink = tool
+            .writes
+            .iter()
+            .any(|sk| !data.sinks[sk.index()].keyed.is_empty());
         let mut write_ok = vec![Bool::and(&[
             c.wsel.eq(Int::from_i64(-1)),
+            Bool::from_bool(!keyed_sink),
             all(tool
                 .writes
                 .iter()
@@ -269,6 +291,7 @@ impl AgentFlows<'_, '_> {
             let mut ok = vec![
                 c.wsel.eq(Int::from_i64(sk.index() as i64)),
                 tier_mid.le(Int::from_i64(clearance(sk))),
+                Bool::from_bool(!keyed_sink || !sink.keyed.is_empty()),
             ];
             for k in &sink.keyed {
                 let k = k.index();
@@ -280,13 +303,36 @@ impl AgentFlows<'_, '_> {
 
         // The ghost (model data): everything the tool declares.
         let model = self.ctx.model;
-        let gt_mid = mtool.reads.iter().fold(s.gt.clone(), |acc, r| {
-            max(&acc, i64::from(model.resources[r.index()].tier.0))
-        });
+        // Data read back from a store may be anything written to it: up to the sink's
+        // clearance, whatever the resource's own tier.
+        let ghost_tier = |r: &agentpolicy::model::ResourceId| {
+            let res = &model.resources[r.index()];
+            let stored = res
+                .store
+                .map_or(0, |sk| model.sinks[sk.index()].clearance.0);
+            i64::from(res.tier.0.max(stored))
+        };
+        let gt_mid = mtool
+            .reads
+            .iter()
+            .fold(s.gt.clone(), |acc, r| max(&acc, ghost_tier(r)));
         let mut read_vals: Vec<Vec<Int>> = vec![Vec::new(); keys];
         let mut keyed_reads = Vec::new();
         for r in &mtool.reads {
             let res = &model.resources[r.index()];
+            // A store that sessions of other key values write to returns their data:
+            // any value of the key, unless both the sink and the resource are keyed by
+            // it (then the runtime checks the key on the way in and on the way out).
+            if let Some(sk) = res.store {
+                let sink = &model.sinks[sk.index()];
+                for (k, vals) in read_vals.iter_mut().enumerate() {
+                    let checked = sink.keyed.iter().any(|x| x.index() == k)
+                        && res.keyed.iter().any(|x| x.index() == k);
+                    if !checked && self.mixed[sk.index()][k].is_some() {
+                        vals.push(c.stored[r.index()][k].clone());
+                    }
+                }
+            }
             if res.keyed.is_empty() {
                 continue;
             }
@@ -299,26 +345,24 @@ impl AgentFlows<'_, '_> {
             }
         }
         let mut write_vals: Vec<Vec<Int>> = vec![Vec::new(); keys];
-        let mut keyed_writes = Vec::new();
         for sk in &mtool.writes {
             let sink = &model.sinks[sk.index()];
             if sink.keyed.is_empty() {
                 continue;
             }
             let sel = c.wsel.eq(Int::from_i64(sk.index() as i64));
-            keyed_writes.push(sel.clone());
             for k in &sink.keyed {
                 let k = k.index();
                 let named = Bool::and(&[sel.clone(), c.wk[k].0.clone()]);
                 write_vals[k].push(named.ite(&c.wk[k].1, &c.us[sk.index()][k]));
             }
         }
+        // The assumption `NAMED_ACCESS`: a call of a tool that reads keyed data names one
+        // of its keyed resources. (Writes need no assumption: the runtime denies a call
+        // of a tool that writes keyed data unless it names one keyed sink.)
         let mut assume = Vec::new();
         if !keyed_reads.is_empty() {
             assume.push(any(keyed_reads));
-        }
-        if !keyed_writes.is_empty() {
-            assume.push(any(keyed_writes));
         }
 
         let mut sb = Vec::new();
@@ -457,6 +501,16 @@ impl AgentFlows<'_, '_> {
                         }
                         st.gt_mid.ge(Int::from_i64(i64::from(t.0)))
                     }
+                    FlowProp::KeyedInto(sink, k) => {
+                        if !mtool.writes.contains(&sink) {
+                            return None;
+                        }
+                        if st.read_vals[k].is_empty() {
+                            s.sb[k].clone()
+                        } else {
+                            Bool::from_bool(true)
+                        }
+                    }
                 };
                 Some(all(vec![
                     c.tool.eq(Int::from_i64(st.tool as i64)),
@@ -481,7 +535,7 @@ enum Invariant {
 impl FlowProp {
     fn invariant(self) -> Invariant {
         match self {
-            FlowProp::Isolation => Invariant::Keys,
+            FlowProp::Isolation | FlowProp::KeyedInto(..) => Invariant::Keys,
             FlowProp::WriteDown | FlowProp::NoFlow(..) => Invariant::Tier,
             FlowProp::Ceiling(_) | FlowProp::NeverReads(_) => Invariant::None,
         }
@@ -523,6 +577,18 @@ pub fn check_agent(
     agent: usize,
     props: &[FlowProp],
 ) -> Vec<FlowOutcome> {
+    let mixed = stores(ctx);
+    check_agent_with(ctx, cells, agent, props, &mixed, &ctx.shared)
+}
+
+fn check_agent_with(
+    ctx: &Ctx<'_>,
+    cells: &[CellInfo],
+    agent: usize,
+    props: &[FlowProp],
+    mixed: &Mixed,
+    solver: &std::rc::Rc<z3::Solver>,
+) -> Vec<FlowOutcome> {
     let fail = |reason: String| {
         props
             .iter()
@@ -545,7 +611,12 @@ pub fn check_agent(
             })
             .collect();
     }
-    let flows = AgentFlows { ctx, agent, usable };
+    let flows = AgentFlows {
+        ctx,
+        agent,
+        mixed,
+        usable,
+    };
     let mut outcomes: Vec<Option<FlowOutcome>> = props.iter().map(|_| None).collect();
 
     // Induction: is the property's invariant inductive, and does it exclude every bad
@@ -554,7 +625,7 @@ pub fn check_agent(
     let c = flows.call("c");
     let s2 = flows.state("s'");
     let steps = flows.steps(&s, &c);
-    let sv = ctx.shared.clone();
+    let sv = solver.clone();
     sv.push();
     sv.assert(flows.state_domain(&s));
     sv.assert(flows.call_domain(&c));
@@ -607,7 +678,7 @@ pub fn check_agent(
         .map(|(p, _)| p.threshold(ctx))
         .max()
         .unwrap_or(0);
-    let bmc = ctx.shared.clone();
+    let bmc = solver.clone();
     bmc.push();
     // The unrolling: `alive[d]` says the first `d` calls all went through, so "a bad call
     // after d calls" is `alive[d] and bad(s_d, c_d)`, whatever comes after.
@@ -692,6 +763,8 @@ pub fn check_agent(
                             };
                         }
                         Check::Sat(model) => {
+                            let model = canonical(&flows, &bmc, &bad_at(*prop, d), &calls[..=d])
+                                .unwrap_or(model);
                             found = FlowOutcome {
                                 verdict: trace::trace(
                                     &flows,
@@ -725,6 +798,44 @@ pub fn check_agent(
             })
         })
         .collect()
+}
+
+/// The same shortest trace whatever the solver's history: each call in turn takes the
+/// lowest tool, then the lowest read and write choice, that still breaks the property.
+/// The solver may answer a satisfiable query with any model, and which one depends on
+/// what it was asked before; a run over one agent and a run over all must agree.
+fn canonical(
+    flows: &AgentFlows<'_, '_>,
+    bmc: &z3::Solver,
+    bad: &Bool,
+    calls: &[Cv],
+) -> Option<z3::Model> {
+    let mut tools: Vec<i64> = flows.usable.iter().map(|(t, _)| *t as i64).collect();
+    tools.sort_unstable();
+    let resources = flows.ctx.data.resources.len() as i64;
+    let sinks = flows.ctx.data.sinks.len() as i64;
+    bmc.push();
+    bmc.assert(bad);
+    let mut last = None;
+    for c in calls {
+        let choices: [(&Int, Vec<i64>); 3] = [
+            (&c.tool, tools.clone()),
+            (&c.rsel, (-1..resources).collect()),
+            (&c.wsel, (-1..sinks).collect()),
+        ];
+        for (var, values) in choices {
+            for v in values {
+                let fixed = var.eq(Int::from_i64(v));
+                if let Check::Sat(m) = solver::check(bmc, std::slice::from_ref(&fixed)) {
+                    bmc.assert(&fixed);
+                    last = Some(m);
+                    break;
+                }
+            }
+        }
+    }
+    bmc.pop(1);
+    last
 }
 
 /// The flow properties the policy's asserts ask of `agent`.
@@ -830,7 +941,15 @@ pub fn result(
             vec![NAMED_ACCESS, ESCALATION_MAY_PASS]
         }
         FlowProp::Ceiling(_) | FlowProp::NeverReads(_) => vec![ESCALATION_MAY_PASS],
+        FlowProp::KeyedInto(..) => vec![NAMED_ACCESS, STORES_DECLARED, ESCALATION_MAY_PASS],
     };
+    let mut assumptions = assumptions;
+    if matches!(
+        prop,
+        FlowProp::Isolation | FlowProp::WriteDown | FlowProp::NoFlow(..)
+    ) {
+        assumptions.insert(1, STORES_DECLARED);
+    }
     let (verdict, diagnostic) = match outcome.verdict {
         Ok(None) => (Verdict::Proved, None),
         Ok(Some(cex)) => {

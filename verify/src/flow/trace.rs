@@ -119,7 +119,7 @@ pub(super) fn trace(
         }
         out.push(call);
     }
-    let explanation = explain(ctx, prop, &out);
+    let explanation = explain(flows, prop, &out);
     Ok(Counterexample {
         calls: out,
         safer: None,
@@ -127,7 +127,8 @@ pub(super) fn trace(
     })
 }
 
-fn explain(ctx: &Ctx<'_>, prop: FlowProp, calls: &[Call]) -> String {
+fn explain(flows: &AgentFlows<'_, '_>, prop: FlowProp, calls: &[Call]) -> String {
+    let ctx: &Ctx<'_> = flows.ctx;
     let model = ctx.model;
     let Some(last) = calls.last() else {
         return String::new();
@@ -157,7 +158,7 @@ fn explain(ctx: &Ctx<'_>, prop: FlowProp, calls: &[Call]) -> String {
         }
     }
     unnamed.dedup();
-    let also = if unnamed.is_empty() {
+    let mut also = if unnamed.is_empty() {
         String::new()
     } else {
         format!(
@@ -165,6 +166,41 @@ fn explain(ctx: &Ctx<'_>, prop: FlowProp, calls: &[Call]) -> String {
             unnamed.join(", ")
         )
     };
+    // Data of another key value that came back from a store (isolation only: stores
+    // carry key values, and tiers through the sink's clearance).
+    let mut stored: Vec<String> = Vec::new();
+    for call in calls {
+        let Some(t) = model
+            .tool_by_name(&call.tool)
+            .map(|t| &model.tools[t.index()])
+        else {
+            continue;
+        };
+        for r in &t.reads {
+            let res = &model.resources[r.index()];
+            let Some(sk) = res.store else { continue };
+            let how: Vec<&str> = flows.mixed[sk.index()]
+                .iter()
+                .flatten()
+                .map(String::as_str)
+                .collect();
+            if how.is_empty() || !matches!(prop, FlowProp::Isolation | FlowProp::KeyedInto(..)) {
+                continue;
+            }
+            stored.push(format!(
+                "`{}` reads `{}`, which returns what is written to the store `{}`, and {}: it may return another session's key value",
+                t.name,
+                res.name,
+                model.sinks[sk.index()].name,
+                how.join("; ")
+            ));
+        }
+    }
+    stored.dedup();
+    if !stored.is_empty() {
+        also.push_str("; ");
+        also.push_str(&stored.join("; "));
+    }
     match prop {
         FlowProp::Isolation => format!(
             "data of a second isolation-key value can enter the session or leave it through a write{also}"
@@ -186,6 +222,11 @@ fn explain(ctx: &Ctx<'_>, prop: FlowProp, calls: &[Call]) -> String {
         FlowProp::NoFlow(t, sink) => format!(
             "data at or above tier `{}` reaches sink `{}`{also}",
             model.tiers[t.index()].name,
+            model.sinks[sink.index()].name
+        ),
+        FlowProp::KeyedInto(sink, k) => format!(
+            "`{}` data reaches the store `{}`{also}",
+            ctx.data.keys[k],
             model.sinks[sink.index()].name
         ),
     }
