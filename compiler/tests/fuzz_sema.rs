@@ -1257,3 +1257,19 @@ fn the_generator_reaches_code_generation() {
     }
     assert!(counts[2] >= 20, "errors / refused / built: {counts:?}");
 }
+
+/// The one id exception (see `check_model`), found by the generator: it stays confined
+/// to models with errors, which code generation never sees.
+#[test]
+fn a_tier_with_no_tiers_declared_is_an_error() {
+    for source in [
+        "resource docs {  }\n",
+        "policy p version \"1\"\nresource docs { tier public }\nsink out { clearance public }\n",
+    ] {
+        assert_eq!(
+            check(&one_file(source.to_string())),
+            Ok(Reached::Errors),
+            "{source}"
+        );
+    }
+}
