@@ -112,6 +112,8 @@ enum Mutation {
     InsertKeyword(Index, Index),
     /// The text cut before a token.
     Truncate(Index),
+    /// A line of another policy of the corpus inserted before a line.
+    Splice(Index, Index, Index),
 }
 
 fn mutation() -> impl Strategy<Value = Mutation> {
@@ -127,6 +129,7 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         4 => (i(), i()).prop_map(|(a, b)| Mutation::ExtremeValue(a, b)),
         2 => (i(), i()).prop_map(|(a, b)| Mutation::InsertKeyword(a, b)),
         1 => i().prop_map(Mutation::Truncate),
+        3 => (i(), i(), i()).prop_map(|(a, b, c)| Mutation::Splice(a, b, c)),
     ]
 }
 
@@ -237,6 +240,22 @@ fn apply(text: &str, mutation: &Mutation) -> String {
             replace(text, (s, s), &format!("{} ", b.get(KEYWORDS)))
         }
         Mutation::Truncate(i) if !tokens.is_empty() => text[..i.get(&tokens).0].to_string(),
+        Mutation::Splice(at, policy, line) => {
+            let donor = policy.get(corpus());
+            let donor_lines: Vec<&str> = donor.iter().flat_map(|(_, t)| t.lines()).collect();
+            if donor_lines.is_empty() {
+                return text.to_string();
+            }
+            let inserted = format!("{}\n", line.get(&donor_lines));
+            let k = at.index(lines.len() + 1);
+            let mut out: String = lines[..k].concat();
+            if !out.is_empty() && !out.ends_with('\n') {
+                out.push('\n');
+            }
+            out.push_str(&inserted);
+            out.push_str(&lines[k..].concat());
+            out
+        }
         _ => text.to_string(),
     }
 }
