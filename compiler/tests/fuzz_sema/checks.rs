@@ -11,6 +11,7 @@ use agentpolicy::policy_test::run_tests;
 use agentpolicy::render::{self, Sources};
 use agentpolicy::stdlib;
 use agentpolicy_runtime::DecisionTable;
+use salsa::Setter as _;
 
 /// How far a policy got, so tests can tell the fuzzer is not vacuous.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -370,6 +371,38 @@ fn check_term(
         }
         _ => Ok(()),
     }
+}
+
+/// The language server's path: the original policy analysed, then file `k` edited to
+/// `edited` through the salsa input, then edited back. Each incremental analysis must
+/// equal a fresh one of the same texts.
+pub(crate) fn check_incremental(
+    original: &[(String, String)],
+    k: usize,
+    edited: &str,
+) -> Result<(), String> {
+    let fresh = |files: &[(String, String)]| {
+        let mut db = Database::default();
+        let loaded = db.load(files.to_vec());
+        db.analysis(loaded)
+    };
+    let mut db = Database::default();
+    let loaded = db.load(original.to_vec());
+    let before = db.analysis(loaded);
+    let file = loaded.workspace.files(&db)[k];
+    file.set_text(&mut db).to(edited.to_string());
+    let mut edited_files = original.to_vec();
+    edited_files[k].1 = edited.to_string();
+    if db.analysis(loaded) != fresh(&edited_files) {
+        return Err("the incremental analysis after the edit differs from a fresh one".into());
+    }
+    file.set_text(&mut db).to(original[k].1.clone());
+    if db.analysis(loaded) != before {
+        return Err(
+            "the incremental analysis after undoing the edit differs from the first".into(),
+        );
+    }
+    Ok(())
 }
 
 pub(crate) fn one_file(text: String) -> Vec<(String, String)> {

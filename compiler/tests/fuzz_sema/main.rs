@@ -9,7 +9,9 @@
 //! vector (ARCHITECTURE.md, "Model ids are dense and valid"), with or without errors;
 //! every diagnostic points into a file of the policy, on character boundaries, and
 //! renders; a built table passes the runtime's validation, reads back from its binary
-//! form, and runs the policy's tests; codegen never reports an inconsistent table.
+//! form, and runs the policy's tests; codegen never reports an inconsistent table; and
+//! an edit through the salsa input (the language server's path) analyses exactly as a
+//! fresh database would, and so does undoing it.
 //!
 //! The property tests run a few hundred cases so the file stays fast in a debug build;
 //! set `PROPTEST_CASES` for a longer run. Failures are persisted by proptest and replayed.
@@ -27,7 +29,7 @@ use agentpolicy::diagnostics::FileId;
 use agentpolicy::syntax::parse;
 use proptest::prelude::*;
 
-use checks::{Reached, check, one_file};
+use checks::{Reached, check, check_incremental, one_file};
 use generate::generated_policy;
 use mutate::{corpus, mutated_policy};
 
@@ -53,8 +55,12 @@ proptest! {
     }
 
     #[test]
-    fn mutated_real_policies_analyse_and_compile_soundly(files in mutated_policy()) {
-        if let Err(e) = check(&files) {
+    fn mutated_real_policies_analyse_and_compile_soundly(mutated in mutated_policy()) {
+        let files = &mutated.files;
+        let result = check(files).and_then(|_| {
+            check_incremental(&corpus()[mutated.policy], mutated.file, &files[mutated.file].1)
+        });
+        if let Err(e) = result {
             let shown: Vec<String> = files.iter().map(|(p, t)| format!("--- {p} ---\n{t}")).collect();
             prop_assert!(false, "{}\n{}", e, shown.join("\n"));
         }

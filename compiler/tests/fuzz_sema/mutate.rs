@@ -260,18 +260,33 @@ fn apply(text: &str, mutation: &Mutation) -> String {
     }
 }
 
-pub(crate) fn mutated_policy() -> impl Strategy<Value = Vec<(String, String)>> {
+/// A policy of the corpus with one of its files mutated.
+#[derive(Debug, Clone)]
+pub(crate) struct Mutated {
+    /// Index of the original in `corpus()`.
+    pub policy: usize,
+    /// Index of the mutated file.
+    pub file: usize,
+    pub files: Vec<(String, String)>,
+}
+
+pub(crate) fn mutated_policy() -> impl Strategy<Value = Mutated> {
     (
         any::<Index>(),
         any::<Index>(),
         prop::collection::vec(mutation(), 1..5),
     )
         .prop_map(|(policy, file, mutations)| {
-            let mut files = policy.get(corpus()).clone();
+            let policy = policy.index(corpus().len());
+            let mut files = corpus()[policy].clone();
             let k = file.index(files.len());
             for m in &mutations {
                 files[k].1 = apply(&files[k].1, m);
             }
-            files
+            Mutated {
+                policy,
+                file: k,
+                files,
+            }
         })
 }
