@@ -5,6 +5,7 @@
 //! and nothing downstream needs to know about stages. Criteria are only checked here;
 //! `agentpolicy promote-check` evaluates them on an audit log.
 
+use super::diagnostics::repeated_clause;
 use super::names::NameKind;
 use super::{Resolver, loc};
 use crate::diagnostics::{Code, Diagnostic, FileId, Label};
@@ -34,16 +35,13 @@ impl Resolver {
         for &(p, range) in &clauses.promotes {
             if let Some((_, first)) = seen.iter().find(|(t, _)| *t == p.target) {
                 self.report(
-                    Diagnostic::new(
-                        Code::RepeatedMember,
-                        format!(
-                            "agent `{}` has two `promote to {}` clauses",
-                            a.name.text,
-                            p.target.keyword()
-                        ),
-                        Label::new(file, range, "second one"),
+                    repeated_clause(
+                        file,
+                        &format!("agent `{}`", a.name.text),
+                        &format!("promote to {}", p.target.keyword()),
+                        range,
+                        Some(*first),
                     )
-                    .with_secondary(Label::new(file, *first, "first one"))
                     .with_help("join their criteria with `and` in one clause"),
                 );
                 continue;
