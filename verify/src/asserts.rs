@@ -8,7 +8,7 @@ use z3::ast::Bool;
 use super::cells::{self, CellInfo, CellSolver, Found};
 use super::counterexample::Counterexample;
 use super::flow::{self, FlowProp};
-use super::{Ctx, Method, Property, PropertyResult, Verdict, report};
+use super::{Ctx, Method, Property, PropertyResult, Subject, Verdict, report};
 use agentpolicy::model::{AssertDef, Loc, RuleTarget};
 
 pub fn prove(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult> {
@@ -26,10 +26,12 @@ pub fn prove(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult> {
                     RuleTarget::Tool(t) => model.tools[t.index()].name.clone(),
                     RuleTarget::All => "*".into(),
                 };
-                let subject = format!(
-                    "never {} calls {tool_name}",
-                    model.agents[agent.index()].name
-                );
+                let subject = Subject::Assert {
+                    text: format!(
+                        "never {} calls {tool_name}",
+                        model.agents[agent.index()].name
+                    ),
+                };
                 let targets: Vec<&CellInfo> = cells
                     .iter()
                     .filter(|c| c.agent == agent.index() && c.reachable())
@@ -79,7 +81,9 @@ pub fn prove(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult> {
                 per_cell(
                     ctx,
                     &targets,
-                    "every irreversible tool escalates".into(),
+                    Subject::Assert {
+                        text: "every irreversible tool escalates".into(),
+                    },
                     *loc,
                     Expect::WithoutHuman,
                     agentpolicy::diagnostics::Code::AssertEscalatesFailed,
@@ -95,7 +99,9 @@ pub fn prove(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult> {
                 per_cell(
                     ctx,
                     &targets,
-                    "every irreversible tool escalates when tainted".into(),
+                    Subject::Assert {
+                        text: "every irreversible tool escalates when tainted".into(),
+                    },
                     *loc,
                     Expect::WithoutHuman,
                     agentpolicy::diagnostics::Code::TaintedIrreversible,
@@ -105,21 +111,25 @@ pub fn prove(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult> {
                 )
             }
             AssertDef::NeverReads { agent, tier, loc } => {
-                let subject = format!(
-                    "{} never reads {}",
-                    model.agents[agent.index()].name,
-                    model.tiers[tier.index()].name
-                );
+                let subject = Subject::Assert {
+                    text: format!(
+                        "{} never reads {}",
+                        model.agents[agent.index()].name,
+                        model.tiers[tier.index()].name
+                    ),
+                };
                 let prop = FlowProp::NeverReads(*tier);
                 let o = flow::outcome(ctx, cells, agent.index(), prop);
                 flow::result(ctx, Property::Assert, prop, subject, o, Some(*loc))
             }
             AssertDef::NoFlow { tier, sink, loc } => {
-                let subject = format!(
-                    "no flow from {} to {}",
-                    model.tiers[tier.index()].name,
-                    model.sinks[sink.index()].name
-                );
+                let subject = Subject::Assert {
+                    text: format!(
+                        "no flow from {} to {}",
+                        model.tiers[tier.index()].name,
+                        model.sinks[sink.index()].name
+                    ),
+                };
                 let prop = FlowProp::NoFlow(*tier, *sink);
                 let mut combined = None;
                 for a in 0..model.agents.len() {
@@ -172,7 +182,7 @@ enum Expect {
 fn per_cell(
     ctx: &Ctx<'_>,
     targets: &[&CellInfo],
-    subject: String,
+    subject: Subject,
     loc: Loc,
     expect: Expect,
     code: agentpolicy::diagnostics::Code,
@@ -217,7 +227,7 @@ fn per_cell(
                     calls: vec![call],
                     safer: None,
                 };
-                let d = report::assert_failed(ctx, code, loc, &subject, &cex);
+                let d = report::assert_failed(ctx, code, loc, &subject.to_string(), &cex);
                 return PropertyResult {
                     property: Property::Assert,
                     subject,

@@ -11,7 +11,7 @@ use z3::ast::{Bool, Int};
 use super::counterexample::{ArgVal, Call, Counterexample, Session};
 use super::encode::{RuleStage, SymRequest};
 use super::solver::{self, Check};
-use super::{Ctx, Method, Property, PropertyResult, Verdict, access, report};
+use super::{Ctx, Method, Property, PropertyResult, Subject, Verdict, access, report};
 
 /// What is known about one cell before any property runs.
 #[derive(Debug, Clone)]
@@ -537,15 +537,20 @@ pub fn exempt(ctx: &Ctx<'_>, cs: &CellSolver) -> Bool {
     Bool::or(&exemptions)
 }
 
-pub fn subject(ctx: &Ctx<'_>, info: &CellInfo) -> String {
-    format!(
-        "{} calls {}",
-        ctx.data.agents[info.agent].name, ctx.data.tools[info.tool].name
-    )
+pub fn subject(ctx: &Ctx<'_>, info: &CellInfo) -> Subject {
+    Subject::Cell {
+        agent: ctx.data.agents[info.agent].name.clone(),
+        tool: ctx.data.tools[info.tool].name.clone(),
+    }
 }
 
-pub fn unknown(ctx: &Ctx<'_>, property: Property, subject: String, reason: &str) -> PropertyResult {
-    let d = report::unknown(ctx, property, &subject, reason);
+pub fn unknown(
+    ctx: &Ctx<'_>,
+    property: Property,
+    subject: Subject,
+    reason: &str,
+) -> PropertyResult {
+    let d = report::unknown(ctx, property, &subject.to_string(), reason);
     PropertyResult {
         property,
         subject,

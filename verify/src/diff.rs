@@ -96,19 +96,39 @@ impl<'a> Side<'a> {
 }
 
 /// Compares two policies' tables.
+/// Why two policies could not be compared at all (their differences, including the
+/// ones the solver could not decide, are in the [`DiffReport`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiffError {
+    /// A table was not built from the model given with it (`side` is `old` or `new`).
+    TableDoesNotMatchModel { side: &'static str },
+}
+
+impl std::fmt::Display for DiffError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DiffError::TableDoesNotMatchModel { side } => {
+                write!(f, "the {side} policy's table does not match its model")
+            }
+        }
+    }
+}
+
+impl std::error::Error for DiffError {}
+
 pub fn diff(
     old_model: &Model,
     old_table: &DecisionTable,
     new_model: &Model,
     new_table: &DecisionTable,
     config: &Config,
-) -> Result<DiffReport, String> {
+) -> Result<DiffReport, DiffError> {
     let (texts, remap) =
         TextDomain::unified(old_table.data(), new_table.data(), [old_model, new_model]);
     let old = Side::new(old_model, old_table, config, texts.clone())
-        .ok_or("the old policy's table does not match its model")?;
+        .ok_or(DiffError::TableDoesNotMatchModel { side: "old" })?;
     let new = Side::new(new_model, new_table, config, texts.clone())
-        .ok_or("the new policy's table does not match its model")?;
+        .ok_or(DiffError::TableDoesNotMatchModel { side: "new" })?;
     let mut agents: Vec<String> = old.ctx.data.agents.iter().map(|a| a.name.clone()).collect();
     for a in &new.ctx.data.agents {
         if !agents.contains(&a.name) {

@@ -8,7 +8,7 @@ use z3::ast::Bool;
 
 use super::cells::{CellInfo, CellSolver, Found, cell, subject, unknown};
 use super::encode::Kind;
-use super::{Ctx, Method, Property, PropertyResult, Verdict, report};
+use super::{Ctx, Method, Property, PropertyResult, Subject, Verdict, report};
 
 /// Why a rule never decides.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,7 +71,19 @@ pub fn prove(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult> {
         if applies.is_empty() {
             continue;
         }
-        let subject = format!("rule {}", rule.id);
+        let subject = Subject::Rule {
+            id: rule.id.clone(),
+            agent: ctx
+                .data
+                .agents
+                .get(rule.agent.index())
+                .map(|a| a.name.clone())
+                .unwrap_or_default(),
+            tool: match rule.target {
+                rt::Target::Tool(t) => ctx.data.tools.get(t.index()).map(|t| t.name.clone()),
+                rt::Target::All => None,
+            },
+        };
         match dead(ctx, index, applies) {
             // Reported once, as the unusable tool (AP0107).
             Ok(None) | Ok(Some(Dead::Unusable)) => {}

@@ -41,7 +41,7 @@ use agentpolicy::diagnostics::Diagnostic;
 use agentpolicy::model::Model;
 
 pub use counterexample::{Access, ArgVal, Call, Counterexample, Session, decimal, money};
-pub use diff::{Change, DiffReport, diff};
+pub use diff::{Change, DiffError, DiffReport, diff};
 pub use diff_decls::{ChangeKind, DeclChange, Witness};
 pub use solver::Budget;
 
@@ -140,22 +140,122 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    pub fn keyword(&self) -> &'static str {
+    /// The kind of verdict, without its payload.
+    pub fn kind(&self) -> VerdictKind {
         match self {
-            Verdict::Proved => "proved",
-            Verdict::Counterexample(_) => "counterexample",
-            Verdict::Finding => "warning",
-            Verdict::Unknown(_) => "unknown",
+            Verdict::Proved => VerdictKind::Proved,
+            Verdict::Finding => VerdictKind::Finding,
+            Verdict::Counterexample(_) => VerdictKind::Counterexample,
+            Verdict::Unknown(_) => VerdictKind::Unknown,
         }
     }
+
+    pub fn keyword(&self) -> &'static str {
+        self.kind().keyword()
+    }
+}
+
+/// The kinds of verdict, ordered from best to worst for a reviewer: a proof, a hygiene
+/// warning, a counterexample, and unknown (which is never a pass, and says nothing either
+/// way, so it sorts last: a property that is unknown needs more attention than one that
+/// is refuted with a request to look at).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum VerdictKind {
+    Proved,
+    Finding,
+    Counterexample,
+    Unknown,
+}
+
+impl VerdictKind {
+    pub const ALL: &'static [VerdictKind] = &[
+        VerdictKind::Proved,
+        VerdictKind::Finding,
+        VerdictKind::Counterexample,
+        VerdictKind::Unknown,
+    ];
+
+    /// The word `check` prints and the JSON output carries.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            VerdictKind::Proved => "proved",
+            VerdictKind::Finding => "warning",
+            VerdictKind::Counterexample => "counterexample",
+            VerdictKind::Unknown => "unknown",
+        }
+    }
+}
+
+/// What a verdict is about, as data: the access matrix and the language server attribute
+/// verdicts to agents and tools from it, never from its wording.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Subject {
+    /// A property of one agent's sessions (isolation, write-down, tier ceiling).
+    Agent { agent: String },
+    /// One (agent, tool) cell of the table.
+    Cell { agent: String, tool: String },
+    /// One rule, by its stable id; `tool` is `None` for a `*` rule.
+    Rule {
+        id: String,
+        agent: String,
+        tool: Option<String>,
+    },
+    /// One of the policy's `assert`s, in its own words (it may name any agent).
+    Assert { text: String },
+    /// The decision table as a whole (it does not match the model it was built from).
+    Table,
+}
+
+impl Subject {
+    /// The agent the verdict is about, if it is about one.
+    pub fn agent(&self) -> Option<&str> {
+        match self {
+            Subject::Agent { agent }
+            | Subject::Cell { agent, .. }
+            | Subject::Rule { agent, .. } => Some(agent),
+            Subject::Assert { .. } | Subject::Table => None,
+        }
+    }
+
+    /// The tool the verdict is about, if it is about one cell.
+    pub fn tool(&self) -> Option<&str> {
+        match self {
+            Subject::Cell { tool, .. } => Some(tool),
+            Subject::Rule { tool, .. } => tool.as_deref(),
+            Subject::Agent { .. } | Subject::Assert { .. } | Subject::Table => None,
+        }
+    }
+}
+
+/// `agent intake`, `intake calls wire_funds`, `rule intake/allow/search#1`, an assert's
+/// words, `decision table`.
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Subject::Agent { agent } => write!(f, "agent {agent}"),
+            Subject::Cell { agent, tool } => write!(f, "{agent} calls {tool}"),
+            Subject::Rule { id, .. } => write!(f, "rule {id}"),
+            Subject::Assert { text } => f.write_str(text),
+            Subject::Table => f.write_str("decision table"),
+        }
+    }
+}
+
+/// How many results of each kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counts {
+    pub proved: usize,
+    pub findings: usize,
+    pub counterexamples: usize,
+    pub unknown: usize,
 }
 
 /// The verdict of one property for one subject (an agent, a cell, a rule, an assert).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PropertyResult {
     pub property: Property,
-    /// What it is about: `agent intake`, `intake calls wire_funds`, ...
-    pub subject: String,
+    /// What it is about (displayed as `agent intake`, `intake calls wire_funds`, ...).
+    pub subject: Subject,
     pub verdict: Verdict,
     pub method: Method,
     /// Assumptions about the world the verdict rests on, in words.
@@ -185,11 +285,22 @@ impl Report {
         })
     }
 
-    pub fn count(&self, keyword: &str) -> usize {
+    /// How many results are of `kind`.
+    pub fn count(&self, kind: VerdictKind) -> usize {
         self.results
             .iter()
-            .filter(|r| r.verdict.keyword() == keyword)
+            .filter(|r| r.verdict.kind() == kind)
             .count()
+    }
+
+    /// How many results of each kind.
+    pub fn counts(&self) -> Counts {
+        Counts {
+            proved: self.count(VerdictKind::Proved),
+            findings: self.count(VerdictKind::Finding),
+            counterexamples: self.count(VerdictKind::Counterexample),
+            unknown: self.count(VerdictKind::Unknown),
+        }
     }
 
     /// Every property proved (hygiene findings are warnings and do not count here).
@@ -399,5 +510,49 @@ impl<'a> Ctx<'a> {
             stores: RefCell::new(None),
             stores_solver: Rc::new(solver::solver(config.budget)),
         })
+    }
+}
+
+#[cfg(test)]
+mod subject_tests {
+    use super::{Subject, VerdictKind};
+
+    /// Verdicts are attributed from data, and read as the CLI has always printed them.
+    #[test]
+    fn subjects_name_their_agent_and_tool() {
+        let cell = Subject::Cell {
+            agent: "intake".into(),
+            tool: "wire_funds".into(),
+        };
+        assert_eq!(cell.to_string(), "intake calls wire_funds");
+        assert_eq!(
+            (cell.agent(), cell.tool()),
+            (Some("intake"), Some("wire_funds"))
+        );
+        let star = Subject::Rule {
+            id: "intake/escalate/*#1".into(),
+            agent: "intake".into(),
+            tool: None,
+        };
+        assert_eq!(star.to_string(), "rule intake/escalate/*#1");
+        assert_eq!((star.agent(), star.tool()), (Some("intake"), None));
+        let assert = Subject::Assert {
+            text: "never intake calls wire_funds".into(),
+        };
+        assert_eq!((assert.agent(), assert.tool()), (None, None));
+        assert_eq!(Subject::Table.to_string(), "decision table");
+        let agent = Subject::Agent {
+            agent: "intake".into(),
+        };
+        assert_eq!(agent.to_string(), "agent intake");
+    }
+
+    #[test]
+    fn verdict_kinds_order_from_best_to_worst() {
+        let mut kinds = VerdictKind::ALL.to_vec();
+        kinds.reverse();
+        kinds.sort();
+        assert_eq!(kinds, VerdictKind::ALL);
+        assert!(VerdictKind::Proved < VerdictKind::Unknown);
     }
 }

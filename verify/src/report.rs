@@ -6,7 +6,7 @@ use super::cells::CellInfo;
 use super::counterexample::{Call, Counterexample};
 use super::flow::FlowProp;
 use super::hygiene::Dead;
-use super::{Ctx, Method, Property, PropertyResult, Verdict};
+use super::{Ctx, Method, Property, PropertyResult, Subject, Verdict};
 use agentpolicy::diagnostics::{Code, Diagnostic, FileId, Label};
 use agentpolicy::model::{Loc, Model, RuleTarget};
 use agentpolicy::syntax::ast::{RuleKind, TextRange};
@@ -58,7 +58,7 @@ pub fn mismatch(model: &Model) -> PropertyResult {
         "the decision table's names and ids do not match the policy's, so it cannot be verified";
     PropertyResult {
         property: Property::Hygiene,
-        subject: "decision table".into(),
+        subject: Subject::Table,
         verdict: Verdict::Unknown(reason.into()),
         method: Method::PerCell,
         assumptions: Vec::new(),

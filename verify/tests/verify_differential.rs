@@ -344,7 +344,7 @@ fn verdict<'a>(report: &'a Report, property: Property, subject: &str) -> Option<
     report
         .results
         .iter()
-        .find(|r| r.property == property && r.subject == subject)
+        .find(|r| r.property == property && r.subject.to_string() == subject)
         .map(|r| &r.verdict)
 }
 

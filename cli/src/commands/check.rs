@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use agentpolicy::diagnostics::Diagnostic;
 use agentpolicy::render;
-use agentpolicy_verify::{self as verify, Budget, Config, Report, Verdict};
+use agentpolicy_verify::{self as verify, Budget, Config, Report, Verdict, VerdictKind};
 
 use super::output::use_color;
 use super::{EXIT_FAILURE, EXIT_USAGE, load};
@@ -108,7 +108,10 @@ pub fn run(args: CheckArgs) -> u8 {
     let (mut errors, mut warnings, mut unknown) = (0usize, 0usize, 0usize);
     for c in &checked {
         let e = c.diagnostics.iter().filter(|d| d.is_error()).count();
-        let u = c.report.as_ref().map_or(0, |r| r.count("unknown"));
+        let u = c
+            .report
+            .as_ref()
+            .map_or(0, |r| r.count(VerdictKind::Unknown));
         let w = c.diagnostics.len() - e;
         errors += e - u;
         unknown += u;
@@ -128,7 +131,10 @@ pub fn run(args: CheckArgs) -> u8 {
                     print!("{}", summary(r));
                 }
                 let e = c.diagnostics.iter().filter(|d| d.is_error()).count();
-                let u = c.report.as_ref().map_or(0, |r| r.count("unknown"));
+                let u = c
+                    .report
+                    .as_ref()
+                    .map_or(0, |r| r.count(VerdictKind::Unknown));
                 let w = c.diagnostics.len() - e;
                 let status = if e - u > 0 || (u > 0 && !args.allow_unknown) {
                     "FAILED"
@@ -139,8 +145,8 @@ pub fn run(args: CheckArgs) -> u8 {
                 let proofs = match &c.report {
                     Some(r) => format!(
                         ", {} proved, {} counterexample(s), {u} unknown",
-                        r.count("proved"),
-                        r.count("counterexample")
+                        r.count(VerdictKind::Proved),
+                        r.count(VerdictKind::Counterexample)
                     ),
                     None => String::new(),
                 };
@@ -156,7 +162,10 @@ pub fn run(args: CheckArgs) -> u8 {
                 .iter()
                 .map(|c| {
                     let e = c.diagnostics.iter().filter(|d| d.is_error()).count();
-                    let u = c.report.as_ref().map_or(0, |r| r.count("unknown"));
+                    let u = c
+                        .report
+                        .as_ref()
+                        .map_or(0, |r| r.count(VerdictKind::Unknown));
                     serde_json::json!({
                         "path": c.path,
                         "policy": c.name,
@@ -237,7 +246,7 @@ fn properties_json(report: &Report) -> serde_json::Value {
             .map(|r| {
                 let mut v = serde_json::json!({
                     "property": r.property.name(),
-                    "subject": r.subject,
+                    "subject": r.subject.to_string(),
                     "verdict": r.verdict.keyword(),
                     "method": r.method.to_string(),
                     "assumptions": r.assumptions,

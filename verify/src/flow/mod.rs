@@ -28,7 +28,7 @@ use z3::ast::{Bool, Int};
 use super::cells::{self, CellInfo};
 use super::counterexample::Counterexample;
 use super::solver::{self, Check};
-use super::{Ctx, Method, Property, PropertyResult, Verdict, report};
+use super::{Ctx, Method, Property, PropertyResult, Subject, Verdict, report};
 use agentpolicy::model::{SinkId, TierId};
 
 /// Assumption behind the isolation and write-down verdicts.
@@ -914,7 +914,9 @@ pub fn prove(
         for ((property, prop), outcome) in props.into_iter().zip(outcomes) {
             match property {
                 Some(property) if emit => {
-                    let subject = format!("agent {}", agent.name);
+                    let subject = Subject::Agent {
+                        agent: agent.name.clone(),
+                    };
                     out.push(result(ctx, property, prop, subject, outcome, None));
                 }
                 Some(_) => {}
@@ -932,7 +934,7 @@ pub fn result(
     ctx: &Ctx<'_>,
     property: Property,
     prop: FlowProp,
-    subject: String,
+    subject: Subject,
     outcome: FlowOutcome,
     assert_loc: Option<agentpolicy::model::Loc>,
 ) -> PropertyResult {
@@ -957,7 +959,7 @@ pub fn result(
             (Verdict::Counterexample(Box::new(cex)), Some(d))
         }
         Err(reason) => {
-            let d = report::unknown(ctx, property, &subject, &reason);
+            let d = report::unknown(ctx, property, &subject.to_string(), &reason);
             (Verdict::Unknown(reason), Some(d))
         }
     };

@@ -673,26 +673,16 @@ fn properties(data: &TableData, report: &Report) -> Vec<PropertyInfo> {
         .results
         .iter()
         .map(|r| {
-            // The verifier names its subjects `agent A`, `A calls T` and `rule A/...`
-            // (asserts are written in their own words and stay policy-wide); a name
-            // that is not the table's is not attributed.
-            let (mut agent, mut tool) = (None, None);
-            if r.property != Property::Assert {
-                if let Some(a) = r.subject.strip_prefix("agent ") {
-                    agent = Some(a.to_string());
-                } else if let Some((a, t)) = r.subject.split_once(" calls ") {
-                    agent = Some(a.to_string());
-                    tool = Some(t.to_string());
-                } else if let Some(rest) = r.subject.strip_prefix("rule ") {
-                    // `agent/kind/target#n`: a rule naming one tool belongs to its cell.
-                    let mut parts = rest.split('/');
-                    agent = parts.next().map(str::to_string);
-                    tool = parts
-                        .nth(1)
-                        .and_then(|t| t.split('#').next())
-                        .map(str::to_string);
-                }
-            }
+            // Asserts may name any agent and stay policy-wide; a name that is not the
+            // table's is not attributed.
+            let (agent, tool) = if r.property == Property::Assert {
+                (None, None)
+            } else {
+                (
+                    r.subject.agent().map(str::to_string),
+                    r.subject.tool().map(str::to_string),
+                )
+            };
             let agent = agent.filter(|a| is_agent(a));
             let tool = tool.filter(|t| agent.is_some() && is_tool(t));
             let (verdict, detail) = match &r.verdict {
@@ -703,7 +693,7 @@ fn properties(data: &TableData, report: &Report) -> Vec<PropertyInfo> {
             };
             PropertyInfo {
                 property: r.property.name(),
-                subject: r.subject.clone(),
+                subject: r.subject.to_string(),
                 agent,
                 tool,
                 verdict,
