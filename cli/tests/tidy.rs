@@ -20,7 +20,7 @@ fn repo_root() -> PathBuf {
 const LAYERS: &[&[&str]] = &[
     &["agentpolicy-runtime"],
     &["agentpolicy"],
-    &["agentpolicy-verify"],
+    &["agentpolicy-verify", "agentpolicy-server"],
     &["agentpolicy-cli", "agentpolicy-lsp"],
 ];
 
@@ -67,6 +67,20 @@ fn library_crates_link_only_what_they_need() {
         ),
         ("agentpolicy", &["z3", "z3-sys", "clap", "tower-lsp-server"]),
         ("agentpolicy-verify", &["clap", "tower-lsp-server"]),
+        // The service links the runtime only: no compiler, no solver, no CLI parser.
+        (
+            "agentpolicy-server",
+            &[
+                "agentpolicy",
+                "agentpolicy-verify",
+                "z3",
+                "z3-sys",
+                "clap",
+                "pest",
+                "salsa",
+                "tower-lsp-server",
+            ],
+        ),
     ];
     for (crate_name, forbidden) in never {
         let linked = graph.linked(crate_name);
@@ -235,6 +249,7 @@ fn every_module_has_a_doc_comment() {
         "verify/src",
         "cli/src",
         "lsp/src",
+        "server/src",
     ] {
         for file in rust_files(&repo_root().join(dir)) {
             let text = std::fs::read_to_string(&file).unwrap_or_default();
