@@ -5,6 +5,7 @@
 
 #![expect(
     clippy::expect_used,
+    clippy::panic,
     reason = "a test helper that cannot do its job should fail the test loudly"
 )]
 
@@ -293,7 +294,7 @@ fn the_law_firm_trace_through_the_api_decides_as_replay_does() {
                         json!({ "reason": "as in the trace" }),
                     )
                 }
-                other => panic!("line {line_no}: op `{other}` not driven by this test"),
+                other => unreachable!("line {line_no}: op `{other}` not driven by this test"),
             };
             assert_eq!(r.status, 200, "line {line_no}: {}", r.body);
             continue;

@@ -2,11 +2,6 @@
 //! served, and every served route is documented (the router is built from
 //! `agentpolicy_server::routes`, so comparing with it compares with the router).
 
-#![expect(
-    clippy::expect_used,
-    reason = "a test whose document does not parse should fail loudly"
-)]
-
 use std::collections::BTreeSet;
 
 #[test]
