@@ -712,6 +712,38 @@ fn bad_input_is_a_4xx_json_error_naming_the_problem() {
             .to_owned();
         assert!(message.contains(says), "expected `{says}` in: {message}");
     }
+    // Malformed paths and query strings, unknown routes: 401 before anything else
+    // without a token, a 4xx JSON error with one.
+    for (method, path) in [
+        ("GET", "/v1/escalations/s1:1/wait?timeout_ms=soon"),
+        ("POST", "/v1/sessions/s1/calls/third/result"),
+        ("GET", "/v1/nothing-here"),
+        ("GET", "/v1/kill"),
+    ] {
+        let r = server.call(method, path, None, None);
+        assert_eq!(r.status, 401, "{method} {path}: {}", r.body);
+    }
+    let r = server.get(
+        &format!("/v1/escalations/{esc}/wait?timeout_ms=soon"),
+        OPERATOR,
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("query string"))
+    );
+    let r = server.post(
+        &format!("/v1/sessions/{s}/calls/third/result"),
+        AGENT,
+        json!({ "ok": true }),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not a call number"))
+    );
     // An argument the tool does not declare is the engine's to deny (fail closed), as
     // replay does.
     let v = server
@@ -902,4 +934,90 @@ fn serve_refuses_a_bad_tokens_file_before_listening() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("64 hex digits"));
     assert!(stdout(&out).is_empty());
     let _ = dir;
+}
+
+/// The law firm's policy with `human_review` timing out after one second, in a
+/// directory of its own (so a reload can compile an edited copy).
+fn quick_timeout_policy(dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(repo_root().join("examples/law_firm/policy.agentpolicy"))
+        .expect("the law firm's policy");
+    assert!(text.contains("timeout 2h then deny"));
+    let policy = dir.join("policy");
+    std::fs::create_dir_all(&policy).expect("policy dir");
+    std::fs::write(
+        policy.join("policy.agentpolicy"),
+        text.replace("timeout 2h then deny", "timeout 1s then deny"),
+    )
+    .expect("write the policy");
+    policy
+}
+
+#[test]
+fn escalations_time_out_by_the_server_clock_and_reload_recompiles_the_policy() {
+    let dir = temp_dir("serve-timeout-policy");
+    let policy = quick_timeout_policy(&dir);
+    let server = Server::start("serve-timeout", &["--policy", path_str(&policy)], &[]);
+    let (_, esc) = escalate(&server);
+    let started = Instant::now();
+    let v = server
+        .get(
+            &format!("/v1/escalations/{esc}/wait?timeout_ms=20000"),
+            AGENT,
+        )
+        .json();
+    assert_eq!(
+        (v["status"].as_str(), v["outcome"].as_str()),
+        (Some("resolved"), Some("deny")),
+        "{v}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Reload compiles the policy again: an edit is swapped in; a policy with errors is
+    // refused and the old table keeps serving.
+    let file = policy.join("policy.agentpolicy");
+    let text = std::fs::read_to_string(&file).expect("read");
+    let before = server.get("/v1/status", AUDITOR).json()["policy"]["source_hash"].clone();
+    std::fs::write(
+        &file,
+        text.replace(
+            "threshold confidence_floor = 0.85",
+            "threshold confidence_floor = 0.40",
+        ),
+    )
+    .expect("edit");
+    let r = server.post("/v1/reload", OPERATOR, json!({}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["old"], before);
+    let after = server.get("/v1/status", AUDITOR).json()["policy"]["source_hash"].clone();
+    assert_ne!(before, after);
+    // Confidence 0.5 no longer escalates under the new floor.
+    let r = server.post("/v1/sessions", AGENT, json!({ "agent": "research" }));
+    let s = r.json()["session"].as_str().expect("session").to_owned();
+    let v = server
+        .post(
+            &format!("/v1/sessions/{s}/decide"),
+            AGENT,
+            json!({ "tool": "search_case_law", "args": { "query": "caps" }, "confidence": 0.5 }),
+        )
+        .json();
+    assert_eq!(v["outcome"], "allow", "{v}");
+    std::fs::write(&file, "policy broken version \"1\"\nagent {").expect("break");
+    let r = server.post("/v1/reload", OPERATOR, json!({}));
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(
+        server.get("/v1/status", AUDITOR).json()["policy"]["source_hash"],
+        after
+    );
+
+    let log = server.stop();
+    verify_passes(&log);
+    let resolutions = records(&log, "resolution");
+    assert_eq!(resolutions.len(), 1, "{resolutions:#?}");
+    assert_eq!(resolutions[0]["resolution"], "timeout");
+    assert_eq!(resolutions[0]["outcome"], "deny");
+    let _ = std::fs::remove_dir_all(&dir);
 }

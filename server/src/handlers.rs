@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use serde::Deserialize;
@@ -24,7 +25,7 @@ use agentpolicy_runtime::wire::request::{arg_or_list, number, text_lists};
 use agentpolicy_runtime::{ArgValue, DecisionTable};
 
 use crate::auth::{Principal, Role};
-use crate::reply::{ApiError, json_body};
+use crate::reply::{ApiError, json_body, path};
 use crate::{App, Shared};
 
 /// The longest name, context or key value taken, in bytes.
@@ -131,10 +132,11 @@ impl App {
         &self,
         headers: &HeaderMap,
         what: &str,
-        session: &str,
+        session: Result<Path<String>, PathRejection>,
     ) -> Result<(Principal, SessionState), ApiError> {
         let who = self.caller(headers, what, &[Role::Agent])?;
-        let id = parse_session(session)?;
+        let session = path(session)?;
+        let id = parse_session(&session)?;
         match self.engine.session(id) {
             Ok(state) => {
                 self.for_agent(&who, what, &state.agent)?;
@@ -190,19 +192,19 @@ pub async fn open_session(
 pub async fn session_state(
     State(app): State<Shared>,
     headers: HeaderMap,
-    Path(session): Path<String>,
+    session: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let (_, state) = app.own_session(&headers, "GET /v1/sessions/{session}", &session)?;
+    let (_, state) = app.own_session(&headers, "GET /v1/sessions/{session}", session)?;
     Ok(Json(session_json(&state)))
 }
 
 pub async fn decide(
     State(app): State<Shared>,
     headers: HeaderMap,
-    Path(session): Path<String>,
+    session: Result<Path<String>, PathRejection>,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let (_, state) = app.own_session(&headers, "POST /v1/sessions/{session}/decide", &session)?;
+    let (_, state) = app.own_session(&headers, "POST /v1/sessions/{session}/decide", session)?;
     let body: DecideBody = json_body(body, app.limits.body_bytes).await?;
     let app2 = Arc::clone(&app);
     let agent = state.agent.clone();
@@ -210,12 +212,15 @@ pub async fn decide(
         let table = app2.engine.table()?;
         let started = Instant::now();
         let verdict = decide_call(&app2, &table, state.id, &body)?;
-        app2.metrics.decision(
-            &agent,
-            &body.tool,
-            verdict.outcome.keyword(),
-            started.elapsed(),
-        );
+        // Labels only from names the table knows: a caller cannot grow the metrics
+        // with made-up tool names.
+        let tool = if table.tool_id(&body.tool).is_some() {
+            body.tool.as_str()
+        } else {
+            "(unknown)"
+        };
+        app2.metrics
+            .decision(&agent, tool, verdict.outcome.keyword(), started.elapsed());
         Ok(Json(verdict_json(&table, &body.tool, &verdict)))
     })
     .await
@@ -308,11 +313,19 @@ fn verdict_json(table: &DecisionTable, tool: &str, v: &Verdict) -> Value {
 pub async fn report(
     State(app): State<Shared>,
     headers: HeaderMap,
-    Path((session, call)): Path<(String, u64)>,
+    params: Result<Path<(String, String)>, PathRejection>,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let what = "POST /v1/sessions/{session}/calls/{call}/result";
-    let (_, state) = app.own_session(&headers, what, &session)?;
+    let (session, call) = match params {
+        Ok(Path((session, call))) => (Ok(Path(session)), Some(call)),
+        Err(e) => (Err(e), None),
+    };
+    let (_, state) = app.own_session(&headers, what, session)?;
+    let call = call.unwrap_or_default();
+    let call: u64 = call
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("`{call}` is not a call number like `3`")))?;
     let body: ResultBody = json_body(body, app.limits.body_bytes).await?;
     let engine = Arc::clone(&app.engine);
     blocking(move || {
@@ -338,9 +351,9 @@ pub async fn report(
 pub async fn close(
     State(app): State<Shared>,
     headers: HeaderMap,
-    Path(session): Path<String>,
+    session: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let (_, state) = app.own_session(&headers, "POST /v1/sessions/{session}/close", &session)?;
+    let (_, state) = app.own_session(&headers, "POST /v1/sessions/{session}/close", session)?;
     let engine = Arc::clone(&app.engine);
     blocking(move || {
         engine.close_session(state.id)?;
@@ -352,9 +365,9 @@ pub async fn close(
 pub async fn new_task(
     State(app): State<Shared>,
     headers: HeaderMap,
-    Path(session): Path<String>,
+    session: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let (_, state) = app.own_session(&headers, "POST /v1/sessions/{session}/tasks", &session)?;
+    let (_, state) = app.own_session(&headers, "POST /v1/sessions/{session}/tasks", session)?;
     let engine = Arc::clone(&app.engine);
     blocking(move || {
         let task = engine.start_task(state.id)?;

@@ -215,20 +215,33 @@ fn router(app: Shared) -> Router {
         .with_state(app)
 }
 
-async fn o_fallback() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "no_route",
-        "no such route; see /v1/openapi.json",
-    )
+/// Unknown routes authenticate too: an anonymous caller learns nothing of the API.
+async fn o_fallback(
+    axum::extract::State(app): axum::extract::State<Shared>,
+    headers: HeaderMap,
+) -> ApiError {
+    match app.authenticate(&headers, "an unknown route") {
+        Err(e) => e,
+        Ok(_) => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_route",
+            "no such route; see /v1/openapi.json",
+        ),
+    }
 }
 
-async fn o_method_not_allowed() -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "this route does not take that method; see /v1/openapi.json",
-    )
+async fn o_method_not_allowed(
+    axum::extract::State(app): axum::extract::State<Shared>,
+    headers: HeaderMap,
+) -> ApiError {
+    match app.authenticate(&headers, "a route with a method it does not take") {
+        Err(e) => e,
+        Ok(_) => ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this route does not take that method; see /v1/openapi.json",
+        ),
+    }
 }
 
 /// A started engine with its audit log open, ready to serve.

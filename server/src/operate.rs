@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Body;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -19,7 +20,7 @@ use agentpolicy_runtime::engine::{CallRef, Escalation, Resolution};
 
 use crate::auth::{Principal, Role};
 use crate::handlers::{blocking, parse_session};
-use crate::reply::{ApiError, json_body};
+use crate::reply::{ApiError, json_body, path, query};
 use crate::waiters::Done;
 use crate::{App, OPENAPI, Shared};
 
@@ -242,9 +243,10 @@ pub struct RouteFilter {
 pub async fn list_escalations(
     State(app): State<Shared>,
     headers: HeaderMap,
-    Query(filter): Query<RouteFilter>,
+    filter: Result<Query<RouteFilter>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let who = app.caller(&headers, "GET /v1/escalations", READERS)?;
+    let filter = query(filter)?;
     let pending = app.engine.pending_escalations()?;
     let listed: Vec<Value> = pending
         .iter()
@@ -264,11 +266,11 @@ pub async fn list_escalations(
 pub async fn get_escalation(
     State(app): State<Shared>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let what = "GET /v1/escalations/{id}";
     let who = app.caller(&headers, what, ANYONE)?;
-    let id = parse_escalation(&id)?;
+    let id = parse_escalation(&path(id)?)?;
     let found = app.find_escalation(id)?;
     app.may_see(&who, what, found.as_ref())?;
     found
@@ -285,7 +287,7 @@ pub struct ResolveBody {
 async fn resolve(
     app: Shared,
     headers: HeaderMap,
-    id: String,
+    id: Result<Path<String>, PathRejection>,
     body: Body,
     resolution: Resolution,
 ) -> Result<Json<Value>, ApiError> {
@@ -296,7 +298,7 @@ async fn resolve(
     // Only operators resolve: an agent token cannot approve anything, its own
     // escalations included.
     let who = app.caller(&headers, what, &[Role::Operator])?;
-    let id = parse_escalation(&id)?;
+    let id = parse_escalation(&path(id)?)?;
     let found = app.find_escalation(id)?;
     app.may_see(&who, what, found.as_ref())?;
     if let Some(Found::Resolved(_)) = found {
@@ -338,7 +340,7 @@ async fn resolve(
 pub async fn approve(
     State(app): State<Shared>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     resolve(app, headers, id, body, Resolution::Approve).await
@@ -347,7 +349,7 @@ pub async fn approve(
 pub async fn reject(
     State(app): State<Shared>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     resolve(app, headers, id, body, Resolution::Reject).await
@@ -365,12 +367,13 @@ pub struct WaitQuery {
 pub async fn wait(
     State(app): State<Shared>,
     headers: HeaderMap,
-    Path(id): Path<String>,
-    Query(q): Query<WaitQuery>,
+    id: Result<Path<String>, PathRejection>,
+    q: Result<Query<WaitQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let what = "GET /v1/escalations/{id}/wait";
     let who = app.caller(&headers, what, &[Role::Agent, Role::Operator])?;
-    let id = parse_escalation(&id)?;
+    let q = query(q)?;
+    let id = parse_escalation(&path(id)?)?;
     let found = app.find_escalation(id)?;
     app.may_see(&who, what, found.as_ref())?;
     let timeout = Duration::from_millis(q.timeout_ms.unwrap_or(30_000)).min(app.limits.max_wait);
@@ -456,10 +459,11 @@ pub async fn resume(
 pub async fn reset_breaker(
     State(app): State<Shared>,
     headers: HeaderMap,
-    Path(agent): Path<String>,
+    agent: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let what = "POST /v1/breakers/{agent}/reset";
     let who = app.caller(&headers, what, &[Role::Operator])?;
+    let agent = path(agent)?;
     app.may_control(&who, what, Some(&agent))?;
     let engine = Arc::clone(&app.engine);
     blocking(move || {

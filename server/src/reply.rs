@@ -4,6 +4,8 @@
 //! statuses. Bad input is always a 4xx; only the engine's internal faults are a 5xx.
 
 use axum::body::{Body, to_bytes};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
@@ -83,4 +85,19 @@ pub async fn json_body<T: DeserializeOwned>(body: Body, limit: usize) -> Result<
     };
     serde_json::from_slice(text)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+/// A path parameter, read after the caller was authenticated (the extractor itself
+/// never refuses, so an unauthenticated caller learns nothing from a malformed path).
+pub fn path<T>(extracted: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
+    extracted
+        .map(|Path(t)| t)
+        .map_err(|e| ApiError::bad_request(format!("the path: {e}")))
+}
+
+/// The query string, read after the caller was authenticated.
+pub fn query<T>(extracted: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    extracted
+        .map(|Query(t)| t)
+        .map_err(|e| ApiError::bad_request(format!("the query string: {e}")))
 }
