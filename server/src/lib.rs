@@ -127,7 +127,7 @@ impl App {
             },
         };
         self.metrics.refusal(401);
-        let _ = self.engine.record_refusal("anonymous", what, why);
+        self.audit_refusal("anonymous", what, why);
         Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -138,12 +138,25 @@ impl App {
     /// A 403 for `who`, after the refusal was audited.
     pub fn forbid(&self, who: &Principal, what: &str, why: &str) -> ApiError {
         self.metrics.refusal(403);
-        let _ = self.engine.record_refusal(&who.name, what, why);
+        self.audit_refusal(&who.name, what, why);
         ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             format!("token `{}` ({}): {why}", who.name, who.role.keyword()),
         )
+    }
+
+    /// Writes the refusal record and waits until it is durable, before the answer goes
+    /// out. The wait may be an fsync: on a multi-threaded runtime the worker hands its
+    /// other tasks over while it waits (`block_in_place`); elsewhere it simply blocks.
+    fn audit_refusal(&self, who: &str, what: &str, why: &str) {
+        let write = || {
+            let _ = self.engine.record_refusal(who, what, why);
+        };
+        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(write),
+            _ => write(),
+        }
     }
 
     /// The caller, who must have one of `roles`.
