@@ -227,14 +227,17 @@ fn records(log: &Path, kind: &str) -> Vec<Value> {
     v["records"].as_array().cloned().unwrap_or_default()
 }
 
+/// `agentpolicy audit verify` passes, and the log is sealed: the service closed it.
 fn verify_passes(log: &Path) {
-    let out = agentpolicy(&["audit", "verify", path_str(log)]);
+    let out = agentpolicy(&["audit", "verify", path_str(log), "--format", "json"]);
     assert!(
         out.status.success(),
         "audit verify failed: {}{}",
         stdout(&out),
         String::from_utf8_lossy(&out.stderr)
     );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("verify JSON");
+    assert_eq!(report["sealed"], true, "{report}");
 }
 
 const LAW_FIRM: &[&str] = &["--policy", "examples/law_firm"];
