@@ -30,8 +30,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{MethodRouter, get, post};
 
 use agentpolicy_runtime::DecisionTable;
-use agentpolicy_runtime::audit::{AuditLog, Durability};
-use agentpolicy_runtime::engine::{Engine, EngineConfig, Notify, SystemClock};
+use agentpolicy_runtime::audit::AuditLog;
+use agentpolicy_runtime::engine::{Engine, EngineConfig, Notify};
 
 pub use auth::{Principal, Role, Scope, Tokens, hash_token};
 use metrics::Metrics;
@@ -68,9 +68,10 @@ impl Default for Limits {
 pub struct ServeConfig {
     pub table: DecisionTable,
     pub reload: Reload,
-    /// The audit log, continued if it exists; `None` runs without one (refusals and
-    /// decisions are then not recorded, and `/readyz` says so).
-    pub audit: Option<PathBuf>,
+    /// The audit log (`AuditLog::open` continues an existing one); `None` runs without
+    /// one (refusals and decisions are then not recorded; `/readyz` and `/v1/status`
+    /// say so).
+    pub audit: Option<AuditLog>,
     pub tokens: Tokens,
     pub limits: Limits,
     /// How often the engine's background thread times out overdue escalations by the
@@ -82,7 +83,7 @@ impl std::fmt::Debug for ServeConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServeConfig")
             .field("table", &self.table.source_hash())
-            .field("audit", &self.audit)
+            .field("audit", &self.audit.as_ref().map(|l| l.path()))
             .field("tokens", &self.tokens.len())
             .field("limits", &self.limits)
             .finish_non_exhaustive()
@@ -274,19 +275,13 @@ impl Service {
             limits,
             housekeeping,
         } = config;
-        let log = match &audit {
-            Some(path) => Some(
-                AuditLog::open(path, Durability::default(), &SystemClock)
-                    .map_err(|e| format!("cannot open the audit log `{}`: {e}", path.display()))?,
-            ),
-            None => None,
-        };
+        let audit_path = audit.as_ref().and_then(|l| l.path().map(PathBuf::from));
         let waiters = Arc::new(Waiters::default());
         let notify: Arc<dyn Notify> = waiters.clone();
         let engine = Engine::new(
             table,
             EngineConfig {
-                audit: log,
+                audit,
                 notify: Some(notify),
                 housekeeping: Some(housekeeping),
                 ..EngineConfig::default()
@@ -301,7 +296,7 @@ impl Service {
                 metrics: Metrics::default(),
                 waiters,
                 limits,
-                audit_path: audit,
+                audit_path,
                 started: Instant::now(),
                 closing: AtomicBool::new(false),
             }),

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use agentpolicy_runtime::DecisionTable;
+use agentpolicy_runtime::audit::{AuditLog, Durability};
+use agentpolicy_runtime::engine::SystemClock;
 use agentpolicy_server::{Limits, Reload, ServeConfig, Service, Tokens};
 
 use super::table_input::with_sets;
@@ -131,13 +133,26 @@ pub fn run(args: ServeArgs) -> u8 {
     let config = ServeConfig {
         table,
         reload,
-        audit: args.audit.clone(),
+        audit: None,
         tokens,
         limits: Limits {
             body_bytes: args.body_limit,
             ..Limits::default()
         },
         housekeeping: Duration::from_secs(1),
+    };
+    let config = match &args.audit {
+        None => config,
+        Some(path) => match AuditLog::open(path, Durability::default(), &SystemClock) {
+            Ok(log) => ServeConfig {
+                audit: Some(log),
+                ..config
+            },
+            Err(e) => {
+                eprintln!("error: cannot open the audit log `{}`: {e}", path.display());
+                return EXIT_USAGE;
+            }
+        },
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
