@@ -768,6 +768,29 @@ fn bad_input_is_a_4xx_json_error_naming_the_problem() {
     verify_passes(&log);
 }
 
+/// A client that announces a body and never sends it is answered 408 after 10 s, and
+/// the service goes on serving.
+#[test]
+fn a_body_that_never_arrives_is_a_408() {
+    let server = Server::start("serve-slow-body", LAW_FIRM, &[]);
+    let mut stream = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let head = format!(
+        "POST /v1/sessions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {AGENT}\r\nContent-Length: 100\r\n\r\n{{\"agent\""
+    );
+    stream.write_all(head.as_bytes()).expect("send");
+    let started = Instant::now();
+    let mut raw = String::new();
+    let _ = stream.read_to_string(&mut raw);
+    assert!(raw.starts_with("HTTP/1.1 408"), "{raw}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(server.get("/healthz", AUDITOR).status, 200);
+    let log = server.stop();
+    verify_passes(&log);
+}
+
 #[test]
 fn the_long_poll_wait_returns_the_approval() {
     let server = Server::start("serve-wait", LAW_FIRM, &[]);

@@ -69,13 +69,29 @@ impl From<EngineError> for ApiError {
     }
 }
 
-/// Reads a body of at most `limit` bytes and parses it as `T` (empty means `{}`).
+/// How long a client may take to send its body; a slower one gets 408.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Reads a body of at most `limit` bytes, sent within [`BODY_TIMEOUT`], and parses it
+/// as `T` (empty means `{}`).
 pub async fn json_body<T: DeserializeOwned>(body: Body, limit: usize) -> Result<T, ApiError> {
-    let bytes = to_bytes(body, limit).await.map_err(|_| {
+    let read = tokio::time::timeout(BODY_TIMEOUT, to_bytes(body, limit))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!(
+                    "the request body did not arrive within {} s",
+                    BODY_TIMEOUT.as_secs()
+                ),
+            )
+        })?;
+    let bytes = read.map_err(|_| {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
-            format!("the request body is larger than {limit} bytes"),
+            format!("the request body is larger than {limit} bytes (or was cut off)"),
         )
     })?;
     let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
