@@ -24,8 +24,9 @@ const LAYERS: &[&[&str]] = &[
     &["agentpolicy-cli", "agentpolicy-lsp"],
 ];
 
-/// Dependencies point one way, `runtime ← agentpolicy ← agentpolicy-verify ← {cli, lsp}`:
-/// no crate depends on a crate in its own layer or above it.
+/// Dependencies point one way, `runtime ← agentpolicy ← {agentpolicy-verify,
+/// agentpolicy-server} ← {cli, lsp}` (the server, in the verifier's layer, may link neither
+/// it nor the compiler: see below): no crate depends on a crate in its own layer or above it.
 #[test]
 fn dependencies_point_one_way() {
     let graph = DependencyGraph::load();
