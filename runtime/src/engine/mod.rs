@@ -419,8 +419,7 @@ impl Engine {
         by: &str,
         reason: &str,
     ) -> Result<Resolved, EngineError> {
-        self.inner
-            .resolve(escalation, resolution, by, Some(reason))
+        self.inner.resolve(escalation, resolution, by, Some(reason))
     }
 
     /// Resolves every escalation whose deadline has passed with its timeout outcome.

@@ -181,7 +181,11 @@ fn a_refusal_is_recorded_with_who_what_and_why_and_the_log_still_verifies() {
     let rig = audited("trail-refusal", |_| {});
     let ack = rig
         .engine
-        .record_refusal("agent-token-1", "POST /v1/kill", "role `agent` may not kill")
+        .record_refusal(
+            "agent-token-1",
+            "POST /v1/kill",
+            "role `agent` may not kill",
+        )
         .unwrap()
         .expect("acknowledged");
     assert_eq!(rig.engine.audit_failure(), None);

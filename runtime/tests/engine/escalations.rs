@@ -169,10 +169,18 @@ fn a_resolvers_reason_is_recorded_after_who_resolved() {
         .unwrap();
     let r = rig
         .engine
-        .resolve_with_reason(id, Resolution::Reject, "nurse@clinic", "not ordered by a doctor")
+        .resolve_with_reason(
+            id,
+            Resolution::Reject,
+            "nurse@clinic",
+            "not ordered by a doctor",
+        )
         .unwrap();
     assert_eq!(r.outcome, Outcome::Deny);
-    assert_eq!(r.why, "rejected by nurse@clinic (reason: not ordered by a doctor)");
+    assert_eq!(
+        r.why,
+        "rejected by nurse@clinic (reason: not ordered by a doctor)"
+    );
     let records = rig.records();
     let resolution = records
         .iter()
