@@ -20,12 +20,13 @@ fn repo_root() -> PathBuf {
 const LAYERS: &[&[&str]] = &[
     &["agentpolicy-runtime"],
     &["agentpolicy"],
-    &["agentpolicy-verify"],
+    &["agentpolicy-verify", "agentpolicy-server"],
     &["agentpolicy-cli", "agentpolicy-lsp"],
 ];
 
-/// Dependencies point one way, `runtime ← agentpolicy ← agentpolicy-verify ← {cli, lsp}`:
-/// no crate depends on a crate in its own layer or above it.
+/// Dependencies point one way, `runtime ← agentpolicy ← {agentpolicy-verify,
+/// agentpolicy-server} ← {cli, lsp}` (the server, in the verifier's layer, may link neither
+/// it nor the compiler: see below): no crate depends on a crate in its own layer or above it.
 #[test]
 fn dependencies_point_one_way() {
     let graph = DependencyGraph::load();
@@ -67,6 +68,20 @@ fn library_crates_link_only_what_they_need() {
         ),
         ("agentpolicy", &["z3", "z3-sys", "clap", "tower-lsp-server"]),
         ("agentpolicy-verify", &["clap", "tower-lsp-server"]),
+        // The service links the runtime only: no compiler, no solver, no CLI parser.
+        (
+            "agentpolicy-server",
+            &[
+                "agentpolicy",
+                "agentpolicy-verify",
+                "z3",
+                "z3-sys",
+                "clap",
+                "pest",
+                "salsa",
+                "tower-lsp-server",
+            ],
+        ),
     ];
     for (crate_name, forbidden) in never {
         let linked = graph.linked(crate_name);
@@ -235,6 +250,7 @@ fn every_module_has_a_doc_comment() {
         "verify/src",
         "cli/src",
         "lsp/src",
+        "server/src",
     ] {
         for file in rust_files(&repo_root().join(dir)) {
             let text = std::fs::read_to_string(&file).unwrap_or_default();

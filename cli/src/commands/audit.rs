@@ -82,8 +82,8 @@ pub struct QueryArgs {
     pub until: Option<i64>,
     #[arg(long)]
     pub session: Option<String>,
-    /// Record kind: decision, result, resolution, breaker, control, session, open,
-    /// close, recovered, checkpoint.
+    /// Record kind: decision, result, resolution, human, breaker, control, session, open,
+    /// close, recovered, checkpoint, refusal.
     #[arg(long, value_parser = parse_kind)]
     pub kind: Option<RecordKind>,
     #[arg(long, value_enum, default_value_t = Format::Human)]
@@ -107,7 +107,7 @@ fn parse_when(s: &str) -> Result<i64, String> {
 
 fn parse_kind(s: &str) -> Result<RecordKind, String> {
     serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(|_| {
-        "expected decision, result, resolution, human, breaker, control, session, open, close, recovered or checkpoint"
+        "expected decision, result, resolution, human, breaker, control, session, open, close, recovered, checkpoint or refusal"
             .into()
     })
 }

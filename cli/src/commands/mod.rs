@@ -17,6 +17,7 @@ mod matrix;
 mod output;
 mod promote;
 mod replay;
+mod serve;
 mod shadow_report;
 mod table_input;
 mod test_cmd;
@@ -65,6 +66,8 @@ pub enum Command {
     Replay(replay::ReplayArgs),
     /// Verify, query or compact an engine's audit log.
     Audit(audit::AuditArgs),
+    /// Run the HTTP/JSON decision service over the engine (partial: see docs/serve.md).
+    Serve(serve::ServeArgs),
     /// Evaluate each agent's promotion criteria on an audit log; changes nothing.
     PromoteCheck(promote::PromoteCheckArgs),
     /// Print the documentation page of a diagnostic code (e.g. `agentpolicy explain AP0011`).
@@ -87,6 +90,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Replay(args) => replay::run(args),
         Command::Audit(args) => audit::run(args),
         Command::PromoteCheck(args) => promote::run(args),
+        Command::Serve(args) => serve::run(args),
     };
     ExitCode::from(code)
 }

@@ -50,6 +50,10 @@ pub enum RecordKind {
     /// `agentpolicy audit compact` removed a run of records past retention; the record
     /// stands in for them and says what was removed and why (see [`super::Checkpoint`]).
     Checkpoint,
+    /// A caller was refused before reaching the engine (a network service's missing or
+    /// bad credentials, a role or scope that does not allow the action): `by` names the
+    /// caller as far as known, `detail` what was asked and why it was refused.
+    Refusal,
 }
 
 impl RecordKind {
@@ -66,6 +70,7 @@ impl RecordKind {
             RecordKind::Control => "control",
             RecordKind::Human => "human",
             RecordKind::Checkpoint => "checkpoint",
+            RecordKind::Refusal => "refusal",
         }
     }
 }

@@ -99,6 +99,19 @@ impl Inner {
         Ok(self.append(self.control_record(by, Some(agent), detail))?)
     }
 
+    pub(crate) fn record_refusal(
+        &self,
+        who: &str,
+        what: &str,
+        why: &str,
+    ) -> Result<Option<Ack>, EngineError> {
+        let mut r = Record::new(RecordKind::Refusal, self.clock.now_ms());
+        r.table = Some(self.current_hash());
+        r.by = Some(who.to_owned());
+        r.detail = Some(format!("refused {what}: {why}"));
+        Ok(self.append(r)?)
+    }
+
     pub(crate) fn swap_table(
         &self,
         table: DecisionTable,

@@ -91,7 +91,7 @@ impl Inner {
         };
         for call in pending {
             // Raced with another resolution: that one stands.
-            let _ = self.resolve(call, Resolution::Reject, "session closed");
+            let _ = self.resolve(call, Resolution::Reject, "session closed", None);
         }
         self.session_step(id, "closed", |s| {
             s.closed = true;

@@ -406,7 +406,20 @@ impl Engine {
         resolution: Resolution,
         by: &str,
     ) -> Result<Resolved, EngineError> {
-        self.inner.resolve(escalation, resolution, by)
+        self.inner.resolve(escalation, resolution, by, None)
+    }
+
+    /// [`Engine::resolve`] with the resolver's reason, which the resolution record's
+    /// `why` carries after who resolved it (`approved by alice (reason: conflict
+    /// cleared)`).
+    pub fn resolve_with_reason(
+        &self,
+        escalation: CallRef,
+        resolution: Resolution,
+        by: &str,
+        reason: &str,
+    ) -> Result<Resolved, EngineError> {
+        self.inner.resolve(escalation, resolution, by, Some(reason))
     }
 
     /// Resolves every escalation whose deadline has passed with its timeout outcome.
@@ -453,6 +466,25 @@ impl Engine {
     /// hash. Sessions carry over by agent, tier and key names. Returns the old hash.
     pub fn swap_table(&self, table: DecisionTable, by: &str) -> Result<ContentHash, EngineError> {
         self.inner.swap_table(table, by)
+    }
+
+    /// Audits a refusal: a caller a service in front of the engine turned away (no or
+    /// bad credentials, a role or scope that does not allow the action). `who` is the
+    /// caller as far as known (a token's name, or `anonymous`), `what` the action asked
+    /// for, `why` the reason. Writes a `refusal` record; `None` without an audit log.
+    pub fn record_refusal(
+        &self,
+        who: &str,
+        what: &str,
+        why: &str,
+    ) -> Result<Option<Ack>, EngineError> {
+        self.inner.record_refusal(who, what, why)
+    }
+
+    /// Why the audit log takes no more records, if a write failed; `None` when it is
+    /// healthy or there is no log. Every decision is denied while this is `Some`.
+    pub fn audit_failure(&self) -> Option<String> {
+        self.inner.audit.as_ref().and_then(|a| a.failed())
     }
 
     /// Reads the kill file now; `true` when that changed a suspension.

@@ -29,6 +29,7 @@ impl Inner {
         id: CallRef,
         resolution: Resolution,
         by: &str,
+        note: Option<&str>,
     ) -> Result<Resolved, EngineError> {
         let now = self.clock.now_ms();
         let mut guard = self.lock_shard(id.session)?;
@@ -42,14 +43,14 @@ impl Inner {
             .ok_or(EngineError::NoSuchEscalation(id))?;
         let session = sessions.get_mut(&id.session.0);
         let (outcome, why) = match resolution {
-            Resolution::Reject => (Outcome::Deny, format!("rejected by {by}")),
+            Resolution::Reject => (Outcome::Deny, format!("rejected by {by}{}", noted(note))),
             Resolution::TimedOut if p.escalation.timeout_outcome == Outcome::Deny => (
                 Outcome::Deny,
                 "timed out; the route's timeout outcome is deny".to_owned(),
             ),
             Resolution::Approve | Resolution::TimedOut => {
                 let granted = match resolution {
-                    Resolution::Approve => format!("approved by {by}"),
+                    Resolution::Approve => format!("approved by {by}{}", noted(note)),
                     _ => "timed out; the route's timeout outcome is allow".to_owned(),
                 };
                 match session {
@@ -179,7 +180,12 @@ impl Inner {
             }
         }
         due.into_iter()
-            .filter_map(|id| self.resolve(id, Resolution::TimedOut, "timeout").ok())
+            .filter_map(|id| self.resolve(id, Resolution::TimedOut, "timeout", None).ok())
             .collect()
     }
+}
+
+/// A resolver's reason as the resolution's `why` carries it.
+fn noted(note: Option<&str>) -> String {
+    note.map(|n| format!(" (reason: {n})")).unwrap_or_default()
 }

@@ -175,3 +175,41 @@ fn an_audit_write_failure_denies_the_call_and_every_later_one() {
             .is_err()
     );
 }
+
+#[test]
+fn a_refusal_is_recorded_with_who_what_and_why_and_the_log_still_verifies() {
+    let rig = audited("trail-refusal", |_| {});
+    let ack = rig
+        .engine
+        .record_refusal(
+            "agent-token-1",
+            "POST /v1/kill",
+            "role `agent` may not kill",
+        )
+        .unwrap()
+        .expect("acknowledged");
+    assert_eq!(rig.engine.audit_failure(), None);
+    let records = rig.records();
+    let r = records.iter().find(|r| r.seq == ack.seq).unwrap();
+    assert_eq!(r.kind, RecordKind::Refusal);
+    assert_eq!(r.kind.keyword(), "refusal");
+    assert_eq!(r.by.as_deref(), Some("agent-token-1"));
+    assert_eq!(
+        r.detail.as_deref(),
+        Some("refused POST /v1/kill: role `agent` may not kill")
+    );
+    assert_eq!(r.table, Some(rig.engine.table_hash()));
+    let path = rig.log.clone().unwrap();
+    rig.engine.shutdown().unwrap();
+    let report = verify(io::BufReader::new(std::fs::File::open(&path).unwrap())).unwrap();
+    assert!(report.is_intact() && report.sealed, "{report:?}");
+    let refusals = query(
+        io::BufReader::new(std::fs::File::open(&path).unwrap()),
+        &Filter {
+            kind: Some(RecordKind::Refusal),
+            ..Filter::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(refusals.records.len(), 1);
+}

@@ -156,3 +156,39 @@ fn resolutions_and_closing_a_session_are_audited() {
     assert_eq!(resolution.outcome, Some(Outcome::Deny));
     assert_eq!(records.last().unwrap().detail.as_deref(), Some("closed"));
 }
+
+#[test]
+fn a_resolvers_reason_is_recorded_after_who_resolved() {
+    let rig = audited("escalation-reason", |_| {});
+    let s = session(&rig, "scribe");
+    let dear = [("cost", ArgValue::Money(usd(900)))];
+    let id = rig
+        .engine
+        .decide(s, &Call::new("order_test").args(&dear))
+        .escalation
+        .unwrap();
+    let r = rig
+        .engine
+        .resolve_with_reason(
+            id,
+            Resolution::Reject,
+            "nurse@clinic",
+            "not ordered by a doctor",
+        )
+        .unwrap();
+    assert_eq!(r.outcome, Outcome::Deny);
+    assert_eq!(
+        r.why,
+        "rejected by nurse@clinic (reason: not ordered by a doctor)"
+    );
+    let records = rig.records();
+    let resolution = records
+        .iter()
+        .find(|r| r.kind == RecordKind::Resolution)
+        .unwrap();
+    assert_eq!(resolution.by.as_deref(), Some("nurse@clinic"));
+    assert_eq!(
+        resolution.why.as_deref(),
+        Some("rejected by nurse@clinic (reason: not ordered by a doctor)")
+    );
+}

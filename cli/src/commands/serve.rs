@@ -1,0 +1,210 @@
+//! `agentpolicy serve (--table TABLE | --policy PATH) [--listen ADDR] [--audit LOG]
+//! --tokens FILE`: runs the HTTP/JSON decision service (`agentpolicy-server`,
+//! `docs/serve.md`). This module only reads the arguments and files, prints the bound
+//! address (`listening on http://ADDR`, one line, for scripts and tests), waits for
+//! SIGTERM or ctrl-c, and maps failures to exit codes.
+//!
+//! Exit 0 after a clean shutdown (the audit log closed); 1 when the policy has errors;
+//! 2 when a file cannot be read, the address cannot be bound, or the service fails.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use agentpolicy_runtime::DecisionTable;
+use agentpolicy_runtime::audit::{AuditLog, Durability};
+use agentpolicy_runtime::engine::SystemClock;
+use agentpolicy_server::{Limits, Reload, ServeConfig, Service, Tokens};
+
+use super::table_input::with_sets;
+use super::{EXIT_FAILURE, EXIT_USAGE, load};
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["table", "policy"])))]
+pub struct ServeArgs {
+    /// A decision table from `agentpolicy build` (binary or JSON); `POST /v1/reload`
+    /// reads it again.
+    #[arg(long, value_name = "TABLE")]
+    pub table: Option<PathBuf>,
+    /// A policy (a `.agentpolicy` file or a directory) compiled at start and again on
+    /// `POST /v1/reload`.
+    #[arg(long, value_name = "PATH")]
+    pub policy: Option<PathBuf>,
+    /// The address to listen on; port 0 picks a free port (printed on stdout).
+    #[arg(long, default_value = "127.0.0.1:8181")]
+    pub listen: SocketAddr,
+    /// The engine's audit log (an existing log's chain is continued).
+    #[arg(long, value_name = "LOG")]
+    pub audit: Option<PathBuf>,
+    /// The tokens file: JSON or TOML, SHA-256 hashes of the bearer tokens with each
+    /// token's name, role and scope (see docs/serve.md).
+    #[arg(long, value_name = "FILE")]
+    pub tokens: PathBuf,
+    /// Members of the policy's `from deploy` sets, bound at start and on every reload.
+    #[arg(long, value_name = "FILE")]
+    pub sets: Option<PathBuf>,
+    /// The largest request body accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
+    pub body_limit: usize,
+}
+
+/// Where the table comes from, to build it at start and on every reload.
+#[derive(Debug, Clone)]
+enum Source {
+    Table(PathBuf),
+    Policy(PathBuf),
+}
+
+fn build(source: &Source, sets: Option<&Path>) -> Result<DecisionTable, String> {
+    let table = match source {
+        Source::Table(path) => {
+            let bytes = std::fs::read(path).map_err(|e| {
+                format!(
+                    "cannot read `{}`: {}",
+                    path.display(),
+                    load::describe_io(&e)
+                )
+            })?;
+            agentpolicy_runtime::wire::load_table(&bytes)
+                .map_err(|e| format!("`{}`: {e}", path.display()))?
+        }
+        Source::Policy(path) => {
+            let policy = load::load(path).map_err(|e| e.to_string())?;
+            let diagnostics = policy.diagnostics();
+            if diagnostics.iter().any(|d| d.is_error()) {
+                return Err(format!(
+                    "{} has errors:\n{}",
+                    path.display(),
+                    agentpolicy::render::human(&diagnostics, &policy.sources, false)
+                ));
+            }
+            policy.table().map_err(|diags| {
+                format!(
+                    "{} cannot be compiled to a decision table:\n{}",
+                    path.display(),
+                    agentpolicy::render::human(&diags, &policy.sources, false)
+                )
+            })?
+        }
+    };
+    with_sets(table, sets)
+}
+
+pub fn run(args: ServeArgs) -> u8 {
+    let source = match (&args.table, &args.policy) {
+        (Some(t), None) => Source::Table(t.clone()),
+        (None, Some(p)) => Source::Policy(p.clone()),
+        _ => {
+            eprintln!("error: give exactly one of --table and --policy");
+            return EXIT_USAGE;
+        }
+    };
+    let table = match build(&source, args.sets.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return match source {
+                Source::Policy(_) if !e.starts_with("cannot read") => EXIT_FAILURE,
+                _ => EXIT_USAGE,
+            };
+        }
+    };
+    let tokens = match std::fs::read_to_string(&args.tokens)
+        .map_err(|e| {
+            format!(
+                "cannot read `{}`: {}",
+                args.tokens.display(),
+                load::describe_io(&e)
+            )
+        })
+        .and_then(|text| {
+            Tokens::parse(&text).map_err(|e| format!("`{}`: {e}", args.tokens.display()))
+        }) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let sets = args.sets.clone();
+    let reload_source = source.clone();
+    let reload: Reload = Box::new(move || build(&reload_source, sets.as_deref()));
+    let config = ServeConfig {
+        table,
+        reload,
+        audit: None,
+        tokens,
+        limits: Limits {
+            body_bytes: args.body_limit,
+            ..Limits::default()
+        },
+        housekeeping: Duration::from_secs(1),
+    };
+    let config = match &args.audit {
+        None => config,
+        Some(path) => match AuditLog::open(path, Durability::default(), &SystemClock) {
+            Ok(log) => ServeConfig {
+                audit: Some(log),
+                ..config
+            },
+            Err(e) => {
+                eprintln!("error: cannot open the audit log `{}`: {e}", path.display());
+                return EXIT_USAGE;
+            }
+        },
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    match runtime.block_on(serve(config, args.listen)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_USAGE
+        }
+    }
+}
+
+async fn serve(config: ServeConfig, listen: SocketAddr) -> Result<(), String> {
+    let service = Service::start(config)?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the bound address: {e}"))?;
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "listening on http://{bound}");
+    let _ = out.flush();
+    service.serve(listener, stop_signal()).await
+}
+
+/// Completes on ctrl-c or, on Unix, SIGTERM.
+async fn stop_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

@@ -1,0 +1,346 @@
+//! `agentpolicy serve`: an HTTP/JSON decision service over the real [`Engine`], for
+//! agent frameworks (sessions, decisions, results, waiting on escalations) and
+//! operators (resolving escalations, the kill switch, breaker resets, reloading the
+//! table, status and metrics). `docs/serve.md` is its guide, `docs/openapi.json` its
+//! contract, which a test holds to [`routes`].
+//!
+//! Every route authenticates a bearer token ([`auth`]); every refusal (401, 403) is
+//! written to the engine's audit log as a `refusal` record. Bodies are read under a
+//! size limit and parsed strictly; bad input is a 4xx naming the field, never a 5xx.
+//! Decisions come only from the engine, which fails closed.
+//!
+//! Must not: link a parser, a solver or a CLI parser (it depends on the runtime only;
+//! compiling a policy for a reload is the caller's [`Reload`]); speak TLS (run it
+//! behind a TLS-terminating proxy); print (the binary prints the bound address).
+
+pub mod auth;
+mod handlers;
+mod metrics;
+mod operate;
+mod reply;
+mod waiters;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{MethodRouter, get, post};
+
+use agentpolicy_runtime::DecisionTable;
+use agentpolicy_runtime::audit::AuditLog;
+use agentpolicy_runtime::engine::{Engine, EngineConfig, Notify};
+
+pub use auth::{Principal, Role, Scope, Tokens, hash_token};
+use metrics::Metrics;
+use reply::ApiError;
+use waiters::Waiters;
+
+/// The OpenAPI 3 document of the API, served at `/v1/openapi.json`.
+pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
+
+/// Builds the table again from where it came from (the table file, or the policy
+/// compiled anew), for `POST /v1/reload`. An `Err` says why it is not valid; the old
+/// table keeps serving.
+pub type Reload = Box<dyn Fn() -> Result<DecisionTable, String> + Send + Sync>;
+
+/// Limits on what one request may ask.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The largest request body read, in bytes.
+    pub body_bytes: usize,
+    /// The longest an escalation wait may hold a request open.
+    pub max_wait: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            body_bytes: 64 * 1024,
+            max_wait: Duration::from_secs(60),
+        }
+    }
+}
+
+/// How a service runs.
+pub struct ServeConfig {
+    pub table: DecisionTable,
+    pub reload: Reload,
+    /// The audit log (`AuditLog::open` continues an existing one); `None` runs without
+    /// one (refusals and decisions are then not recorded; `/readyz` and `/v1/status`
+    /// say so).
+    pub audit: Option<AuditLog>,
+    pub tokens: Tokens,
+    pub limits: Limits,
+    /// How often the engine's background thread times out overdue escalations by the
+    /// system clock.
+    pub housekeeping: Duration,
+}
+
+impl std::fmt::Debug for ServeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeConfig")
+            .field("table", &self.table.source_hash())
+            .field("audit", &self.audit.as_ref().map(|l| l.path()))
+            .field("tokens", &self.tokens.len())
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The state every handler shares.
+pub(crate) struct App {
+    pub engine: Arc<Engine>,
+    pub tokens: Tokens,
+    pub reload: Reload,
+    pub metrics: Metrics,
+    pub waiters: Arc<Waiters>,
+    pub limits: Limits,
+    pub audit_path: Option<PathBuf>,
+    pub started: Instant,
+    /// Set once shutdown began: waits return at once.
+    pub closing: AtomicBool,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("engine", &self.engine)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) type Shared = Arc<App>;
+
+impl App {
+    /// The caller, or a 401 after the refusal was audited.
+    pub fn authenticate(&self, headers: &HeaderMap, what: &str) -> Result<Principal, ApiError> {
+        let header = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let why = match auth::bearer(header) {
+            None => "no bearer token",
+            Some(token) => match self.tokens.find(token) {
+                Some(p) => return Ok(p.clone()),
+                None => "unknown token",
+            },
+        };
+        self.metrics.refusal(401);
+        self.audit_refusal("anonymous", what, why);
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            format!("{why}: send `Authorization: Bearer TOKEN` with a token from the tokens file"),
+        ))
+    }
+
+    /// A 403 for `who`, after the refusal was audited.
+    pub fn forbid(&self, who: &Principal, what: &str, why: &str) -> ApiError {
+        self.metrics.refusal(403);
+        self.audit_refusal(&who.name, what, why);
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("token `{}` ({}): {why}", who.name, who.role.keyword()),
+        )
+    }
+
+    /// Writes the refusal record and waits until it is durable, before the answer goes
+    /// out. The wait may be an fsync: on a multi-threaded runtime the worker hands its
+    /// other tasks over while it waits (`block_in_place`); elsewhere it simply blocks.
+    fn audit_refusal(&self, who: &str, what: &str, why: &str) {
+        let write = || {
+            let _ = self.engine.record_refusal(who, what, why);
+        };
+        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(write),
+            _ => write(),
+        }
+    }
+
+    /// The caller, who must have one of `roles`.
+    pub fn caller(
+        &self,
+        headers: &HeaderMap,
+        what: &str,
+        roles: &[Role],
+    ) -> Result<Principal, ApiError> {
+        let who = self.authenticate(headers, what)?;
+        if !roles.contains(&who.role) {
+            let allowed: Vec<&str> = roles.iter().map(|r| r.keyword()).collect();
+            let why = format!(
+                "role `{}` may not do this (allowed: {})",
+                who.role.keyword(),
+                allowed.join(", ")
+            );
+            return Err(self.forbid(&who, what, &why));
+        }
+        Ok(who)
+    }
+}
+
+/// Every route the service serves, with its method: the router is built from this
+/// list, and a test holds `docs/openapi.json` to it.
+pub fn routes() -> Vec<(&'static str, &'static str)> {
+    route_table().into_iter().map(|(m, p, _)| (m, p)).collect()
+}
+
+fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<Shared>)> {
+    use handlers as h;
+    use operate as o;
+    vec![
+        ("GET", "/healthz", get(o::healthz)),
+        ("GET", "/readyz", get(o::readyz)),
+        ("GET", "/metrics", get(o::metrics)),
+        ("GET", "/v1/openapi.json", get(o::openapi)),
+        ("GET", "/v1/status", get(o::status)),
+        ("POST", "/v1/sessions", post(h::open_session)),
+        ("GET", "/v1/sessions/{session}", get(h::session_state)),
+        ("POST", "/v1/sessions/{session}/decide", post(h::decide)),
+        (
+            "POST",
+            "/v1/sessions/{session}/calls/{call}/result",
+            post(h::report),
+        ),
+        ("POST", "/v1/sessions/{session}/close", post(h::close)),
+        ("POST", "/v1/sessions/{session}/tasks", post(h::new_task)),
+        ("GET", "/v1/escalations", get(o::list_escalations)),
+        ("GET", "/v1/escalations/{id}", get(o::get_escalation)),
+        ("POST", "/v1/escalations/{id}/approve", post(o::approve)),
+        ("POST", "/v1/escalations/{id}/reject", post(o::reject)),
+        ("GET", "/v1/escalations/{id}/wait", get(o::wait)),
+        ("POST", "/v1/kill", post(o::kill)),
+        ("POST", "/v1/resume", post(o::resume)),
+        ("POST", "/v1/breakers/{agent}/reset", post(o::reset_breaker)),
+        ("POST", "/v1/reload", post(o::reload)),
+    ]
+}
+
+fn router(app: Shared) -> Router {
+    let mut router = Router::new();
+    for (_, path, method_router) in route_table() {
+        router = router.route(path, method_router);
+    }
+    router
+        .fallback(o_fallback)
+        .method_not_allowed_fallback(o_method_not_allowed)
+        .with_state(app)
+}
+
+/// Unknown routes authenticate too: an anonymous caller learns nothing of the API.
+async fn o_fallback(
+    axum::extract::State(app): axum::extract::State<Shared>,
+    headers: HeaderMap,
+) -> ApiError {
+    match app.authenticate(&headers, "an unknown route") {
+        Err(e) => e,
+        Ok(_) => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_route",
+            "no such route; see /v1/openapi.json",
+        ),
+    }
+}
+
+async fn o_method_not_allowed(
+    axum::extract::State(app): axum::extract::State<Shared>,
+    headers: HeaderMap,
+) -> ApiError {
+    match app.authenticate(&headers, "a route with a method it does not take") {
+        Err(e) => e,
+        Ok(_) => ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this route does not take that method; see /v1/openapi.json",
+        ),
+    }
+}
+
+/// A started engine with its audit log open, ready to serve.
+#[derive(Debug)]
+pub struct Service {
+    app: Shared,
+}
+
+impl Service {
+    /// Opens the audit log (continuing its chain) and starts the engine on the table.
+    pub fn start(config: ServeConfig) -> Result<Service, String> {
+        let ServeConfig {
+            table,
+            reload,
+            audit,
+            tokens,
+            limits,
+            housekeeping,
+        } = config;
+        let audit_path = audit.as_ref().and_then(|l| l.path().map(PathBuf::from));
+        let waiters = Arc::new(Waiters::default());
+        let notify: Arc<dyn Notify> = waiters.clone();
+        let engine = Engine::new(
+            table,
+            EngineConfig {
+                audit,
+                notify: Some(notify),
+                housekeeping: Some(housekeeping),
+                ..EngineConfig::default()
+            },
+        )
+        .map_err(|e| format!("cannot start the engine: {e}"))?;
+        Ok(Service {
+            app: Arc::new(App {
+                engine: Arc::new(engine),
+                tokens,
+                reload,
+                metrics: Metrics::default(),
+                waiters,
+                limits,
+                audit_path,
+                started: Instant::now(),
+                closing: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then stops taking connections,
+    /// lets requests in flight finish (waits on escalations return at once), and closes
+    /// the audit log with its `close` record.
+    pub async fn serve<F>(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: F,
+    ) -> Result<(), String>
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let app = Arc::clone(&self.app);
+        let closing = Arc::clone(&self.app);
+        let signal = async move {
+            shutdown.await;
+            closing.closing.store(true, Ordering::SeqCst);
+            closing.waiters.wake_all();
+        };
+        let served = axum::serve(listener, router(app))
+            .with_graceful_shutdown(signal)
+            .await
+            .map_err(|e| format!("the server stopped: {e}"));
+        let closed = self.close();
+        served.and(closed)
+    }
+
+    /// Closes the audit log: the engine's `close` record, fsynced.
+    fn close(self) -> Result<(), String> {
+        let App { engine, .. } = match Arc::try_unwrap(self.app) {
+            Ok(app) => app,
+            // Something still holds the state: dropping the engine closes the log too.
+            Err(_) => return Ok(()),
+        };
+        match Arc::try_unwrap(engine) {
+            Ok(engine) => engine
+                .shutdown()
+                .map_err(|e| format!("closing the audit log: {e}")),
+            Err(_) => Ok(()),
+        }
+    }
+}

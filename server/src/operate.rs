@@ -1,0 +1,516 @@
+//! The operator and auditor surface, and the probes: escalations (list, get, approve,
+//! reject, the agent's long-poll wait), the kill switch, breaker resets, reloading the
+//! table, status, metrics, `/healthz` and `/readyz`. Who may do what is decided here,
+//! before the engine is asked; every refusal is audited by [`crate::App::forbid`].
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use agentpolicy_runtime::engine::{CallRef, Escalation, Resolution};
+
+use crate::auth::{Principal, Role};
+use crate::handlers::{blocking, parse_session};
+use crate::reply::{ApiError, json_body, path, query};
+use crate::waiters::Done;
+use crate::{App, OPENAPI, Shared};
+
+/// The longest resolution reason taken, in bytes.
+const MAX_REASON: usize = 2048;
+
+const ANYONE: &[Role] = &[Role::Agent, Role::Operator, Role::Auditor];
+const READERS: &[Role] = &[Role::Operator, Role::Auditor];
+
+/// `s3:2` (session `s3`, call 2).
+fn parse_escalation(text: &str) -> Result<CallRef, ApiError> {
+    let (session, n) = text.split_once(':').ok_or_else(|| {
+        ApiError::bad_request(format!("`{text}` is not an escalation id like `s3:2`"))
+    })?;
+    let n = n.parse::<u64>().map_err(|_| {
+        ApiError::bad_request(format!("`{text}` is not an escalation id like `s3:2`"))
+    })?;
+    Ok(CallRef {
+        session: parse_session(session)?,
+        n,
+    })
+}
+
+fn escalation_json(e: &Escalation) -> Value {
+    json!({
+        "id": e.id.to_string(),
+        "status": "pending",
+        "session": e.session,
+        "agent": e.agent,
+        "tool": e.tool,
+        "rule": e.rule,
+        "routes": e.routes,
+        "notify": e.notify,
+        "raised_ms": e.raised_ms,
+        "deadline_ms": e.deadline_ms,
+        "timeout_outcome": e.timeout_outcome.keyword(),
+        "table": e.table.to_string(),
+    })
+}
+
+fn done_json(id: CallRef, d: &Done) -> Value {
+    json!({
+        "id": id.to_string(),
+        "status": "resolved",
+        "agent": d.agent,
+        "routes": d.routes,
+        "outcome": d.outcome.keyword(),
+        "resolution": d.resolution,
+        "why": d.why,
+    })
+}
+
+/// An escalation pending or resolved, by id.
+enum Found {
+    Pending(Escalation),
+    Resolved(Done),
+}
+
+impl Found {
+    fn agent(&self) -> &str {
+        match self {
+            Found::Pending(e) => &e.agent,
+            Found::Resolved(d) => &d.agent,
+        }
+    }
+
+    fn routes(&self) -> &[String] {
+        match self {
+            Found::Pending(e) => &e.routes,
+            Found::Resolved(d) => &d.routes,
+        }
+    }
+
+    fn json(&self, id: CallRef) -> Value {
+        match self {
+            Found::Pending(e) => escalation_json(e),
+            Found::Resolved(d) => done_json(id, d),
+        }
+    }
+}
+
+impl App {
+    fn find_escalation(&self, id: CallRef) -> Result<Option<Found>, ApiError> {
+        if let Some(e) = self
+            .engine
+            .pending_escalations()?
+            .into_iter()
+            .find(|e| e.id == id)
+        {
+            return Ok(Some(Found::Pending(e)));
+        }
+        Ok(self.waiters.get(id).map(Found::Resolved))
+    }
+
+    /// May `who` see this escalation: an agent token for its agents, an operator for
+    /// its routes, an auditor always. Unknown ids are refused like others' ids, so a
+    /// token cannot probe for them.
+    fn may_see(&self, who: &Principal, what: &str, found: Option<&Found>) -> Result<(), ApiError> {
+        let allowed = match (who.role, found) {
+            (_, None) => false,
+            (Role::Auditor, Some(_)) => true,
+            (Role::Agent, Some(f)) => who.agents.allows(f.agent()),
+            (Role::Operator, Some(f)) => f.routes().iter().any(|r| who.routes.allows(r)),
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(self.forbid(
+                who,
+                what,
+                "no such escalation within the token's scope (agents for agent tokens, routes for operators)",
+            ))
+        }
+    }
+
+    fn may_control(
+        &self,
+        who: &Principal,
+        what: &str,
+        agent: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let ok = match agent {
+            Some(a) => who.agents.allows(a),
+            None => who.agents.is_all(),
+        };
+        if ok {
+            Ok(())
+        } else {
+            let why = match agent {
+                Some(a) => format!("agent `{a}` is not in the token's scope"),
+                None => "acting on every agent needs `agents: [\"*\"]` in the token's scope".into(),
+            };
+            Err(self.forbid(who, what, &why))
+        }
+    }
+}
+
+pub async fn healthz(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    app.caller(&headers, "GET /healthz", ANYONE)?;
+    Ok(Json(json!({ "status": "ok" })))
+}
+
+/// Ready while the audit log takes records (or the service runs without one).
+pub async fn readyz(State(app): State<Shared>, headers: HeaderMap) -> Result<Response, ApiError> {
+    app.caller(&headers, "GET /readyz", ANYONE)?;
+    if app.closing.load(Ordering::SeqCst) {
+        return Ok((
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "not ready", "why": "shutting down" })),
+        )
+            .into_response());
+    }
+    Ok(match app.engine.audit_failure() {
+        Some(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "not ready", "why": format!("the audit log cannot be written: {why}") })),
+        )
+            .into_response(),
+        None => Json(json!({ "status": "ready", "audit": app.audit_path.is_some() })).into_response(),
+    })
+}
+
+pub async fn metrics(State(app): State<Shared>, headers: HeaderMap) -> Result<Response, ApiError> {
+    app.caller(&headers, "GET /metrics", READERS)?;
+    let pending = app.engine.pending_escalations()?.len();
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        app.metrics.render(pending),
+    )
+        .into_response())
+}
+
+pub async fn openapi(State(app): State<Shared>, headers: HeaderMap) -> Result<Response, ApiError> {
+    app.caller(&headers, "GET /v1/openapi.json", ANYONE)?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response())
+}
+
+pub async fn status(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    app.caller(&headers, "GET /v1/status", READERS)?;
+    let table = app.engine.table()?;
+    let policy = &table.data().policy;
+    let sessions = app.engine.sessions()?;
+    let open = sessions.iter().filter(|s| !s.closed).count();
+    let pending = app.engine.pending_escalations()?.len();
+    let head = app.engine.audit_head();
+    Ok(Json(json!({
+        "policy": {
+            "name": policy.name,
+            "version": policy.version,
+            "source_hash": table.source_hash().to_string(),
+        },
+        "agents": table.data().agents.iter().map(|a| a.name.clone()).collect::<Vec<_>>(),
+        "sessions": { "open": open, "total": sessions.len() },
+        "pending_escalations": pending,
+        "audit": {
+            "path": app.audit_path.as_ref().map(|p| p.display().to_string()),
+            "head": head.map(|a| json!({ "seq": a.seq, "hash": a.hash.to_string() })),
+            "failure": app.engine.audit_failure(),
+        },
+        "uptime_ms": u64::try_from(app.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteFilter {
+    #[serde(default)]
+    route: Option<String>,
+}
+
+pub async fn list_escalations(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    filter: Result<Query<RouteFilter>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let who = app.caller(&headers, "GET /v1/escalations", READERS)?;
+    let filter = query(filter)?;
+    let pending = app.engine.pending_escalations()?;
+    let listed: Vec<Value> = pending
+        .iter()
+        .filter(|e| {
+            filter
+                .route
+                .as_ref()
+                .is_none_or(|r| e.routes.iter().any(|x| x == r))
+        })
+        // An operator sees the escalations it may resolve.
+        .filter(|e| who.role == Role::Auditor || e.routes.iter().any(|r| who.routes.allows(r)))
+        .map(escalation_json)
+        .collect();
+    Ok(Json(json!({ "escalations": listed })))
+}
+
+pub async fn get_escalation(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let what = "GET /v1/escalations/{id}";
+    let who = app.caller(&headers, what, ANYONE)?;
+    let id = parse_escalation(&path(id)?)?;
+    let found = app.find_escalation(id)?;
+    app.may_see(&who, what, found.as_ref())?;
+    found
+        .map(|f| Json(f.json(id)))
+        .ok_or_else(|| ApiError::not_found(format!("no escalation {id}")))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveBody {
+    reason: String,
+}
+
+async fn resolve(
+    app: Shared,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+    body: Body,
+    resolution: Resolution,
+) -> Result<Json<Value>, ApiError> {
+    let what = match resolution {
+        Resolution::Approve => "POST /v1/escalations/{id}/approve",
+        _ => "POST /v1/escalations/{id}/reject",
+    };
+    // Only operators resolve: an agent token cannot approve anything, its own
+    // escalations included.
+    let who = app.caller(&headers, what, &[Role::Operator])?;
+    let id = parse_escalation(&path(id)?)?;
+    let found = app.find_escalation(id)?;
+    app.may_see(&who, what, found.as_ref())?;
+    if let Some(Found::Resolved(_)) = found {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_resolved",
+            format!("escalation {id} is already resolved"),
+        ));
+    }
+    let body: ResolveBody = json_body(body, app.limits.body_bytes).await?;
+    let reason = body.reason.trim().to_owned();
+    if reason.is_empty() {
+        return Err(ApiError::bad_request("`reason`: required, and not blank"));
+    }
+    if reason.len() > MAX_REASON {
+        return Err(ApiError::bad_request(format!(
+            "`reason`: longer than {MAX_REASON} bytes"
+        )));
+    }
+    let app2 = Arc::clone(&app);
+    blocking(move || {
+        let r = app2
+            .engine
+            .resolve_with_reason(id, resolution, &who.name, &reason)?;
+        app2.waiters.detail(id, r.resolution.keyword(), &r.why);
+        Ok(Json(json!({
+            "id": id.to_string(),
+            "status": "resolved",
+            "resolution": r.resolution.keyword(),
+            "outcome": r.outcome.keyword(),
+            "why": r.why,
+            "by": who.name,
+            "audit": r.audit.map(|a| json!({ "seq": a.seq, "hash": a.hash.to_string() })),
+        })))
+    })
+    .await
+}
+
+pub async fn approve(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    resolve(app, headers, id, body, Resolution::Approve).await
+}
+
+pub async fn reject(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    resolve(app, headers, id, body, Resolution::Reject).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitQuery {
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+}
+
+/// Holds the request until the escalation is resolved or `timeout_ms` (at most the
+/// configured maximum) passes; then answers its state.
+pub async fn wait(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+    q: Result<Query<WaitQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let what = "GET /v1/escalations/{id}/wait";
+    let who = app.caller(&headers, what, &[Role::Agent, Role::Operator])?;
+    let q = query(q)?;
+    let id = parse_escalation(&path(id)?)?;
+    let found = app.find_escalation(id)?;
+    app.may_see(&who, what, found.as_ref())?;
+    let timeout = Duration::from_millis(q.timeout_ms.unwrap_or(30_000)).min(app.limits.max_wait);
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let notified = app.waiters.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if let Some(done) = app.waiters.get(id) {
+            return Ok(Json(done_json(id, &done)));
+        }
+        let pending = app
+            .engine
+            .pending_escalations()?
+            .into_iter()
+            .find(|e| e.id == id);
+        let Some(pending) = pending else {
+            return Err(ApiError::not_found(format!("no escalation {id}")));
+        };
+        if app.closing.load(Ordering::SeqCst)
+            || tokio::time::timeout_at(deadline, notified).await.is_err()
+        {
+            return Ok(Json(escalation_json(&pending)));
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentBody {
+    #[serde(default)]
+    agent: Option<String>,
+}
+
+async fn switch(
+    app: Shared,
+    headers: HeaderMap,
+    body: Body,
+    kill: bool,
+) -> Result<Json<Value>, ApiError> {
+    let what = if kill {
+        "POST /v1/kill"
+    } else {
+        "POST /v1/resume"
+    };
+    let who = app.caller(&headers, what, &[Role::Operator])?;
+    let body: AgentBody = json_body(body, app.limits.body_bytes).await?;
+    app.may_control(&who, what, body.agent.as_deref())?;
+    let engine = Arc::clone(&app.engine);
+    blocking(move || {
+        let ack = match (&body.agent, kill) {
+            (Some(a), true) => engine.kill_agent(a, &who.name)?,
+            (Some(a), false) => engine.resume_agent(a, &who.name)?,
+            (None, true) => engine.kill_all(&who.name)?,
+            (None, false) => engine.resume_all(&who.name)?,
+        };
+        Ok(Json(json!({
+            "agent": body.agent,
+            "suspended": kill,
+            "by": who.name,
+            "audit": ack.map(|a| json!({ "seq": a.seq, "hash": a.hash.to_string() })),
+        })))
+    })
+    .await
+}
+
+pub async fn kill(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    switch(app, headers, body, true).await
+}
+
+pub async fn resume(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    switch(app, headers, body, false).await
+}
+
+pub async fn reset_breaker(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    agent: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let what = "POST /v1/breakers/{agent}/reset";
+    let who = app.caller(&headers, what, &[Role::Operator])?;
+    let agent = path(agent)?;
+    app.may_control(&who, what, Some(&agent))?;
+    let engine = Arc::clone(&app.engine);
+    blocking(move || {
+        let ack = engine.reset_breaker(&agent, &who.name)?;
+        Ok(Json(json!({
+            "agent": agent,
+            "reset": true,
+            "by": who.name,
+            "audit": ack.map(|a| json!({ "seq": a.seq, "hash": a.hash.to_string() })),
+        })))
+    })
+    .await
+}
+
+/// Builds the table anew from its file or policy and swaps it in; an invalid one is
+/// refused (422, audited) and the old table keeps serving.
+pub async fn reload(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let what = "POST /v1/reload";
+    let who = app.caller(&headers, what, &[Role::Operator])?;
+    app.may_control(&who, what, None)?;
+    let app2 = Arc::clone(&app);
+    blocking(move || {
+        let table = match (app2.reload)() {
+            Ok(t) => t,
+            Err(why) => {
+                let _ = app2.engine.record_refusal(
+                    &who.name,
+                    what,
+                    &format!("the new table is not valid: {why}"),
+                );
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_table",
+                    format!("reload refused, the old table keeps serving: {why}"),
+                ));
+            }
+        };
+        let new_hash = table.source_hash();
+        let old = app2.engine.swap_table(table, &who.name)?;
+        Ok(Json(json!({
+            "old": old.to_string(),
+            "new": new_hash.to_string(),
+            "by": who.name,
+        })))
+    })
+    .await
+}
