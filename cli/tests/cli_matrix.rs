@@ -406,3 +406,33 @@ fn output_writes_the_file_and_date_is_printed_only_when_given() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("cannot write"), "{}", stderr(&o));
 }
+
+/// A route that allows on timeout is not a human: the matrix says an unanswered call runs
+/// without one, and shows what the proofs assume, so the reviewer signs knowing both.
+#[test]
+fn routes_that_allow_on_timeout_and_assumptions_are_shown() {
+    let o = agentpolicy(&[
+        "matrix",
+        "tests/fixtures/verify/escalation_timeout_allows.agentpolicy",
+    ]);
+    let md = stdout(&o);
+    assert!(
+        md.contains("then allow (an unanswered call runs without a human)"),
+        "{md}"
+    );
+    let o = agentpolicy(&["matrix", "examples/law_firm"]);
+    assert!(
+        stdout(&o).contains("## Assumptions the proofs rest on"),
+        "{}",
+        stdout(&o)
+    );
+    let o = agentpolicy(&["matrix", "examples/law_firm", "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("matrix JSON");
+    let assumptions = json["assumptions"].as_array().expect("assumptions");
+    assert!(
+        assumptions
+            .iter()
+            .any(|a| a.as_str().is_some_and(|a| a.contains("from SINK"))),
+        "{assumptions:?}"
+    );
+}

@@ -413,6 +413,13 @@ deny and escalate rules and not allow rules. Conditions are quoted from the poli
         out.push_str("</tbody>\n</table>\n");
     }
     out.push_str("</section>\n");
+    if !m.assumptions.is_empty() {
+        out.push_str("<section>\n<h2>Assumptions the proofs rest on</h2>\n<ul>\n");
+        for a in &m.assumptions {
+            let _ = writeln!(out, "<li>{}</li>", escape(a));
+        }
+        out.push_str("</ul>\n</section>\n");
+    }
 
     let _ = write!(
         out,

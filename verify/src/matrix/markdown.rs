@@ -288,6 +288,14 @@ rules. Conditions are quoted from the policy source.\n\n",
         out.push('\n');
     }
 
+    if !m.assumptions.is_empty() {
+        out.push_str("## Assumptions the proofs rest on\n\n");
+        for a in &m.assumptions {
+            out.push_str(&format!("- {}\n", text(a)));
+        }
+        out.push('\n');
+    }
+
     out.push_str("## Sign-off\n\n");
     out.push_str(&format!(
         "By signing, each reviewer approves this matrix for policy {}{version}, source hash {}.\n\n",

@@ -71,6 +71,9 @@ pub struct Matrix {
     pub cells: Vec<CellInfo>,
     /// Every verdict of the verifier, in its order.
     pub properties: Vec<PropertyInfo>,
+    /// What the proofs assume about the world, each once, in the words `check` prints
+    /// (docs/verification.md lists them): a reviewer signs the proofs under these.
+    pub assumptions: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -253,6 +256,8 @@ pub struct PropertyInfo {
     pub tool: Option<String>,
     /// `proved`, `failed`, `unknown` or `warning`.
     pub verdict: &'static str,
+    /// What the verdict assumes about the world, in the words `check` prints.
+    pub assumptions: Vec<&'static str>,
     /// How a proof was reached (per cell, by induction, by bounded model checking).
     pub method: String,
     /// For `failed`: a one-line counterexample; for `unknown`: the solver's reason; for
@@ -354,7 +359,10 @@ pub fn compute(inputs: &Inputs<'_>) -> Matrix {
                 name: r.name.clone(),
                 notify: r.notify.clone(),
                 timeout: r.timeout_ms.map(|ms| match r.timeout_outcome {
-                    Some(TimeoutOutcome::Allow) => format!("{} then allow", duration(ms)),
+                    Some(TimeoutOutcome::Allow) => format!(
+                        "{} then allow (an unanswered call runs without a human)",
+                        duration(ms)
+                    ),
                     Some(TimeoutOutcome::Deny) => format!("{} then deny", duration(ms)),
                     None => duration(ms),
                 }),
@@ -381,6 +389,15 @@ pub fn compute(inputs: &Inputs<'_>) -> Matrix {
         tools,
         agents,
         cells,
+        assumptions: {
+            let mut seen: Vec<String> = Vec::new();
+            for a in properties.iter().flat_map(|p| p.assumptions.iter()) {
+                if !seen.iter().any(|s| s == a) {
+                    seen.push((*a).to_string());
+                }
+            }
+            seen
+        },
         properties,
     }
 }
@@ -697,6 +714,7 @@ fn properties(data: &TableData, report: &Report) -> Vec<PropertyInfo> {
                 agent,
                 tool,
                 verdict,
+                assumptions: r.assumptions.clone(),
                 method: r.method.to_string(),
                 detail,
             }
