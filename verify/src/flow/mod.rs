@@ -17,6 +17,8 @@
 //! because a step that changes none of the state the property depends on can be cut from
 //! any trace, and that state changes a bounded number of times.
 
+mod bmc;
+mod induction;
 mod stores;
 mod trace;
 
@@ -27,7 +29,6 @@ use z3::ast::{Bool, Int};
 
 use super::cells::{self, CellInfo};
 use super::counterexample::Counterexample;
-use super::solver::{self, Check};
 use super::{Ctx, Method, Property, PropertyResult, Subject, Verdict, report};
 use agentpolicy::model::{SinkId, TierId};
 
@@ -64,13 +65,21 @@ pub struct FlowOutcome {
     pub method: Method,
 }
 
-struct St {
-    lt: Int,
-    lb: Vec<Bool>,
-    lv: Vec<Int>,
-    gt: Int,
-    sb: Vec<Bool>,
-    sv: Vec<Int>,
+/// A session's state: the runtime's label (what `decide` sees) next to a ghost of what
+/// really entered the session (what the model's tool declarations say was read).
+struct SessionState {
+    /// The label's tier: the highest tier the runtime has recorded (`-1`: none).
+    label_tier: Int,
+    /// Per isolation key: the label binds the session to a value.
+    bound: Vec<Bool>,
+    /// Per isolation key: the value the session is bound to.
+    bound_value: Vec<Int>,
+    /// Ghost: the highest tier of data really read (`-1`: none).
+    read_tier: Int,
+    /// Ghost, per isolation key: keyed data has been read.
+    seen: Vec<Bool>,
+    /// Ghost, per isolation key: one witness value of the keyed data read.
+    seen_value: Vec<Int>,
 }
 
 struct Cv {
@@ -92,7 +101,7 @@ struct Cv {
 struct ToolStep {
     tool: usize,
     ok: Bool,
-    next: St,
+    next: SessionState,
     /// Constraints on the witness choice.
     side: Bool,
     gt_mid: Int,
@@ -129,21 +138,21 @@ impl AgentFlows<'_, '_> {
         self.ctx.data.keys.len()
     }
 
-    fn state(&self, name: &str) -> St {
+    fn state(&self, name: &str) -> SessionState {
         let k = self.keys();
-        St {
-            lt: Int::new_const(format!("{name}.tier")),
-            lb: (0..k)
+        SessionState {
+            label_tier: Int::new_const(format!("{name}.tier")),
+            bound: (0..k)
                 .map(|i| Bool::new_const(format!("{name}.bound{i}")))
                 .collect(),
-            lv: (0..k)
+            bound_value: (0..k)
                 .map(|i| Int::new_const(format!("{name}.value{i}")))
                 .collect(),
-            gt: Int::new_const(format!("{name}.ghost_tier")),
-            sb: (0..k)
+            read_tier: Int::new_const(format!("{name}.ghost_tier")),
+            seen: (0..k)
                 .map(|i| Bool::new_const(format!("{name}.seen{i}")))
                 .collect(),
-            sv: (0..k)
+            seen_value: (0..k)
                 .map(|i| Int::new_const(format!("{name}.seen_value{i}")))
                 .collect(),
         }
@@ -184,13 +193,13 @@ impl AgentFlows<'_, '_> {
         }
     }
 
-    fn state_domain(&self, s: &St) -> Bool {
+    fn state_domain(&self, s: &SessionState) -> Bool {
         let top = self.ctx.data.tiers.len() as i64 - 1;
         all(vec![
-            s.lt.ge(Int::from_i64(-1)),
-            s.lt.le(Int::from_i64(top)),
-            s.gt.ge(Int::from_i64(-1)),
-            s.gt.le(Int::from_i64(top)),
+            s.label_tier.ge(Int::from_i64(-1)),
+            s.label_tier.le(Int::from_i64(top)),
+            s.read_tier.ge(Int::from_i64(-1)),
+            s.read_tier.le(Int::from_i64(top)),
         ])
     }
 
@@ -210,9 +219,12 @@ impl AgentFlows<'_, '_> {
         ])
     }
 
-    fn init(&self, s: &St) -> Bool {
-        let mut parts = vec![s.lt.eq(Int::from_i64(-1)), s.gt.eq(Int::from_i64(-1))];
-        parts.extend(s.sb.iter().map(Bool::not));
+    fn init(&self, s: &SessionState) -> Bool {
+        let mut parts = vec![
+            s.label_tier.eq(Int::from_i64(-1)),
+            s.read_tier.eq(Int::from_i64(-1)),
+        ];
+        parts.extend(s.seen.iter().map(Bool::not));
         all(parts)
     }
 
@@ -220,18 +232,23 @@ impl AgentFlows<'_, '_> {
     /// every key value read is the one the session is bound to.
     /// The label's tier dominates the ghost's: the runtime's tier is at least the
     /// highest tier of anything read.
-    fn tier_invariant(&self, s: &St) -> Bool {
-        s.lt.ge(&s.gt)
+    fn tier_invariant(&self, s: &SessionState) -> Bool {
+        s.label_tier.ge(&s.read_tier)
     }
 
     /// Every key value read is the value the session is bound to.
-    fn key_invariant(&self, s: &St) -> Bool {
+    fn key_invariant(&self, s: &SessionState) -> Bool {
         all((0..self.keys())
-            .map(|k| s.sb[k].implies(Bool::and(&[s.lb[k].clone(), s.lv[k].eq(&s.sv[k])])))
+            .map(|k| {
+                s.seen[k].implies(Bool::and(&[
+                    s.bound[k].clone(),
+                    s.bound_value[k].eq(&s.seen_value[k]),
+                ]))
+            })
             .collect())
     }
 
-    fn tool_step(&self, t: usize, s: &St, c: &Cv) -> ToolStep {
+    fn tool_step(&self, t: usize, s: &SessionState, c: &Cv) -> ToolStep {
         let data = self.ctx.data;
         let tool = &data.tools[t];
         let mtool = &self.ctx.model.tools[t];
@@ -245,14 +262,14 @@ impl AgentFlows<'_, '_> {
         let none_tier = tool
             .reads
             .iter()
-            .fold(s.lt.clone(), |acc, r| max(&acc, rtier(r)));
+            .fold(s.label_tier.clone(), |acc, r| max(&acc, rtier(r)));
         let mut read_ok = vec![Bool::and(&[
             c.rsel.eq(Int::from_i64(-1)),
             Bool::from_bool(none_ok),
         ])];
         let mut tier_mid = none_tier;
-        let mut lb_mid: Vec<Bool> = s.lb.clone();
-        let mut lv_mid: Vec<Int> = s.lv.clone();
+        let mut lb_mid: Vec<Bool> = s.bound.clone();
+        let mut lv_mid: Vec<Int> = s.bound_value.clone();
         for r in &tool.reads {
             let res = &data.resources[r.index()];
             let sel = c.rsel.eq(Int::from_i64(r.index() as i64));
@@ -260,14 +277,14 @@ impl AgentFlows<'_, '_> {
             for k in &res.keyed {
                 let k = k.index();
                 ok.push(c.rk[k].0.clone());
-                ok.push(s.lb[k].implies(s.lv[k].eq(&c.rk[k].1)));
+                ok.push(s.bound[k].implies(s.bound_value[k].eq(&c.rk[k].1)));
             }
             read_ok.push(Bool::and(&[sel.clone(), all(ok)]));
-            tier_mid = sel.ite(&max(&s.lt, rtier(r)), &tier_mid);
+            tier_mid = sel.ite(&max(&s.label_tier, rtier(r)), &tier_mid);
             for k in &res.keyed {
                 let k = k.index();
                 lb_mid[k] = sel.ite(&Bool::from_bool(true), &lb_mid[k]);
-                lv_mid[k] = sel.ite(&s.lb[k].ite(&s.lv[k], &c.rk[k].1), &lv_mid[k]);
+                lv_mid[k] = sel.ite(&s.bound[k].ite(&s.bound_value[k], &c.rk[k].1), &lv_mid[k]);
             }
         }
         // The runtime's write check, after the reads.
@@ -315,7 +332,7 @@ impl AgentFlows<'_, '_> {
         let gt_mid = mtool
             .reads
             .iter()
-            .fold(s.gt.clone(), |acc, r| max(&acc, ghost_tier(r)));
+            .fold(s.read_tier.clone(), |acc, r| max(&acc, ghost_tier(r)));
         let mut read_vals: Vec<Vec<Int>> = vec![Vec::new(); keys];
         let mut keyed_reads = Vec::new();
         for r in &mtool.reads {
@@ -370,11 +387,11 @@ impl AgentFlows<'_, '_> {
         let mut side = Vec::new();
         for (k, vals) in read_vals.iter().enumerate() {
             if vals.is_empty() {
-                sb.push(s.sb[k].clone());
-                sv.push(s.sv[k].clone());
+                sb.push(s.seen[k].clone());
+                sv.push(s.seen_value[k].clone());
             } else {
-                sb.push(Bool::or(&[s.sb[k].clone(), c.pick[k].clone()]));
-                sv.push(s.sb[k].ite(&s.sv[k], &c.w[k]));
+                sb.push(Bool::or(&[s.seen[k].clone(), c.pick[k].clone()]));
+                sv.push(s.seen[k].ite(&s.seen_value[k], &c.w[k]));
                 side.push(any(vals.iter().map(|v| c.w[k].eq(v)).collect()));
             }
         }
@@ -383,13 +400,13 @@ impl AgentFlows<'_, '_> {
         ToolStep {
             tool: t,
             ok: all(ok),
-            next: St {
-                lt: tier_mid,
-                lb: lb_mid,
-                lv: lv_mid,
-                gt: gt_mid.clone(),
-                sb,
-                sv,
+            next: SessionState {
+                label_tier: tier_mid,
+                bound: lb_mid,
+                bound_value: lv_mid,
+                read_tier: gt_mid.clone(),
+                seen: sb,
+                seen_value: sv,
             },
             side: all(side),
             gt_mid,
@@ -398,7 +415,7 @@ impl AgentFlows<'_, '_> {
         }
     }
 
-    fn steps(&self, s: &St, c: &Cv) -> Vec<ToolStep> {
+    fn steps(&self, s: &SessionState, c: &Cv) -> Vec<ToolStep> {
         self.usable
             .iter()
             .map(|(t, _)| self.tool_step(*t, s, c))
@@ -406,7 +423,7 @@ impl AgentFlows<'_, '_> {
     }
 
     /// Some tool's call goes through and moves the session from `s` to `s2`.
-    fn transition(&self, steps: &[ToolStep], c: &Cv, s2: &St) -> Bool {
+    fn transition(&self, steps: &[ToolStep], c: &Cv, s2: &SessionState) -> Bool {
         any(steps
             .iter()
             .map(|st| {
@@ -414,14 +431,14 @@ impl AgentFlows<'_, '_> {
                     c.tool.eq(Int::from_i64(st.tool as i64)),
                     st.ok.clone(),
                     st.side.clone(),
-                    s2.lt.eq(&st.next.lt),
-                    s2.gt.eq(&st.next.gt),
+                    s2.label_tier.eq(&st.next.label_tier),
+                    s2.read_tier.eq(&st.next.read_tier),
                 ];
                 for k in 0..self.keys() {
-                    parts.push(s2.lb[k].iff(&st.next.lb[k]));
-                    parts.push(s2.lv[k].eq(&st.next.lv[k]));
-                    parts.push(s2.sb[k].iff(&st.next.sb[k]));
-                    parts.push(s2.sv[k].eq(&st.next.sv[k]));
+                    parts.push(s2.bound[k].iff(&st.next.bound[k]));
+                    parts.push(s2.bound_value[k].eq(&st.next.bound_value[k]));
+                    parts.push(s2.seen[k].iff(&st.next.seen[k]));
+                    parts.push(s2.seen_value[k].eq(&st.next.seen_value[k]));
                 }
                 all(parts)
             })
@@ -429,7 +446,7 @@ impl AgentFlows<'_, '_> {
     }
 
     /// A call that goes through from `s` and breaks the property.
-    fn bad(&self, prop: FlowProp, steps: &[ToolStep], s: &St, c: &Cv) -> Bool {
+    fn bad(&self, prop: FlowProp, steps: &[ToolStep], s: &SessionState, c: &Cv) -> Bool {
         let model = self.ctx.model;
         any(steps
             .iter()
@@ -443,7 +460,7 @@ impl AgentFlows<'_, '_> {
                         let mut per_key = Vec::new();
                         for k in 0..self.keys() {
                             let mut vals: Vec<(Bool, Int)> =
-                                vec![(s.sb[k].clone(), s.sv[k].clone())];
+                                vec![(s.seen[k].clone(), s.seen_value[k].clone())];
                             vals.extend(
                                 st.read_vals[k]
                                     .iter()
@@ -506,7 +523,7 @@ impl AgentFlows<'_, '_> {
                             return None;
                         }
                         if st.read_vals[k].is_empty() {
-                            s.sb[k].clone()
+                            s.seen[k].clone()
                         } else {
                             Bool::from_bool(true)
                         }
@@ -617,174 +634,12 @@ fn check_agent_with(
         mixed,
         usable,
     };
-    let mut outcomes: Vec<Option<FlowOutcome>> = props.iter().map(|_| None).collect();
-
-    // Induction: is the property's invariant inductive, and does it exclude every bad
-    // call?
-    let s = flows.state("s");
-    let c = flows.call("c");
-    let s2 = flows.state("s'");
-    let steps = flows.steps(&s, &c);
-    let sv = solver.clone();
-    sv.push();
-    sv.assert(flows.state_domain(&s));
-    sv.assert(flows.call_domain(&c));
-    let transition = flows.transition(&steps, &c, &s2);
-    let inductive = |inv: Invariant| -> bool {
-        let (now, next) = match inv {
-            Invariant::Tier => (flows.tier_invariant(&s), flows.tier_invariant(&s2)),
-            Invariant::Keys => (flows.key_invariant(&s), flows.key_invariant(&s2)),
-            Invariant::None => return false,
-        };
-        sv.push();
-        sv.assert(&now);
-        sv.assert(&transition);
-        sv.assert(next.not());
-        let holds = matches!(solver::check(&sv, &[]), Check::Unsat);
-        sv.pop(1);
-        holds
-    };
-    let wanted = |inv: Invariant| props.iter().any(|p| p.invariant() == inv);
-    let tier_ok = wanted(Invariant::Tier) && inductive(Invariant::Tier);
-    let keys_ok = wanted(Invariant::Keys) && inductive(Invariant::Keys);
-    for (i, prop) in props.iter().enumerate() {
-        let inv = match prop.invariant() {
-            Invariant::Tier if tier_ok => flows.tier_invariant(&s),
-            Invariant::Keys if keys_ok => flows.key_invariant(&s),
-            _ => continue,
-        };
-        sv.push();
-        sv.assert(&inv);
-        sv.assert(flows.bad(*prop, &steps, &s, &c));
-        if let Check::Unsat = solver::check(&sv, &[]) {
-            outcomes[i] = Some(FlowOutcome {
-                verdict: Ok(None),
-                method: Method::Induction,
-            });
-        }
-        sv.pop(1);
-    }
-    sv.pop(1);
+    let (mut outcomes, _step) = induction::prove(&flows, props, solver);
     if outcomes.iter().all(Option::is_some) {
         return outcomes.into_iter().flatten().collect();
     }
 
-    // Bounded model checking from a fresh session, shortest trace first, each property
-    // up to its own completeness threshold.
-    let depth = props
-        .iter()
-        .zip(&outcomes)
-        .filter(|(_, o)| o.is_none())
-        .map(|(p, _)| p.threshold(ctx))
-        .max()
-        .unwrap_or(0);
-    let bmc = solver.clone();
-    bmc.push();
-    // The unrolling: `alive[d]` says the first `d` calls all went through, so "a bad call
-    // after d calls" is `alive[d] and bad(s_d, c_d)`, whatever comes after.
-    let mut states = vec![flows.state("s0")];
-    let mut calls: Vec<Cv> = Vec::new();
-    let mut steps_at: Vec<Vec<ToolStep>> = Vec::new();
-    let mut alive = vec![Bool::from_bool(true)];
-    bmc.assert(flows.init(&states[0]));
-    bmc.assert(flows.state_domain(&states[0]));
-    for d in 0..=depth {
-        let c = flows.call(&format!("c{d}"));
-        bmc.assert(flows.call_domain(&c));
-        steps_at.push(flows.steps(&states[d], &c));
-        calls.push(c);
-        if d < depth {
-            let next = flows.state(&format!("s{}", d + 1));
-            let live = Bool::new_const(format!("alive{}", d + 1));
-            bmc.assert(flows.state_domain(&next));
-            bmc.assert(live.implies(&alive[d]));
-            bmc.assert(live.implies(flows.transition(&steps_at[d], &calls[d], &next)));
-            states.push(next);
-            alive.push(live);
-        }
-    }
-    let bad_at = |prop: FlowProp, d: usize| {
-        Bool::and(&[
-            alive[d].clone(),
-            flows.bad(prop, &steps_at[d], &states[d], &calls[d]),
-        ])
-    };
-    for (i, prop) in props.iter().enumerate() {
-        if outcomes[i].is_some() {
-            continue;
-        }
-        let limit = prop.threshold(ctx);
-        // One query for "a bad call within the bound"; only when there is one, the
-        // shortest is searched for depth by depth.
-        bmc.push();
-        bmc.assert(Bool::or(
-            &(0..=limit).map(|d| bad_at(*prop, d)).collect::<Vec<_>>(),
-        ));
-        let any = solver::check(&bmc, &[]);
-        bmc.pop(1);
-        outcomes[i] = Some(match any {
-            Check::Unsat => FlowOutcome {
-                verdict: Ok(None),
-                method: Method::Bmc {
-                    depth: limit,
-                    complete: true,
-                },
-            },
-            Check::Unknown(reason) => FlowOutcome {
-                verdict: Err(reason),
-                method: Method::Bmc {
-                    depth: limit,
-                    complete: false,
-                },
-            },
-            Check::Sat(_) => {
-                let mut found = FlowOutcome {
-                    verdict: Err("no shortest trace found within the bound".into()),
-                    method: Method::Bmc {
-                        depth: limit,
-                        complete: false,
-                    },
-                };
-                for d in 0..=limit {
-                    bmc.push();
-                    bmc.assert(bad_at(*prop, d));
-                    let check = solver::check(&bmc, &[]);
-                    bmc.pop(1);
-                    let method = Method::Bmc {
-                        depth: d,
-                        complete: false,
-                    };
-                    match check {
-                        Check::Unsat => continue,
-                        Check::Unknown(reason) => {
-                            found = FlowOutcome {
-                                verdict: Err(reason),
-                                method,
-                            };
-                        }
-                        Check::Sat(model) => {
-                            let model = canonical(&flows, &bmc, &bad_at(*prop, d), &calls[..=d])
-                                .unwrap_or(model);
-                            found = FlowOutcome {
-                                verdict: trace::trace(
-                                    &flows,
-                                    &model,
-                                    &states[..=d],
-                                    &calls[..=d],
-                                    *prop,
-                                )
-                                .map(Some),
-                                method,
-                            };
-                        }
-                    }
-                    break;
-                }
-                found
-            }
-        });
-    }
-    bmc.pop(1);
+    bmc::check(&flows, props, &mut outcomes, solver);
     outcomes
         .into_iter()
         .zip(props)
@@ -798,44 +653,6 @@ fn check_agent_with(
             })
         })
         .collect()
-}
-
-/// The same shortest trace whatever the solver's history: each call in turn takes the
-/// lowest tool, then the lowest read and write choice, that still breaks the property.
-/// The solver may answer a satisfiable query with any model, and which one depends on
-/// what it was asked before; a run over one agent and a run over all must agree.
-fn canonical(
-    flows: &AgentFlows<'_, '_>,
-    bmc: &z3::Solver,
-    bad: &Bool,
-    calls: &[Cv],
-) -> Option<z3::Model> {
-    let mut tools: Vec<i64> = flows.usable.iter().map(|(t, _)| *t as i64).collect();
-    tools.sort_unstable();
-    let resources = flows.ctx.data.resources.len() as i64;
-    let sinks = flows.ctx.data.sinks.len() as i64;
-    bmc.push();
-    bmc.assert(bad);
-    let mut last = None;
-    for c in calls {
-        let choices: [(&Int, Vec<i64>); 3] = [
-            (&c.tool, tools.clone()),
-            (&c.rsel, (-1..resources).collect()),
-            (&c.wsel, (-1..sinks).collect()),
-        ];
-        for (var, values) in choices {
-            for v in values {
-                let fixed = var.eq(Int::from_i64(v));
-                if let Check::Sat(m) = solver::check(bmc, std::slice::from_ref(&fixed)) {
-                    bmc.assert(&fixed);
-                    last = Some(m);
-                    break;
-                }
-            }
-        }
-    }
-    bmc.pop(1);
-    last
 }
 
 /// The flow properties the policy's asserts ask of `agent`.

@@ -11,7 +11,7 @@ use z3::ast::{Bool, Int};
 use super::super::Ctx;
 use super::super::cells;
 use super::super::counterexample::{Access, Call, Counterexample, Session};
-use super::{AgentFlows, Cv, FlowProp, St};
+use super::{AgentFlows, Cv, FlowProp, SessionState};
 
 fn int(model: &z3::Model, v: &Int) -> i64 {
     model.eval(v, true).and_then(|x| x.as_i64()).unwrap_or(0)
@@ -41,7 +41,7 @@ impl KeyNames {
 pub(super) fn trace(
     flows: &AgentFlows<'_, '_>,
     model: &z3::Model,
-    states: &[St],
+    states: &[SessionState],
     calls: &[Cv],
     prop: FlowProp,
 ) -> Result<Counterexample, String> {
@@ -58,15 +58,15 @@ pub(super) fn trace(
             .find(|(t, _)| *t == tool)
             .cloned()
             .ok_or("the trace uses a tool the agent cannot use")?;
-        let lt = int(model, &s.lt);
+        let lt = int(model, &s.label_tier);
         let mut session = Session {
             tier: (lt >= 0).then(|| data.tiers[lt as usize].clone()),
             bound: Vec::new(),
             tainted: false,
         };
         for k in 0..flows.keys() {
-            if boolean(model, &s.lb[k]) {
-                let v = names.name(&data.keys, k, int(model, &s.lv[k]));
+            if boolean(model, &s.bound[k]) {
+                let v = names.name(&data.keys, k, int(model, &s.bound_value[k]));
                 session.bound.push((data.keys[k].clone(), v));
             }
         }
