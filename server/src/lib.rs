@@ -30,7 +30,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{MethodRouter, get, post};
 
 use agentpolicy_runtime::DecisionTable;
-use agentpolicy_runtime::audit::AuditLog;
+use agentpolicy_runtime::audit::{AuditLog, read_records};
 use agentpolicy_runtime::engine::{Engine, EngineConfig, Notify};
 
 pub use auth::{Principal, Role, Scope, Tokens, hash_token};
@@ -276,6 +276,18 @@ impl Service {
             housekeeping,
         } = config;
         let audit_path = audit.as_ref().and_then(|l| l.path().map(PathBuf::from));
+        // Restart loses nothing: the log an earlier run wrote is the state to resume.
+        let restore = match &audit_path {
+            None => Vec::new(),
+            Some(path) => std::fs::File::open(path)
+                .and_then(|f| read_records(std::io::BufReader::new(f)))
+                .map_err(|e| {
+                    format!(
+                        "cannot restore the state from the audit log `{}`: {e}",
+                        path.display()
+                    )
+                })?,
+        };
         let waiters = Arc::new(Waiters::default());
         let notify: Arc<dyn Notify> = waiters.clone();
         let engine = Engine::new(
@@ -284,6 +296,7 @@ impl Service {
                 audit,
                 notify: Some(notify),
                 housekeeping: Some(housekeeping),
+                restore,
                 ..EngineConfig::default()
             },
         )
@@ -301,6 +314,11 @@ impl Service {
                 closing: AtomicBool::new(false),
             }),
         })
+    }
+
+    /// What the engine rebuilt from the audit log when it started.
+    pub fn restored(&self) -> &agentpolicy_runtime::engine::Restored {
+        self.app.engine.restored()
     }
 
     /// Serves on `listener` until `shutdown` completes, then stops taking connections,

@@ -215,6 +215,7 @@ pub async fn status(
     let open = sessions.iter().filter(|s| !s.closed).count();
     let pending = app.engine.pending_escalations()?.len();
     let head = app.engine.audit_head();
+    let restored = app.engine.restored();
     Ok(Json(json!({
         "policy": {
             "name": policy.name,
@@ -228,6 +229,16 @@ pub async fn status(
             "path": app.audit_path.as_ref().map(|p| p.display().to_string()),
             "head": head.map(|a| json!({ "seq": a.seq, "hash": a.hash.to_string() })),
             "failure": app.engine.audit_failure(),
+        },
+        "restored": {
+            "records": restored.records,
+            "sessions": restored.sessions,
+            "open_sessions": restored.open_sessions,
+            "pending_escalations": restored.pending,
+            "kill_all": restored.kill_all,
+            "killed": restored.killed,
+            "tripped": restored.tripped,
+            "skipped": restored.skipped,
         },
         "uptime_ms": u64::try_from(app.started.elapsed().as_millis()).unwrap_or(u64::MAX),
     })))

@@ -175,6 +175,24 @@ pub fn run(args: ServeArgs) -> u8 {
 
 async fn serve(config: ServeConfig, listen: SocketAddr) -> Result<(), String> {
     let service = Service::start(config)?;
+    let r = service.restored();
+    if r.records > 0 {
+        eprintln!(
+            "restored from the audit log: {} sessions ({} open), {} pending escalations{}{}",
+            r.sessions,
+            r.open_sessions,
+            r.pending,
+            if r.kill_all { ", kill switch on" } else { "" },
+            if r.killed.is_empty() {
+                String::new()
+            } else {
+                format!(", suspended: {}", r.killed.join(", "))
+            }
+        );
+        for why in &r.skipped {
+            eprintln!("warning: not restored: {why}");
+        }
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;

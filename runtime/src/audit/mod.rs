@@ -21,7 +21,7 @@ pub use checkpoint::{
 };
 pub use compact::{CompactConfig, CompactError, Compaction, RemovedRun, compact};
 pub use evidence::{DecisionEvidence, Evidence, evidence};
-pub use query::{Filter, QueryResult, query};
+pub use query::{Filter, QueryResult, query, read_records};
 pub use record::{EscalationInfo, GENESIS, HumanAction, Record, RecordKind, ReportedResult};
 pub use time::{format_time, minus_years, parse_time};
 pub use verify::{

@@ -84,3 +84,60 @@ pub fn query<R: BufRead>(mut reader: R, filter: &Filter) -> io::Result<QueryResu
     }
     Ok(out)
 }
+
+/// Reads every record of a log for an engine to restart from
+/// (`EngineConfig::restore`), refusing a log that does not hold together: a line that
+/// is not a record or whose content does not match its hash, or a record whose `prev`
+/// is not the hash of the record before it (outside a compaction's checkpoint). The
+/// error names the line; `agentpolicy audit verify` says more. A last line without its
+/// newline (a torn tail, never acknowledged) is left out: [`super::AuditLog::open`]
+/// removes it.
+///
+/// ```
+/// use agentpolicy_runtime::audit::read_records;
+/// assert!(read_records(&b""[..]).unwrap().is_empty());
+/// let err = read_records(&b"not a record\n"[..]).unwrap_err();
+/// assert!(err.to_string().contains("line 1"));
+/// ```
+pub fn read_records<R: BufRead>(mut reader: R) -> io::Result<Vec<Record>> {
+    let mut out: Vec<Record> = Vec::new();
+    let mut buf = Vec::new();
+    let mut line = 0u64;
+    let mut prev: Option<crate::hash::ContentHash> = None;
+    loop {
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf)? == 0 {
+            break;
+        }
+        line += 1;
+        if buf.last() != Some(&b'\n') {
+            break;
+        }
+        buf.pop();
+        let bad = |why: String| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("line {line}: {why}; run `agentpolicy audit verify` on the log"),
+            )
+        };
+        let d = decode(&buf).map_err(|why| bad(format!("not an audit record ({why})")))?;
+        if d.stored != d.computed {
+            return Err(bad("the record's content does not match its hash".into()));
+        }
+        // Compaction removes runs of records: the chain is checked between them.
+        let checkpoint = d.record.kind == RecordKind::Checkpoint;
+        let after_checkpoint = out.last().is_some_and(|r| r.kind == RecordKind::Checkpoint);
+        if let Some(p) = prev
+            && d.record.prev != p
+            && !checkpoint
+            && !after_checkpoint
+        {
+            return Err(bad(
+                "the record's `prev` is not the hash of the record before it".into(),
+            ));
+        }
+        prev = Some(d.stored);
+        out.push(d.record);
+    }
+    Ok(out)
+}

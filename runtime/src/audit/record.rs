@@ -170,6 +170,11 @@ pub struct Record {
     pub table: Option<ContentHash>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<String>,
+    /// The engine's number of that session (`s12` is 12): unique within a log, where
+    /// `session` is a name the caller may choose. A restarted engine rebuilds sessions
+    /// by it ([`crate::engine::Engine::new`] with `EngineConfig::restore`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -255,6 +260,7 @@ impl Record {
             kind,
             table: None,
             session: None,
+            session_id: None,
             agent: None,
             tool: None,
             call: None,

@@ -13,6 +13,29 @@ use crate::decision_table::DecisionTable;
 use crate::hash::ContentHash;
 use crate::table::Mode;
 
+/// The words of a breaker reset's `control` record, which a restart looks for.
+pub(crate) const RESET_BY_HAND: &str = "reset by hand";
+
+/// The `detail` of a kill switch's `control` record, for one agent or (`None`) all; a
+/// restart compares records with it to restore the switch.
+pub(crate) fn kill_detail(agent: Option<&str>, on: bool) -> String {
+    match (agent, on) {
+        (None, true) => "kill switch: every agent suspended".to_owned(),
+        (None, false) => "kill switch lifted for the engine".to_owned(),
+        (Some(a), true) => format!("kill switch: agent `{a}` suspended"),
+        (Some(a), false) => format!("kill switch lifted for agent `{a}`"),
+    }
+}
+
+/// The `detail` of a mode override's `control` record.
+pub(crate) fn mode_detail(agent: &str, mode: Option<Mode>) -> String {
+    match mode {
+        Some(Mode::Shadow) => format!("agent `{agent}` set to shadow mode"),
+        Some(Mode::Enforce) => format!("agent `{agent}` set to enforce mode"),
+        None => format!("agent `{agent}` back to the table's mode"),
+    }
+}
+
 impl Inner {
     fn control_record(&self, by: &str, agent: Option<&str>, detail: String) -> Record {
         let mut r = Record::new(RecordKind::Control, self.clock.now_ms());
@@ -39,12 +62,7 @@ impl Inner {
 
     pub(crate) fn set_kill_all(&self, on: bool, by: &str) -> Result<Option<Ack>, EngineError> {
         self.kill_all.store(on, Ordering::SeqCst);
-        let detail = if on {
-            "kill switch: every agent suspended"
-        } else {
-            "kill switch lifted for the engine"
-        };
-        Ok(self.append(self.control_record(by, None, detail.to_owned()))?)
+        Ok(self.append(self.control_record(by, None, kill_detail(None, on)))?)
     }
 
     pub(crate) fn set_kill_agent(
@@ -55,11 +73,7 @@ impl Inner {
     ) -> Result<Option<Ack>, EngineError> {
         let ctl = self.known_control(agent)?;
         ctl.killed.store(on, Ordering::SeqCst);
-        let detail = if on {
-            format!("kill switch: agent `{agent}` suspended")
-        } else {
-            format!("kill switch lifted for agent `{agent}`")
-        };
+        let detail = kill_detail(Some(agent), on);
         Ok(self.append(self.control_record(by, Some(agent), detail))?)
     }
 
@@ -71,11 +85,7 @@ impl Inner {
     ) -> Result<Option<Ack>, EngineError> {
         let ctl = self.known_control(agent)?;
         ctl.set_mode(mode);
-        let detail = match mode {
-            Some(Mode::Shadow) => format!("agent `{agent}` set to shadow mode"),
-            Some(Mode::Enforce) => format!("agent `{agent}` set to enforce mode"),
-            None => format!("agent `{agent}` back to the table's mode"),
-        };
+        let detail = mode_detail(agent, mode);
         Ok(self.append(self.control_record(by, Some(agent), detail))?)
     }
 
@@ -90,11 +100,11 @@ impl Inner {
             Some(trip) => {
                 self.trip_flags(&ctl, trip, false);
                 format!(
-                    "breaker `{}` of agent `{agent}` reset by hand; suspension lifted",
+                    "breaker `{}` of agent `{agent}` {RESET_BY_HAND}; suspension lifted",
                     trip.def
                 )
             }
-            None => format!("breakers of agent `{agent}` reset by hand (none was tripped)"),
+            None => format!("breakers of agent `{agent}` {RESET_BY_HAND} (none was tripped)"),
         };
         Ok(self.append(self.control_record(by, Some(agent), detail))?)
     }

@@ -97,7 +97,7 @@ impl Inner {
                 loaded.hash,
                 None,
             );
-            let records = self.decision_records(table, &id.to_string(), "", call, &verdict, now);
+            let records = self.decision_records(table, id, "", call, &verdict, now);
             return Decided {
                 verdict,
                 records,
@@ -151,6 +151,7 @@ impl Inner {
                     now,
                     tainted: tainted_before,
                     session: &session.name,
+                    session_id: id.0,
                     agent: &session.agent_name,
                     call,
                     verdict: &verdict,
@@ -172,7 +173,7 @@ impl Inner {
     fn decision_records(
         &self,
         table: &DecisionTable,
-        session: &str,
+        id: SessionId,
         agent: &str,
         call: &Call<'_>,
         verdict: &Verdict,
@@ -186,7 +187,8 @@ impl Inner {
             &self.redaction,
             &DecisionParts {
                 now,
-                session,
+                session: &id.to_string(),
+                session_id: id.0,
                 agent,
                 call,
                 verdict,
@@ -413,6 +415,7 @@ impl Inner {
             let mut r = Record::new(RecordKind::Result, now);
             r.table = Some(loaded.hash);
             r.session = Some(session.name.clone());
+            r.session_id = Some(call.session.0);
             r.agent = Some(session.agent_name.clone());
             r.call = Some(call.n);
             r.tier = records::tier_name(&loaded.table, session.tier);
@@ -455,7 +458,7 @@ impl Inner {
     }
 }
 
-fn counts_decisions(breakers: &[Breaker]) -> bool {
+pub(crate) fn counts_decisions(breakers: &[Breaker]) -> bool {
     breakers
         .iter()
         .any(|b| matches!(b.metric, BreakerMetric::Calls | BreakerMetric::Denials))

@@ -153,6 +153,10 @@ pub struct EngineConfig {
     /// How often the background thread expires escalations and, with a buffered audit
     /// log, fsyncs. The thread runs only with a kill file or this set.
     pub housekeeping: Option<Duration>,
+    /// Records an earlier engine wrote to the audit log, oldest first: the new engine
+    /// rebuilds its sessions, pending escalations, kill switches and breakers from them
+    /// before it starts (see [`super::Restored`]). Empty: start with nothing.
+    pub restore: Vec<crate::audit::Record>,
 }
 
 impl Default for EngineConfig {
@@ -166,6 +170,7 @@ impl Default for EngineConfig {
             kill_file: None,
             notify: None,
             housekeeping: None,
+            restore: Vec::new(),
         }
     }
 }

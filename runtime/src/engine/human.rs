@@ -25,6 +25,7 @@ impl Inner {
         let mut r = Record::new(RecordKind::Human, now);
         r.table = Some(guard.loaded.hash);
         r.session = Some(session.name.clone());
+        r.session_id = Some(call.session.0);
         r.agent = Some(session.agent_name.clone());
         r.call = Some(call.n);
         r.context = session.context.clone();

@@ -42,6 +42,7 @@ impl Inner {
         let mut r = Record::new(RecordKind::Session, now);
         r.table = Some(loaded.hash);
         r.session = Some(session.name.clone());
+        r.session_id = Some(id.0);
         r.agent = Some(agent.to_owned());
         r.context = session.context.clone();
         // The record names the bound values (a patient, a matter): it is about their data.
@@ -49,6 +50,16 @@ impl Inner {
             table,
             super::records::keyed_tier(table, options.bind.iter().map(|(k, _)| *k)),
         );
+        if !options.bind.is_empty() {
+            let keys: serde_json::Map<String, serde_json::Value> = options
+                .bind
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), serde_json::Value::String((*v).to_owned())))
+                .collect();
+            let mut labels = serde_json::Map::new();
+            labels.insert("bound".into(), serde_json::Value::Object(keys));
+            r.labels = Some(labels);
+        }
         r.detail = Some(if bound.is_empty() {
             "opened".to_owned()
         } else {
@@ -128,6 +139,7 @@ impl Inner {
         let mut r = Record::new(RecordKind::Session, now);
         r.table = Some(loaded.hash);
         r.session = Some(session.name.clone());
+        r.session_id = Some(id.0);
         r.agent = Some(session.agent_name.clone());
         r.context = session.context.clone();
         r.tier = super::records::tier_name(&loaded.table, session.tier);

@@ -32,6 +32,7 @@ mod human;
 mod lifecycle;
 mod records;
 mod resolve;
+mod restore;
 mod session;
 mod usage;
 
@@ -48,6 +49,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{BreakerSettings, EngineConfig, KillFile, Notify, Redact, RedactRule, Redaction};
 pub use escalation::{Escalation, Resolution, Resolved, Timeout, unattended};
 pub use records::MAX_REASONING_BYTES;
+pub use restore::Restored;
 pub use session::{LimitUsage, SessionState};
 
 use crate::audit::{Ack, AuditLog, HumanAction, Record, RecordKind};
@@ -231,6 +233,7 @@ pub(crate) struct Inner {
 pub struct Engine {
     inner: Arc<Inner>,
     housekeeper: Option<Housekeeper>,
+    restored: Restored,
 }
 
 impl fmt::Debug for Engine {
@@ -263,6 +266,7 @@ impl Engine {
             kill_file,
             notify,
             housekeeping,
+            restore,
         } = config;
         let mut controls = HashMap::new();
         let agents: Vec<Arc<AgentControl>> = table
@@ -328,12 +332,17 @@ impl Engine {
             ) + &loaded.table.deploy_sets_summary(),
         );
         inner.append(start)?;
+        let restored = inner.restore(restore)?;
         inner.poll_kill_file()?;
         let housekeeper = match interval {
             Some(interval) => Some(spawn_housekeeper(&inner, interval)?),
             None => None,
         };
-        Ok(Engine { inner, housekeeper })
+        Ok(Engine {
+            inner,
+            housekeeper,
+            restored,
+        })
     }
 
     /// Decides a call of the session's agent. Never fails: every problem is a Deny
@@ -498,6 +507,11 @@ impl Engine {
     }
 
     /// The hash of the table in force.
+    /// What the engine rebuilt from `EngineConfig::restore` when it started.
+    pub fn restored(&self) -> &Restored {
+        &self.restored
+    }
+
     pub fn table_hash(&self) -> ContentHash {
         self.inner.current_hash()
     }

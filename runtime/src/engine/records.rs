@@ -191,6 +191,7 @@ pub(crate) fn call_tier(
 pub(crate) struct DecisionParts<'a> {
     pub now: i64,
     pub session: &'a str,
+    pub session_id: u64,
     pub agent: &'a str,
     pub call: &'a Call<'a>,
     pub verdict: &'a Verdict,
@@ -207,6 +208,7 @@ pub(crate) fn decision(
     let mut r = Record::new(RecordKind::Decision, p.now);
     r.table = Some(v.table);
     r.session = Some(p.session.to_owned());
+    r.session_id = Some(p.session_id);
     r.agent = Some(p.agent.to_owned());
     r.tool = Some(p.call.tool.to_owned());
     r.call = v.call.map(|c| c.n);

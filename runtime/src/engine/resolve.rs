@@ -67,6 +67,7 @@ impl Inner {
             let mut r = Record::new(RecordKind::Resolution, now);
             r.table = Some(loaded.hash);
             r.session = Some(p.escalation.session.clone());
+            r.session_id = Some(id.session.0);
             r.agent = Some(p.escalation.agent.clone());
             r.tool = Some(p.escalation.tool.clone());
             r.call = Some(id.n);
