@@ -19,6 +19,7 @@ mod metrics;
 mod operate;
 mod reply;
 mod waiters;
+pub mod webhook;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -37,6 +38,8 @@ pub use auth::{Principal, Role, Scope, Tokens, hash_token};
 use metrics::Metrics;
 use reply::ApiError;
 use waiters::Waiters;
+use webhook::Notifier;
+pub use webhook::Webhooks;
 
 /// The OpenAPI 3 document of the API, served at `/v1/openapi.json`.
 pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
@@ -77,6 +80,9 @@ pub struct ServeConfig {
     /// How often the engine's background thread times out overdue escalations by the
     /// system clock.
     pub housekeeping: Duration,
+    /// Webhooks for escalations and breaker trips; they need the audit log, which is
+    /// their outbox.
+    pub webhooks: Option<Webhooks>,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -102,6 +108,7 @@ pub(crate) struct App {
     pub started: Instant,
     /// Set once shutdown began: waits return at once.
     pub closing: AtomicBool,
+    pub notifier: std::sync::Mutex<Option<Notifier>>,
 }
 
 impl std::fmt::Debug for App {
@@ -274,7 +281,13 @@ impl Service {
             tokens,
             limits,
             housekeeping,
+            webhooks,
         } = config;
+        if webhooks.as_ref().is_some_and(|w| !w.hooks.is_empty()) && audit.is_none() {
+            return Err(
+                "webhooks need an audit log (--audit): it is their outbox, so a crash loses no notification".into(),
+            );
+        }
         let audit_path = audit.as_ref().and_then(|l| l.path().map(PathBuf::from));
         // Restart loses nothing: the log an earlier run wrote is the state to resume.
         let restore = match &audit_path {
@@ -301,9 +314,16 @@ impl Service {
             },
         )
         .map_err(|e| format!("cannot start the engine: {e}"))?;
+        let engine = Arc::new(engine);
+        let notifier = match (webhooks, &audit_path) {
+            (Some(w), Some(path)) if !w.hooks.is_empty() => {
+                Some(Notifier::start(w, path, Arc::clone(&engine))?)
+            }
+            _ => None,
+        };
         Ok(Service {
             app: Arc::new(App {
-                engine: Arc::new(engine),
+                engine,
                 tokens,
                 reload,
                 metrics: Metrics::default(),
@@ -312,6 +332,7 @@ impl Service {
                 audit_path,
                 started: Instant::now(),
                 closing: AtomicBool::new(false),
+                notifier: std::sync::Mutex::new(notifier),
             }),
         })
     }
@@ -349,6 +370,11 @@ impl Service {
 
     /// Closes the audit log: the engine's `close` record, fsynced.
     fn close(self) -> Result<(), String> {
+        if let Ok(mut n) = self.app.notifier.lock()
+            && let Some(mut n) = n.take()
+        {
+            n.stop();
+        }
         let App { engine, .. } = match Arc::try_unwrap(self.app) {
             Ok(app) => app,
             // Something still holds the state: dropping the engine closes the log too.

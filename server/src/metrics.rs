@@ -101,6 +101,56 @@ impl Metrics {
     }
 }
 
+/// Gauges read from the engine and the notifier when scraped: breakers open, agents
+/// stopped by the kill switch, whether the audit log takes records, notifications.
+pub(crate) fn engine_state(out: &mut String, app: &crate::App) {
+    if let Ok(s) = app.engine.suspensions() {
+        let _ = writeln!(
+            out,
+            "# HELP agentpolicy_breaker_open Agents whose circuit breaker is tripped (1), by breaker.\n# TYPE agentpolicy_breaker_open gauge"
+        );
+        for (agent, breaker) in &s.tripped {
+            let _ = writeln!(
+                out,
+                "agentpolicy_breaker_open{{agent=\"{}\",breaker=\"{}\"}} 1",
+                escape(agent),
+                escape(breaker)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP agentpolicy_suspended Kill switches on: every agent (agent=\"*\") or one.\n# TYPE agentpolicy_suspended gauge\nagentpolicy_suspended{{agent=\"*\"}} {}",
+            u8::from(s.kill_all)
+        );
+        for agent in &s.killed {
+            let _ = writeln!(
+                out,
+                "agentpolicy_suspended{{agent=\"{}\"}} 1",
+                escape(agent)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP agentpolicy_audit_failed 1 once an audit write failed: every decision is then denied.\n# TYPE agentpolicy_audit_failed gauge\nagentpolicy_audit_failed {}",
+        u8::from(app.engine.audit_failure().is_some())
+    );
+    if let Ok(n) = app.notifier.lock()
+        && let Some(n) = n.as_ref()
+    {
+        use std::sync::atomic::Ordering::Relaxed;
+        let st = &n.stats;
+        let _ = writeln!(
+            out,
+            "# HELP agentpolicy_notifications_total Webhook deliveries by result.\n# TYPE agentpolicy_notifications_total counter\nagentpolicy_notifications_total{{result=\"delivered\"}} {}\nagentpolicy_notifications_total{{result=\"retried\"}} {}\nagentpolicy_notifications_total{{result=\"failed\"}} {}\n# HELP agentpolicy_notifications_pending Webhook deliveries owed.\n# TYPE agentpolicy_notifications_pending gauge\nagentpolicy_notifications_pending {}",
+            st.delivered.load(Relaxed),
+            st.retried.load(Relaxed),
+            st.failed.load(Relaxed),
+            st.pending.load(Relaxed)
+        );
+    }
+}
+
 /// A label value in the exposition format: backslash, double quote and newline escaped.
 fn escape(value: &str) -> String {
     value

@@ -189,12 +189,14 @@ pub async fn readyz(State(app): State<Shared>, headers: HeaderMap) -> Result<Res
 pub async fn metrics(State(app): State<Shared>, headers: HeaderMap) -> Result<Response, ApiError> {
     app.caller(&headers, "GET /metrics", READERS)?;
     let pending = app.engine.pending_escalations()?.len();
+    let mut text = app.metrics.render(pending);
+    crate::metrics::engine_state(&mut text, &app);
     Ok((
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        app.metrics.render(pending),
+        text,
     )
         .into_response())
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use agentpolicy_runtime::DecisionTable;
 use agentpolicy_runtime::audit::{AuditLog, Durability};
 use agentpolicy_runtime::engine::SystemClock;
-use agentpolicy_server::{Limits, Reload, ServeConfig, Service, Tokens};
+use agentpolicy_server::{Limits, Reload, ServeConfig, Service, Tokens, Webhooks};
 
 use super::table_input::with_sets;
 use super::{EXIT_FAILURE, EXIT_USAGE, load};
@@ -44,6 +44,10 @@ pub struct ServeArgs {
     /// Members of the policy's `from deploy` sets, bound at start and on every reload.
     #[arg(long, value_name = "FILE")]
     pub sets: Option<PathBuf>,
+    /// The service's config file (TOML): the webhooks that escalations, their
+    /// resolutions and breaker trips are sent to (see docs/serve.md).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// The largest request body accepted, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
     pub body_limit: usize,
@@ -127,6 +131,16 @@ pub fn run(args: ServeArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
+    let webhooks = match &args.config {
+        None => None,
+        Some(path) => match Webhooks::load(path) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_USAGE;
+            }
+        },
+    };
     let sets = args.sets.clone();
     let reload_source = source.clone();
     let reload: Reload = Box::new(move || build(&reload_source, sets.as_deref()));
@@ -140,6 +154,7 @@ pub fn run(args: ServeArgs) -> u8 {
             ..Limits::default()
         },
         housekeeping: Duration::from_secs(1),
+        webhooks,
     };
     let config = match &args.audit {
         None => config,

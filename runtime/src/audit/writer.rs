@@ -349,6 +349,16 @@ impl AuditLog {
         })
     }
 
+    /// The sequence number up to which records are acknowledged (durable as the log's
+    /// [`Durability`] says): what a follower of the log may act on.
+    pub fn acknowledged(&self) -> Result<u64, AuditError> {
+        let st = self.lock()?;
+        Ok(match self.durability {
+            Durability::Fsync { .. } => st.durable_upto,
+            Durability::OsBuffered { .. } => st.written_upto,
+        })
+    }
+
     /// Whether a write has failed (the log takes no more records).
     pub fn failed(&self) -> Option<String> {
         self.lock().ok().and_then(|st| st.failed.clone())

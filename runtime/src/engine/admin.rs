@@ -36,7 +36,45 @@ pub(crate) fn mode_detail(agent: &str, mode: Option<Mode>) -> String {
     }
 }
 
+/// Who is stopped now, and by what.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Suspensions {
+    /// The engine-wide kill switch (API or kill file).
+    pub kill_all: bool,
+    /// Agents suspended by the kill switch (API or kill file), by name.
+    pub killed: Vec<String>,
+    /// Agents with a tripped breaker, and the breaker as written.
+    pub tripped: Vec<(String, String)>,
+}
+
 impl Inner {
+    pub(crate) fn suspensions(&self) -> Result<Suspensions, Internal> {
+        let controls = self.controls.lock().map_err(|_| Internal::PoisonedLock)?;
+        let mut out = Suspensions {
+            kill_all: self.kill_all.load(Ordering::SeqCst)
+                || self.file_kill_all.load(Ordering::SeqCst),
+            ..Suspensions::default()
+        };
+        for c in controls.values() {
+            if c.killed() {
+                out.killed.push(c.name.clone());
+            }
+            if c.tripped.load(Ordering::SeqCst) {
+                let def = c
+                    .breaker
+                    .lock()
+                    .map_err(|_| Internal::PoisonedLock)?
+                    .trip
+                    .map(|t| t.def.to_string())
+                    .unwrap_or_default();
+                out.tripped.push((c.name.clone(), def));
+            }
+        }
+        out.killed.sort();
+        out.tripped.sort();
+        Ok(out)
+    }
+
     fn control_record(&self, by: &str, agent: Option<&str>, detail: String) -> Record {
         let mut r = Record::new(RecordKind::Control, self.clock.now_ms());
         r.table = Some(self.current_hash());

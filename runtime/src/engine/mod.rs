@@ -44,6 +44,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+pub use admin::Suspensions;
 pub use call::{Call, CallRef, CallResult, Internal, Labels, Reason, SessionId, Verdict};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{BreakerSettings, EngineConfig, KillFile, Notify, Redact, RedactRule, Redaction};
@@ -507,6 +508,11 @@ impl Engine {
     }
 
     /// The hash of the table in force.
+    /// The kill switches and tripped breakers in force.
+    pub fn suspensions(&self) -> Result<Suspensions, EngineError> {
+        Ok(self.inner.suspensions()?)
+    }
+
     /// What the engine rebuilt from `EngineConfig::restore` when it started.
     pub fn restored(&self) -> &Restored {
         &self.restored
@@ -520,6 +526,14 @@ impl Engine {
     /// anchor against truncation.
     pub fn audit_head(&self) -> Option<Ack> {
         self.inner.audit.as_ref().and_then(|a| a.head().ok())
+    }
+
+    /// The sequence number up to which the audit log's records are acknowledged.
+    pub fn audit_acknowledged(&self) -> Option<u64> {
+        self.inner
+            .audit
+            .as_ref()
+            .and_then(|a| a.acknowledged().ok())
     }
 
     /// Stops the background thread and closes the audit log (a `close` record, fsync).

@@ -159,25 +159,10 @@ impl Inner {
             out.open_sessions += shard.sessions.values().filter(|s| !s.closed).count();
             out.pending += shard.pending.len();
         }
-        out.kill_all = self.kill_all.load(Ordering::SeqCst);
-        let controls = self
-            .controls
-            .lock()
-            .map_err(|_| super::Internal::PoisonedLock)?;
-        let mut killed: Vec<String> = controls
-            .values()
-            .filter(|c| c.killed.load(Ordering::SeqCst))
-            .map(|c| c.name.clone())
-            .collect();
-        let mut tripped: Vec<String> = controls
-            .values()
-            .filter(|c| c.tripped.load(Ordering::SeqCst))
-            .map(|c| c.name.clone())
-            .collect();
-        killed.sort();
-        tripped.sort();
-        out.killed = killed;
-        out.tripped = tripped;
+        let now = self.suspensions()?;
+        out.kill_all = now.kill_all;
+        out.killed = now.killed;
+        out.tripped = now.tripped.into_iter().map(|(agent, _)| agent).collect();
         Ok(out)
     }
 

@@ -39,7 +39,7 @@ fn random_call(engine: &Engine, rng: &mut Rng, id: SessionId) -> (Outcome, Strin
     let keys = [("patient", patient)];
     let cost = [(
         "cost",
-        ArgValue::Money(if rng.below(2) == 0 { 100_00 } else { 900_00 }),
+        ArgValue::Money(if rng.below(2) == 0 { 10_000 } else { 90_000 }),
     )];
     let note = [("text", ArgValue::Text("note"))];
     let v = match rng.below(6) {
@@ -238,7 +238,7 @@ fn the_clock_passing_while_down_times_out_restored_escalations() {
         .engine
         .open_session("scribe", SessionOptions::default())
         .expect("open");
-    let cost = [("cost", ArgValue::Money(900_00))];
+    let cost = [("cost", ArgValue::Money(90_000))];
     let v = rig.engine.decide(id, &Call::new("order_test").args(&cost));
     assert_eq!(v.outcome, Outcome::Escalate);
     let log = rig.log.clone().expect("audited");
