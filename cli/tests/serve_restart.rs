@@ -451,3 +451,95 @@ fn sigkill_at_random_points_under_load_loses_nothing_acknowledged() {
     let log = s.stop();
     assert_eq!(verify_passes(&log)["sealed"], true);
 }
+
+fn source_hash(s: &Server) -> String {
+    s.get("/v1/status", OPERATOR).json()["policy"]["source_hash"]
+        .as_str()
+        .expect("hash")
+        .to_owned()
+}
+
+fn wait_for_hash(s: &Server, changed_from: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = source_hash(s);
+        if now != changed_from {
+            return now;
+        }
+        assert!(Instant::now() < deadline, "the table was not reloaded");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_changed_policy_is_reloaded_on_watch_and_sighup_and_an_invalid_one_is_refused() {
+    let dir = temp_dir("reload");
+    let policy = dir.join("policy");
+    std::fs::create_dir_all(&policy).expect("dir");
+    let source = support::repo_root().join("examples/law_firm/policy.agentpolicy");
+    let text = std::fs::read_to_string(&source).expect("policy");
+    let file = policy.join("policy.agentpolicy");
+    std::fs::write(&file, &text).expect("write");
+    let policy_arg = policy.display().to_string();
+    let s = Server::start_in(&dir, &["--policy", &policy_arg, "--watch"]);
+    let first = source_hash(&s);
+
+    // A valid change is picked up by the watcher.
+    std::fs::write(
+        &file,
+        text.replace(
+            "partner_approval_amount = $5,000",
+            "partner_approval_amount = $6,000",
+        ),
+    )
+    .expect("write");
+    let second = wait_for_hash(&s, &first);
+
+    // An invalid one is refused; the table in force keeps serving.
+    std::fs::write(&file, text.replace("agent research {", "agent research {{")).expect("write");
+    std::thread::sleep(Duration::from_millis(3_500));
+    assert_eq!(
+        source_hash(&s),
+        second,
+        "an invalid policy never replaces the table"
+    );
+    let sid = open(&s, "research", None);
+    assert_eq!(decide(&s, &sid, search("M-1"))["outcome"], "allow");
+
+    // Without --watch a change waits for SIGHUP (or the API).
+    let changed = text.replace(
+        "partner_approval_amount = $5,000",
+        "partner_approval_amount = $6,000",
+    );
+    std::fs::write(&file, &changed).expect("write");
+    s.stop();
+    let s = Server::start_in(&dir, &["--policy", &policy_arg]);
+    assert_eq!(
+        source_hash(&s),
+        second,
+        "restarted on the last valid policy"
+    );
+    std::fs::write(&file, &text).expect("write");
+    std::thread::sleep(Duration::from_millis(2_500));
+    assert_eq!(
+        source_hash(&s),
+        second,
+        "no watcher: nothing reloads by itself"
+    );
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &s.child.id().to_string()])
+        .status()
+        .expect("kill -HUP");
+    assert!(status.success());
+    assert_eq!(wait_for_hash(&s, &second), first);
+    let log = s.stop();
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(
+        text.contains(&format!("table swapped: {first} replaced by {second}")),
+        "the swap is audited with both hashes"
+    );
+    assert!(
+        text.contains("the new table is not valid"),
+        "the refused reload is audited"
+    );
+}

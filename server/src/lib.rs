@@ -265,6 +265,26 @@ async fn o_method_not_allowed(
     }
 }
 
+/// Reloads the served table from its source, for a signal (SIGHUP) or a file watcher:
+/// the same validation, refusal record and swap as `POST /v1/reload`.
+#[derive(Debug, Clone)]
+pub struct Reloader(Shared);
+
+impl Reloader {
+    /// Reloads as `by`; `Ok(None)` when the source builds the table in force (nothing
+    /// to swap), `Ok(Some(message))` after a swap, `Err` (audited) when it is invalid.
+    pub fn reload(&self, by: &str, what: &str) -> Result<Option<String>, String> {
+        match self.0.reload_table(by, what, true) {
+            Ok(s) if !s.swapped => Ok(None),
+            Ok(s) => Ok(Some(format!(
+                "table swapped: {} replaced by {}",
+                s.old, s.new
+            ))),
+            Err(e) => Err(e.message),
+        }
+    }
+}
+
 /// A started engine with its audit log open, ready to serve.
 #[derive(Debug)]
 pub struct Service {
@@ -335,6 +355,11 @@ impl Service {
                 notifier: std::sync::Mutex::new(notifier),
             }),
         })
+    }
+
+    /// A handle to reload the table, for signals and file watchers.
+    pub fn reloader(&self) -> Reloader {
+        Reloader(Arc::clone(&self.app))
     }
 
     /// What the engine rebuilt from the audit log when it started.

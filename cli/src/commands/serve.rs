@@ -48,6 +48,11 @@ pub struct ServeArgs {
     /// resolutions and breaker trips are sent to (see docs/serve.md).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Reload the table when its file (or a file of the policy, or the sets file)
+    /// changes, checked every second. SIGHUP and `POST /v1/reload` reload too; an
+    /// invalid table is refused and the old one keeps serving.
+    #[arg(long)]
+    pub watch: bool,
     /// The largest request body accepted, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
     pub body_limit: usize,
@@ -179,7 +184,12 @@ pub fn run(args: ServeArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
-    match runtime.block_on(serve(config, args.listen)) {
+    let watched = Watched {
+        source: source.clone(),
+        sets: args.sets.clone(),
+        watch: args.watch,
+    };
+    match runtime.block_on(serve(config, args.listen, watched)) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("error: {e}");
@@ -188,8 +198,90 @@ pub fn run(args: ServeArgs) -> u8 {
     }
 }
 
-async fn serve(config: ServeConfig, listen: SocketAddr) -> Result<(), String> {
+/// What reloads the table besides the API: SIGHUP always, file changes with `--watch`.
+#[derive(Debug, Clone)]
+struct Watched {
+    source: Source,
+    sets: Option<PathBuf>,
+    watch: bool,
+}
+
+impl Watched {
+    /// The files the table is built from, with their modification times and sizes.
+    fn fingerprint(&self) -> Vec<(PathBuf, Option<std::time::SystemTime>, u64)> {
+        let mut files = match &self.source {
+            Source::Table(p) => vec![p.clone()],
+            Source::Policy(p) => load::policy_files(p).unwrap_or_default(),
+        };
+        files.extend(self.sets.clone());
+        files
+            .into_iter()
+            .map(|f| {
+                let meta = std::fs::metadata(&f).ok();
+                let modified = meta.as_ref().and_then(|m| m.modified().ok());
+                let len = meta.map_or(0, |m| m.len());
+                (f, modified, len)
+            })
+            .collect()
+    }
+}
+
+/// Reloads on a trigger, off the async workers (compiling a policy takes a while), and
+/// says what happened on standard error.
+async fn reload_now(reloader: &agentpolicy_server::Reloader, by: &'static str, what: &'static str) {
+    let r = reloader.clone();
+    let done = tokio::task::spawn_blocking(move || r.reload(by, what)).await;
+    match done {
+        Ok(Ok(Some(message))) => eprintln!("{what}: {message}"),
+        Ok(Ok(None)) => {}
+        Ok(Err(why)) => eprintln!("warning: {what}: {why}"),
+        Err(e) => eprintln!("warning: {what}: the reload task failed: {e}"),
+    }
+}
+
+/// SIGHUP reloads; with `--watch`, so does a change of the source files.
+fn spawn_reloaders(service: &Service, watched: Watched) {
+    #[cfg(unix)]
+    {
+        let reloader = service.reloader();
+        tokio::spawn(async move {
+            let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                reload_now(&reloader, "SIGHUP", "reload on SIGHUP").await;
+            }
+        });
+    }
+    if watched.watch {
+        let reloader = service.reloader();
+        tokio::spawn(async move {
+            let mut seen = watched.fingerprint();
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let now = watched.fingerprint();
+                if now == seen {
+                    continue;
+                }
+                // Wait for the writer to finish: the same fingerprint a tick later.
+                tick.tick().await;
+                let settled = watched.fingerprint();
+                if settled != now {
+                    continue;
+                }
+                seen = settled;
+                reload_now(&reloader, "file-watch", "reload on a file change").await;
+            }
+        });
+    }
+}
+
+async fn serve(config: ServeConfig, listen: SocketAddr, watched: Watched) -> Result<(), String> {
     let service = Service::start(config)?;
+    spawn_reloaders(&service, watched);
     let r = service.restored();
     if r.records > 0 {
         eprintln!(
