@@ -7,18 +7,20 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use agentpolicy_runtime::engine::{
-    Call, CallRef, CallResult, Labels, Reason, SessionId, SessionOptions, SessionState, Verdict,
+    Call, CallRef, CallResult, Engine, Labels, Reason, SessionId, SessionOptions, SessionState,
+    Verdict,
 };
 use agentpolicy_runtime::wire::decision_json;
 use agentpolicy_runtime::wire::request::{arg_or_list, number, text_lists};
@@ -168,25 +170,53 @@ pub async fn open_session(
     for (k, v) in &body.bind {
         too_long(&format!("bind.{k}"), v)?;
     }
+    // Taken before the session exists, given back if opening fails: the cap holds
+    // under concurrent opens.
+    let cap = app.limits.max_sessions;
+    if app
+        .open_sessions
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+            (n < cap).then_some(n + 1)
+        })
+        .is_err()
+    {
+        return Err(app.refuse(
+            &who,
+            what,
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_sessions",
+            &format!("{cap} sessions are open, the most this service holds; close finished sessions (POST /v1/sessions/{{session}}/close)"),
+        ));
+    }
+    let app2 = Arc::clone(&app);
     let engine = Arc::clone(&app.engine);
     blocking(move || {
-        let bind: Vec<(&str, &str)> = body
-            .bind
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let id = engine.open_session(
-            &body.agent,
-            SessionOptions {
-                name: body.name.as_deref(),
-                bind: &bind,
-                context: body.context.as_deref(),
-            },
-        )?;
-        let state = engine.session(id)?;
-        Ok(Json(session_json(&state)))
+        let opened = open_in(&engine, &body);
+        if opened.is_err() {
+            app2.open_sessions.fetch_sub(1, Ordering::SeqCst);
+        }
+        opened
     })
     .await
+}
+
+/// Opens the session the body asks for and answers its state.
+fn open_in(engine: &Engine, body: &OpenSession) -> Result<Json<Value>, ApiError> {
+    let bind: Vec<(&str, &str)> = body
+        .bind
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let id = engine.open_session(
+        &body.agent,
+        SessionOptions {
+            name: body.name.as_deref(),
+            bind: &bind,
+            context: body.context.as_deref(),
+        },
+    )?;
+    let state = engine.session(id)?;
+    Ok(Json(session_json(&state)))
 }
 
 pub async fn session_state(
@@ -355,8 +385,10 @@ pub async fn close(
 ) -> Result<Json<Value>, ApiError> {
     let (_, state) = app.own_session(&headers, "POST /v1/sessions/{session}/close", session)?;
     let engine = Arc::clone(&app.engine);
+    let app2 = Arc::clone(&app);
     blocking(move || {
         engine.close_session(state.id)?;
+        app2.open_sessions.fetch_sub(1, Ordering::SeqCst);
         Ok(Json(session_json(&engine.session(state.id)?)))
     })
     .await

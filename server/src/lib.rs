@@ -18,6 +18,7 @@ mod handlers;
 mod metrics;
 mod operate;
 mod reply;
+mod throttle;
 mod waiters;
 pub mod webhook;
 
@@ -56,6 +57,9 @@ pub struct Limits {
     pub body_bytes: usize,
     /// The longest an escalation wait may hold a request open.
     pub max_wait: Duration,
+    /// The most sessions open at once; opening one more is refused (429) until some
+    /// are closed.
+    pub max_sessions: usize,
 }
 
 impl Default for Limits {
@@ -63,6 +67,7 @@ impl Default for Limits {
         Limits {
             body_bytes: 64 * 1024,
             max_wait: Duration::from_secs(60),
+            max_sessions: 100_000,
         }
     }
 }
@@ -109,6 +114,9 @@ pub(crate) struct App {
     /// Set once shutdown began: waits return at once.
     pub closing: AtomicBool,
     pub notifier: std::sync::Mutex<Option<Notifier>>,
+    pub refusals: throttle::Throttle,
+    /// Sessions open now (restored ones included), against `limits.max_sessions`.
+    pub open_sessions: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for App {
@@ -145,11 +153,23 @@ impl App {
 
     /// A 403 for `who`, after the refusal was audited.
     pub fn forbid(&self, who: &Principal, what: &str, why: &str) -> ApiError {
-        self.metrics.refusal(403);
+        self.refuse(who, what, StatusCode::FORBIDDEN, "forbidden", why)
+    }
+
+    /// A refusal of `who` with `status`, after it was audited.
+    pub fn refuse(
+        &self,
+        who: &Principal,
+        what: &str,
+        status: StatusCode,
+        code: &'static str,
+        why: &str,
+    ) -> ApiError {
+        self.metrics.refusal(status.as_u16());
         self.audit_refusal(&who.name, what, why);
         ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
+            status,
+            code,
             format!("token `{}` ({}): {why}", who.name, who.role.keyword()),
         )
     }
@@ -158,7 +178,14 @@ impl App {
     /// out. The wait may be an fsync: on a multi-threaded runtime the worker hands its
     /// other tasks over while it waits (`block_in_place`); elsewhere it simply blocks.
     fn audit_refusal(&self, who: &str, what: &str, why: &str) {
+        let summary = match self.refusals.admit(Instant::now(), who, what) {
+            throttle::Admit::Held => return,
+            throttle::Admit::Write { summary } => summary,
+        };
         let write = || {
+            if let Some(s) = &summary {
+                let _ = self.engine.record_refusal("throttled", "requests", s);
+            }
             let _ = self.engine.record_refusal(who, what, why);
         };
         match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
@@ -334,6 +361,7 @@ impl Service {
             },
         )
         .map_err(|e| format!("cannot start the engine: {e}"))?;
+        let open_sessions = engine.restored().open_sessions;
         let engine = Arc::new(engine);
         let notifier = match (webhooks, &audit_path) {
             (Some(w), Some(path)) if !w.hooks.is_empty() => {
@@ -353,6 +381,8 @@ impl Service {
                 started: Instant::now(),
                 closing: AtomicBool::new(false),
                 notifier: std::sync::Mutex::new(notifier),
+                refusals: throttle::Throttle::default(),
+                open_sessions: std::sync::atomic::AtomicUsize::new(open_sessions),
             }),
         })
     }
@@ -378,6 +408,7 @@ impl Service {
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
+        self.spawn_timers();
         let app = Arc::clone(&self.app);
         let closing = Arc::clone(&self.app);
         let signal = async move {
@@ -393,8 +424,37 @@ impl Service {
         served.and(closed)
     }
 
+    /// Writes the summary of throttled refusals once their second is over, even when no
+    /// later refusal comes to carry it.
+    fn spawn_timers(&self) {
+        let app = Arc::downgrade(&self.app);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tick.tick().await;
+                let Some(app) = app.upgrade() else { return };
+                if let Some(summary) = app.refusals.due(Instant::now()) {
+                    let _ = tokio::task::spawn_blocking(move || {
+                        let _ = app.engine.record_refusal("throttled", "requests", &summary);
+                    })
+                    .await;
+                }
+            }
+        });
+    }
+
     /// Closes the audit log: the engine's `close` record, fsynced.
     fn close(self) -> Result<(), String> {
+        if let Some(summary) = self
+            .app
+            .refusals
+            .due(Instant::now() + Duration::from_secs(1))
+        {
+            let _ = self
+                .app
+                .engine
+                .record_refusal("throttled", "requests", &summary);
+        }
         if let Ok(mut n) = self.app.notifier.lock()
             && let Some(mut n) = n.take()
         {

@@ -53,6 +53,10 @@ pub struct ServeArgs {
     /// invalid table is refused and the old one keeps serving.
     #[arg(long)]
     pub watch: bool,
+    /// The most sessions open at once; opening another is refused (429, audited) until
+    /// some are closed.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub max_sessions: usize,
     /// The largest request body accepted, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
     pub body_limit: usize,
@@ -156,6 +160,7 @@ pub fn run(args: ServeArgs) -> u8 {
         tokens,
         limits: Limits {
             body_bytes: args.body_limit,
+            max_sessions: args.max_sessions,
             ..Limits::default()
         },
         housekeeping: Duration::from_secs(1),

@@ -1,9 +1,11 @@
-//! `agentpolicy serve` survives SIGKILL: a restart on the same audit log resumes
-//! sessions (bound matter, limits used), pending escalations and the kill switch, and
-//! delivers the webhook notifications it owed. The crash test kills it under load at
-//! random points, 20 times, and checks after each restart that the log verifies, that
-//! every acknowledged decision is in it, and that sessions and escalations are as the
-//! clients were told.
+//! Running `agentpolicy serve`: it survives SIGKILL (a restart on the same audit log
+//! resumes sessions with their bound matter and limits used, pending escalations and
+//! the kill switch, and delivers the webhook notifications it owed); the crash test
+//! kills it under load at random points, 20 times, and checks after each restart that
+//! the log verifies, that every acknowledged decision is in it, and that sessions and
+//! escalations are as the clients were told. Also: signed webhooks, hot reload on a
+//! file change and SIGHUP, and a flood of refused requests audited without flooding
+//! the log.
 
 #![expect(
     clippy::expect_used,
@@ -542,4 +544,67 @@ fn a_changed_policy_is_reloaded_on_watch_and_sighup_and_an_invalid_one_is_refuse
         text.contains("the new table is not valid"),
         "the refused reload is audited"
     );
+}
+
+#[test]
+fn a_flood_of_refused_requests_is_audited_in_full_without_a_record_each() {
+    let dir = temp_dir("flood");
+    let s = Server::start_in(&dir, LAW_FIRM);
+    let n = 250;
+    for i in 0..n {
+        let r = s.call("GET", "/v1/status", Some(&format!("wrong-{i}")), None);
+        assert_eq!(r.status, 401);
+    }
+    let log = s.stop();
+    let text = std::fs::read_to_string(&log).expect("log");
+    let mut one_by_one = 0u64;
+    let mut counted = 0u64;
+    for line in text.lines() {
+        let r: Value = serde_json::from_str(line).expect("record");
+        if r["kind"] != "refusal" {
+            continue;
+        }
+        if r["by"] == "throttled" {
+            let detail = r["detail"].as_str().expect("detail");
+            let n: u64 = detail
+                .split("requests: ")
+                .nth(1)
+                .and_then(|d| d.split(' ').next())
+                .and_then(|d| d.parse().ok())
+                .unwrap_or_else(|| panic!("a count in {detail}"));
+            assert!(detail.contains("anonymous (GET /v1/status)"), "{detail}");
+            counted += n;
+        } else {
+            one_by_one += 1;
+        }
+    }
+    assert_eq!(one_by_one + counted, n, "every refusal is in the log");
+    assert!(one_by_one < n, "not one record each: {one_by_one}");
+}
+
+#[test]
+fn sessions_beyond_the_cap_are_refused_until_one_is_closed() {
+    let dir = temp_dir("cap");
+    let mut args = LAW_FIRM.to_vec();
+    args.extend(["--max-sessions", "2"]);
+    let s = Server::start_in(&dir, &args);
+    let a = open(&s, "research", None);
+    open(&s, "research", None);
+    let r = s.post("/v1/sessions", AGENT, json!({ "agent": "research" }));
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert_eq!(r.json()["error"]["code"], "too_many_sessions");
+    assert_eq!(
+        s.post(&format!("/v1/sessions/{a}/close"), AGENT, json!({}))
+            .status,
+        200
+    );
+    open(&s, "research", None);
+    // A restart counts the sessions it restored.
+    s.kill();
+    let s = Server::start_in(&dir, &args);
+    let r = s.post("/v1/sessions", AGENT, json!({ "agent": "research" }));
+    assert_eq!(r.status, 429, "{}", r.body);
+    let log = s.stop();
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(text.contains("sessions are open, the most this service holds"));
 }
