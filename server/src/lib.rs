@@ -16,9 +16,9 @@
 //!
 //! Must not: link a parser, a solver or a CLI parser (it depends on the runtime only;
 //! compiling a policy for a reload is the caller's [`Reload`]); link OpenSSL or aws-lc
-//! (TLS is rustls with the ring provider); read files other than the audit log the
-//! caller opened (certificates arrive as bytes); print (the binary prints the bound
-//! address).
+//! (TLS is rustls with the ring provider; a tidy test checks it); read the certificate
+//! and key files (they arrive as PEM bytes, so the caller names the file in its
+//! errors); print (the binary prints the bound address).
 
 pub mod auth;
 mod handlers;
