@@ -68,7 +68,8 @@ fn library_crates_link_only_what_they_need() {
         ),
         ("agentpolicy", &["z3", "z3-sys", "clap", "tower-lsp-server"]),
         ("agentpolicy-verify", &["clap", "tower-lsp-server"]),
-        // The service links the runtime only: no compiler, no solver, no CLI parser.
+        // The service links the runtime only: no compiler, no solver, no CLI parser;
+        // its TLS is rustls on ring, without OpenSSL or aws-lc.
         (
             "agentpolicy-server",
             &[
@@ -80,6 +81,10 @@ fn library_crates_link_only_what_they_need() {
                 "pest",
                 "salsa",
                 "tower-lsp-server",
+                "openssl",
+                "openssl-sys",
+                "aws-lc-rs",
+                "aws-lc-sys",
             ],
         ),
     ];

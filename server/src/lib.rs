@@ -9,12 +9,20 @@
 //! size limit and parsed strictly; bad input is a 4xx naming the field, never a 5xx.
 //! Decisions come only from the engine, which fails closed.
 //!
+//! Connections are taken by `listen.rs`: plain HTTP/1.1 or HTTPS (rustls on ring, from
+//! a PEM certificate and key the caller reads, [`Tls`]), with a cap on open
+//! connections and a timeout for the TLS handshake and each request head
+//! ([`ListenConfig`]).
+//!
 //! Must not: link a parser, a solver or a CLI parser (it depends on the runtime only;
-//! compiling a policy for a reload is the caller's [`Reload`]); speak TLS (run it
-//! behind a TLS-terminating proxy); print (the binary prints the bound address).
+//! compiling a policy for a reload is the caller's [`Reload`]); link OpenSSL or aws-lc
+//! (TLS is rustls with the ring provider; a tidy test checks it); read the certificate
+//! and key files (they arrive as PEM bytes, so the caller names the file in its
+//! errors); print (the binary prints the bound address).
 
 pub mod auth;
 mod handlers;
+mod listen;
 mod metrics;
 mod operate;
 mod reply;
@@ -36,6 +44,7 @@ use agentpolicy_runtime::audit::{AuditLog, read_records};
 use agentpolicy_runtime::engine::{Engine, EngineConfig, Notify};
 
 pub use auth::{Principal, Role, Scope, Tokens, hash_token};
+pub use listen::{ListenConfig, MAX_HEAD_BYTES, MAX_HEADERS, Tls, TlsError};
 use metrics::Metrics;
 use reply::ApiError;
 use waiters::Waiters;
@@ -397,12 +406,28 @@ impl Service {
         self.app.engine.restored()
     }
 
-    /// Serves on `listener` until `shutdown` completes, then stops taking connections,
-    /// lets requests in flight finish (waits on escalations return at once), and closes
-    /// the audit log with its `close` record.
+    /// Serves plain HTTP on `listener` with the default [`ListenConfig`] until
+    /// `shutdown` completes; see [`Service::serve_with`].
     pub async fn serve<F>(
         self,
         listener: tokio::net::TcpListener,
+        shutdown: F,
+    ) -> Result<(), String>
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.serve_with(listener, ListenConfig::default(), shutdown)
+            .await
+    }
+
+    /// Serves on `listener` as `listen` says (TLS, the connection cap, the head
+    /// timeout) until `shutdown` completes, then stops taking connections, lets
+    /// requests in flight finish (waits on escalations return at once), and closes the
+    /// audit log with its `close` record.
+    pub async fn serve_with<F>(
+        self,
+        listener: tokio::net::TcpListener,
+        listen: ListenConfig,
         shutdown: F,
     ) -> Result<(), String>
     where
@@ -416,12 +441,8 @@ impl Service {
             closing.closing.store(true, Ordering::SeqCst);
             closing.waiters.wake_all();
         };
-        let served = axum::serve(listener, router(app))
-            .with_graceful_shutdown(signal)
-            .await
-            .map_err(|e| format!("the server stopped: {e}"));
-        let closed = self.close();
-        served.and(closed)
+        listen::serve(listener, router(app), listen, signal).await;
+        self.close()
     }
 
     /// Writes the summary of throttled refusals once their second is over, even when no
