@@ -83,10 +83,17 @@ pub struct ResultBody {
     latency_ms: u64,
 }
 
-/// Runs an engine call off the async workers: it may wait for an fsync.
+/// Runs an engine call. With an audit log that fsyncs, it runs off the async workers
+/// (it waits for the disk); without one, or with an OS-buffered one, the engine only
+/// takes short locks and a `write`, so it runs in place: a hand-off to the blocking
+/// pool would cost two thread wake-ups per request, more than the decision.
 pub(crate) async fn blocking<T: Send + 'static>(
+    app: &App,
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
+    if app.inline {
+        return f();
+    }
     tokio::task::spawn_blocking(f).await.map_err(|e| {
         ApiError::new(
             axum::http::StatusCode::INTERNAL_SERVER_ERROR,
@@ -190,7 +197,7 @@ pub async fn open_session(
     }
     let app2 = Arc::clone(&app);
     let engine = Arc::clone(&app.engine);
-    blocking(move || {
+    blocking(&app, move || {
         let opened = open_in(&engine, &body);
         if opened.is_err() {
             app2.open_sessions.fetch_sub(1, Ordering::SeqCst);
@@ -238,7 +245,7 @@ pub async fn decide(
     let body: DecideBody = json_body(body, app.limits.body_bytes).await?;
     let app2 = Arc::clone(&app);
     let agent = state.agent.clone();
-    blocking(move || {
+    blocking(&app, move || {
         let table = app2.engine.table()?;
         let started = Instant::now();
         let verdict = decide_call(&app2, &table, state.id, &body)?;
@@ -358,7 +365,7 @@ pub async fn report(
         .map_err(|_| ApiError::bad_request(format!("`{call}` is not a call number like `3`")))?;
     let body: ResultBody = json_body(body, app.limits.body_bytes).await?;
     let engine = Arc::clone(&app.engine);
-    blocking(move || {
+    blocking(&app, move || {
         let ack = engine.report(
             CallRef {
                 session: state.id,
@@ -386,7 +393,7 @@ pub async fn close(
     let (_, state) = app.own_session(&headers, "POST /v1/sessions/{session}/close", session)?;
     let engine = Arc::clone(&app.engine);
     let app2 = Arc::clone(&app);
-    blocking(move || {
+    blocking(&app, move || {
         engine.close_session(state.id)?;
         app2.open_sessions.fetch_sub(1, Ordering::SeqCst);
         Ok(Json(session_json(&engine.session(state.id)?)))
@@ -401,7 +408,7 @@ pub async fn new_task(
 ) -> Result<Json<Value>, ApiError> {
     let (_, state) = app.own_session(&headers, "POST /v1/sessions/{session}/tasks", session)?;
     let engine = Arc::clone(&app.engine);
-    blocking(move || {
+    blocking(&app, move || {
         let task = engine.start_task(state.id)?;
         Ok(Json(
             json!({ "session": state.id.to_string(), "task": task }),

@@ -124,6 +124,9 @@ pub(crate) struct App {
     pub closing: AtomicBool,
     pub notifier: std::sync::Mutex<Option<Notifier>>,
     pub refusals: throttle::Throttle,
+    /// Engine calls run on the async worker (no fsync to wait for): see
+    /// [`handlers::blocking`].
+    pub inline: bool,
     /// Sessions open now (restored ones included), against `limits.max_sessions`.
     pub open_sessions: std::sync::atomic::AtomicUsize,
 }
@@ -345,6 +348,12 @@ impl Service {
             );
         }
         let audit_path = audit.as_ref().and_then(|l| l.path().map(PathBuf::from));
+        let inline = audit.as_ref().is_none_or(|l| {
+            matches!(
+                l.durability(),
+                agentpolicy_runtime::audit::Durability::OsBuffered { .. }
+            )
+        });
         // Restart loses nothing: the log an earlier run wrote is the state to resume.
         let restore = match &audit_path {
             None => Vec::new(),
@@ -392,6 +401,7 @@ impl Service {
                 notifier: std::sync::Mutex::new(notifier),
                 refusals: throttle::Throttle::default(),
                 open_sessions: std::sync::atomic::AtomicUsize::new(open_sessions),
+                inline,
             }),
         })
     }

@@ -332,7 +332,7 @@ async fn resolve(
         )));
     }
     let app2 = Arc::clone(&app);
-    blocking(move || {
+    blocking(&app, move || {
         let r = app2
             .engine
             .resolve_with_reason(id, resolution, &who.name, &reason)?;
@@ -436,7 +436,7 @@ async fn switch(
     let body: AgentBody = json_body(body, app.limits.body_bytes).await?;
     app.may_control(&who, what, body.agent.as_deref())?;
     let engine = Arc::clone(&app.engine);
-    blocking(move || {
+    blocking(&app, move || {
         let ack = match (&body.agent, kill) {
             (Some(a), true) => engine.kill_agent(a, &who.name)?,
             (Some(a), false) => engine.resume_agent(a, &who.name)?,
@@ -479,7 +479,7 @@ pub async fn reset_breaker(
     let agent = path(agent)?;
     app.may_control(&who, what, Some(&agent))?;
     let engine = Arc::clone(&app.engine);
-    blocking(move || {
+    blocking(&app, move || {
         let ack = engine.reset_breaker(&agent, &who.name)?;
         Ok(Json(json!({
             "agent": agent,
@@ -501,7 +501,7 @@ pub async fn reload(
     let who = app.caller(&headers, what, &[Role::Operator])?;
     app.may_control(&who, what, None)?;
     let app2 = Arc::clone(&app);
-    blocking(move || {
+    blocking(&app, move || {
         let swapped = app2.reload_table(&who.name, what, false)?;
         Ok(Json(json!({
             "old": swapped.old.to_string(),
