@@ -271,6 +271,21 @@ fn escalations_and_breaker_trips_are_signed_webhooks_delivered_even_across_a_sig
     let (_, trip) = receiver.wait_for("breaker.tripped");
     assert_eq!(trip["breaker"]["agent"], "research", "{trip}");
     assert_eq!(trip["target"], "pager:on-call");
+    let metrics = s.call("GET", "/metrics", Some(OPERATOR), None).body;
+    for line in [
+        "agentpolicy_breaker_open{agent=\"research\",breaker=\"denials > 10 over 5m then suspend agent\"} 1",
+        "agentpolicy_audit_failed 0",
+        "agentpolicy_audit_flush_seconds_count ",
+        "agentpolicy_suspended{agent=\"*\"} 0",
+    ] {
+        assert!(metrics.contains(line), "no `{line}` in\n{metrics}");
+    }
+    let delivered = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("agentpolicy_notifications_total{result=\"delivered\"} "))
+        .and_then(|n| n.parse::<u64>().ok())
+        .expect("a delivered count");
+    assert!(delivered >= 2, "{metrics}");
 
     // Now the receiver is gone: the next escalation cannot be delivered before the
     // service is killed; after the restart it is.
