@@ -20,7 +20,11 @@ fn repo_root() -> PathBuf {
 const LAYERS: &[&[&str]] = &[
     &["agentpolicy-runtime"],
     &["agentpolicy"],
-    &["agentpolicy-verify", "agentpolicy-server", "agentpolicy-mcp"],
+    &[
+        "agentpolicy-verify",
+        "agentpolicy-server",
+        "agentpolicy-mcp",
+    ],
     &["agentpolicy-cli", "agentpolicy-lsp"],
 ];
 
@@ -118,7 +122,11 @@ fn library_crates_link_only_what_they_need() {
     // verifier does link Z3.
     assert!(graph.linked("agentpolicy-runtime").contains("serde"));
     assert!(graph.linked("agentpolicy-verify").contains("z3"));
-    assert!(graph.linked("agentpolicy-mcp").contains("agentpolicy-runtime"));
+    assert!(
+        graph
+            .linked("agentpolicy-mcp")
+            .contains("agentpolicy-runtime")
+    );
 }
 
 /// Only `agentpolicy-verify` names Z3 as a dependency: the solver sits behind one crate.

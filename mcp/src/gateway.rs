@@ -20,8 +20,8 @@ use agentpolicy_runtime::wire::request::{arg_or_list, number};
 use agentpolicy_runtime::{ArgValue, DecisionTable, Outcome};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ElicitRequestParams,
-    ElicitationAction, Implementation, InitializeRequestParams, InitializeResult,
-    ListToolsResult, MetaObject, PaginatedRequestParams, ServerCapabilities, Tool,
+    ElicitationAction, Implementation, InitializeRequestParams, InitializeResult, ListToolsResult,
+    MetaObject, PaginatedRequestParams, ServerCapabilities, Tool,
 };
 use rmcp::service::{ElicitationMode, RequestContext};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
@@ -127,7 +127,11 @@ impl Gateway {
             .collect()
     }
 
-    async fn call(&self, request: CallToolRequestParams, context: RequestContext<RoleServer>) -> CallToolResult {
+    async fn call(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> CallToolResult {
         let session = match self.session() {
             Ok(s) => s,
             Err(e) => return refused(&format!("denied (internal): {e}"), None),
@@ -162,7 +166,10 @@ impl Gateway {
             return refused(
                 &format!(
                     "denied: the escalation of this call to a human ended in deny (rejected, or timed out with the route's timeout outcome); call {}",
-                    verdict.escalation.map(|e| e.to_string()).unwrap_or_default()
+                    verdict
+                        .escalation
+                        .map(|e| e.to_string())
+                        .unwrap_or_default()
                 ),
                 Some(json!({ "outcome": "deny", "reason": "escalation" })),
             );
@@ -208,7 +215,10 @@ impl Gateway {
                 e.rule.as_deref().unwrap_or("-"),
                 e.routes.join(", ")
             ),
-            None => format!("Approve the call of `{name}` with {}?", Value::Object(arguments.clone())),
+            None => format!(
+                "Approve the call of `{name}` with {}?",
+                Value::Object(arguments.clone())
+            ),
         };
         let ask = async {
             let params: Result<ElicitRequestParams, _> = serde_json::from_value(json!({
@@ -367,7 +377,9 @@ fn decide(
         .map(|v| {
             v.as_array()
                 .map(|a| a.iter().filter_map(Value::as_str).map(param_name).collect())
-                .ok_or_else(|| format!("`_meta.{META_UNTRUSTED}`: expected a list of argument names"))
+                .ok_or_else(|| {
+                    format!("`_meta.{META_UNTRUSTED}`: expected a list of argument names")
+                })
         })
         .transpose()?
         .unwrap_or_default();
@@ -375,12 +387,17 @@ fn decide(
     let policy_name = mapped.map_or(name, |m| m.name.as_str());
     let mut call = Call::new(policy_name).args(&args).untrusted(&untrusted);
     if let Some(conf) = meta.and_then(|m| m.get(META_CONFIDENCE)) {
-        let millionths = number(conf)
-            .map_err(|expected| format!("`_meta.{META_CONFIDENCE}`: expected {expected}, found {conf}"))?;
+        let millionths = number(conf).map_err(|expected| {
+            format!("`_meta.{META_CONFIDENCE}`: expected {expected}, found {conf}")
+        })?;
         call = call.confidence(millionths);
     }
-    call.reasoning = meta.and_then(|m| m.get(META_REASONING)).and_then(Value::as_str);
-    Ok(tokio::task::block_in_place(|| engine.decide(session, &call)))
+    call.reasoning = meta
+        .and_then(|m| m.get(META_REASONING))
+        .and_then(Value::as_str);
+    Ok(tokio::task::block_in_place(|| {
+        engine.decide(session, &call)
+    }))
 }
 
 /// A call the policy refused, as an MCP tool error: the explanation (rule and why) as
@@ -431,7 +448,10 @@ fn refused(text: &str, decision: Option<Value>) -> CallToolResult {
 impl ServerHandler for Gateway {
     fn get_info(&self) -> InitializeResult {
         InitializeResult::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new("agentpolicy-mcp", env!("CARGO_PKG_VERSION")))
+            .with_server_info(Implementation::new(
+                "agentpolicy-mcp",
+                env!("CARGO_PKG_VERSION"),
+            ))
     }
 
     async fn initialize(
@@ -440,11 +460,15 @@ impl ServerHandler for Gateway {
         context: RequestContext<RoleServer>,
     ) -> Result<InitializeResult, McpError> {
         if let Ok(mut c) = self.client.lock() {
-            *c = format!("{} {}", request.client_info.name, request.client_info.version);
+            *c = format!(
+                "{} {}",
+                request.client_info.name, request.client_info.version
+            );
         }
         context.peer.set_peer_info(request.clone());
         let result = self.negotiate_initialize(&request)?;
-        self.session().map_err(|e| McpError::internal_error(e, None))?;
+        self.session()
+            .map_err(|e| McpError::internal_error(e, None))?;
         Ok(result)
     }
 

@@ -32,7 +32,11 @@ fn param_type(schema: &Value) -> Option<&'static str> {
     let ty = match schema.get("type") {
         Some(Value::String(t)) => Some(t.as_str()),
         Some(Value::Array(ts)) => {
-            let non_null: Vec<&str> = ts.iter().filter_map(Value::as_str).filter(|t| *t != "null").collect();
+            let non_null: Vec<&str> = ts
+                .iter()
+                .filter_map(Value::as_str)
+                .filter(|t| *t != "null")
+                .collect();
             (non_null.len() == 1).then(|| non_null[0])
         }
         _ => None,
@@ -41,7 +45,10 @@ fn param_type(schema: &Value) -> Option<&'static str> {
         "string" => Some("text"),
         "number" | "integer" => Some("number"),
         "boolean" => Some("bool"),
-        "array" => (schema.get("items").and_then(|i| i.get("type")).and_then(Value::as_str)
+        "array" => (schema
+            .get("items")
+            .and_then(|i| i.get("type"))
+            .and_then(Value::as_str)
             == Some("string"))
         .then_some("list<text>"),
         _ => None,
@@ -52,11 +59,23 @@ fn param_type(schema: &Value) -> Option<&'static str> {
 pub fn starting_policy(server: &str, command: &str, tools: &[InitTool]) -> String {
     let mut out = String::new();
     let policy = policy_name(&format!("mcp_{server}"));
-    let _ = writeln!(out, "// A starting policy written by `agentpolicy mcp init` from the tools of");
+    let _ = writeln!(
+        out,
+        "// A starting policy written by `agentpolicy mcp init` from the tools of"
+    );
     let _ = writeln!(out, "//   {command}");
-    let _ = writeln!(out, "// Effects are guessed from the server's tool annotations (readOnlyHint,");
-    let _ = writeln!(out, "// destructiveHint, openWorldHint; absent hints take the protocol's defaults).");
-    let _ = writeln!(out, "// Review every line marked REVIEW before deploying it.");
+    let _ = writeln!(
+        out,
+        "// Effects are guessed from the server's tool annotations (readOnlyHint,"
+    );
+    let _ = writeln!(
+        out,
+        "// destructiveHint, openWorldHint; absent hints take the protocol's defaults)."
+    );
+    let _ = writeln!(
+        out,
+        "// Review every line marked REVIEW before deploying it."
+    );
     let _ = writeln!(out);
     let _ = writeln!(out, "policy {policy} version \"0.1\"");
     let _ = writeln!(out);
@@ -76,11 +95,19 @@ pub fn starting_policy(server: &str, command: &str, tools: &[InitTool]) -> Strin
             .unwrap_or_default();
         let mut params = Vec::new();
         let mut skipped = Vec::new();
-        if let Some(props) = tool.input_schema.get("properties").and_then(Value::as_object) {
+        if let Some(props) = tool
+            .input_schema
+            .get("properties")
+            .and_then(Value::as_object)
+        {
             for (arg, schema) in props {
                 match param_type(schema) {
                     Some(ty) if params.len() < MAX_PARAMS => {
-                        let optional = if required.contains(&arg.as_str()) { "" } else { "?" };
+                        let optional = if required.contains(&arg.as_str()) {
+                            ""
+                        } else {
+                            "?"
+                        };
                         params.push(format!("{}: {ty}{optional}", param_name(arg)));
                     }
                     _ => skipped.push(arg.clone()),
@@ -96,7 +123,11 @@ pub fn starting_policy(server: &str, command: &str, tools: &[InitTool]) -> Strin
         }
         let read_only = tool.read_only == Some(true);
         let mut effects = vec![if read_only { "read" } else { "write" }];
-        let mut why = vec![if read_only { "readOnlyHint" } else { "not readOnlyHint" }];
+        let mut why = vec![if read_only {
+            "readOnlyHint"
+        } else {
+            "not readOnlyHint"
+        }];
         if !read_only && tool.destructive != Some(false) {
             effects.push("irreversible");
             why.push("destructiveHint");
@@ -117,10 +148,19 @@ pub fn starting_policy(server: &str, command: &str, tools: &[InitTool]) -> Strin
         );
     }
     let _ = writeln!(out);
-    let _ = writeln!(out, "// REVIEW: who answers escalations, and what a timeout decides.");
-    let _ = writeln!(out, "escalation reviewers {{ notify \"queue:reviewers\"  timeout 15m then deny }}");
+    let _ = writeln!(
+        out,
+        "// REVIEW: who answers escalations, and what a timeout decides."
+    );
+    let _ = writeln!(
+        out,
+        "escalation reviewers {{ notify \"queue:reviewers\"  timeout 15m then deny }}"
+    );
     let _ = writeln!(out);
-    let _ = writeln!(out, "// Granted the read-only tools only; grant others (or escalate them) after review.");
+    let _ = writeln!(
+        out,
+        "// Granted the read-only tools only; grant others (or escalate them) after review."
+    );
     let _ = writeln!(out, "agent assistant {{");
     let _ = writeln!(out, "  owner \"REVIEW@example.invalid\"");
     let granted: Vec<&InitTool> = tools.iter().filter(|t| t.read_only == Some(true)).collect();
@@ -128,7 +168,10 @@ pub fn starting_policy(server: &str, command: &str, tools: &[InitTool]) -> Strin
         let _ = writeln!(out, "  allow {}", t.name);
     }
     if granted.is_empty() {
-        let _ = writeln!(out, "  // no tool says readOnlyHint: nothing is granted yet");
+        let _ = writeln!(
+            out,
+            "  // no tool says readOnlyHint: nothing is granted yet"
+        );
     }
     let _ = writeln!(out, "  limit 200 calls per task");
     let _ = writeln!(out, "}}");
@@ -163,7 +206,10 @@ mod tests {
             },
         ];
         let text = starting_policy("fs", "npx server", &tools);
-        assert!(text.contains("tool read_file(path: text, head: number?) { effect read }"), "{text}");
+        assert!(
+            text.contains("tool read_file(path: text, head: number?) { effect read }"),
+            "{text}"
+        );
         assert!(text.contains("// not declared (no policy type fits, or more than 16): opts"));
         assert!(text.contains("tool write_file(path: text?, tags: list<text>?) { effect write, irreversible, external  untrusted }"), "{text}");
         assert!(text.contains("  allow read_file\n"));

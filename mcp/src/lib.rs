@@ -50,7 +50,12 @@ pub async fn start(
 ) -> Result<Arc<Shared>, String> {
     let table = engine.table().map_err(|e| e.to_string())?;
     if table.agent_id(&config.agent).is_none() {
-        let agents: Vec<&str> = table.data().agents.iter().map(|a| a.name.as_str()).collect();
+        let agents: Vec<&str> = table
+            .data()
+            .agents
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect();
         return Err(format!(
             "the policy has no agent `{}` (its agents: {})",
             config.agent,
@@ -115,7 +120,9 @@ pub async fn serve_stdio(shared: Arc<Shared>) -> Result<(), String> {
         .map_err(|e| format!("the MCP client's handshake failed: {e}"))?;
     let ended = service.waiting().await;
     gateway.close();
-    ended.map(|_| ()).map_err(|e| format!("the MCP connection failed: {e}"))
+    ended
+        .map(|_| ())
+        .map_err(|e| format!("the MCP connection failed: {e}"))
 }
 
 /// The tools of one server for `mcp init`, with the server's name.
@@ -128,7 +135,11 @@ pub async fn read_tools(specs: Vec<UpstreamSpec>) -> Result<(String, Vec<init::I
         let fallback = spec.name.clone().unwrap_or_else(|| "server".to_owned());
         let up = Upstream::start(spec).await.map_err(|e| e.0)?;
         if server.is_empty() {
-            server = if several { "gateway".to_owned() } else { up.server_name().unwrap_or(fallback) };
+            server = if several {
+                "gateway".to_owned()
+            } else {
+                up.server_name().unwrap_or(fallback)
+            };
         }
         for tool in up.tools().await.map_err(|e| e.0)? {
             let ann = tool.annotations.clone().unwrap_or_default();

@@ -244,7 +244,9 @@ fn schema_types(schema: &Value) -> Vec<String> {
     let mut out = Vec::new();
     match schema.get("type") {
         Some(Value::String(t)) => out.push(t.clone()),
-        Some(Value::Array(ts)) => out.extend(ts.iter().filter_map(|t| t.as_str().map(str::to_owned))),
+        Some(Value::Array(ts)) => {
+            out.extend(ts.iter().filter_map(|t| t.as_str().map(str::to_owned)))
+        }
         _ => {}
     }
     for key in ["anyOf", "oneOf"] {
@@ -379,26 +381,41 @@ mod tests {
 
     #[test]
     fn schema_types_fit_declared_types() {
-        assert_eq!(type_misfit(ValueType::Text, &json!({"type": "string"})), None);
+        assert_eq!(
+            type_misfit(ValueType::Text, &json!({"type": "string"})),
+            None
+        );
         assert_eq!(
             type_misfit(ValueType::Text, &json!({"type": "integer"})),
             Some("type \"integer\"".to_owned())
         );
-        assert_eq!(type_misfit(ValueType::Money, &json!({"type": "number"})), None);
+        assert_eq!(
+            type_misfit(ValueType::Money, &json!({"type": "number"})),
+            None
+        );
         assert_eq!(
             type_misfit(ValueType::Bool, &json!({"type": ["boolean", "null"]})),
             None
         );
         assert_eq!(
-            type_misfit(ValueType::TextList, &json!({"type": "array", "items": {"type": "string"}})),
+            type_misfit(
+                ValueType::TextList,
+                &json!({"type": "array", "items": {"type": "string"}})
+            ),
             None
         );
         assert_eq!(
-            type_misfit(ValueType::TextList, &json!({"type": "array", "items": {"type": "number"}})),
+            type_misfit(
+                ValueType::TextList,
+                &json!({"type": "array", "items": {"type": "number"}})
+            ),
             Some("an array of \"number\"".to_owned())
         );
         assert_eq!(
-            type_misfit(ValueType::Number, &json!({"anyOf": [{"type": "string"}, {"type": "null"}]})),
+            type_misfit(
+                ValueType::Number,
+                &json!({"anyOf": [{"type": "string"}, {"type": "null"}]})
+            ),
             Some("type \"string\"".to_owned())
         );
         assert_eq!(type_misfit(ValueType::Number, &json!({})), None);

@@ -195,11 +195,15 @@ mod tests {
         let two = parse_upstreams(&words("fs=npx a -- notes=python3 n.py")).unwrap_or_default();
         assert_eq!(two.len(), 2);
         assert_eq!(two[1].name.as_deref(), Some("notes"));
-        assert!(parse_upstreams(&words("npx a -- python3 n.py"))
-            .is_err_and(|e| e.contains("each needs a name")));
+        assert!(
+            parse_upstreams(&words("npx a -- python3 n.py"))
+                .is_err_and(|e| e.contains("each needs a name"))
+        );
         assert!(parse_upstreams(&words("a=x -- a=y")).is_err_and(|e| e.contains("two upstreams")));
         assert!(parse_upstreams(&[]).is_err());
-        assert!(parse_upstreams(&words("https://example.invalid/mcp"))
-            .is_err_and(|e| e.contains("not supported yet")));
+        assert!(
+            parse_upstreams(&words("https://example.invalid/mcp"))
+                .is_err_and(|e| e.contains("not supported yet"))
+        );
     }
 }

@@ -125,7 +125,9 @@ fn gateway(args: GatewayArgs) -> u8 {
     let upstreams = match parse_upstreams(&args.upstream) {
         Ok(u) => u,
         Err(e) => {
-            eprintln!("error: {e}\nusage: agentpolicy mcp --policy DIR --agent NAME -- COMMAND ARG...");
+            eprintln!(
+                "error: {e}\nusage: agentpolicy mcp --policy DIR --agent NAME -- COMMAND ARG..."
+            );
             return EXIT_USAGE;
         }
     };
@@ -146,18 +148,18 @@ fn gateway(args: GatewayArgs) -> u8 {
         }
     };
     let restore = match &args.audit {
-        Some(path) if path.exists() => match std::fs::File::open(path)
-            .and_then(|f| read_records(std::io::BufReader::new(f)))
-        {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!(
-                    "error: cannot restore the state from the audit log `{}`: {e}",
-                    path.display()
-                );
-                return EXIT_USAGE;
+        Some(path) if path.exists() => {
+            match std::fs::File::open(path).and_then(|f| read_records(std::io::BufReader::new(f))) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!(
+                        "error: cannot restore the state from the audit log `{}`: {e}",
+                        path.display()
+                    );
+                    return EXIT_USAGE;
+                }
             }
-        },
+        }
         _ => Vec::new(),
     };
     let audit = match &args.audit {
@@ -302,7 +304,10 @@ fn resolve(args: ResolveArgs) -> u8 {
             0
         }
         Err(e) => {
-            eprintln!("error: cannot write the answer into `{}`: {e}", args.queue.display());
+            eprintln!(
+                "error: cannot write the answer into `{}`: {e}",
+                args.queue.display()
+            );
             EXIT_USAGE
         }
     }
