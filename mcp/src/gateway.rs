@@ -138,7 +138,12 @@ impl Gateway {
         };
         let name = request.name.to_string();
         let arguments = request.arguments.clone().unwrap_or_default();
-        let meta = request.meta.as_ref().map(|m| &m.0.0);
+        // rmcp hands the request's `_meta` to the handler in the context.
+        let meta = request
+            .meta
+            .as_ref()
+            .map(|m| &m.0.0)
+            .or(Some(&context.meta.0.0));
         let mapped = self.shared.map.tools.get(&name);
         let engine = Arc::clone(&self.shared.engine);
         let verdict = match decide(&engine, session, &name, mapped, &arguments, meta) {

@@ -120,7 +120,8 @@ def test_taint_from_an_untrusted_tool_changes_a_later_decision(notes, tmp_path):
     assert not page.isError
     assert after.isError
     decision = after.meta["agentpolicy/decision"]
-    assert decision["reason"] == "rule" and "tainted" in decision["explanation"]
+    # `deny send_email when tainted`, the first deny rule of send_email.
+    assert decision["reason"] == "rule" and decision["rule"] == "assistant/deny/send_email#1"
     sent = [l for l in log_lines(log) if l.startswith("send_email")]
     assert sent == ["send_email bob@example.invalid one"]
     # Everything is in the audit log, which verifies, with the MCP session as the session.
@@ -143,7 +144,8 @@ def test_untrusted_argument_provenance_through_meta(notes):
         )
 
     result = asyncio.run(with_session(gateway_params(NOTES_POLICY, "assistant", notes_upstream(), env=env), body))
-    assert result.isError and "from untrusted" in result.meta["agentpolicy/decision"]["explanation"]
+    # `deny send_email when to from untrusted`.
+    assert result.isError and result.meta["agentpolicy/decision"]["rule"] == "assistant/deny/send_email#2"
     assert not [l for l in log_lines(log) if l.startswith("send_email")]
 
 
