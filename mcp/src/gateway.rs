@@ -482,8 +482,15 @@ impl ServerHandler for Gateway {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let mut result = ListToolsResult::default();
-        result.tools = self.granted_tools();
+        #[expect(
+            clippy::field_reassign_with_default,
+            reason = "ListToolsResult is non_exhaustive: no struct literal outside rmcp"
+        )]
+        let result = {
+            let mut result = ListToolsResult::default();
+            result.tools = self.granted_tools();
+            result
+        };
         Ok(result)
     }
 
