@@ -20,13 +20,18 @@ fn repo_root() -> PathBuf {
 const LAYERS: &[&[&str]] = &[
     &["agentpolicy-runtime"],
     &["agentpolicy"],
-    &["agentpolicy-verify", "agentpolicy-server"],
+    &[
+        "agentpolicy-verify",
+        "agentpolicy-server",
+        "agentpolicy-mcp",
+    ],
     &["agentpolicy-cli", "agentpolicy-lsp"],
 ];
 
 /// Dependencies point one way, `runtime ← agentpolicy ← {agentpolicy-verify,
-/// agentpolicy-server} ← {cli, lsp}` (the server, in the verifier's layer, may link neither
-/// it nor the compiler: see below): no crate depends on a crate in its own layer or above it.
+/// agentpolicy-server, agentpolicy-mcp} ← {cli, lsp}` (the server and the MCP gateway, in
+/// the verifier's layer, may link neither it nor the compiler: see below): no crate
+/// depends on a crate in its own layer or above it.
 #[test]
 fn dependencies_point_one_way() {
     let graph = DependencyGraph::load();
@@ -87,6 +92,22 @@ fn library_crates_link_only_what_they_need() {
                 "aws-lc-sys",
             ],
         ),
+        // The MCP gateway links the runtime (and rmcp on tokio) only: no compiler, no
+        // solver, no CLI parser, no HTTP service.
+        (
+            "agentpolicy-mcp",
+            &[
+                "agentpolicy",
+                "agentpolicy-verify",
+                "agentpolicy-server",
+                "z3",
+                "z3-sys",
+                "clap",
+                "pest",
+                "salsa",
+                "tower-lsp-server",
+            ],
+        ),
     ];
     for (crate_name, forbidden) in never {
         let linked = graph.linked(crate_name);
@@ -101,6 +122,11 @@ fn library_crates_link_only_what_they_need() {
     // verifier does link Z3.
     assert!(graph.linked("agentpolicy-runtime").contains("serde"));
     assert!(graph.linked("agentpolicy-verify").contains("z3"));
+    assert!(
+        graph
+            .linked("agentpolicy-mcp")
+            .contains("agentpolicy-runtime")
+    );
 }
 
 /// Only `agentpolicy-verify` names Z3 as a dependency: the solver sits behind one crate.

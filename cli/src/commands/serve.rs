@@ -98,7 +98,7 @@ pub enum AuditDurability {
 }
 
 impl AuditDurability {
-    fn durability(self) -> Durability {
+    pub(crate) fn durability(self) -> Durability {
         match self {
             AuditDurability::Fsync => Durability::default(),
             AuditDurability::OsBuffered => Durability::OsBuffered {
