@@ -147,3 +147,18 @@ fn large_file_is_checked() {
     let o = agentpolicy(&["check", file.to_str().expect("utf-8 path")]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
+
+/// A folder of several policies (one per sub-directory) is not compiled as one, which gave
+/// a dozen unrelated errors: it says what it holds and how to check each.
+#[test]
+fn a_folder_of_several_policies_says_so() {
+    let out = agentpolicy(&["check", "examples"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`examples` holds 6 policies"), "{err}");
+    assert!(
+        err.contains("`agentpolicy check examples/law_firm`"),
+        "{err}"
+    );
+    assert!(!err.contains("AP0006"), "{err}");
+}
