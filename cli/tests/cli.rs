@@ -167,3 +167,25 @@ fn version_names_the_linked_z3() {
         assert_eq!(z3, expected, "the binary links another Z3 than expected");
     }
 }
+
+/// A folder of several policies (one per sub-directory) is not compiled as one, which gave
+/// a dozen unrelated errors: it says what it holds and how to check each.
+#[test]
+fn a_folder_of_several_policies_says_so() {
+    let out = agentpolicy(&["check", "examples"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let policies = std::fs::read_dir(support::repo_root().join("examples"))
+        .expect("examples")
+        .filter(|e| e.as_ref().is_ok_and(|e| e.path().is_dir()))
+        .count();
+    assert!(
+        err.contains(&format!("`examples` holds {policies} policies")),
+        "{err}"
+    );
+    assert!(
+        err.contains("`agentpolicy check examples/law_firm`"),
+        "{err}"
+    );
+    assert!(!err.contains("AP0006"), "{err}");
+}

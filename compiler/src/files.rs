@@ -62,8 +62,54 @@ pub fn decode(bytes: Vec<u8>, file: FileId) -> (String, Option<Diagnostic>) {
     }
 }
 
+/// The directories (relative to the root, in order) of the files that hold a `policy`
+/// header, when they are several different directories: the root then holds several
+/// policies side by side (`examples/` with one policy per sub-directory), which do not
+/// form one policy. `files` are (path relative to the root, text); `None` for one policy.
+pub fn several_policies<'a>(
+    files: impl IntoIterator<Item = (&'a Path, &'a str)>,
+) -> Option<Vec<String>> {
+    let mut dirs: Vec<String> = Vec::new();
+    for (path, text) in files {
+        let parsed = crate::syntax::parse(FileId(0), text);
+        let has_header = parsed
+            .tree
+            .items
+            .iter()
+            .any(|i| matches!(i.kind, crate::syntax::ast::ItemKind::Policy(_)));
+        if has_header {
+            let dir = path
+                .parent()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+    }
+    (dirs.len() > 1).then_some(dirs)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn several_policies_are_headers_in_several_directories() {
+        use std::path::Path;
+        let one = [
+            (Path::new("a.agentpolicy"), "policy p"),
+            (Path::new("agents/b.agentpolicy"), "agent x { }"),
+        ];
+        assert_eq!(super::several_policies(one), None);
+        let two = [
+            (Path::new("law/p.agentpolicy"), "policy law"),
+            (Path::new("health/p.agentpolicy"), "policy health"),
+        ];
+        assert_eq!(
+            super::several_policies(two),
+            Some(vec!["law".to_string(), "health".to_string()])
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -209,6 +209,9 @@ pub struct ThresholdDef {
     pub name: String,
     pub value: Value,
     pub loc: Loc,
+    /// Where the value is written (`5000` in `threshold x = 5000`), for diagnostics
+    /// about its type, which belong at the declaration.
+    pub value_loc: Loc,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

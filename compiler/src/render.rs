@@ -201,19 +201,33 @@ pub fn sarif(policies: &[SarifInput<'_>], tool_version: &str) -> serde_json::Val
     let rules: Vec<serde_json::Value> = used
         .iter()
         .map(|c| {
-            json!({
+            let meaning = crate::explain::page(*c).and_then(what_it_means);
+            let help = match &meaning {
+                Some(m) => format!(
+                    "{m}\n\nThe whole page: `agentpolicy explain {}`.",
+                    c.as_str()
+                ),
+                None => format!("See `agentpolicy explain {}`.", c.as_str()),
+            };
+            let mut rule = json!({
                 "id": c.as_str(),
+                "name": c.title(),
                 "shortDescription": { "text": c.title() },
                 "defaultConfiguration": { "level": level(c.severity()) },
-                "help": { "text": format!("agentpolicy explain {}", c.as_str()) },
-            })
+                "help": { "text": help },
+                "helpUri": format!("{DOCS_URL}/diagnostics/{}.md", c.as_str()),
+            });
+            if let Some(m) = meaning {
+                rule["fullDescription"] = json!({ "text": m });
+            }
+            rule
         })
         .collect();
     let location = |l: &Label, sources: &Sources| {
         let p = position(l, sources);
         json!({
             "physicalLocation": {
-                "artifactLocation": { "uri": p.file.replace('\\', "/") },
+                "artifactLocation": artifact_location(&p.file),
                 "region": {
                     "startLine": p.line,
                     "startColumn": p.column,
@@ -269,10 +283,76 @@ pub fn sarif(policies: &[SarifInput<'_>], tool_version: &str) -> serde_json::Val
                 "version": tool_version,
                 "rules": rules,
             }},
+            "originalUriBaseIds": {
+                STDLIB_BASE: {
+                    "description": { "text": "the agentpolicy standard library, built into the binary (`stdlib/` in its sources)" },
+                },
+            },
             "columnKind": "unicodeCodePoints",
             "results": results,
         }],
     })
+}
+
+/// Where the documentation lives, for each rule's `helpUri`: the project's repository
+/// (there is no public URL yet; this is the name it is published under, the same one the
+/// editor extension's manifest names).
+pub const DOCS_URL: &str = "https://github.com/agentpolicy/agentpolicy/blob/main/docs";
+
+/// The `uriBaseId` of standard-library files, which have no path on disk.
+const STDLIB_BASE: &str = "AGENTPOLICY_STDLIB";
+
+/// A SARIF `artifactLocation` for a file as `check` names it: a relative or absolute path
+/// made a valid URI reference (`/` separators, reserved and non-ASCII bytes
+/// percent-encoded), and a standard-library module (`<stdlib>/legal.agentpolicy`) made
+/// relative to the [`STDLIB_BASE`] base id.
+fn artifact_location(file: &str) -> serde_json::Value {
+    match file.strip_prefix("<stdlib>/") {
+        Some(module) => serde_json::json!({ "uri": uri_path(module), "uriBaseId": STDLIB_BASE }),
+        None => serde_json::json!({ "uri": uri_path(&file.replace('\\', "/")) }),
+    }
+}
+
+/// Percent-encodes what may not stand in the path of a URI reference (RFC 3986), and `:`
+/// so that `C:/policy` is not read as a scheme.
+fn uri_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for byte in path.bytes() {
+        let keep = byte.is_ascii_alphanumeric()
+            || matches!(
+                byte,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'/'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b'@'
+            );
+        if keep {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// The first paragraph under "What it means" of a diagnostic's docs page, on one line.
+fn what_it_means(page: &str) -> Option<String> {
+    let start = page.find("## What it means")? + "## What it means".len();
+    let paragraph = page[start..].trim_start().split("\n\n").next()?;
+    let text = paragraph.split_whitespace().collect::<Vec<_>>().join(" ");
+    (!text.is_empty() && !text.starts_with('#')).then_some(text)
 }
 
 fn level(s: Severity) -> &'static str {

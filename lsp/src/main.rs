@@ -5,6 +5,27 @@ use agentpolicy_lsp::server::Backend;
 use tower_lsp_server::{LspService, Server};
 
 fn main() -> std::process::ExitCode {
+    // Editors start the server with no arguments (some add `--stdio`, which is the only
+    // transport there is); other arguments are left alone as before, so no client breaks.
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "--version" | "-V" => {
+                println!("agentpolicy-lsp {}", env!("CARGO_PKG_VERSION"));
+                return std::process::ExitCode::SUCCESS;
+            }
+            "--help" | "-h" => {
+                println!(
+                    "agentpolicy-lsp {}: the agentpolicy language server, over standard input and output\n\n\
+                     Usage: agentpolicy-lsp [--stdio]\n\n\
+                     Options:\n  -V, --version  Print the version and exit\n  -h, --help     Print this help and exit\n\n\
+                     Set-up for VS Code, Neovim and Helix: docs/editors.md",
+                    env!("CARGO_PKG_VERSION")
+                );
+                return std::process::ExitCode::SUCCESS;
+            }
+            _ => {}
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

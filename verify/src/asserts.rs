@@ -27,6 +27,7 @@ pub fn prove(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult> {
                     RuleTarget::All => "*".into(),
                 };
                 let subject = Subject::Assert {
+                    loc: *loc,
                     text: format!(
                         "never {} calls {tool_name}",
                         model.agents[agent.index()].name
@@ -82,6 +83,7 @@ pub fn prove(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult> {
                     ctx,
                     &targets,
                     Subject::Assert {
+                        loc: *loc,
                         text: "every irreversible tool escalates".into(),
                     },
                     *loc,
@@ -100,6 +102,7 @@ pub fn prove(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult> {
                     ctx,
                     &targets,
                     Subject::Assert {
+                        loc: *loc,
                         text: "every irreversible tool escalates when tainted".into(),
                     },
                     *loc,
@@ -112,6 +115,7 @@ pub fn prove(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult> {
             }
             AssertDef::NeverReads { agent, tier, loc } => {
                 let subject = Subject::Assert {
+                    loc: *loc,
                     text: format!(
                         "{} never reads {}",
                         model.agents[agent.index()].name,
@@ -124,6 +128,7 @@ pub fn prove(ctx: &Ctx<'_>, cells: &[CellInfo]) -> Vec<PropertyResult> {
             }
             AssertDef::NoFlow { tier, sink, loc } => {
                 let subject = Subject::Assert {
+                    loc: *loc,
                     text: format!(
                         "no flow from {} to {}",
                         model.tiers[tier.index()].name,

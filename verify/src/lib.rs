@@ -38,7 +38,7 @@ use std::rc::Rc;
 use agentpolicy_runtime::{DecisionTable, TableData};
 
 use agentpolicy::diagnostics::Diagnostic;
-use agentpolicy::model::Model;
+use agentpolicy::model::{Loc, Model};
 
 pub use counterexample::{Access, ArgVal, Call, Counterexample, Session, decimal, money};
 pub use diff::{Change, DiffError, DiffReport, diff};
@@ -213,8 +213,9 @@ pub enum Subject {
         agent: String,
         tool: Option<String>,
     },
-    /// One of the policy's `assert`s, in its own words (it may name any agent).
-    Assert { text: String },
+    /// One of the policy's `assert`s, in its own words (it may name any agent), and where
+    /// it is written: [`Subject::quoted`] quotes it whole, condition and all.
+    Assert { text: String, loc: Loc },
     /// The decision table as a whole (it does not match the model it was built from).
     Table,
 }
@@ -240,6 +241,31 @@ impl Subject {
     }
 }
 
+impl Subject {
+    /// The subject as its reader should see it: an assert quoted whole from its source
+    /// (`never teller calls pay when amount > $100`), so two asserts about the same agent
+    /// and tool read differently; anything else as displayed.
+    pub fn quoted(&self, sources: &agentpolicy::render::Sources) -> String {
+        let Subject::Assert { loc, .. } = self else {
+            return self.to_string();
+        };
+        let quoted = sources
+            .get(loc.file)
+            .and_then(|(_, text)| text.get(loc.range.start as usize..loc.range.end as usize))
+            .map(|item| {
+                agentpolicy::syntax::lexer::lex(item)
+                    .iter()
+                    .filter(|t| !t.kind.is_trivia() && !t.kind.is_comment())
+                    .map(|t| t.text(item))
+                    .skip_while(|w| *w == "assert")
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .filter(|q| !q.is_empty());
+        quoted.unwrap_or_else(|| self.to_string())
+    }
+}
+
 /// `agent intake`, `intake calls wire_funds`, `rule intake/allow/search#1`, an assert's
 /// words, `decision table`.
 impl fmt::Display for Subject {
@@ -248,7 +274,7 @@ impl fmt::Display for Subject {
             Subject::Agent { agent } => write!(f, "agent {agent}"),
             Subject::Cell { agent, tool } => write!(f, "{agent} calls {tool}"),
             Subject::Rule { id, .. } => write!(f, "rule {id}"),
-            Subject::Assert { text } => f.write_str(text),
+            Subject::Assert { text, .. } => f.write_str(text),
             Subject::Table => f.write_str("decision table"),
         }
     }
@@ -551,6 +577,10 @@ mod subject_tests {
         assert_eq!((star.agent(), star.tool()), (Some("intake"), None));
         let assert = Subject::Assert {
             text: "never intake calls wire_funds".into(),
+            loc: agentpolicy::model::Loc {
+                file: agentpolicy::diagnostics::FileId(0),
+                range: agentpolicy::syntax::ast::TextRange::new(0, 0),
+            },
         };
         assert_eq!((assert.agent(), assert.tool()), (None, None));
         assert_eq!(Subject::Table.to_string(), "decision table");

@@ -33,8 +33,8 @@ pub struct CheckArgs {
     /// Treat warnings as errors (exit 1 when there are any).
     #[arg(long)]
     pub deny_warnings: bool,
-    /// Exit 0 even when the solver can prove or refute some property (it is still
-    /// reported as unknown, never as proved).
+    /// Exit 0 even when the solver can neither prove nor refute some property (it is
+    /// still reported as unknown, never as proved).
     #[arg(long)]
     pub allow_unknown: bool,
     /// Time limit per solver query, in milliseconds; a query that runs out is unknown.
@@ -128,7 +128,7 @@ pub fn run(args: CheckArgs) -> u8 {
                     render::human(&c.diagnostics, &c.policy.sources, use_color())
                 );
                 if let Some(r) = &c.report {
-                    print!("{}", summary(r));
+                    print!("{}", summary(r, &c.policy.sources));
                 }
                 let e = c.diagnostics.iter().filter(|d| d.is_error()).count();
                 let u = c
@@ -173,7 +173,7 @@ pub fn run(args: CheckArgs) -> u8 {
                         "warnings": c.diagnostics.len() - e,
                         "unknown": u,
                         "diagnostics": render::json(&c.diagnostics, &c.policy.sources),
-                        "properties": c.report.as_ref().map(properties_json),
+                        "properties": c.report.as_ref().map(|r| properties_json(r, &c.policy.sources)),
                     })
                 })
                 .collect();
@@ -207,7 +207,7 @@ pub fn run(args: CheckArgs) -> u8 {
 }
 
 /// One line per property verdict, with how it was reached.
-fn summary(report: &Report) -> String {
+fn summary(report: &Report, sources: &render::Sources) -> String {
     if report.results.is_empty() {
         return "proofs: none apply (no agent uses a tool, and no assert)\n".to_string();
     }
@@ -222,7 +222,7 @@ fn summary(report: &Report) -> String {
             "  {:<14} {} ({}) {how}\n",
             r.verdict.keyword(),
             r.property.name(),
-            r.subject
+            r.subject.quoted(sources)
         ));
     }
     let mut assumptions: Vec<&str> = report
@@ -238,7 +238,7 @@ fn summary(report: &Report) -> String {
     out
 }
 
-fn properties_json(report: &Report) -> serde_json::Value {
+fn properties_json(report: &Report, sources: &render::Sources) -> serde_json::Value {
     serde_json::Value::Array(
         report
             .results
@@ -246,7 +246,7 @@ fn properties_json(report: &Report) -> serde_json::Value {
             .map(|r| {
                 let mut v = serde_json::json!({
                     "property": r.property.name(),
-                    "subject": r.subject.to_string(),
+                    "subject": r.subject.quoted(sources),
                     "verdict": r.verdict.keyword(),
                     "method": r.method.to_string(),
                     "assumptions": r.assumptions,

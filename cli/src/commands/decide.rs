@@ -1,5 +1,6 @@
 //! `agentpolicy decide TABLE REQUEST.json [--format human|json]`: one decision, with the
-//! rule (id and source span) or built-in check that decided it, and why.
+//! rule (id and source span) or built-in check that decided it, and why. REQUEST `-` is
+//! standard input.
 //!
 //! TABLE is a table written by `agentpolicy build`, binary or JSON (told apart by the
 //! binary form's magic bytes). The request format is in `docs/requests.md`. Exit 0 when a
@@ -17,7 +18,7 @@ use super::output::Format;
 pub struct DecideArgs {
     /// A decision table from `agentpolicy build` (binary, or JSON from `--json`).
     pub table: PathBuf,
-    /// The request, as JSON (see docs/requests.md).
+    /// The request, as JSON (see docs/requests.md); `-` reads it from standard input.
     pub request: PathBuf,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
@@ -42,8 +43,15 @@ fn decide_files(args: &DecideArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot read `{}`: {e}", args.table.display()))?;
     let table = load_table(&bytes).map_err(|e| format!("`{}`: {e}", args.table.display()))?;
     let table = super::table_input::with_sets(table, args.sets.as_deref())?;
-    let text = std::fs::read_to_string(&args.request)
-        .map_err(|e| format!("cannot read `{}`: {e}", args.request.display()))?;
+    let text = if args.request.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .map_err(|e| format!("cannot read the request from standard input: {e}"))?;
+        text
+    } else {
+        std::fs::read_to_string(&args.request)
+            .map_err(|e| format!("cannot read `{}`: {e}", args.request.display()))?
+    };
     let json =
         request_json::parse(&text).map_err(|e| format!("`{}`: {e}", args.request.display()))?;
     let mut values = KeyValueInterner::default();

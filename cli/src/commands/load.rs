@@ -143,7 +143,47 @@ pub fn load(path: &Path) -> Result<LoadedPolicy, LoadError> {
                 describe_io(&e)
             ))
         })?;
-        files.push((file.display().to_string(), bytes));
+        files.push((file, bytes));
     }
-    Ok(agentpolicy::compile(files))
+    if path.is_dir() {
+        refuse_several_policies(path, &files)?;
+    }
+    Ok(agentpolicy::compile(
+        files
+            .into_iter()
+            .map(|(file, bytes)| (file.display().to_string(), bytes))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// A directory whose sub-directories each hold a policy (`examples/`) is not one policy:
+/// compiled together they would give a dozen unrelated errors, so say what it holds and
+/// how to check each.
+fn refuse_several_policies(root: &Path, files: &[(PathBuf, Vec<u8>)]) -> Result<(), LoadError> {
+    let texts: Vec<(PathBuf, String)> = files
+        .iter()
+        .map(|(file, bytes)| {
+            let relative = file.strip_prefix(root).unwrap_or(file).to_path_buf();
+            (relative, String::from_utf8_lossy(bytes).into_owned())
+        })
+        .collect();
+    let Some(dirs) = files::several_policies(texts.iter().map(|(p, t)| (p.as_path(), t.as_str())))
+    else {
+        return Ok(());
+    };
+    let paths: Vec<String> = dirs
+        .iter()
+        .map(|d| root.join(d).display().to_string())
+        .collect();
+    Err(LoadError(format!(
+        "`{}` holds {} policies (a `policy` header in each of {}), not one\nhelp: a PATH is one policy; check each on its own: {}",
+        root.display(),
+        paths.len(),
+        paths.join(", "),
+        paths
+            .iter()
+            .map(|p| format!("`agentpolicy check {p}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
 }

@@ -8,6 +8,7 @@ mod audit;
 mod audit_compact;
 mod build;
 mod check;
+mod completions;
 mod decide;
 mod diff;
 mod explain;
@@ -79,6 +80,10 @@ pub enum Command {
     /// Rewrite policy files in the canonical layout, keeping every comment; `--check`
     /// only reports files that are not formatted.
     Fmt(fmt::FmtArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to standard output.
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page (roff) to standard output, or write one page per command to a directory.
+    Man(completions::ManArgs),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -96,6 +101,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::PromoteCheck(args) => promote::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Mcp(args) => mcp::run(args),
+        Command::Completions(args) => completions::run_completions(args),
+        Command::Man(args) => completions::run_man(args),
     };
     ExitCode::from(code)
 }

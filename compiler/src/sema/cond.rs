@@ -107,6 +107,11 @@ fn lower(expr: &Expr, scope: &Scope<'_>, diagnostics: &mut Vec<Diagnostic>) -> O
                 }
             }
             if !comparable(lty, rty) {
+                if let Some(d) = threshold_of_wrong_type(scope, (&lt, lty, left), (&rt, rty, right))
+                {
+                    diagnostics.push(d);
+                    return None;
+                }
                 diagnostics.push(
                     Diagnostic::new(
                         Code::TypeMismatch,
@@ -275,7 +280,7 @@ fn set_id(name: &ast::Name, scope: &Scope<'_>, diagnostics: &mut Vec<Diagnostic>
     match scope.namespace.resolve(name, scope.file, &[NameKind::Set]) {
         Ok(entry) => Some(SetId(entry.index)),
         Err(d) => {
-            diagnostics.push(*d);
+            diagnostics.extend(d.map(|d| *d));
             None
         }
     }
@@ -543,6 +548,77 @@ fn type_phrase(ty: TypeName) -> String {
         TypeName::Duration => "a duration".to_string(),
         TypeName::Percent => "a percentage".to_string(),
         TypeName::TextList => "a list of texts".to_string(),
+    }
+}
+
+/// A threshold written as a plain number and compared with money (or a duration): the
+/// mistake is in the declaration (`threshold x = 5000` for `$5,000`), so that is where it
+/// is reported, with the literal to write as a "did you mean" the editor offers as a fix.
+fn threshold_of_wrong_type(
+    scope: &Scope<'_>,
+    left: (&Term, TypeName, &Operand),
+    right: (&Term, TypeName, &Operand),
+) -> Option<Diagnostic> {
+    for ((term, ty, _), (_, other_ty, other)) in [(left, right), (right, left)] {
+        let Term::Const {
+            value: Value::Number(millionths),
+            threshold: Some(id),
+        } = term
+        else {
+            continue;
+        };
+        if ty != TypeName::Number || !matches!(other_ty, TypeName::Money | TypeName::Duration) {
+            continue;
+        }
+        let def = scope.thresholds.get(id.index())?;
+        let help = match number_as(other_ty, *millionths) {
+            Some(l) => format!("did you mean `{l}`? ({})", mismatch_help(other_ty, ty)),
+            None => mismatch_help(other_ty, ty),
+        };
+        return Some(
+            Diagnostic::new(
+                Code::TypeMismatch,
+                format!(
+                    "threshold `{}` is a number, but it is compared with {}",
+                    def.name,
+                    type_phrase(other_ty)
+                ),
+                Label::new(
+                    def.value_loc.file,
+                    def.value_loc.range,
+                    format!("a number, not `{}`", other_ty.keyword()),
+                ),
+            )
+            .with_secondary(Label::new(
+                scope.file,
+                other.range(),
+                format!("`{}`", other_ty.keyword()),
+            ))
+            .with_help(help),
+        );
+    }
+    None
+}
+
+/// A whole number written as money (`$5,000`) or as a duration in seconds (`90s`).
+fn number_as(ty: TypeName, millionths: i64) -> Option<String> {
+    if millionths % 1_000_000 != 0 || millionths < 0 {
+        return None;
+    }
+    let whole = (millionths / 1_000_000).to_string();
+    match ty {
+        TypeName::Money => {
+            let mut grouped = String::new();
+            for (i, c) in whole.chars().enumerate() {
+                if i > 0 && (whole.len() - i).is_multiple_of(3) {
+                    grouped.push(',');
+                }
+                grouped.push(c);
+            }
+            Some(format!("${grouped}"))
+        }
+        TypeName::Duration => Some(format!("{whole}s")),
+        _ => None,
     }
 }
 

@@ -198,6 +198,7 @@ impl Resolver {
             NameKind::Threshold => self.model.thresholds.push(ThresholdDef {
                 name,
                 value: Value::Bool(false),
+                value_loc: at,
                 loc: at,
             }),
             NameKind::Route => self.model.routes.push(RouteDef {
@@ -366,7 +367,9 @@ impl Resolver {
                         let Some(i) = self.owns_slot(&t.name, file.id) else {
                             continue;
                         };
-                        self.model.thresholds[i as usize].value = literal_value(&t.value);
+                        let def = &mut self.model.thresholds[i as usize];
+                        def.value = literal_value(&t.value);
+                        def.value_loc = loc(file.id, t.value.range);
                     }
                     ItemKind::Escalation(e) => {
                         let Some(i) = self.owns_slot(&e.name, file.id) else {

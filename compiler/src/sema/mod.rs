@@ -131,6 +131,13 @@ impl Resolver {
             .collect();
         ordered.extend(files.iter().filter(|f| f.module.is_none()).copied());
 
+        for file in &ordered {
+            for broken in file.tree.broken.iter().filter(|b| !b.recovered) {
+                if let Some(name) = &broken.name {
+                    self.ns.mark_unparsed(&name.text);
+                }
+            }
+        }
         self.check_headers_and_empty(&ordered);
         self.declare_tiers(&ordered);
         self.declare_simple(&ordered);
@@ -142,13 +149,46 @@ impl Resolver {
             policy_tests::resolve_tests(&ordered, &self.model, &self.ns, &mut self.diagnostics);
         self.model.tests = tests;
         self.check_routes();
+        self.drop_missing_clause_reports_in_broken_items(&ordered);
+    }
+
+    /// A clause reported missing from an item with a syntax error may be the clause that
+    /// failed to parse (`timeout 4 hours then deny` left out of a route is no "route
+    /// without a timeout"): the syntax error is the one report.
+    fn drop_missing_clause_reports_in_broken_items(&mut self, files: &[FileInput<'_>]) {
+        let broken: Vec<(FileId, TextRange)> = files
+            .iter()
+            .flat_map(|f| f.tree.broken.iter().map(|b| (f.id, b.range)))
+            .collect();
+        if broken.is_empty() {
+            return;
+        }
+        self.diagnostics.retain(|d| {
+            let missing_clause = matches!(
+                d.code,
+                Code::MissingMember
+                    | Code::RouteWithoutTimeout
+                    | Code::AgentWithoutOwner
+                    | Code::UngrantedDeny
+                    | Code::StageRoute
+                    | Code::PromotionWindow
+            );
+            !(missing_clause
+                && broken.iter().any(|(file, range)| {
+                    d.primary.file == *file
+                        && range.start <= d.primary.range.start
+                        && d.primary.range.end <= range.end
+                }))
+        });
     }
 
     fn resolve(&mut self, name: &ast::Name, file: FileId, kinds: &[NameKind]) -> Option<u32> {
         match self.ns.resolve(name, file, kinds) {
             Ok(e) => Some(e.index),
             Err(d) => {
-                self.report(d);
+                if let Some(d) = d {
+                    self.report(d);
+                }
                 None
             }
         }

@@ -4,7 +4,7 @@
 //! User declarations shadow standard-library declarations of the same name and kind
 //! (like a prelude); the same name for two different kinds is a duplicate.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::diagnostics::{Code, Diagnostic, Label};
 use crate::model::Loc;
@@ -65,6 +65,9 @@ pub struct Entry {
 #[derive(Debug, Default)]
 pub struct Namespace {
     entries: HashMap<String, Entry>,
+    /// Names whose declarations did not parse (their AP0001 is reported): a reference to
+    /// one is not reported again as undeclared.
+    unparsed: HashSet<String>,
 }
 
 pub enum Declared {
@@ -144,14 +147,20 @@ impl Namespace {
             .map(|(n, _)| n.as_str())
     }
 
+    /// Records a name whose declaration had a syntax error and was dropped.
+    pub fn mark_unparsed(&mut self, name: &str) {
+        self.unparsed.insert(name.to_string());
+    }
+
     /// Looks `name` up expecting one of `kinds`; on failure a diagnostic with a
-    /// suggestion (AP0011) or saying what the name is instead (AP0013).
+    /// suggestion (AP0011) or saying what the name is instead (AP0013), or `None` when
+    /// the name's declaration failed to parse (its syntax error says all there is to say).
     pub fn resolve(
         &self,
         name: &crate::syntax::ast::Name,
         file: crate::diagnostics::FileId,
         kinds: &[NameKind],
-    ) -> Result<Entry, Box<Diagnostic>> {
+    ) -> Result<Entry, Option<Box<Diagnostic>>> {
         let expected = kinds
             .iter()
             .map(|k| k.article())
@@ -159,7 +168,8 @@ impl Namespace {
             .join(" or ");
         match self.entries.get(&name.text) {
             Some(entry) if kinds.contains(&entry.kind) => Ok(*entry),
-            Some(entry) => Err(Box::new(
+            None if self.unparsed.contains(&name.text) => Err(None),
+            Some(entry) => Err(Some(Box::new(
                 Diagnostic::new(
                     Code::WrongKindOfName,
                     format!(
@@ -175,15 +185,15 @@ impl Namespace {
                     format!("`{}` is declared here", name.text),
                 ))
                 .with_help(suggestion_help(self, &name.text, kinds)),
-            )),
-            None => Err(Box::new(
+            ))),
+            None => Err(Some(Box::new(
                 Diagnostic::new(
                     Code::UnknownReference,
                     format!("unknown {}: `{}`", strip_article(&expected), name.text),
                     Label::new(file, name.range, "not declared anywhere in the policy"),
                 )
                 .with_help(suggestion_help(self, &name.text, kinds)),
-            )),
+            ))),
         }
     }
 }

@@ -51,10 +51,13 @@ fn resolve_test(
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Option<TestDef> {
     let before = diagnostics.len();
+    // A name whose declaration did not parse fails resolution without a diagnostic.
+    let mut failed = false;
     let mut steps = Vec::new();
     for step in &t.steps {
-        if let Some(call) = resolve_step(step, file, model, ns, diagnostics) {
-            steps.push(call);
+        match resolve_step(step, file, model, ns, diagnostics) {
+            Some(call) => steps.push(call),
+            None => failed = true,
         }
     }
     let expect = match &t.expect.kind {
@@ -65,13 +68,16 @@ fn resolve_test(
             for r in routes {
                 match ns.resolve(r, file, &[NameKind::Route]) {
                     Ok(e) => ids.push(RouteId(e.index)),
-                    Err(d) => diagnostics.push(*d),
+                    Err(d) => {
+                        failed = true;
+                        diagnostics.extend(d.map(|d| *d));
+                    }
                 }
             }
             Expected::Escalate(ids)
         }
     };
-    if diagnostics.len() > before {
+    if failed || diagnostics.len() > before {
         return None;
     }
     Some(TestDef {
@@ -91,11 +97,11 @@ fn resolve_step(
 ) -> Option<TestCall> {
     let agent = ns
         .resolve(&step.agent, file, &[NameKind::Agent])
-        .map_err(|d| diagnostics.push(*d))
+        .map_err(|d| diagnostics.extend(d.map(|d| *d)))
         .ok();
     let tool = ns
         .resolve(&step.tool, file, &[NameKind::Tool])
-        .map_err(|d| diagnostics.push(*d))
+        .map_err(|d| diagnostics.extend(d.map(|d| *d)))
         .ok();
     let (agent, tool) = (AgentId(agent?.index), ToolId(tool?.index));
     let tool_def = &model.tools[tool.index()];
@@ -262,7 +268,7 @@ fn data_ref(
     let id = match ns.resolve(&r.resource, file, &[name_kind]) {
         Ok(e) => e.index,
         Err(d) => {
-            diagnostics.push(*d);
+            diagnostics.extend(d.map(|d| *d));
             return None;
         }
     };

@@ -43,6 +43,21 @@ pub struct Name {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct SourceFile {
     pub items: Vec<Item>,
+    /// Items with a syntax error (already reported as AP0001): analysis must not report
+    /// their names as undeclared, nor a clause as missing that may be the one that failed.
+    pub broken: Vec<BrokenItem>,
+}
+
+/// A top-level item with a syntax error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BrokenItem {
+    /// The name it declares, when the words after its keyword form one.
+    pub name: Option<Name>,
+    /// The whole item, as the splitter cut it.
+    pub range: TextRange,
+    /// Whether it still parsed with the bad clauses left out (it is then in `items`,
+    /// without them); otherwise it is not in `items` at all.
+    pub recovered: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -9,12 +9,13 @@
 mod errors;
 mod literals;
 mod lower;
+mod recovery;
 
 use pest::Parser as _;
 use pest::iterators::Pair;
 
 use super::ast::*;
-use super::lexer::{Token, TokenKind, lex};
+use super::lexer::{KEYWORDS, Token, TokenKind, lex};
 use super::split::{Chunk, MAX_NESTING, split_items};
 use crate::diagnostics::{Code, Diagnostic, FileId, Label};
 use errors::syntax_error;
@@ -45,11 +46,18 @@ pub fn parse(file: FileId, source: &str) -> Parsed {
         .filter(|t| !t.kind.is_trivia())
         .map(|t| t.end)
         .collect();
+    let mut broken = Vec::new();
     for chunk in split_items(source, &tokens) {
-        match parse_chunk(file, source, chunk, &significant_ends) {
-            Ok(parsed) => items.extend(parsed),
-            Err(diagnostic) => diagnostics.push(*diagnostic),
+        let parsed = parse_chunk(file, source, chunk, &significant_ends);
+        items.extend(parsed.items);
+        if !parsed.diagnostics.is_empty() {
+            broken.push(BrokenItem {
+                name: declared_name(source, chunk),
+                range: TextRange::new(chunk.start, chunk.end),
+                recovered: parsed.recovered,
+            });
         }
+        diagnostics.extend(parsed.diagnostics);
     }
     // An unterminated block comment runs to the end of the file, after the last item,
     // so the grammar never sees it; without this, whatever it swallowed would vanish
@@ -73,7 +81,7 @@ pub fn parse(file: FileId, source: &str) -> Parsed {
         );
     }
     Parsed {
-        tree: SourceFile { items },
+        tree: SourceFile { items, broken },
         tokens,
         diagnostics,
     }
@@ -84,27 +92,43 @@ pub fn parse(file: FileId, source: &str) -> Parsed {
 /// language-server threads have small stacks).
 const PARSE_STACK: usize = 8 * 1024 * 1024;
 
-fn parse_chunk(
-    file: FileId,
-    source: &str,
-    chunk: Chunk,
-    significant_ends: &[u32],
-) -> Result<Vec<Item>, Box<Diagnostic>> {
+/// What one chunk gave: its items, its syntax errors, and whether its items parsed only
+/// after the clauses with errors were left out.
+struct ChunkParse {
+    items: Vec<Item>,
+    diagnostics: Vec<Diagnostic>,
+    recovered: bool,
+}
+
+impl ChunkParse {
+    fn failed(diagnostic: Diagnostic) -> Self {
+        ChunkParse {
+            items: Vec::new(),
+            diagnostics: vec![diagnostic],
+            recovered: false,
+        }
+    }
+}
+
+fn parse_chunk(file: FileId, source: &str, chunk: Chunk, significant_ends: &[u32]) -> ChunkParse {
     stacker::maybe_grow(PARSE_STACK / 4, PARSE_STACK, || {
         parse_chunk_here(file, source, chunk, significant_ends)
     })
 }
+
+/// How many bad clauses of one item are left out before the item is given up.
+const MAX_RECOVERIES: usize = 16;
 
 fn parse_chunk_here(
     file: FileId,
     source: &str,
     chunk: Chunk,
     significant_ends: &[u32],
-) -> Result<Vec<Item>, Box<Diagnostic>> {
+) -> ChunkParse {
     let text = &source[chunk.start..chunk.end];
     if chunk.max_nesting > MAX_NESTING {
         let at = TextRange::new(chunk.deepest_at, chunk.deepest_at + 1);
-        return Err(Box::new(
+        return ChunkParse::failed(
             Diagnostic::new(
                 Code::NestingTooDeep,
                 format!(
@@ -114,19 +138,102 @@ fn parse_chunk_here(
                 Label::new(file, at, "nested too deeply here"),
             )
             .with_help("split the condition into several rules, or remove redundant parentheses"),
-        ));
+        );
     }
-    let pairs = Grammar::parse(Rule::item_alone, text)
-        .map_err(|e| Box::new(syntax_error(file, source, chunk.start, &e)))?;
     let lower = Lower {
         file,
         offset: chunk.start as u32,
         significant_ends,
     };
-    pairs
-        .filter(|p| p.as_rule() != Rule::EOI)
-        .map(|p| lower.item(p))
-        .collect()
+    let lower_all = |pairs: pest::iterators::Pairs<'_, Rule>| -> LowerResult<Vec<Item>> {
+        pairs
+            .filter(|p| p.as_rule() != Rule::EOI)
+            .map(|p| lower.item(p))
+            .collect()
+    };
+    let first_error = match Grammar::parse(Rule::item_alone, text) {
+        Ok(pairs) => {
+            return match lower_all(pairs) {
+                Ok(items) => ChunkParse {
+                    items,
+                    diagnostics: Vec::new(),
+                    recovered: false,
+                },
+                Err(diagnostic) => ChunkParse::failed(*diagnostic),
+            };
+        }
+        Err(e) => e,
+    };
+    let mut diagnostics = vec![syntax_error(file, source, chunk.start, &first_error)];
+    // Recovery inside the item: leave out the clause that holds the error (blanked to
+    // spaces, so every offset stays put) and parse again, so one bad clause does not drop
+    // the whole agent and every reference to it.
+    let mut blanked = text.to_string();
+    let mut error = first_error;
+    for _ in 0..MAX_RECOVERIES {
+        let Some(clause) = recovery::bad_clause(&blanked, error_offset(&error)) else {
+            break;
+        };
+        blanked = recovery::blank(&blanked, clause.clone());
+        match Grammar::parse(Rule::item_alone, &blanked) {
+            Ok(pairs) => match lower_all(pairs) {
+                Ok(items) => {
+                    return ChunkParse {
+                        items,
+                        diagnostics,
+                        recovered: true,
+                    };
+                }
+                Err(diagnostic) => {
+                    diagnostics.push(*diagnostic);
+                    break;
+                }
+            },
+            Err(next_error) => {
+                // A second error after the left-out clause is a mistake of its own.
+                if error_offset(&next_error) >= clause.end {
+                    diagnostics.push(syntax_error(file, source, chunk.start, &next_error));
+                }
+                error = next_error;
+            }
+        }
+    }
+    ChunkParse {
+        items: Vec::new(),
+        diagnostics,
+        recovered: false,
+    }
+}
+
+fn error_offset(error: &pest::error::Error<Rule>) -> usize {
+    match error.location {
+        pest::error::InputLocation::Pos(p) => p,
+        pest::error::InputLocation::Span((s, _)) => s,
+    }
+}
+
+/// The name an item declares: the word after its keyword (`agent ap_clerk {`), when it is
+/// one; for items that declare no name (`assert`, `test`, `use`, ...), none.
+fn declared_name(source: &str, chunk: Chunk) -> Option<Name> {
+    let mut words = lex(&source[chunk.start..chunk.end])
+        .into_iter()
+        .filter(|t| !t.kind.is_trivia());
+    let keyword = words.next()?;
+    let keyword = keyword.text(&source[chunk.start..chunk.end]);
+    if !recovery::DECLARES_NAME.contains(&keyword) {
+        return None;
+    }
+    let name = words.next()?;
+    let text = name.text(&source[chunk.start..chunk.end]);
+    let is_word = name.kind == TokenKind::Ident
+        && text.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');
+    (is_word && !KEYWORDS.contains(&text)).then(|| Name {
+        text: text.to_string(),
+        range: TextRange::new(
+            chunk.start + name.start as usize,
+            chunk.start + name.end as usize,
+        ),
+    })
 }
 
 impl Lower<'_> {

@@ -1,99 +1,60 @@
 //! Timestamps of audit records: milliseconds since the Unix epoch, shown as RFC 3339 in
-//! UTC (`2026-11-25T09:30:00.000Z`). Civil-date arithmetic is done here, exactly, so the
-//! runtime needs no date crate; it must not read the clock (the engine's `Clock` does).
+//! UTC with milliseconds (`2026-11-25T09:30:00.000Z`). Parsing and calendar arithmetic are
+//! jiff's (a well-kept date-time library, built without time-zone data: every time here is
+//! UTC or carries its offset); this module must not read the clock (the engine's `Clock`
+//! does).
 
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = if month > 2 { month - 3 } else { month + 9 };
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use jiff::{Span, Timestamp, Zoned};
 
-/// The (year, month, day) of a day count since 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-const DAY_MS: i64 = 86_400_000;
-
-/// `ms` since the epoch as RFC 3339 UTC with milliseconds.
+/// `ms` since the epoch as RFC 3339 UTC with milliseconds. The format of every audit
+/// record's `time` (hashed with the record, so it never changes): four-digit year,
+/// milliseconds, `Z`. A time outside the years jiff holds (-9999 to 9999) is written as
+/// its milliseconds, which [`parse_time`] reads back.
 ///
 /// ```
 /// use agentpolicy_runtime::audit::{format_time, parse_time};
 /// assert_eq!(format_time(0), "1970-01-01T00:00:00.000Z");
 /// assert_eq!(format_time(1_764_063_000_123), "2025-11-25T09:30:00.123Z");
 /// assert_eq!(parse_time("2025-11-25T09:30:00.123Z"), Some(1_764_063_000_123));
+/// assert_eq!(parse_time("2025-11-25T10:30:00.123+01:00"), Some(1_764_063_000_123));
 /// ```
 pub fn format_time(ms: i64) -> String {
-    let days = ms.div_euclid(DAY_MS);
-    let rest = ms.rem_euclid(DAY_MS);
-    let (y, mo, d) = civil_from_days(days);
-    let (h, mi, s, milli) = (
-        rest / 3_600_000,
-        rest / 60_000 % 60,
-        rest / 1000 % 60,
-        rest % 1000,
-    );
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z")
+    match Timestamp::from_millisecond(ms) {
+        Ok(t) => t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        Err(_) => ms.to_string(),
+    }
 }
 
 /// A time given by a person or a tool: milliseconds since the epoch (`1764063000123`), an
-/// RFC 3339 UTC time (`2025-11-25T09:30:00Z`, fractions of a second allowed, `Z` or
-/// `+00:00`), or a date (`2025-11-25`, meaning its midnight UTC).
+/// RFC 3339 time with any offset (`2025-11-25T09:30:00Z`, `2025-11-25T10:30:00+01:00`,
+/// fractions of a second allowed; `T` or a space between date and time), or a date
+/// (`2025-11-25`, meaning its midnight UTC). A time without an offset is refused: it would
+/// mean a different instant on every machine. Fractions finer than a millisecond are cut.
 pub fn parse_time(text: &str) -> Option<i64> {
     let text = text.trim();
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         return text.parse().ok();
     }
-    let date = text.get(..10)?;
-    let (y, mo, d) = parse_date(date)?;
-    let mut ms = days_from_civil(y, mo, d).checked_mul(DAY_MS)?;
-    let rest = &text[10..];
-    if rest.is_empty() {
-        return Some(ms);
+    if text.len() == 10 {
+        let date: Date = text.parse().ok()?;
+        return date
+            .to_zoned(TimeZone::UTC)
+            .ok()
+            .map(|z| z.timestamp().as_millisecond());
     }
-    let rest = rest.strip_prefix('T').or_else(|| rest.strip_prefix(' '))?;
-    let rest = rest
-        .strip_suffix('Z')
-        .or_else(|| rest.strip_suffix("+00:00"))?;
-    let (hms, frac) = match rest.split_once('.') {
-        Some((a, b)) => (a, Some(b)),
-        None => (rest, None),
-    };
-    let mut parts = hms.split(':');
-    let h: i64 = number(parts.next()?, 0, 23)?;
-    let mi: i64 = number(parts.next()?, 0, 59)?;
-    let s: i64 = number(parts.next()?, 0, 60)?;
-    if parts.next().is_some() {
+    // jiff's parser also reads `[Zone/Name]` annotations; without time-zone data only
+    // offsets mean anything here, so a bracket is refused rather than half-understood.
+    if text.contains('[') {
         return None;
     }
-    ms += ((h * 60 + mi) * 60 + s) * 1000;
-    if let Some(frac) = frac {
-        if frac.is_empty() || !frac.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        let digits: String = frac.chars().chain("000".chars()).take(3).collect();
-        ms += digits.parse::<i64>().ok()?;
-    }
-    Some(ms)
+    text.parse::<Timestamp>().ok().map(|t| t.as_millisecond())
 }
 
-/// The same time of day and date `years` calendar years earlier; 29 February falls
-/// back to 28 February when the earlier year has none. `None` outside the range of
-/// dates `i64` milliseconds hold.
+/// The same time of day and date `years` calendar years earlier (in UTC); 29 February
+/// falls back to 28 February when the earlier year has none. `None` outside the range
+/// of dates jiff holds.
 ///
 /// ```
 /// use agentpolicy_runtime::audit::{minus_years, parse_time};
@@ -102,34 +63,12 @@ pub fn parse_time(text: &str) -> Option<i64> {
 /// assert_eq!(minus_years(leap, 4), parse_time("2024-02-29T12:00:00Z"));
 /// ```
 pub fn minus_years(ms: i64, years: u32) -> Option<i64> {
-    let days = ms.div_euclid(DAY_MS);
-    let rest = ms.rem_euclid(DAY_MS);
-    let (y, mo, d) = civil_from_days(days);
-    let year = y.checked_sub(i64::from(years))?;
-    let day = d.min(days_in_month(year, mo));
-    days_from_civil(year, mo, day)
-        .checked_mul(DAY_MS)?
-        .checked_add(rest)
-}
-
-fn parse_date(date: &str) -> Option<(i64, i64, i64)> {
-    let mut parts = date.split('-');
-    let y = number(parts.next()?, 0, 9999)?;
-    let mo = number(parts.next()?, 1, 12)?;
-    let d = number(parts.next()?, 1, 31)?;
-    (parts.next().is_none() && d <= days_in_month(y, mo)).then_some((y, mo, d))
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    days_from_civil(if month == 12 { year + 1 } else { year }, month % 12 + 1, 1)
-        - days_from_civil(year, month, 1)
-}
-
-fn number(text: &str, min: i64, max: i64) -> Option<i64> {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    text.parse().ok().filter(|n| (min..=max).contains(n))
+    let at: Zoned = Timestamp::from_millisecond(ms)
+        .ok()?
+        .to_zoned(TimeZone::UTC);
+    let years = i64::from(years);
+    let earlier = at.checked_sub(Span::new().try_years(years).ok()?).ok()?;
+    Some(earlier.timestamp().as_millisecond())
 }
 
 #[cfg(test)]
@@ -150,10 +89,39 @@ mod tests {
         }
         assert_eq!(format_time(-1), "1969-12-31T23:59:59.999Z");
         assert_eq!(format_time(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(format_time(i64::MAX), i64::MAX.to_string());
+        assert_eq!(parse_time(&format_time(i64::MAX)), Some(i64::MAX));
+    }
+
+    /// The format every existing audit log holds (and hashes): unchanged by the move to
+    /// jiff, down to the padding of years and milliseconds.
+    #[test]
+    fn the_record_format_is_unchanged() {
+        assert_eq!(format_time(-62_135_596_800_000), "0001-01-01T00:00:00.000Z");
+        assert_eq!(format_time(1_764_063_000_007), "2025-11-25T09:30:00.007Z");
+        assert_eq!(format_time(1_764_063_000_000), "2025-11-25T09:30:00.000Z");
     }
 
     #[test]
+    fn minus_years_keeps_the_time_and_clamps_leap_days() {
+        let t = parse_time("2030-06-15T08:00:00.5Z");
+        assert_eq!(
+            t.and_then(|t| minus_years(t, 7)),
+            parse_time("2023-06-15T08:00:00.5Z")
+        );
+        assert_eq!(minus_years(0, 100_000), None);
+    }
+
+    const DAY_MS: i64 = 86_400_000;
+
+    #[test]
     fn parses_the_accepted_forms() {
+        assert_eq!(parse_time("1970-01-01T01:00:01+01:00"), Some(1000));
+        assert_eq!(parse_time("1969-12-31T19:00:01.25-05:00"), Some(1250));
+        assert_eq!(
+            parse_time("2026-11-25T10:00:04+01:00"),
+            parse_time("2026-11-25T09:00:04Z")
+        );
         assert_eq!(parse_time("1970-01-02"), Some(DAY_MS));
         assert_eq!(parse_time("1970-01-01T00:00:01Z"), Some(1000));
         assert_eq!(parse_time("1970-01-01T00:00:01.5Z"), Some(1500));
@@ -170,8 +138,8 @@ mod tests {
             "2025-13-01",
             "2025-11-25T25:00:00Z",
             "2025-11-25T10:00:00",
-            "2025-11-25T10:00Z",
             "2025-11-25T10:00:00.Z",
+            "2025-11-25T10:00:00Z[Europe/Paris]",
         ] {
             assert_eq!(parse_time(bad), None, "{bad}");
         }

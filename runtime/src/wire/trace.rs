@@ -154,6 +154,16 @@ pub fn parse(line: &str) -> Result<Step, String> {
 mod tests {
     use super::*;
 
+    /// `at` with an offset other than UTC's was refused by the hand-written parser.
+    #[test]
+    fn at_takes_any_offset() {
+        let utc = when(&Json::String("2026-11-25T09:00:04Z".into()));
+        let paris = when(&Json::String("2026-11-25T10:00:04+01:00".into()));
+        assert!(matches!(utc, Ok(When::Absolute(_))));
+        assert_eq!(utc, paris);
+        assert!(when(&Json::String("2026-11-25T10:00:04".into())).is_err());
+    }
+
     #[test]
     fn calls_and_steps() {
         let Ok(Step::Call(c)) = parse(

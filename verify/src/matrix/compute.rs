@@ -25,7 +25,7 @@ pub struct Inputs<'a> {
 
 pub fn compute(inputs: &Inputs<'_>) -> Matrix {
     let data = inputs.table.data();
-    let properties = properties(data, inputs.report);
+    let properties = properties(data, inputs.report, inputs.sources);
     let tools: Vec<ToolInfo> = data
         .tools
         .iter()
@@ -431,7 +431,7 @@ fn worst(verdicts: impl Iterator<Item = &'static str>) -> Option<&'static str> {
     verdicts.max_by_key(|v| rank(v))
 }
 
-fn properties(data: &TableData, report: &Report) -> Vec<PropertyInfo> {
+fn properties(data: &TableData, report: &Report, sources: &Sources) -> Vec<PropertyInfo> {
     let is_agent = |name: &str| data.agents.iter().any(|a| a.name == name);
     let is_tool = |name: &str| data.tools.iter().any(|t| t.name == name);
     report
@@ -458,7 +458,9 @@ fn properties(data: &TableData, report: &Report) -> Vec<PropertyInfo> {
             };
             PropertyInfo {
                 property: r.property.name(),
-                subject: r.subject.to_string(),
+                // An assert whole, condition and all: two asserts about one agent and
+                // tool must not read the same.
+                subject: r.subject.quoted(sources),
                 agent,
                 tool,
                 verdict,

@@ -5,7 +5,7 @@
 use super::Rule;
 use crate::diagnostics::{Code, Diagnostic, FileId, Label};
 use crate::syntax::ast::TextRange;
-use crate::syntax::lexer::{TokenKind, lex_lazily};
+use crate::syntax::lexer::{ITEM_KEYWORDS, KEYWORDS, TokenKind, lex_lazily};
 
 /// What a grammar rule is called in an error message.
 fn describe(rule: Rule) -> &'static str {
@@ -167,8 +167,27 @@ pub(super) fn syntax_error(
         [init @ .., last] => format!("{} or {}", init.join(", "), last),
     };
     let range = TextRange::new(pos, pos + width);
+    let word = found_token
+        .filter(|t| t.kind == TokenKind::Ident)
+        .map(|t| t.text(&source[pos..]))
+        .filter(|w| w.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_'));
+    if let Some(word) = word
+        && KEYWORDS.contains(&word)
+        && expected.contains(&describe(Rule::ident))
+    {
+        return Diagnostic::new(
+            Code::SyntaxError,
+            format!("expected {expected_text}, found `{word}`, which is a keyword"),
+            Label::new(file, range, "a keyword cannot be a name"),
+        )
+        .with_help(format!(
+            "`{word}` is a reserved word of the language, so it cannot name anything; choose another name, such as `{word}_team`"
+        ));
+    }
     let help = if found == "`=`" {
         "to compare, write `==`; `=` only gives a threshold its value".to_string()
+    } else if let Some(keyword) = word.and_then(|w| misspelled_keyword(w, &expected)) {
+        format!("did you mean `{keyword}`?")
     } else {
         help_for(&expected)
     };
@@ -179,6 +198,46 @@ pub(super) fn syntax_error(
     )
     .with_help(help)
 }
+
+/// The keyword `word` is most likely a misspelling of, among those the grammar expected
+/// here (the words quoted in `expected`, and the clause or item keywords it names).
+fn misspelled_keyword(word: &str, expected: &[&'static str]) -> Option<&'static str> {
+    let mut candidates: Vec<&'static str> = Vec::new();
+    for description in expected {
+        candidates.extend(
+            description
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .filter(|w| w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')),
+        );
+        if description.contains("agent clause") {
+            candidates.extend(AGENT_CLAUSE_KEYWORDS);
+        }
+        if description.contains("declaration") {
+            candidates.extend(ITEM_KEYWORDS);
+        }
+    }
+    candidates.retain(|c| *c != word);
+    crate::sema::did_you_mean(word, candidates.into_iter())
+}
+
+/// The words that begin a clause of `agent { ... }`.
+const AGENT_CLAUSE_KEYWORDS: &[&str] = &[
+    "owner",
+    "purpose",
+    "max",
+    "allow",
+    "escalate",
+    "deny",
+    "autonomy",
+    "limit",
+    "breaker",
+    "mode",
+    "credential",
+    "stage",
+    "promote",
+];
 
 fn help_for(expected: &[&str]) -> String {
     if expected.iter().any(|e| e.contains("declaration")) {
