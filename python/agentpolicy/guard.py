@@ -89,11 +89,15 @@ def guard(
                 for k, v in arguments.items()
                 if v is not None and (params is None or k in params)
             }
+            marked = _value(untrusted, arguments)
+            if marked is not None and params is not None:
+                # Only the tool's parameters have a provenance the policy can test.
+                marked = [m for m in ([marked] if isinstance(marked, str) else marked) if m in params]
             decision = s.decide(
                 name,
                 call_args,
                 confidence=_value(confidence, arguments),
-                untrusted=_value(untrusted, arguments),
+                untrusted=marked,
                 read=_value(read, arguments),
                 write=_value(write, arguments),
                 reasoning=_value(reasoning, arguments),
