@@ -20,7 +20,11 @@ fn repo_root() -> PathBuf {
 const LAYERS: &[&[&str]] = &[
     &["agentpolicy-runtime"],
     &["agentpolicy"],
-    &["agentpolicy-verify", "agentpolicy-server", "agentpolicy-python"],
+    &[
+        "agentpolicy-verify",
+        "agentpolicy-server",
+        "agentpolicy-python",
+    ],
     &["agentpolicy-cli", "agentpolicy-lsp"],
 ];
 

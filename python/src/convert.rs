@@ -8,7 +8,8 @@
 //! number itself.
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
 
 use agentpolicy_runtime::values::{parse_duration, parse_money};
 use agentpolicy_runtime::wire::request::number;
@@ -61,7 +62,9 @@ pub fn arg(value: &Bound<'_, PyAny>, ty: ValueType) -> Result<OwnedArg, Refused>
             Err(_) => Err(expected("True or False", value)),
         },
         ValueType::Text => match value.cast::<PyString>() {
-            Ok(s) => Ok(OwnedArg::Text(s.to_cow().map_err(|_| not_text())?.into_owned())),
+            Ok(s) => Ok(OwnedArg::Text(
+                s.to_cow().map_err(|_| not_text())?.into_owned(),
+            )),
             Err(_) => Err(expected("a str", value)),
         },
         ValueType::TextList => text_list(value).map(OwnedArg::TextList),
@@ -70,7 +73,8 @@ pub fn arg(value: &Bound<'_, PyAny>, ty: ValueType) -> Result<OwnedArg, Refused>
 
 const MONEY: &str =
     "money: a decimal.Decimal, an int of dollars, or a str like \"$25,000\" or \"-$0.01\"";
-const NUMBER: &str = "a number: an int, a decimal.Decimal, a float, or a str like \"0.85\" or \"85%\"";
+const NUMBER: &str =
+    "a number: an int, a decimal.Decimal, a float, or a str like \"0.85\" or \"85%\"";
 
 /// Cents from a `Decimal`, an `int` of dollars or a money string.
 pub fn money(value: &Bound<'_, PyAny>) -> Result<i64, Refused> {
@@ -93,7 +97,10 @@ pub fn money(value: &Bound<'_, PyAny>) -> Result<i64, Refused> {
             format!("${s}")
         }
     } else if value.is_instance_of::<PyInt>() || is_decimal(value) {
-        format!("${}", plain_decimal(value).ok_or_else(|| expected(MONEY, value))?)
+        format!(
+            "${}",
+            plain_decimal(value).ok_or_else(|| expected(MONEY, value))?
+        )
     } else {
         return Err(expected(MONEY, value));
     };
@@ -142,14 +149,11 @@ pub fn duration(value: &Bound<'_, PyAny>) -> Result<i64, Refused> {
             .ok_or_else(|| expected(DURATION, value));
     }
     if value.is_instance_of::<PyInt>() {
-        return value.extract::<i64>().map_err(|_| expected(DURATION, value));
+        return value
+            .extract::<i64>()
+            .map_err(|_| expected(DURATION, value));
     }
-    let is_timedelta = value
-        .get_type()
-        .name()
-        .map(|n| n.to_string() == "timedelta")
-        .unwrap_or(false);
-    if is_timedelta {
+    if is_timedelta(value) {
         let part = |name: &str| value.getattr(name).and_then(|v| v.extract::<i64>());
         let (days, seconds, micros) = match (part("days"), part("seconds"), part("microseconds")) {
             (Ok(d), Ok(s), Ok(u)) => (d, s, u),
@@ -187,31 +191,38 @@ fn text_list(value: &Bound<'_, PyAny>) -> Result<Vec<String>, Refused> {
         .collect()
 }
 
+static DECIMAL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static TIMEDELTA: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+/// `value` is a `decimal.Decimal` (or a subclass); the class is imported once.
 fn is_decimal(value: &Bound<'_, PyAny>) -> bool {
-    value
-        .get_type()
-        .name()
-        .map(|n| n.to_string() == "Decimal")
-        .unwrap_or(false)
+    DECIMAL
+        .import(value.py(), "decimal", "Decimal")
+        .is_ok_and(|ty| value.is_instance(ty).unwrap_or(false))
 }
 
-/// An `int` (`str(v)`) or a finite `Decimal` (`format(v, "f")`: no exponent) as plain
-/// decimal text.
+fn is_timedelta(value: &Bound<'_, PyAny>) -> bool {
+    TIMEDELTA
+        .import(value.py(), "datetime", "timedelta")
+        .is_ok_and(|ty| value.is_instance(ty).unwrap_or(false))
+}
+
+/// An `int` or a finite `Decimal` as plain decimal text: `str(v)`, or for a `Decimal`
+/// that `str` writes with an exponent (`1E+2`), `format(v, "f")`.
 fn plain_decimal(value: &Bound<'_, PyAny>) -> Option<String> {
-    if value.is_instance_of::<PyInt>() {
-        return value.str().ok().map(|s| s.to_string());
+    let text = value.str().ok()?.to_cow().ok()?.into_owned();
+    if value.is_instance_of::<PyInt>() || !text.contains(['E', 'e']) {
+        return Some(text);
     }
     let py = value.py();
-    let text: String = py
-        .import("builtins")
+    py.import("builtins")
         .ok()?
         .getattr("format")
         .ok()?
         .call1((value, "f"))
         .ok()?
         .extract()
-        .ok()?;
-    Some(text)
+        .ok()
 }
 
 fn repr(value: &Bound<'_, PyAny>) -> String {

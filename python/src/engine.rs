@@ -91,7 +91,10 @@ impl Notify for Waits {
 
 impl Waits {
     fn take(&self, id: CallRef) -> Option<Outcome> {
-        self.resolved.lock().ok().and_then(|g| g.0.get(&id).copied())
+        self.resolved
+            .lock()
+            .ok()
+            .and_then(|g| g.0.get(&id).copied())
     }
 
     /// Waits up to `slice` for a resolution to be announced.
@@ -116,10 +119,14 @@ pub struct PyEngine {
 impl PyEngine {
     /// The engine, or `EngineClosed`.
     pub fn live(&self, py: Python<'_>) -> PyResult<EngineRef<'_>> {
-        let guard = self
-            .engine
-            .read()
-            .map_err(|_| raise(py, "EngineFault", "the engine's state was poisoned by a panic", &[]))?;
+        let guard = self.engine.read().map_err(|_| {
+            raise(
+                py,
+                "EngineFault",
+                "the engine's state was poisoned by a panic",
+                &[],
+            )
+        })?;
         if guard.is_none() {
             return Err(raise(py, "EngineClosed", "the engine was closed", &[]));
         }
@@ -151,7 +158,10 @@ impl std::ops::Deref for EngineRef<'_> {
     }
 }
 
-#[expect(clippy::panic, reason = "EngineRef is only built around Some; this cannot run")]
+#[expect(
+    clippy::panic,
+    reason = "EngineRef is only built around Some; this cannot run"
+)]
 fn unreachable_engine() -> ! {
     panic!("EngineRef built around a closed engine")
 }
@@ -171,17 +181,20 @@ pub fn call_ref_of(
                 py,
                 argument,
                 if escalation {
-                    format!("`{argument}`: this decision raised no escalation (its outcome is {})", v.outcome.keyword())
+                    format!(
+                        "`{argument}`: this decision raised no escalation (its outcome is {})",
+                        v.outcome.keyword()
+                    )
                 } else {
                     format!("`{argument}`: this decision has no call (its session was not open)")
                 },
             )
         });
     }
-    if let Ok(e) = value.cast::<PyEscalation>() {
-        if let Some(c) = parse_call_id(&e.get().id) {
-            return Ok(c);
-        }
+    if let Ok(e) = value.cast::<PyEscalation>()
+        && let Some(c) = parse_call_id(&e.get().id)
+    {
+        return Ok(c);
     }
     if let Ok(s) = value.cast::<PyString>() {
         let text = s.to_cow()?;
@@ -198,7 +211,11 @@ pub fn call_ref_of(
         argument,
         format!(
             "`{argument}`: expected a Decision, an Escalation or an id like \"s3:2\", found {}",
-            value.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+            value
+                .get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
         ),
     ))
 }
@@ -264,7 +281,11 @@ impl PyEngine {
     ) -> PyResult<Self> {
         let table = match (table, policy) {
             (Some(_), Some(_)) => {
-                return Err(invalid(py, "policy", "pass either `table` or `policy`, not both"));
+                return Err(invalid(
+                    py,
+                    "policy",
+                    "pass either `table` or `policy`, not both",
+                ));
             }
             (None, None) => {
                 return Err(invalid(
@@ -278,9 +299,9 @@ impl PyEngine {
                 if let Ok(b) = t.cast::<PyBytes>() {
                     table_from_bytes(py, b.as_bytes(), "the bytes given")?
                 } else {
-                    let path: PathBuf = t.extract().map_err(|_| {
-                        invalid(py, "table", "`table`: expected a path or bytes")
-                    })?;
+                    let path: PathBuf = t
+                        .extract()
+                        .map_err(|_| invalid(py, "table", "`table`: expected a path or bytes"))?;
                     let bytes = std::fs::read(&path).map_err(|e| {
                         pyo3::exceptions::PyOSError::new_err(format!(
                             "cannot read `{}`: {e}",
@@ -315,23 +336,42 @@ impl PyEngine {
         let log = match &audit {
             None => {
                 if restore {
-                    return Err(invalid(py, "restore", "`restore=True` needs an `audit` log to restore from"));
+                    return Err(invalid(
+                        py,
+                        "restore",
+                        "`restore=True` needs an `audit` log to restore from",
+                    ));
                 }
                 None
             }
             Some(path) => {
                 if restore && path.exists() {
                     let file = std::fs::File::open(path).map_err(|e| {
-                        raise(py, "AuditError", format!("cannot read the audit log `{}`: {e}", path.display()), &[])
+                        raise(
+                            py,
+                            "AuditError",
+                            format!("cannot read the audit log `{}`: {e}", path.display()),
+                            &[],
+                        )
                     })?;
                     restored = read_records(BufReader::new(file)).map_err(|e| {
-                        raise(py, "AuditError", format!("cannot restore from `{}`: {e}", path.display()), &[])
+                        raise(
+                            py,
+                            "AuditError",
+                            format!("cannot restore from `{}`: {e}", path.display()),
+                            &[],
+                        )
                     })?;
                 }
                 let clock = clock.clone();
                 let opened = py.detach(|| AuditLog::open(path, durability, &*clock));
                 Some(opened.map_err(|e| {
-                    raise(py, "AuditError", format!("cannot open the audit log `{}`: {e}", path.display()), &[])
+                    raise(
+                        py,
+                        "AuditError",
+                        format!("cannot open the audit log `{}`: {e}", path.display()),
+                        &[],
+                    )
                 })?)
             }
         };
@@ -351,7 +391,9 @@ impl PyEngine {
             breakers,
             kill_file: kill_file.map(KillFile::new),
             notify: Some(waits.clone() as Arc<dyn Notify>),
-            housekeeping: housekeeping.map(|s| seconds(py, "housekeeping", s)).transpose()?,
+            housekeeping: housekeeping
+                .map(|s| seconds(py, "housekeeping", s))
+                .transpose()?,
             restore: restored,
         };
         let engine = py
@@ -410,13 +452,20 @@ impl PyEngine {
         if let Some(bind) = bind {
             for (k, v) in bind.iter() {
                 let (Ok(k), Ok(v)) = (k.extract::<String>(), v.extract::<String>()) else {
-                    return Err(invalid(py, "bind", "`bind`: keys and values must be str, like {\"matter\": \"M-1\"}"));
+                    return Err(invalid(
+                        py,
+                        "bind",
+                        "`bind`: keys and values must be str, like {\"matter\": \"M-1\"}",
+                    ));
                 };
                 pairs.push((k, v));
             }
         }
         let engine = this.live(py)?;
-        let borrowed: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let borrowed: Vec<(&str, &str)> = pairs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         let options = SessionOptions {
             name: name.as_deref(),
             bind: &borrowed,
@@ -523,7 +572,12 @@ impl PyEngine {
                 // Resolved between the two looks, its announcement not yet made: one
                 // more slice, then it is not an escalation of this engine.
                 if absent_once {
-                    return Err(raise(py, "EscalationError", format!("no pending escalation {id}"), &[]));
+                    return Err(raise(
+                        py,
+                        "EscalationError",
+                        format!("no pending escalation {id}"),
+                        &[],
+                    ));
                 }
                 absent_once = true;
             }
@@ -586,7 +640,9 @@ impl PyEngine {
                 return Err(invalid(
                     py,
                     "action",
-                    format!("`action`: expected \"allow\", \"deny\" or \"escalate\", found {other:?}"),
+                    format!(
+                        "`action`: expected \"allow\", \"deny\" or \"escalate\", found {other:?}"
+                    ),
                 ));
             }
         };
@@ -601,7 +657,8 @@ impl PyEngine {
     #[pyo3(signature = (*, by))]
     fn kill_all(&self, py: Python<'_>, by: &str) -> PyResult<()> {
         let engine = self.live(py)?;
-        py.detach(|| engine.kill_all(by)).map_err(|e| self.error(py, &e))?;
+        py.detach(|| engine.kill_all(by))
+            .map_err(|e| self.error(py, &e))?;
         Ok(())
     }
 
@@ -609,7 +666,8 @@ impl PyEngine {
     #[pyo3(signature = (*, by))]
     fn resume_all(&self, py: Python<'_>, by: &str) -> PyResult<()> {
         let engine = self.live(py)?;
-        py.detach(|| engine.resume_all(by)).map_err(|e| self.error(py, &e))?;
+        py.detach(|| engine.resume_all(by))
+            .map_err(|e| self.error(py, &e))?;
         Ok(())
     }
 
@@ -618,7 +676,8 @@ impl PyEngine {
     fn kill_agent(&self, py: Python<'_>, agent: &str, by: &str) -> PyResult<()> {
         self.known_agent(py, agent)?;
         let engine = self.live(py)?;
-        py.detach(|| engine.kill_agent(agent, by)).map_err(|e| self.error(py, &e))?;
+        py.detach(|| engine.kill_agent(agent, by))
+            .map_err(|e| self.error(py, &e))?;
         Ok(())
     }
 
@@ -626,7 +685,8 @@ impl PyEngine {
     fn resume_agent(&self, py: Python<'_>, agent: &str, by: &str) -> PyResult<()> {
         self.known_agent(py, agent)?;
         let engine = self.live(py)?;
-        py.detach(|| engine.resume_agent(agent, by)).map_err(|e| self.error(py, &e))?;
+        py.detach(|| engine.resume_agent(agent, by))
+            .map_err(|e| self.error(py, &e))?;
         Ok(())
     }
 
@@ -635,7 +695,8 @@ impl PyEngine {
     fn reset_breaker(&self, py: Python<'_>, agent: &str, by: &str) -> PyResult<()> {
         self.known_agent(py, agent)?;
         let engine = self.live(py)?;
-        py.detach(|| engine.reset_breaker(agent, by)).map_err(|e| self.error(py, &e))?;
+        py.detach(|| engine.reset_breaker(agent, by))
+            .map_err(|e| self.error(py, &e))?;
         Ok(())
     }
 
@@ -656,7 +717,8 @@ impl PyEngine {
             }
         };
         let engine = self.live(py)?;
-        py.detach(|| engine.set_mode(agent, mode, by)).map_err(|e| self.error(py, &e))?;
+        py.detach(|| engine.set_mode(agent, mode, by))
+            .map_err(|e| self.error(py, &e))?;
         Ok(())
     }
 
@@ -675,7 +737,8 @@ impl PyEngine {
     /// Reads the kill file now; `True` when that changed a suspension.
     fn poll_kill_file(&self, py: Python<'_>) -> PyResult<bool> {
         let engine = self.live(py)?;
-        py.detach(|| engine.poll_kill_file()).map_err(|e| self.error(py, &e))
+        py.detach(|| engine.poll_kill_file())
+            .map_err(|e| self.error(py, &e))
     }
 
     /// The content hash of the policy in force (`"sha256:..."`), as audit records carry it.
@@ -726,13 +789,21 @@ impl PyEngine {
         let taken = self
             .engine
             .write()
-            .map_err(|_| raise(py, "EngineFault", "the engine's state was poisoned by a panic", &[]))?
+            .map_err(|_| {
+                raise(
+                    py,
+                    "EngineFault",
+                    "the engine's state was poisoned by a panic",
+                    &[],
+                )
+            })?
             .take();
         if let Some(arc) = taken {
             // Another thread still inside a call holds a reference: the log closes
             // when that call returns and drops it.
             if let Ok(engine) = Arc::try_unwrap(arc) {
-                py.detach(|| engine.shutdown()).map_err(|e| self.error(py, &e))?;
+                py.detach(|| engine.shutdown())
+                    .map_err(|e| self.error(py, &e))?;
             }
         }
         Ok(())
@@ -766,7 +837,12 @@ impl PyEngine {
         if self.agents.iter().any(|a| a == agent) {
             Ok(())
         } else {
-            Err(crate::errors::unknown_name(py, "agent", agent, &self.agent_names()))
+            Err(crate::errors::unknown_name(
+                py,
+                "agent",
+                agent,
+                &self.agent_names(),
+            ))
         }
     }
 
@@ -810,7 +886,11 @@ fn bind_sets(
             members.extract().ok()
         }
         .ok_or_else(|| {
-            invalid(py, "sets", format!("`sets[{name:?}]`: expected a list of str"))
+            invalid(
+                py,
+                "sets",
+                format!("`sets[{name:?}]`: expected a list of str"),
+            )
         })?;
         object.insert(
             name,
@@ -834,13 +914,21 @@ fn shadow_agents(
         return Ok(Vec::new());
     };
     if let Ok(b) = shadow.cast::<pyo3::types::PyBool>() {
-        return Ok(if b.is_true() { agents.to_vec() } else { Vec::new() });
+        return Ok(if b.is_true() {
+            agents.to_vec()
+        } else {
+            Vec::new()
+        });
     }
     let names: Vec<String> = if shadow.is_instance_of::<PyString>() {
         vec![shadow.extract()?]
     } else {
         shadow.extract().map_err(|_| {
-            invalid(py, "shadow", "`shadow`: expected True, an agent name or a list of agent names")
+            invalid(
+                py,
+                "shadow",
+                "`shadow`: expected True, an agent name or a list of agent names",
+            )
         })?
     };
     let known: Vec<&str> = agents.iter().map(String::as_str).collect();

@@ -52,10 +52,7 @@ pub fn unknown_name(py: Python<'_>, kind: &str, name: &str, known: &[&str]) -> P
         format!("it declares {}", quoted_list(known))
     };
     let message = format!("unknown {kind} `{name}`: the policy has no such {kind}; {list}");
-    let attrs = [
-        ("kind", str_obj(py, kind)),
-        ("name", str_obj(py, name)),
-    ];
+    let attrs = [("kind", str_obj(py, kind)), ("name", str_obj(py, name))];
     raise(py, "UnknownName", message, &attrs)
 }
 

@@ -49,8 +49,14 @@ pub fn table_from_policy(py: Python<'_>, path: &Path) -> PyResult<DecisionTable>
 
 /// A decision table from its bytes (binary or JSON), or `TableError`.
 pub fn table_from_bytes(py: Python<'_>, bytes: &[u8], origin: &str) -> PyResult<DecisionTable> {
-    py.detach(|| load_table(bytes))
-        .map_err(|e| raise(py, "TableError", format!("{origin} is not a decision table: {e}"), &[]))
+    py.detach(|| load_table(bytes)).map_err(|e| {
+        raise(
+            py,
+            "TableError",
+            format!("{origin} is not a decision table: {e}"),
+            &[],
+        )
+    })
 }
 
 /// Why a path could not be read (an `OSError`).

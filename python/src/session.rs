@@ -44,7 +44,12 @@ struct Target {
 
 /// `"document"`, `("document", {"matter": "M-1"})` or `{"resource": "document", "keys":
 /// {...}}` (`"sink"` for writes).
-fn target(py: Python<'_>, argument: &str, field: &str, value: &Bound<'_, PyAny>) -> PyResult<Target> {
+fn target(
+    py: Python<'_>,
+    argument: &str,
+    field: &str,
+    value: &Bound<'_, PyAny>,
+) -> PyResult<Target> {
     let bad = || {
         invalid(
             py,
@@ -63,14 +68,16 @@ fn target(py: Python<'_>, argument: &str, field: &str, value: &Bound<'_, PyAny>)
         }
         let dict = keys.cast::<PyDict>().map_err(|_| bad())?;
         dict.iter()
-            .map(|(k, v)| match (k.extract::<String>(), v.extract::<String>()) {
-                (Ok(k), Ok(v)) => Ok((k, v)),
-                _ => Err(invalid(
-                    py,
-                    argument,
-                    format!("`{argument}`: isolation keys and their values must be str"),
-                )),
-            })
+            .map(
+                |(k, v)| match (k.extract::<String>(), v.extract::<String>()) {
+                    (Ok(k), Ok(v)) => Ok((k, v)),
+                    _ => Err(invalid(
+                        py,
+                        argument,
+                        format!("`{argument}`: isolation keys and their values must be str"),
+                    )),
+                },
+            )
             .collect()
     };
     if let Ok(s) = value.cast::<PyString>() {
@@ -182,9 +189,8 @@ impl PySession {
         let confidence = confidence
             .filter(|c| !c.is_none())
             .map(|c| {
-                convert::millionths(c).map_err(|r| {
-                    invalid(py, "confidence", format!("`confidence`: {}", r.0))
-                })
+                convert::millionths(c)
+                    .map_err(|r| invalid(py, "confidence", format!("`confidence`: {}", r.0)))
             })
             .transpose()?;
         let untrusted: Vec<String> = match untrusted {
@@ -192,7 +198,11 @@ impl PySession {
             Some(u) if u.is_none() => Vec::new(),
             Some(u) if u.is_instance_of::<PyString>() => vec![u.extract()?],
             Some(u) => u.extract().map_err(|_| {
-                invalid(py, "untrusted", "`untrusted`: expected a list of argument names (str)")
+                invalid(
+                    py,
+                    "untrusted",
+                    "`untrusted`: expected a list of argument names (str)",
+                )
             })?,
         };
         let read = read
@@ -219,7 +229,9 @@ impl PySession {
         let untrusted_names: Vec<&str> = untrusted.iter().map(String::as_str).collect();
         let read_keys = read.as_ref().map(|r| pairs(&r.keys)).unwrap_or_default();
         let write_keys = write.as_ref().map(|w| pairs(&w.keys)).unwrap_or_default();
-        let mut call = Call::new(tool).args(&arg_values).untrusted(&untrusted_names);
+        let mut call = Call::new(tool)
+            .args(&arg_values)
+            .untrusted(&untrusted_names);
         call.confidence = confidence;
         call.read = read.as_ref().map(|r| Labels {
             target: &r.name,
@@ -264,7 +276,11 @@ impl PySession {
                     let names: Vec<&str> = spec.params.iter().map(|p| p.name.as_str()).collect();
                     message.push_str(&format!(
                         "; its parameters: {}",
-                        if names.is_empty() { "none".to_string() } else { crate::errors::quoted_list(&names) }
+                        if names.is_empty() {
+                            "none".to_string()
+                        } else {
+                            crate::errors::quoted_list(&names)
+                        }
                     ));
                 }
                 let decision_obj = Py::new(py, decision)?.into_any();
@@ -272,7 +288,10 @@ impl PySession {
                     py,
                     "InvalidArgument",
                     message,
-                    &[("argument", str_obj(py, &argument)), ("decision", decision_obj)],
+                    &[
+                        ("argument", str_obj(py, &argument)),
+                        ("decision", decision_obj),
+                    ],
                 ))
             }
             Reason::Session(e) => Err(raise(py, "SessionError", e.clone(), &[])),
@@ -292,18 +311,19 @@ impl PySession {
         latency_ms: u64,
     ) -> PyResult<Option<u64>> {
         let engine = self.engine.bind(py);
-        engine.call_method(
-            "report",
-            (call,),
-            Some(&{
-                let kw = PyDict::new(py);
-                kw.set_item("ok", ok)?;
-                kw.set_item("tokens", tokens)?;
-                kw.set_item("latency_ms", latency_ms)?;
-                kw
-            }),
-        )?
-        .extract()
+        engine
+            .call_method(
+                "report",
+                (call,),
+                Some(&{
+                    let kw = PyDict::new(py);
+                    kw.set_item("ok", ok)?;
+                    kw.set_item("tokens", tokens)?;
+                    kw.set_item("latency_ms", latency_ms)?;
+                    kw
+                }),
+            )?
+            .extract()
     }
 
     /// Records what a human did for the same task as a decided call; see
@@ -348,7 +368,9 @@ impl PySession {
     fn state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let engine_py = self.engine.get();
         let engine = engine_py.live(py)?;
-        let s = engine.session(self.id).map_err(|e| engine_py.error(py, &e))?;
+        let s = engine
+            .session(self.id)
+            .map_err(|e| engine_py.error(py, &e))?;
         let d = PyDict::new(py);
         d.set_item("id", s.id.to_string())?;
         d.set_item("name", &s.name)?;
@@ -383,7 +405,10 @@ impl PySession {
     fn tainted(&self, py: Python<'_>) -> PyResult<bool> {
         let engine_py = self.engine.get();
         let engine = engine_py.live(py)?;
-        Ok(engine.session(self.id).map_err(|e| engine_py.error(py, &e))?.tainted)
+        Ok(engine
+            .session(self.id)
+            .map_err(|e| engine_py.error(py, &e))?
+            .tainted)
     }
 
     /// The session's id (`"s3"`).

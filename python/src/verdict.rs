@@ -135,11 +135,9 @@ impl PyDecision {
     #[getter]
     fn explanation(&self) -> String {
         match &self.verdict.reason {
-            Reason::Policy if self.same_table() => self
-                .verdict
-                .decision
-                .explain(self.table.data())
-                .to_string(),
+            Reason::Policy if self.same_table() => {
+                self.verdict.decision.explain(self.table.data()).to_string()
+            }
             Reason::Policy => format!(
                 "{} by the table {}",
                 self.verdict.decision.outcome.keyword(),
@@ -221,7 +219,13 @@ impl PyDecision {
 }
 
 /// A call waiting for a human.
-#[pyclass(name = "Escalation", module = "agentpolicy", frozen, get_all, skip_from_py_object)]
+#[pyclass(
+    name = "Escalation",
+    module = "agentpolicy",
+    frozen,
+    get_all,
+    skip_from_py_object
+)]
 #[derive(Debug, Clone)]
 pub struct PyEscalation {
     /// `"s3:2"`: pass it to `Engine.approve`, `reject` or `wait`.
@@ -276,7 +280,13 @@ impl PyEscalation {
 /// How an escalation ended: approved, rejected or timed out, and what the caller may
 /// now do (`outcome` `"allow"` or `"deny"`: an approval re-checks the kill switch and the
 /// flow, so it can still deny).
-#[pyclass(name = "Resolution", module = "agentpolicy", frozen, get_all, skip_from_py_object)]
+#[pyclass(
+    name = "Resolution",
+    module = "agentpolicy",
+    frozen,
+    get_all,
+    skip_from_py_object
+)]
 #[derive(Debug, Clone)]
 pub struct PyResolution {
     pub escalation: PyEscalation,
