@@ -48,6 +48,12 @@ def test_the_audit_log_verifies_with_the_cli(tmp_path, clock, cli):
     assert decisions[0]["context"] == "user:alice"
     result = verify(cli, log)
     assert result.returncode == 0, result.stdout + result.stderr
+    # The human action recorded from Python pairs with its decision in the shadow report.
+    report = subprocess.run(
+        [str(cli), "audit", "shadow-report", str(log)], capture_output=True, text=True, timeout=60
+    )
+    assert report.returncode == 0, report.stdout + report.stderr
+    assert "support" in report.stdout
 
     # One edited byte in a decision breaks the chain, and the CLI says so.
     lines = log.read_text().splitlines(keepends=True)

@@ -193,3 +193,44 @@ def test_bad_engine_options_are_clear(clock):
         assert words in str(raised.value), kwargs
     with pytest.raises(TypeError):
         agentpolicy.Engine(policy=SHOP, clock="now")
+
+
+def test_junk_of_every_kind_raises_and_never_crashes(engine):
+    """Every parameter type, option and method fed values of every Python kind: each
+    call decides or raises a Python exception; the interpreter survives to assert it."""
+    import itertools
+
+    junk = [
+        None, True, 0, -1, 2**70, 1.5, float("nan"), "", "x" * 10_000, "\udcff", b"\x00",
+        Decimal("sNaN"), [], ["a", 1], {}, {"a": object()}, (1, 2), object(), datetime.date(2026, 1, 1),
+        datetime.timedelta(days=10**8), "$", "-$", "$-", "1e999", "85%%", "--1",
+    ]
+    s = engine.session(agent="support")
+    tools = engine.tools
+    outcomes = 0
+    for tool, params in tools.items():
+        for param, value in itertools.product(list(params) + ["nope"], junk):
+            try:
+                s.decide(tool, {param: value})
+                outcomes += 1
+            except (agentpolicy.AgentPolicyError, ValueError, TypeError):
+                pass
+            s.new_task()
+    for option in ("confidence", "untrusted", "read", "write", "reasoning"):
+        for value in junk:
+            try:
+                s.decide("lookup_order", {"order_id": "o"}, **{option: value})
+            except (agentpolicy.AgentPolicyError, ValueError, TypeError):
+                pass
+            s.new_task()
+    for value in junk:
+        for call in (engine.approve, engine.reject, engine.wait):
+            with pytest.raises((agentpolicy.AgentPolicyError, ValueError, TypeError, TimeoutError)):
+                if call is engine.wait:
+                    call(value, timeout=0.01)
+                else:
+                    call(value, by="m")
+        for fn in (s.report, engine.report):
+            with pytest.raises((agentpolicy.AgentPolicyError, ValueError, TypeError)):
+                fn(value)
+    assert outcomes > 0
