@@ -12,7 +12,6 @@ python=${PYTHON:-python3}
 if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv"
 fi
-"$venv/bin/python" -m pip install --quiet --upgrade pip
 "$venv/bin/python" -m pip install --quiet -r python/requirements-test.txt
 
 # The CLI the audit-log tests verify with (a no-op when `cargo test` built it already).
