@@ -5,11 +5,24 @@ mod commands;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
     quiet_on_closed_stdout();
-    let args = commands::Cli::parse();
+    // The proofs depend on which Z3 is linked (Debian's, or the `z3-solver` wheel's),
+    // and that is decided at build time: `--version` says which.
+    let version = format!(
+        "{} (Z3 {})",
+        env!("CARGO_PKG_VERSION"),
+        agentpolicy_verify::z3_version()
+    );
+    // Once per process: clap takes the version as a `'static` text.
+    let version: &'static str = Box::leak(version.into_boxed_str());
+    let matches = commands::Cli::command().version(version).get_matches();
+    let args = match commands::Cli::from_arg_matches(&matches) {
+        Ok(a) => a,
+        Err(e) => e.exit(),
+    };
     commands::run(args)
 }
 

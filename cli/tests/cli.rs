@@ -147,3 +147,23 @@ fn large_file_is_checked() {
     let o = agentpolicy(&["check", file.to_str().expect("utf-8 path")]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
+
+/// `--version` names the Z3 linked at run time; a build against another Z3 (the
+/// `z3-solver` wheel, README) sets `AGENTPOLICY_EXPECT_Z3` so its tests prove they run
+/// against that library and not the system's.
+#[test]
+fn version_names_the_linked_z3() {
+    let out = agentpolicy(&["--version"]);
+    assert!(out.status.success());
+    let text = stdout(&out);
+    let z3 = text
+        .trim()
+        .strip_suffix(')')
+        .and_then(|t| t.split_once("(Z3 "))
+        .map(|(_, v)| v.to_owned())
+        .unwrap_or_else(|| panic!("no Z3 version in {text:?}"));
+    assert!(z3.starts_with(char::is_numeric), "{text}");
+    if let Ok(expected) = std::env::var("AGENTPOLICY_EXPECT_Z3") {
+        assert_eq!(z3, expected, "the binary links another Z3 than expected");
+    }
+}

@@ -11,234 +11,20 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+#[path = "support/service.rs"]
+mod service;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use service::{
+    AGENT, AUDITOR, NARROW_AGENT, OPERATOR, PARTNER_DESK, Reply, Server, http, path_str, records,
+    verify_sealed as verify_passes,
+};
 use support::{agentpolicy, repo_root, stdout, temp_dir};
-
-const AGENT: &str = "agent-secret-1";
-const NARROW_AGENT: &str = "agent-secret-billing-only";
-const OPERATOR: &str = "operator-secret";
-const PARTNER_DESK: &str = "partner-desk-secret";
-const AUDITOR: &str = "auditor-secret";
-
-fn sha256_hex(token: &str) -> String {
-    agentpolicy_server::hash_token(token)
-}
-
-/// The tokens file: an agent token for the law firm's three agents, one for billing
-/// only, an operator for every agent and route, an operator for the partners' route
-/// and billing only, an auditor.
-fn write_tokens(dir: &Path) -> PathBuf {
-    let file = json!({ "tokens": [
-        { "name": "firm-agents", "sha256": sha256_hex(AGENT), "role": "agent",
-          "agents": ["research", "billing", "intake"] },
-        { "name": "billing-bot", "sha256": sha256_hex(NARROW_AGENT), "role": "agent",
-          "agents": ["billing"] },
-        { "name": "oncall", "sha256": sha256_hex(OPERATOR), "role": "operator",
-          "agents": ["*"], "routes": ["*"] },
-        { "name": "partner-desk", "sha256": sha256_hex(PARTNER_DESK), "role": "operator",
-          "agents": ["billing"], "routes": ["supervising_partner"] },
-        { "name": "auditor", "sha256": sha256_hex(AUDITOR), "role": "auditor" },
-    ]});
-    let path = dir.join("tokens.json");
-    std::fs::write(&path, file.to_string()).expect("write tokens");
-    path
-}
-
-/// A running `agentpolicy serve`; killed when dropped if not stopped.
-struct Server {
-    child: Child,
-    port: u16,
-    audit: PathBuf,
-}
-
-impl Server {
-    fn start(name: &str, source: &[&str], extra: &[&str]) -> Server {
-        let dir = temp_dir(name);
-        let tokens = write_tokens(&dir);
-        let audit = dir.join("audit.jsonl");
-        let mut args: Vec<String> = vec!["serve".into()];
-        args.extend(source.iter().map(|s| s.to_string()));
-        args.extend([
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--audit".into(),
-            audit.display().to_string(),
-            "--tokens".into(),
-            tokens.display().to_string(),
-        ]);
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_agentpolicy"))
-            .current_dir(repo_root())
-            .args(&args)
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start agentpolicy serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read the first line");
-        let port = line
-            .trim()
-            .strip_prefix("listening on http://127.0.0.1:")
-            .and_then(|p| p.parse().ok());
-        let Some(port) = port else {
-            let _ = child.kill();
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                let _ = e.read_to_string(&mut err);
-            }
-            panic!("no `listening on` line: {line:?}; stderr: {err}");
-        };
-        Server { child, port, audit }
-    }
-
-    fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> Reply {
-        http(self.port, method, path, token, body.map(str::as_bytes))
-    }
-
-    fn post(&self, path: &str, token: &str, body: Value) -> Reply {
-        self.call("POST", path, Some(token), Some(&body.to_string()))
-    }
-
-    fn get(&self, path: &str, token: &str) -> Reply {
-        self.call("GET", path, Some(token), None)
-    }
-
-    /// SIGTERM, then waits for a clean exit: the audit log is closed.
-    fn stop(mut self) -> PathBuf {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill -TERM");
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                assert!(status.success(), "serve exited with {status}");
-                break;
-            }
-            assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self.audit.clone()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    body: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-}
-
-/// One HTTP/1.1 request on its own connection.
-fn http(port: u16, method: &str, path: &str, token: Option<&str>, body: Option<&[u8]>) -> Reply {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    let body = body.unwrap_or_default();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    if let Some(t) = token {
-        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
-    }
-    head.push_str("\r\n");
-    // The server may answer (413) before reading all of a large body.
-    let _ = stream
-        .write_all(head.as_bytes())
-        .and_then(|()| stream.write_all(body));
-    let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, rest) = text.split_once("\r\n\r\n").expect("a response head");
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status code");
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    let body = if chunked {
-        dechunk(rest)
-    } else {
-        rest.to_owned()
-    };
-    Reply { status, body }
-}
-
-fn dechunk(mut rest: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&after[..n]);
-        rest = &after[n + 2..];
-    }
-    out
-}
-
-fn path_str(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
-/// The records of one kind, through `agentpolicy audit query`.
-fn records(log: &Path, kind: &str) -> Vec<Value> {
-    let out = agentpolicy(&[
-        "audit",
-        "query",
-        path_str(log),
-        "--kind",
-        kind,
-        "--format",
-        "json",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("query JSON");
-    v["records"].as_array().cloned().unwrap_or_default()
-}
-
-/// `agentpolicy audit verify` passes, and the log is sealed: the service closed it.
-fn verify_passes(log: &Path) {
-    let out = agentpolicy(&["audit", "verify", path_str(log), "--format", "json"]);
-    assert!(
-        out.status.success(),
-        "audit verify failed: {}{}",
-        stdout(&out),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).expect("verify JSON");
-    assert_eq!(report["sealed"], true, "{report}");
-}
 
 const LAW_FIRM: &[&str] = &["--policy", "examples/law_firm"];
 
@@ -409,7 +195,11 @@ fn every_role_is_refused_what_it_must_not_do_and_each_refusal_is_audited() {
     refused.push((
         401,
         "anonymous",
-        server.post(&approve, &sha256_hex(OPERATOR), reason.clone()),
+        server.post(
+            &approve,
+            &agentpolicy_server::hash_token(OPERATOR),
+            reason.clone(),
+        ),
     ));
     // An agent token never resolves (not even its own agent's escalation), kills,
     // resumes, resets, reloads, or reads the operators' views.

@@ -23,15 +23,17 @@ const LAYERS: &[&[&str]] = &[
     &[
         "agentpolicy-verify",
         "agentpolicy-server",
+        "agentpolicy-mcp",
         "agentpolicy-python",
     ],
     &["agentpolicy-cli", "agentpolicy-lsp"],
 ];
 
 /// Dependencies point one way, `runtime ← agentpolicy ← {agentpolicy-verify,
-/// agentpolicy-server, agentpolicy-python} ← {cli, lsp}` (the server, in the verifier's
-/// layer, may link neither it nor the compiler, and the Python package not the verifier:
-/// see below): no crate depends on a crate in its own layer or above it.
+/// agentpolicy-server, agentpolicy-mcp, agentpolicy-python} ← {cli, lsp}` (the server and the
+/// MCP gateway, in the verifier's layer, may link neither it nor the compiler, and the
+/// Python package not the verifier: see below): no crate depends on a crate in its own
+/// layer or above it.
 #[test]
 fn dependencies_point_one_way() {
     let graph = DependencyGraph::load();
@@ -73,12 +75,33 @@ fn library_crates_link_only_what_they_need() {
         ),
         ("agentpolicy", &["z3", "z3-sys", "clap", "tower-lsp-server"]),
         ("agentpolicy-verify", &["clap", "tower-lsp-server"]),
-        // The service links the runtime only: no compiler, no solver, no CLI parser.
+        // The service links the runtime only: no compiler, no solver, no CLI parser;
+        // its TLS is rustls on ring, without OpenSSL or aws-lc.
         (
             "agentpolicy-server",
             &[
                 "agentpolicy",
                 "agentpolicy-verify",
+                "z3",
+                "z3-sys",
+                "clap",
+                "pest",
+                "salsa",
+                "tower-lsp-server",
+                "openssl",
+                "openssl-sys",
+                "aws-lc-rs",
+                "aws-lc-sys",
+            ],
+        ),
+        // The MCP gateway links the runtime (and rmcp on tokio) only: no compiler, no
+        // solver, no CLI parser, no HTTP service.
+        (
+            "agentpolicy-mcp",
+            &[
+                "agentpolicy",
+                "agentpolicy-verify",
+                "agentpolicy-server",
                 "z3",
                 "z3-sys",
                 "clap",
@@ -113,6 +136,11 @@ fn library_crates_link_only_what_they_need() {
     assert!(graph.linked("agentpolicy-runtime").contains("serde"));
     assert!(graph.linked("agentpolicy-verify").contains("z3"));
     assert!(graph.linked("agentpolicy-python").contains("pyo3"));
+    assert!(
+        graph
+            .linked("agentpolicy-mcp")
+            .contains("agentpolicy-runtime")
+    );
 }
 
 /// Only `agentpolicy-verify` names Z3 as a dependency: the solver sits behind one crate.

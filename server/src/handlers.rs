@@ -7,18 +7,20 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use agentpolicy_runtime::engine::{
-    Call, CallRef, CallResult, Labels, Reason, SessionId, SessionOptions, SessionState, Verdict,
+    Call, CallRef, CallResult, Engine, Labels, Reason, SessionId, SessionOptions, SessionState,
+    Verdict,
 };
 use agentpolicy_runtime::wire::decision_json;
 use agentpolicy_runtime::wire::request::{arg_or_list, number, text_lists};
@@ -81,10 +83,17 @@ pub struct ResultBody {
     latency_ms: u64,
 }
 
-/// Runs an engine call off the async workers: it may wait for an fsync.
+/// Runs an engine call. With an audit log that fsyncs, it runs off the async workers
+/// (it waits for the disk); without one, or with an OS-buffered one, the engine only
+/// takes short locks and a `write`, so it runs in place: a hand-off to the blocking
+/// pool would cost two thread wake-ups per request, more than the decision.
 pub(crate) async fn blocking<T: Send + 'static>(
+    app: &App,
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
+    if app.inline {
+        return f();
+    }
     tokio::task::spawn_blocking(f).await.map_err(|e| {
         ApiError::new(
             axum::http::StatusCode::INTERNAL_SERVER_ERROR,
@@ -168,25 +177,53 @@ pub async fn open_session(
     for (k, v) in &body.bind {
         too_long(&format!("bind.{k}"), v)?;
     }
+    // Taken before the session exists, given back if opening fails: the cap holds
+    // under concurrent opens.
+    let cap = app.limits.max_sessions;
+    if app
+        .open_sessions
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+            (n < cap).then_some(n + 1)
+        })
+        .is_err()
+    {
+        return Err(app.refuse(
+            &who,
+            what,
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_sessions",
+            &format!("{cap} sessions are open, the most this service holds; close finished sessions (POST /v1/sessions/{{session}}/close)"),
+        ));
+    }
+    let app2 = Arc::clone(&app);
     let engine = Arc::clone(&app.engine);
-    blocking(move || {
-        let bind: Vec<(&str, &str)> = body
-            .bind
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let id = engine.open_session(
-            &body.agent,
-            SessionOptions {
-                name: body.name.as_deref(),
-                bind: &bind,
-                context: body.context.as_deref(),
-            },
-        )?;
-        let state = engine.session(id)?;
-        Ok(Json(session_json(&state)))
+    blocking(&app, move || {
+        let opened = open_in(&engine, &body);
+        if opened.is_err() {
+            app2.open_sessions.fetch_sub(1, Ordering::SeqCst);
+        }
+        opened
     })
     .await
+}
+
+/// Opens the session the body asks for and answers its state.
+fn open_in(engine: &Engine, body: &OpenSession) -> Result<Json<Value>, ApiError> {
+    let bind: Vec<(&str, &str)> = body
+        .bind
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let id = engine.open_session(
+        &body.agent,
+        SessionOptions {
+            name: body.name.as_deref(),
+            bind: &bind,
+            context: body.context.as_deref(),
+        },
+    )?;
+    let state = engine.session(id)?;
+    Ok(Json(session_json(&state)))
 }
 
 pub async fn session_state(
@@ -208,7 +245,7 @@ pub async fn decide(
     let body: DecideBody = json_body(body, app.limits.body_bytes).await?;
     let app2 = Arc::clone(&app);
     let agent = state.agent.clone();
-    blocking(move || {
+    blocking(&app, move || {
         let table = app2.engine.table()?;
         let started = Instant::now();
         let verdict = decide_call(&app2, &table, state.id, &body)?;
@@ -328,7 +365,7 @@ pub async fn report(
         .map_err(|_| ApiError::bad_request(format!("`{call}` is not a call number like `3`")))?;
     let body: ResultBody = json_body(body, app.limits.body_bytes).await?;
     let engine = Arc::clone(&app.engine);
-    blocking(move || {
+    blocking(&app, move || {
         let ack = engine.report(
             CallRef {
                 session: state.id,
@@ -355,8 +392,10 @@ pub async fn close(
 ) -> Result<Json<Value>, ApiError> {
     let (_, state) = app.own_session(&headers, "POST /v1/sessions/{session}/close", session)?;
     let engine = Arc::clone(&app.engine);
-    blocking(move || {
+    let app2 = Arc::clone(&app);
+    blocking(&app, move || {
         engine.close_session(state.id)?;
+        app2.open_sessions.fetch_sub(1, Ordering::SeqCst);
         Ok(Json(session_json(&engine.session(state.id)?)))
     })
     .await
@@ -369,7 +408,7 @@ pub async fn new_task(
 ) -> Result<Json<Value>, ApiError> {
     let (_, state) = app.own_session(&headers, "POST /v1/sessions/{session}/tasks", session)?;
     let engine = Arc::clone(&app.engine);
-    blocking(move || {
+    blocking(&app, move || {
         let task = engine.start_task(state.id)?;
         Ok(Json(
             json!({ "session": state.id.to_string(), "task": task }),

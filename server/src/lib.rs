@@ -9,15 +9,24 @@
 //! size limit and parsed strictly; bad input is a 4xx naming the field, never a 5xx.
 //! Decisions come only from the engine, which fails closed.
 //!
+//! Connections are taken by `listen.rs`: plain HTTP/1.1 or HTTPS (rustls on ring, from
+//! a PEM certificate and key the caller reads, [`Tls`]), with a cap on open
+//! connections and a timeout for the TLS handshake and each request head
+//! ([`ListenConfig`]).
+//!
 //! Must not: link a parser, a solver or a CLI parser (it depends on the runtime only;
-//! compiling a policy for a reload is the caller's [`Reload`]); speak TLS (run it
-//! behind a TLS-terminating proxy); print (the binary prints the bound address).
+//! compiling a policy for a reload is the caller's [`Reload`]); link OpenSSL or aws-lc
+//! (TLS is rustls with the ring provider; a tidy test checks it); read the certificate
+//! and key files (they arrive as PEM bytes, so the caller names the file in its
+//! errors); print (the binary prints the bound address).
 
 pub mod auth;
 mod handlers;
+mod listen;
 mod metrics;
 mod operate;
 mod reply;
+mod throttle;
 mod waiters;
 pub mod webhook;
 
@@ -35,6 +44,7 @@ use agentpolicy_runtime::audit::{AuditLog, read_records};
 use agentpolicy_runtime::engine::{Engine, EngineConfig, Notify};
 
 pub use auth::{Principal, Role, Scope, Tokens, hash_token};
+pub use listen::{ListenConfig, MAX_HEAD_BYTES, MAX_HEADERS, Tls, TlsError};
 use metrics::Metrics;
 use reply::ApiError;
 use waiters::Waiters;
@@ -56,6 +66,9 @@ pub struct Limits {
     pub body_bytes: usize,
     /// The longest an escalation wait may hold a request open.
     pub max_wait: Duration,
+    /// The most sessions open at once; opening one more is refused (429) until some
+    /// are closed.
+    pub max_sessions: usize,
 }
 
 impl Default for Limits {
@@ -63,6 +76,7 @@ impl Default for Limits {
         Limits {
             body_bytes: 64 * 1024,
             max_wait: Duration::from_secs(60),
+            max_sessions: 100_000,
         }
     }
 }
@@ -109,6 +123,12 @@ pub(crate) struct App {
     /// Set once shutdown began: waits return at once.
     pub closing: AtomicBool,
     pub notifier: std::sync::Mutex<Option<Notifier>>,
+    pub refusals: throttle::Throttle,
+    /// Engine calls run on the async worker (no fsync to wait for): see
+    /// [`handlers::blocking`].
+    pub inline: bool,
+    /// Sessions open now (restored ones included), against `limits.max_sessions`.
+    pub open_sessions: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for App {
@@ -145,11 +165,23 @@ impl App {
 
     /// A 403 for `who`, after the refusal was audited.
     pub fn forbid(&self, who: &Principal, what: &str, why: &str) -> ApiError {
-        self.metrics.refusal(403);
+        self.refuse(who, what, StatusCode::FORBIDDEN, "forbidden", why)
+    }
+
+    /// A refusal of `who` with `status`, after it was audited.
+    pub fn refuse(
+        &self,
+        who: &Principal,
+        what: &str,
+        status: StatusCode,
+        code: &'static str,
+        why: &str,
+    ) -> ApiError {
+        self.metrics.refusal(status.as_u16());
         self.audit_refusal(&who.name, what, why);
         ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
+            status,
+            code,
             format!("token `{}` ({}): {why}", who.name, who.role.keyword()),
         )
     }
@@ -158,7 +190,14 @@ impl App {
     /// out. The wait may be an fsync: on a multi-threaded runtime the worker hands its
     /// other tasks over while it waits (`block_in_place`); elsewhere it simply blocks.
     fn audit_refusal(&self, who: &str, what: &str, why: &str) {
+        let summary = match self.refusals.admit(Instant::now(), who, what) {
+            throttle::Admit::Held => return,
+            throttle::Admit::Write { summary } => summary,
+        };
         let write = || {
+            if let Some(s) = &summary {
+                let _ = self.engine.record_refusal("throttled", "requests", s);
+            }
             let _ = self.engine.record_refusal(who, what, why);
         };
         match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
@@ -265,6 +304,26 @@ async fn o_method_not_allowed(
     }
 }
 
+/// Reloads the served table from its source, for a signal (SIGHUP) or a file watcher:
+/// the same validation, refusal record and swap as `POST /v1/reload`.
+#[derive(Debug, Clone)]
+pub struct Reloader(Shared);
+
+impl Reloader {
+    /// Reloads as `by`; `Ok(None)` when the source builds the table in force (nothing
+    /// to swap), `Ok(Some(message))` after a swap, `Err` (audited) when it is invalid.
+    pub fn reload(&self, by: &str, what: &str) -> Result<Option<String>, String> {
+        match self.0.reload_table(by, what, true) {
+            Ok(s) if !s.swapped => Ok(None),
+            Ok(s) => Ok(Some(format!(
+                "table swapped: {} replaced by {}",
+                s.old, s.new
+            ))),
+            Err(e) => Err(e.message),
+        }
+    }
+}
+
 /// A started engine with its audit log open, ready to serve.
 #[derive(Debug)]
 pub struct Service {
@@ -289,6 +348,12 @@ impl Service {
             );
         }
         let audit_path = audit.as_ref().and_then(|l| l.path().map(PathBuf::from));
+        let inline = audit.as_ref().is_none_or(|l| {
+            matches!(
+                l.durability(),
+                agentpolicy_runtime::audit::Durability::OsBuffered { .. }
+            )
+        });
         // Restart loses nothing: the log an earlier run wrote is the state to resume.
         let restore = match &audit_path {
             None => Vec::new(),
@@ -314,6 +379,7 @@ impl Service {
             },
         )
         .map_err(|e| format!("cannot start the engine: {e}"))?;
+        let open_sessions = engine.restored().open_sessions;
         let engine = Arc::new(engine);
         let notifier = match (webhooks, &audit_path) {
             (Some(w), Some(path)) if !w.hooks.is_empty() => {
@@ -333,8 +399,16 @@ impl Service {
                 started: Instant::now(),
                 closing: AtomicBool::new(false),
                 notifier: std::sync::Mutex::new(notifier),
+                refusals: throttle::Throttle::default(),
+                open_sessions: std::sync::atomic::AtomicUsize::new(open_sessions),
+                inline,
             }),
         })
+    }
+
+    /// A handle to reload the table, for signals and file watchers.
+    pub fn reloader(&self) -> Reloader {
+        Reloader(Arc::clone(&self.app))
     }
 
     /// What the engine rebuilt from the audit log when it started.
@@ -342,9 +416,8 @@ impl Service {
         self.app.engine.restored()
     }
 
-    /// Serves on `listener` until `shutdown` completes, then stops taking connections,
-    /// lets requests in flight finish (waits on escalations return at once), and closes
-    /// the audit log with its `close` record.
+    /// Serves plain HTTP on `listener` with the default [`ListenConfig`] until
+    /// `shutdown` completes; see [`Service::serve_with`].
     pub async fn serve<F>(
         self,
         listener: tokio::net::TcpListener,
@@ -353,6 +426,24 @@ impl Service {
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
+        self.serve_with(listener, ListenConfig::default(), shutdown)
+            .await
+    }
+
+    /// Serves on `listener` as `listen` says (TLS, the connection cap, the head
+    /// timeout) until `shutdown` completes, then stops taking connections, lets
+    /// requests in flight finish (waits on escalations return at once), and closes the
+    /// audit log with its `close` record.
+    pub async fn serve_with<F>(
+        self,
+        listener: tokio::net::TcpListener,
+        listen: ListenConfig,
+        shutdown: F,
+    ) -> Result<(), String>
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.spawn_timers();
         let app = Arc::clone(&self.app);
         let closing = Arc::clone(&self.app);
         let signal = async move {
@@ -360,16 +451,41 @@ impl Service {
             closing.closing.store(true, Ordering::SeqCst);
             closing.waiters.wake_all();
         };
-        let served = axum::serve(listener, router(app))
-            .with_graceful_shutdown(signal)
-            .await
-            .map_err(|e| format!("the server stopped: {e}"));
-        let closed = self.close();
-        served.and(closed)
+        listen::serve(listener, router(app), listen, signal).await;
+        self.close()
+    }
+
+    /// Writes the summary of throttled refusals once their second is over, even when no
+    /// later refusal comes to carry it.
+    fn spawn_timers(&self) {
+        let app = Arc::downgrade(&self.app);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tick.tick().await;
+                let Some(app) = app.upgrade() else { return };
+                if let Some(summary) = app.refusals.due(Instant::now()) {
+                    let _ = tokio::task::spawn_blocking(move || {
+                        let _ = app.engine.record_refusal("throttled", "requests", &summary);
+                    })
+                    .await;
+                }
+            }
+        });
     }
 
     /// Closes the audit log: the engine's `close` record, fsynced.
     fn close(self) -> Result<(), String> {
+        if let Some(summary) = self
+            .app
+            .refusals
+            .due(Instant::now() + Duration::from_secs(1))
+        {
+            let _ = self
+                .app
+                .engine
+                .record_refusal("throttled", "requests", &summary);
+        }
         if let Ok(mut n) = self.app.notifier.lock()
             && let Some(mut n) = n.take()
         {

@@ -130,6 +130,30 @@ pub(crate) fn engine_state(out: &mut String, app: &crate::App) {
             );
         }
     }
+    if let Some(f) = app.engine.audit_flush_stats() {
+        let _ = writeln!(
+            out,
+            "# HELP agentpolicy_audit_flush_seconds Time to write queued audit records (and fsync them when due), per flush.\n# TYPE agentpolicy_audit_flush_seconds histogram"
+        );
+        for (bound, n) in agentpolicy_runtime::audit::FLUSH_BUCKETS_US
+            .iter()
+            .zip(f.buckets)
+        {
+            let _ = writeln!(
+                out,
+                "agentpolicy_audit_flush_seconds_bucket{{le=\"{}\"}} {n}",
+                *bound as f64 / 1e6
+            );
+        }
+        let _ = writeln!(
+            out,
+            "agentpolicy_audit_flush_seconds_bucket{{le=\"+Inf\"}} {}\nagentpolicy_audit_flush_seconds_sum {}\nagentpolicy_audit_flush_seconds_count {}\n# HELP agentpolicy_audit_flush_failures_total Audit flushes that failed.\n# TYPE agentpolicy_audit_flush_failures_total counter\nagentpolicy_audit_flush_failures_total {}",
+            f.count,
+            f.sum_us as f64 / 1e6,
+            f.count,
+            f.failed
+        );
+    }
     let _ = writeln!(
         out,
         "# HELP agentpolicy_audit_failed 1 once an audit write failed: every decision is then denied.\n# TYPE agentpolicy_audit_failed gauge\nagentpolicy_audit_failed {}",

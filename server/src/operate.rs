@@ -332,7 +332,7 @@ async fn resolve(
         )));
     }
     let app2 = Arc::clone(&app);
-    blocking(move || {
+    blocking(&app, move || {
         let r = app2
             .engine
             .resolve_with_reason(id, resolution, &who.name, &reason)?;
@@ -436,7 +436,7 @@ async fn switch(
     let body: AgentBody = json_body(body, app.limits.body_bytes).await?;
     app.may_control(&who, what, body.agent.as_deref())?;
     let engine = Arc::clone(&app.engine);
-    blocking(move || {
+    blocking(&app, move || {
         let ack = match (&body.agent, kill) {
             (Some(a), true) => engine.kill_agent(a, &who.name)?,
             (Some(a), false) => engine.resume_agent(a, &who.name)?,
@@ -479,7 +479,7 @@ pub async fn reset_breaker(
     let agent = path(agent)?;
     app.may_control(&who, what, Some(&agent))?;
     let engine = Arc::clone(&app.engine);
-    blocking(move || {
+    blocking(&app, move || {
         let ack = engine.reset_breaker(&agent, &who.name)?;
         Ok(Json(json!({
             "agent": agent,
@@ -501,12 +501,43 @@ pub async fn reload(
     let who = app.caller(&headers, what, &[Role::Operator])?;
     app.may_control(&who, what, None)?;
     let app2 = Arc::clone(&app);
-    blocking(move || {
-        let table = match (app2.reload)() {
+    blocking(&app, move || {
+        let swapped = app2.reload_table(&who.name, what, false)?;
+        Ok(Json(json!({
+            "old": swapped.old.to_string(),
+            "new": swapped.new.to_string(),
+            "swapped": swapped.swapped,
+            "by": who.name,
+        })))
+    })
+    .await
+}
+
+/// A reload: the hashes before and after, and whether the table was replaced.
+#[derive(Debug, Clone, Copy)]
+pub struct Swapped {
+    pub old: agentpolicy_runtime::ContentHash,
+    pub new: agentpolicy_runtime::ContentHash,
+    /// False when the new table is the one in force and `only_if_changed` was asked.
+    pub swapped: bool,
+}
+
+impl App {
+    /// Builds the table anew from its source and swaps it in after it validated; an
+    /// invalid one is refused (audited as a `refusal` by `by`) and the old one keeps
+    /// serving. With `only_if_changed`, a table with the hash in force is left alone
+    /// (a file watcher seeing a touch).
+    pub(crate) fn reload_table(
+        &self,
+        by: &str,
+        what: &str,
+        only_if_changed: bool,
+    ) -> Result<Swapped, ApiError> {
+        let table = match (self.reload)() {
             Ok(t) => t,
             Err(why) => {
-                let _ = app2.engine.record_refusal(
-                    &who.name,
+                let _ = self.engine.record_refusal(
+                    by,
                     what,
                     &format!("the new table is not valid: {why}"),
                 );
@@ -517,13 +548,20 @@ pub async fn reload(
                 ));
             }
         };
-        let new_hash = table.source_hash();
-        let old = app2.engine.swap_table(table, &who.name)?;
-        Ok(Json(json!({
-            "old": old.to_string(),
-            "new": new_hash.to_string(),
-            "by": who.name,
-        })))
-    })
-    .await
+        let new = table.source_hash();
+        let current = self.engine.table_hash();
+        if only_if_changed && new == current {
+            return Ok(Swapped {
+                old: current,
+                new,
+                swapped: false,
+            });
+        }
+        let old = self.engine.swap_table(table, by)?;
+        Ok(Swapped {
+            old,
+            new,
+            swapped: true,
+        })
+    }
 }

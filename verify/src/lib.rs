@@ -45,6 +45,19 @@ pub use diff::{Change, DiffError, DiffReport, diff};
 pub use diff_decls::{ChangeKind, DeclChange, Witness};
 pub use solver::Budget;
 
+/// The version of the Z3 library linked at run time (`4.8.12`, `5.4.1`): Debian's
+/// package by default, or the `z3-solver` wheel's when built that way (README).
+pub fn z3_version() -> String {
+    let full = z3::full_version();
+    full.strip_prefix("Z3 ")
+        .unwrap_or(full)
+        .split_whitespace()
+        .next()
+        .unwrap_or(full)
+        .trim_end_matches(".0")
+        .to_owned()
+}
+
 /// How to run the proofs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Config {

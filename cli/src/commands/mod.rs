@@ -14,6 +14,7 @@ mod explain;
 mod fmt;
 mod load;
 mod matrix;
+mod mcp;
 mod output;
 mod promote;
 mod replay;
@@ -68,6 +69,9 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// Run the HTTP/JSON decision service over the engine (partial: see docs/serve.md).
     Serve(serve::ServeArgs),
+    /// The MCP gateway: decide every tool call an MCP client makes to upstream MCP
+    /// servers (`mcp init` writes a starting policy from a server's tools).
+    Mcp(mcp::McpArgs),
     /// Evaluate each agent's promotion criteria on an audit log; changes nothing.
     PromoteCheck(promote::PromoteCheckArgs),
     /// Print the documentation page of a diagnostic code (e.g. `agentpolicy explain AP0011`).
@@ -91,6 +95,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Audit(args) => audit::run(args),
         Command::PromoteCheck(args) => promote::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Mcp(args) => mcp::run(args),
     };
     ExitCode::from(code)
 }

@@ -1,11 +1,13 @@
-//! `agentpolicy serve (--table TABLE | --policy PATH) [--listen ADDR] [--audit LOG]
-//! --tokens FILE`: runs the HTTP/JSON decision service (`agentpolicy-server`,
-//! `docs/serve.md`). This module only reads the arguments and files, prints the bound
-//! address (`listening on http://ADDR`, one line, for scripts and tests), waits for
+//! `agentpolicy serve (--table TABLE | --policy PATH) [--listen ADDR] [--audit LOG
+//! [--durability MODE]] --tokens FILE [--tls-cert PEM --tls-key PEM]`: runs the
+//! HTTP/JSON decision service (`agentpolicy-server`, `docs/serve.md`). This module only
+//! reads the arguments and files, prints the bound address (`listening on
+//! http://ADDR`, or `https://` with TLS, one line, for scripts and tests), waits for
 //! SIGTERM or ctrl-c, and maps failures to exit codes.
 //!
 //! Exit 0 after a clean shutdown (the audit log closed); 1 when the policy has errors;
-//! 2 when a file cannot be read, the address cannot be bound, or the service fails.
+//! 2 when a file cannot be read (the certificate and key included), the address cannot
+//! be bound, or the service fails.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -15,7 +17,9 @@ use std::time::Duration;
 use agentpolicy_runtime::DecisionTable;
 use agentpolicy_runtime::audit::{AuditLog, Durability};
 use agentpolicy_runtime::engine::SystemClock;
-use agentpolicy_server::{Limits, Reload, ServeConfig, Service, Tokens, Webhooks};
+use agentpolicy_server::{
+    Limits, ListenConfig, Reload, ServeConfig, Service, Tls, TlsError, Tokens, Webhooks,
+};
 
 use super::table_input::with_sets;
 use super::{EXIT_FAILURE, EXIT_USAGE, load};
@@ -48,9 +52,83 @@ pub struct ServeArgs {
     /// resolutions and breaker trips are sent to (see docs/serve.md).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Reload the table when its file (or a file of the policy, or the sets file)
+    /// changes, checked every second. SIGHUP and `POST /v1/reload` reload too; an
+    /// invalid table is refused and the old one keeps serving.
+    #[arg(long)]
+    pub watch: bool,
+    /// The most sessions open at once; opening another is refused (429, audited) until
+    /// some are closed.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub max_sessions: usize,
     /// The largest request body accepted, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
     pub body_limit: usize,
+    /// When the audit log acknowledges a record: `fsync` (after it reached the disk,
+    /// the default) or `os-buffered` (after `write`, fsynced every second: survives
+    /// the process dying, not a power loss).
+    #[arg(long, value_enum, value_name = "MODE", requires = "audit")]
+    pub durability: Option<AuditDurability>,
+    /// Serve HTTPS with this PEM certificate chain (the server's certificate first);
+    /// needs --tls-key.
+    #[arg(long, value_name = "PEM")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "PEM")]
+    pub tls_key: Option<PathBuf>,
+    /// The most connections open at once; at the cap the service stops accepting until
+    /// one closes (further clients wait in the kernel's backlog).
+    #[arg(long, value_name = "N", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// How long a client has to finish the TLS handshake and then to send each request
+    /// head, in milliseconds; an idle keep-alive connection is closed after it too.
+    #[arg(long, value_name = "MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub header_timeout_ms: u64,
+}
+
+/// `--durability`: the audit log's acknowledgement point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuditDurability {
+    /// Acknowledge a record once `fdatasync` returned (group commit).
+    Fsync,
+    /// Acknowledge a record once written to the OS; fsync every second.
+    OsBuffered,
+}
+
+impl AuditDurability {
+    pub(crate) fn durability(self) -> Durability {
+        match self {
+            AuditDurability::Fsync => Durability::default(),
+            AuditDurability::OsBuffered => Durability::OsBuffered {
+                fsync_interval: Duration::from_secs(1),
+            },
+        }
+    }
+}
+
+/// The certificate and key, read and checked; errors name the file at fault.
+fn read_tls(cert: &Path, key: &Path) -> Result<Tls, String> {
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|e| {
+            format!(
+                "cannot read `{}`: {}",
+                path.display(),
+                load::describe_io(&e)
+            )
+        })
+    };
+    let (cert_pem, key_pem) = (read(cert)?, read(key)?);
+    Tls::from_pem(&cert_pem, &key_pem).map_err(|e| match e {
+        TlsError::Certificate(why) => format!("--tls-cert `{}`: {why}", cert.display()),
+        TlsError::Key(why) => format!("--tls-key `{}`: {why}", key.display()),
+        TlsError::Pair(why) => format!(
+            "--tls-cert `{}` with --tls-key `{}`: {why}",
+            cert.display(),
+            key.display()
+        ),
+    })
 }
 
 /// Where the table comes from, to build it at start and on every reload.
@@ -104,6 +182,16 @@ pub fn run(args: ServeArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
+    let tls_files = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
+        (None, None) => None,
+        _ => {
+            eprintln!(
+                "error: --tls-cert and --tls-key go together: give both to serve HTTPS, or neither for plain HTTP"
+            );
+            return EXIT_USAGE;
+        }
+    };
     let table = match build(&source, args.sets.as_deref()) {
         Ok(t) => t,
         Err(e) => {
@@ -141,6 +229,21 @@ pub fn run(args: ServeArgs) -> u8 {
             }
         },
     };
+    let tls = match tls_files
+        .map(|(cert, key)| read_tls(&cert, &key))
+        .transpose()
+    {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let listen = ListenConfig {
+        tls,
+        max_connections: args.max_connections,
+        header_timeout: Duration::from_millis(args.header_timeout_ms),
+    };
     let sets = args.sets.clone();
     let reload_source = source.clone();
     let reload: Reload = Box::new(move || build(&reload_source, sets.as_deref()));
@@ -151,6 +254,7 @@ pub fn run(args: ServeArgs) -> u8 {
         tokens,
         limits: Limits {
             body_bytes: args.body_limit,
+            max_sessions: args.max_sessions,
             ..Limits::default()
         },
         housekeeping: Duration::from_secs(1),
@@ -158,7 +262,12 @@ pub fn run(args: ServeArgs) -> u8 {
     };
     let config = match &args.audit {
         None => config,
-        Some(path) => match AuditLog::open(path, Durability::default(), &SystemClock) {
+        Some(path) => match AuditLog::open(
+            path,
+            args.durability
+                .map_or_else(Durability::default, AuditDurability::durability),
+            &SystemClock,
+        ) {
             Ok(log) => ServeConfig {
                 audit: Some(log),
                 ..config
@@ -179,7 +288,12 @@ pub fn run(args: ServeArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
-    match runtime.block_on(serve(config, args.listen)) {
+    let watched = Watched {
+        source: source.clone(),
+        sets: args.sets.clone(),
+        watch: args.watch,
+    };
+    match runtime.block_on(serve(config, args.listen, listen, watched)) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("error: {e}");
@@ -188,8 +302,95 @@ pub fn run(args: ServeArgs) -> u8 {
     }
 }
 
-async fn serve(config: ServeConfig, listen: SocketAddr) -> Result<(), String> {
+/// What reloads the table besides the API: SIGHUP always, file changes with `--watch`.
+#[derive(Debug, Clone)]
+struct Watched {
+    source: Source,
+    sets: Option<PathBuf>,
+    watch: bool,
+}
+
+impl Watched {
+    /// The files the table is built from, with their modification times and sizes.
+    fn fingerprint(&self) -> Vec<(PathBuf, Option<std::time::SystemTime>, u64)> {
+        let mut files = match &self.source {
+            Source::Table(p) => vec![p.clone()],
+            Source::Policy(p) => load::policy_files(p).unwrap_or_default(),
+        };
+        files.extend(self.sets.clone());
+        files
+            .into_iter()
+            .map(|f| {
+                let meta = std::fs::metadata(&f).ok();
+                let modified = meta.as_ref().and_then(|m| m.modified().ok());
+                let len = meta.map_or(0, |m| m.len());
+                (f, modified, len)
+            })
+            .collect()
+    }
+}
+
+/// Reloads on a trigger, off the async workers (compiling a policy takes a while), and
+/// says what happened on standard error.
+async fn reload_now(reloader: &agentpolicy_server::Reloader, by: &'static str, what: &'static str) {
+    let r = reloader.clone();
+    let done = tokio::task::spawn_blocking(move || r.reload(by, what)).await;
+    match done {
+        Ok(Ok(Some(message))) => eprintln!("{what}: {message}"),
+        Ok(Ok(None)) => {}
+        Ok(Err(why)) => eprintln!("warning: {what}: {why}"),
+        Err(e) => eprintln!("warning: {what}: the reload task failed: {e}"),
+    }
+}
+
+/// SIGHUP reloads; with `--watch`, so does a change of the source files.
+fn spawn_reloaders(service: &Service, watched: Watched) {
+    #[cfg(unix)]
+    {
+        let reloader = service.reloader();
+        tokio::spawn(async move {
+            let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                reload_now(&reloader, "SIGHUP", "reload on SIGHUP").await;
+            }
+        });
+    }
+    if watched.watch {
+        let reloader = service.reloader();
+        tokio::spawn(async move {
+            let mut seen = watched.fingerprint();
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let now = watched.fingerprint();
+                if now == seen {
+                    continue;
+                }
+                // Wait for the writer to finish: the same fingerprint a tick later.
+                tick.tick().await;
+                let settled = watched.fingerprint();
+                if settled != now {
+                    continue;
+                }
+                seen = settled;
+                reload_now(&reloader, "file-watch", "reload on a file change").await;
+            }
+        });
+    }
+}
+
+async fn serve(
+    config: ServeConfig,
+    listen: SocketAddr,
+    connections: ListenConfig,
+    watched: Watched,
+) -> Result<(), String> {
     let service = Service::start(config)?;
+    spawn_reloaders(&service, watched);
     let r = service.restored();
     if r.records > 0 {
         eprintln!(
@@ -215,9 +416,16 @@ async fn serve(config: ServeConfig, listen: SocketAddr) -> Result<(), String> {
         .local_addr()
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
     let mut out = std::io::stdout();
-    let _ = writeln!(out, "listening on http://{bound}");
+    let scheme = if connections.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let _ = writeln!(out, "listening on {scheme}://{bound}");
     let _ = out.flush();
-    service.serve(listener, stop_signal()).await
+    service
+        .serve_with(listener, connections, stop_signal())
+        .await
 }
 
 /// Completes on ctrl-c or, on Unix, SIGTERM.

@@ -15,18 +15,26 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 pub const AGENT: &str = "agent-secret-1";
+pub const NARROW_AGENT: &str = "agent-secret-billing-only";
 pub const OPERATOR: &str = "operator-secret";
+pub const PARTNER_DESK: &str = "partner-desk-secret";
 pub const AUDITOR: &str = "auditor-secret";
 
-/// The tokens file: an agent token for the law firm's three agents, an operator for
-/// every agent and route, an auditor.
+/// The tokens file: an agent token for the law firm's three agents, one for billing
+/// only, an operator for every agent and route, an operator for the partners' route
+/// and billing only, an auditor.
 pub fn write_tokens(dir: &Path) -> PathBuf {
+    let hash = agentpolicy_server::hash_token;
     let file = json!({ "tokens": [
-        { "name": "firm-agents", "sha256": agentpolicy_server::hash_token(AGENT), "role": "agent",
+        { "name": "firm-agents", "sha256": hash(AGENT), "role": "agent",
           "agents": ["research", "billing", "intake"] },
-        { "name": "oncall", "sha256": agentpolicy_server::hash_token(OPERATOR), "role": "operator",
+        { "name": "billing-bot", "sha256": hash(NARROW_AGENT), "role": "agent",
+          "agents": ["billing"] },
+        { "name": "oncall", "sha256": hash(OPERATOR), "role": "operator",
           "agents": ["*"], "routes": ["*"] },
-        { "name": "auditor", "sha256": agentpolicy_server::hash_token(AUDITOR), "role": "auditor" },
+        { "name": "partner-desk", "sha256": hash(PARTNER_DESK), "role": "operator",
+          "agents": ["billing"], "routes": ["supervising_partner"] },
+        { "name": "auditor", "sha256": hash(AUDITOR), "role": "auditor" },
     ]});
     let path = dir.join("tokens.json");
     std::fs::write(&path, file.to_string()).expect("write tokens");
@@ -44,6 +52,13 @@ pub struct Server {
 }
 
 impl Server {
+    /// Starts `agentpolicy serve SOURCE EXTRA` in a fresh directory for `name`.
+    pub fn start(name: &str, source: &[&str], extra: &[&str]) -> Server {
+        let mut args = source.to_vec();
+        args.extend_from_slice(extra);
+        Server::start_in(&super::support::temp_dir(name), &args)
+    }
+
     /// Starts `agentpolicy serve ARGS` in `dir` with `dir/audit.jsonl` and
     /// `dir/tokens.json` (written if missing).
     pub fn start_in(dir: &Path, args: &[&str]) -> Server {
@@ -242,15 +257,39 @@ fn dechunk(mut rest: &str) -> Option<String> {
     }
 }
 
-/// `agentpolicy audit verify` on a log: its JSON report, after asserting it passed.
-pub fn verify_passes(log: &Path) -> Value {
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// The records of one kind, through `agentpolicy audit query`.
+pub fn records(log: &Path, kind: &str) -> Vec<Value> {
     let out = super::support::agentpolicy(&[
         "audit",
-        "verify",
-        log.to_str().expect("utf-8 path"),
+        "query",
+        path_str(log),
+        "--kind",
+        kind,
         "--format",
         "json",
     ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("query JSON");
+    v["records"].as_array().cloned().unwrap_or_default()
+}
+
+/// `agentpolicy audit verify` passes, and the log is sealed: the service closed it.
+pub fn verify_sealed(log: &Path) {
+    let report = verify_passes(log);
+    assert_eq!(report["sealed"], true, "{report}");
+}
+
+/// `agentpolicy audit verify` on a log: its JSON report, after asserting it passed.
+pub fn verify_passes(log: &Path) -> Value {
+    let out = super::support::agentpolicy(&["audit", "verify", path_str(log), "--format", "json"]);
     assert!(
         out.status.success(),
         "audit verify failed: {}{}",

@@ -28,4 +28,4 @@ pub use verify::{
     Anchor, CheckpointSummary, EditKind, Problem, TornTail, VerifyOptions, VerifyReport, verify,
     verify_log, verify_with,
 };
-pub use writer::{Ack, AuditError, AuditLog, Durability, LogSink};
+pub use writer::{Ack, AuditError, AuditLog, Durability, FLUSH_BUCKETS_US, FlushStats, LogSink};

@@ -150,6 +150,7 @@ struct State {
 /// ```
 pub struct AuditLog {
     state: Mutex<State>,
+    timings: FlushTimings,
     flushed: Condvar,
     durability: Durability,
     path: Option<PathBuf>,
@@ -239,6 +240,7 @@ impl AuditLog {
                 last_sync: Instant::now(),
             }),
             flushed: Condvar::new(),
+            timings: FlushTimings::default(),
             durability,
             path: None,
         }
@@ -349,6 +351,12 @@ impl AuditLog {
         })
     }
 
+    /// How long the log's flushes (a `write` of the queued records, and an fsync when
+    /// one is due) took, and how many failed: for a service's metrics.
+    pub fn flush_stats(&self) -> FlushStats {
+        self.timings.snapshot()
+    }
+
     /// The sequence number up to which records are acknowledged (durable as the log's
     /// [`Durability`] says): what a follower of the log may act on.
     pub fn acknowledged(&self) -> Result<u64, AuditError> {
@@ -402,6 +410,7 @@ impl AuditLog {
             return Ok(st);
         };
         drop(st);
+        let started = Instant::now();
         let mut result = if buf.is_empty() {
             Ok(())
         } else {
@@ -409,6 +418,9 @@ impl AuditLog {
         };
         if result.is_ok() && sync {
             result = sink.sync();
+        }
+        if !buf.is_empty() || sync {
+            self.timings.add(started.elapsed(), result.is_err());
         }
         let mut st = self.lock()?;
         st.sink = Some(sink);
@@ -425,6 +437,56 @@ impl AuditLog {
         }
         self.flushed.notify_all();
         Ok(st)
+    }
+}
+
+/// Upper bounds of the flush-time histogram's buckets, in microseconds.
+pub const FLUSH_BUCKETS_US: [u64; 10] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 50_000, 250_000,
+];
+
+/// Flush times as a histogram: counts per bucket of [`FLUSH_BUCKETS_US`] (cumulative,
+/// as Prometheus has them), their sum and count, and the failed flushes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlushStats {
+    pub buckets: [u64; FLUSH_BUCKETS_US.len()],
+    pub count: u64,
+    pub sum_us: u64,
+    pub failed: u64,
+}
+
+#[derive(Debug, Default)]
+struct FlushTimings {
+    buckets: [std::sync::atomic::AtomicU64; FLUSH_BUCKETS_US.len()],
+    count: std::sync::atomic::AtomicU64,
+    sum_us: std::sync::atomic::AtomicU64,
+    failed: std::sync::atomic::AtomicU64,
+}
+
+impl FlushTimings {
+    fn add(&self, took: Duration, failed: bool) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        for (bucket, bound) in self.buckets.iter().zip(FLUSH_BUCKETS_US) {
+            if us <= bound {
+                bucket.fetch_add(1, Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_us.fetch_add(us, Relaxed);
+        if failed {
+            self.failed.fetch_add(1, Relaxed);
+        }
+    }
+
+    fn snapshot(&self) -> FlushStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        FlushStats {
+            buckets: std::array::from_fn(|i| self.buckets.get(i).map_or(0, |b| b.load(Relaxed))),
+            count: self.count.load(Relaxed),
+            sum_us: self.sum_us.load(Relaxed),
+            failed: self.failed.load(Relaxed),
+        }
     }
 }
 

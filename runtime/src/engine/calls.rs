@@ -408,8 +408,6 @@ impl Inner {
         if call.n == 0 || call.n > session.calls {
             return Err(EngineError::UnknownCall(call));
         }
-        session.usage.add_tokens(now, result.tokens);
-        let data = loaded.table.data();
         let mut records = Vec::new();
         if self.audit.is_some() {
             let mut r = Record::new(RecordKind::Result, now);
@@ -426,25 +424,7 @@ impl Inner {
             });
             records.push(r);
         }
-        if let (Some(ctl), Some(agent)) = (
-            loaded.controls.get(session.agent.index()),
-            data.agents.get(session.agent.index()),
-        ) && (!agent.breakers.is_empty() || ctl.tripped.load(Ordering::SeqCst))
-        {
-            let event = Event::Reported {
-                ok: result.ok,
-                tokens: result.tokens,
-            };
-            records.extend(self.feed_breaker(
-                ctl,
-                &agent.breakers,
-                event,
-                call,
-                Some(result.ok),
-                now,
-                loaded.hash,
-            )?);
-        }
+        records.extend(self.take_result(loaded, session, call, result.ok, result.tokens, now)?);
         let mut first = None;
         let mut last = None;
         for r in records {
@@ -455,6 +435,44 @@ impl Inner {
         drop(guard);
         self.wait(last)?;
         Ok(first)
+    }
+}
+
+impl Inner {
+    /// What a reported result does to a session and its agent: the tokens count against
+    /// limits, the result feeds the breakers (or decides a half-open breaker's probe).
+    /// Returns the records of a breaker transition. The live path and a restart share it.
+    pub(crate) fn take_result(
+        &self,
+        loaded: &Loaded,
+        session: &mut super::session::Session,
+        call: CallRef,
+        ok: bool,
+        tokens: u64,
+        now: i64,
+    ) -> Result<Vec<Record>, Internal> {
+        session.usage.add_tokens(now, tokens);
+        let data = loaded.table.data();
+        match (
+            loaded.controls.get(session.agent.index()),
+            data.agents.get(session.agent.index()),
+        ) {
+            (Some(ctl), Some(agent))
+                if !agent.breakers.is_empty() || ctl.tripped.load(Ordering::SeqCst) =>
+            {
+                let event = Event::Reported { ok, tokens };
+                self.feed_breaker(
+                    ctl,
+                    &agent.breakers,
+                    event,
+                    call,
+                    Some(ok),
+                    now,
+                    loaded.hash,
+                )
+            }
+            _ => Ok(Vec::new()),
+        }
     }
 }
 

@@ -93,6 +93,32 @@ impl OwnedLabels {
     }
 }
 
+/// Lends `f` a call of `tool` with the labels kept for it (not its arguments, which are
+/// not kept): what re-checking an escalation and restoring a call from the log need.
+pub(crate) fn with_call<R>(
+    tool: &str,
+    read: Option<&OwnedLabels>,
+    write: Option<&OwnedLabels>,
+    f: impl FnOnce(&Call<'_>) -> R,
+) -> R {
+    let read_keys = read.map(OwnedLabels::pairs);
+    let write_keys = write.map(OwnedLabels::pairs);
+    let mut call = Call::new(tool);
+    if let (Some(l), Some(keys)) = (read, &read_keys) {
+        call.read = Some(Labels {
+            target: &l.target,
+            keys,
+        });
+    }
+    if let (Some(l), Some(keys)) = (write, &write_keys) {
+        call.write = Some(Labels {
+            target: &l.target,
+            keys,
+        });
+    }
+    f(&call)
+}
+
 /// A pending escalation and what re-checking it at approval needs.
 #[derive(Debug, Clone)]
 pub(crate) struct Pending {

@@ -528,6 +528,11 @@ impl Engine {
         self.inner.audit.as_ref().and_then(|a| a.head().ok())
     }
 
+    /// How long the audit log's flushes took, and how many failed.
+    pub fn audit_flush_stats(&self) -> Option<crate::audit::FlushStats> {
+        self.inner.audit.as_ref().map(AuditLog::flush_stats)
+    }
+
     /// The sequence number up to which the audit log's records are acknowledged.
     pub fn audit_acknowledged(&self) -> Option<u64> {
         self.inner

@@ -4,9 +4,9 @@
 
 use std::sync::atomic::Ordering;
 
-use super::call::{Call, CallRef, Internal, Labels};
+use super::call::{CallRef, Internal};
 use super::calls::{Build, build_request};
-use super::escalation::{self, Escalation, Pending, Resolution, Resolved};
+use super::escalation::{self, Escalation, Pending, Resolution, Resolved, with_call};
 use super::session::Session;
 use super::{EngineError, Inner, Loaded, Shard};
 use crate::audit::{Record, RecordKind};
@@ -129,40 +129,34 @@ impl Inner {
         if ctl.killed() || ctl.tripped.load(Ordering::SeqCst) {
             return Err("the agent is suspended".into());
         }
-        let read_keys = p.read.as_ref().map(|l| l.pairs());
-        let write_keys = p.write.as_ref().map(|l| l.pairs());
-        let mut call = Call::new(&p.escalation.tool);
-        if let (Some(l), Some(keys)) = (&p.read, &read_keys) {
-            call.read = Some(Labels {
-                target: &l.target,
-                keys,
-            });
-        }
-        if let (Some(l), Some(keys)) = (&p.write, &write_keys) {
-            call.write = Some(Labels {
-                target: &l.target,
-                keys,
-            });
-        }
-        let mut request = match build_request(table, session, &call) {
-            Ok(r) => r,
-            Err(Build::UnknownTool) => return Err("the tool is no longer in the table".into()),
-            Err(Build::Request(e)) => return Err(e.to_string()),
-        };
-        request.session = SessionView {
-            tier: session.tier,
-            bound: session.bindings(),
-            ..SessionView::default()
-        };
-        let tool = data
-            .tools
-            .get(request.tool.index())
-            .ok_or("the tool is not in the table")?;
-        if let Err(why) = crate::flow::check(data, agent, tool, &request) {
-            return Err(crate::Decision::deny(why).explain(data).to_string());
-        }
-        session.absorb_read(table, &request, call.read);
-        Ok(())
+        with_call(
+            &p.escalation.tool,
+            p.read.as_ref(),
+            p.write.as_ref(),
+            |call| {
+                let mut request = match build_request(table, session, call) {
+                    Ok(r) => r,
+                    Err(Build::UnknownTool) => {
+                        return Err("the tool is no longer in the table".to_owned());
+                    }
+                    Err(Build::Request(e)) => return Err(e.to_string()),
+                };
+                request.session = SessionView {
+                    tier: session.tier,
+                    bound: session.bindings(),
+                    ..SessionView::default()
+                };
+                let tool = data
+                    .tools
+                    .get(request.tool.index())
+                    .ok_or("the tool is not in the table")?;
+                if let Err(why) = crate::flow::check(data, agent, tool, &request) {
+                    return Err(crate::Decision::deny(why).explain(data).to_string());
+                }
+                session.absorb_read(table, &request, call.read);
+                Ok(())
+            },
+        )
     }
 
     pub(crate) fn expire_escalations(&self) -> Vec<crate::engine::Resolved> {

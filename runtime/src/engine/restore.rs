@@ -32,9 +32,9 @@ use serde_json::{Map, Value};
 
 use super::admin::{RESET_BY_HAND, kill_detail, mode_detail};
 use super::breaker::Event;
-use super::call::{Call, CallRef, Labels, SessionId};
+use super::call::{CallRef, SessionId};
 use super::calls::build_request;
-use super::escalation::{Escalation, OwnedLabels, Pending};
+use super::escalation::{Escalation, OwnedLabels, Pending, with_call};
 use super::session::Session;
 use super::{EngineError, Inner, Shard};
 use crate::audit::{Record, RecordKind};
@@ -317,27 +317,15 @@ impl Inner {
         let Some(session) = sessions.get_mut(&id.0) else {
             return Ok(());
         };
-        session.usage.add_tokens(now, result.tokens);
-        let data = loaded.table.data();
-        if let (Some(ctl), Some(agent)) = (
-            loaded.controls.get(session.agent.index()),
-            data.agents.get(session.agent.index()),
-        ) && (!agent.breakers.is_empty() || ctl.tripped.load(Ordering::SeqCst))
-        {
-            let event = Event::Reported {
-                ok: result.ok,
-                tokens: result.tokens,
-            };
-            let _ = self.feed_breaker(
-                ctl,
-                &agent.breakers,
-                event,
-                CallRef { session: id, n },
-                Some(result.ok),
-                now,
-                loaded.hash,
-            );
-        }
+        // The transitions' records are in the log already.
+        let _ = self.take_result(
+            loaded,
+            session,
+            CallRef { session: id, n },
+            result.ok,
+            result.tokens,
+            now,
+        );
         Ok(())
     }
 
@@ -419,33 +407,24 @@ fn absorb(
     r: &Record,
     out: &mut Restored,
 ) {
-    let read_keys = read.map(OwnedLabels::pairs);
-    let write_keys = write.map(OwnedLabels::pairs);
-    let mut call = Call::new(tool);
-    if let (Some(l), Some(keys)) = (read, &read_keys) {
-        call.read = Some(Labels {
-            target: &l.target,
-            keys,
-        });
-    }
-    if let (Some(l), Some(keys)) = (write, &write_keys) {
-        call.write = Some(Labels {
-            target: &l.target,
-            keys,
-        });
-    }
-    match build_request(table, session, &call) {
-        Ok(request) => session.absorb_read(table, &request, call.read),
-        Err(_) => {
-            // What the call read is not in the table in force: fail closed, as a
-            // session that cannot be carried over to a new table does.
-            session.broken = Some(format!(
-                "a call of tool `{tool}` it made before the restart names what the table in force does not have"
-            ));
-            out.skip(
-                r,
-                "the call's tool, resource or key is not in the table in force",
-            );
+    let absorbed = with_call(tool, read, write, |call| {
+        match build_request(table, session, call) {
+            Ok(request) => {
+                session.absorb_read(table, &request, call.read);
+                true
+            }
+            Err(_) => false,
         }
+    });
+    if !absorbed {
+        // What the call read is not in the table in force: fail closed, as a session
+        // that cannot be carried over to a new table does.
+        session.broken = Some(format!(
+            "a call of tool `{tool}` it made before the restart names what the table in force does not have"
+        ));
+        out.skip(
+            r,
+            "the call's tool, resource or key is not in the table in force",
+        );
     }
 }

@@ -1,9 +1,11 @@
-//! `agentpolicy serve` survives SIGKILL: a restart on the same audit log resumes
-//! sessions (bound matter, limits used), pending escalations and the kill switch, and
-//! delivers the webhook notifications it owed. The crash test kills it under load at
-//! random points, 20 times, and checks after each restart that the log verifies, that
-//! every acknowledged decision is in it, and that sessions and escalations are as the
-//! clients were told.
+//! Running `agentpolicy serve`: it survives SIGKILL (a restart on the same audit log
+//! resumes sessions with their bound matter and limits used, pending escalations and
+//! the kill switch, and delivers the webhook notifications it owed); the crash test
+//! kills it under load at random points, 20 times, and checks after each restart that
+//! the log verifies, that every acknowledged decision is in it, and that sessions and
+//! escalations are as the clients were told. Also: signed webhooks, hot reload on a
+//! file change and SIGHUP, and a flood of refused requests audited without flooding
+//! the log.
 
 #![expect(
     clippy::expect_used,
@@ -269,6 +271,21 @@ fn escalations_and_breaker_trips_are_signed_webhooks_delivered_even_across_a_sig
     let (_, trip) = receiver.wait_for("breaker.tripped");
     assert_eq!(trip["breaker"]["agent"], "research", "{trip}");
     assert_eq!(trip["target"], "pager:on-call");
+    let metrics = s.call("GET", "/metrics", Some(OPERATOR), None).body;
+    for line in [
+        "agentpolicy_breaker_open{agent=\"research\",breaker=\"denials > 10 over 5m then suspend agent\"} 1",
+        "agentpolicy_audit_failed 0",
+        "agentpolicy_audit_flush_seconds_count ",
+        "agentpolicy_suspended{agent=\"*\"} 0",
+    ] {
+        assert!(metrics.contains(line), "no `{line}` in\n{metrics}");
+    }
+    let delivered = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("agentpolicy_notifications_total{result=\"delivered\"} "))
+        .and_then(|n| n.parse::<u64>().ok())
+        .expect("a delivered count");
+    assert!(delivered >= 2, "{metrics}");
 
     // Now the receiver is gone: the next escalation cannot be delivered before the
     // service is killed; after the restart it is.
@@ -450,4 +467,159 @@ fn sigkill_at_random_points_under_load_loses_nothing_acknowledged() {
     let s = Server::start_in(&dir, LAW_FIRM);
     let log = s.stop();
     assert_eq!(verify_passes(&log)["sealed"], true);
+}
+
+fn source_hash(s: &Server) -> String {
+    s.get("/v1/status", OPERATOR).json()["policy"]["source_hash"]
+        .as_str()
+        .expect("hash")
+        .to_owned()
+}
+
+fn wait_for_hash(s: &Server, changed_from: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = source_hash(s);
+        if now != changed_from {
+            return now;
+        }
+        assert!(Instant::now() < deadline, "the table was not reloaded");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_changed_policy_is_reloaded_on_watch_and_sighup_and_an_invalid_one_is_refused() {
+    let dir = temp_dir("reload");
+    let policy = dir.join("policy");
+    std::fs::create_dir_all(&policy).expect("dir");
+    let source = support::repo_root().join("examples/law_firm/policy.agentpolicy");
+    let text = std::fs::read_to_string(&source).expect("policy");
+    let file = policy.join("policy.agentpolicy");
+    std::fs::write(&file, &text).expect("write");
+    let policy_arg = policy.display().to_string();
+    let s = Server::start_in(&dir, &["--policy", &policy_arg, "--watch"]);
+    let first = source_hash(&s);
+
+    // A valid change is picked up by the watcher.
+    std::fs::write(
+        &file,
+        text.replace(
+            "partner_approval_amount = $5,000",
+            "partner_approval_amount = $6,000",
+        ),
+    )
+    .expect("write");
+    let second = wait_for_hash(&s, &first);
+
+    // An invalid one is refused; the table in force keeps serving.
+    std::fs::write(&file, text.replace("agent research {", "agent research {{")).expect("write");
+    std::thread::sleep(Duration::from_millis(3_500));
+    assert_eq!(
+        source_hash(&s),
+        second,
+        "an invalid policy never replaces the table"
+    );
+    let sid = open(&s, "research", None);
+    assert_eq!(decide(&s, &sid, search("M-1"))["outcome"], "allow");
+
+    // Without --watch a change waits for SIGHUP (or the API).
+    let changed = text.replace(
+        "partner_approval_amount = $5,000",
+        "partner_approval_amount = $6,000",
+    );
+    std::fs::write(&file, &changed).expect("write");
+    s.stop();
+    let s = Server::start_in(&dir, &["--policy", &policy_arg]);
+    assert_eq!(
+        source_hash(&s),
+        second,
+        "restarted on the last valid policy"
+    );
+    std::fs::write(&file, &text).expect("write");
+    std::thread::sleep(Duration::from_millis(2_500));
+    assert_eq!(
+        source_hash(&s),
+        second,
+        "no watcher: nothing reloads by itself"
+    );
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &s.child.id().to_string()])
+        .status()
+        .expect("kill -HUP");
+    assert!(status.success());
+    assert_eq!(wait_for_hash(&s, &second), first);
+    let log = s.stop();
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(
+        text.contains(&format!("table swapped: {first} replaced by {second}")),
+        "the swap is audited with both hashes"
+    );
+    assert!(
+        text.contains("the new table is not valid"),
+        "the refused reload is audited"
+    );
+}
+
+#[test]
+fn a_flood_of_refused_requests_is_audited_in_full_without_a_record_each() {
+    let dir = temp_dir("flood");
+    let s = Server::start_in(&dir, LAW_FIRM);
+    let n = 250;
+    for i in 0..n {
+        let r = s.call("GET", "/v1/status", Some(&format!("wrong-{i}")), None);
+        assert_eq!(r.status, 401);
+    }
+    let log = s.stop();
+    let text = std::fs::read_to_string(&log).expect("log");
+    let mut one_by_one = 0u64;
+    let mut counted = 0u64;
+    for line in text.lines() {
+        let r: Value = serde_json::from_str(line).expect("record");
+        if r["kind"] != "refusal" {
+            continue;
+        }
+        if r["by"] == "throttled" {
+            let detail = r["detail"].as_str().expect("detail");
+            let n: u64 = detail
+                .split("requests: ")
+                .nth(1)
+                .and_then(|d| d.split(' ').next())
+                .and_then(|d| d.parse().ok())
+                .unwrap_or_else(|| panic!("a count in {detail}"));
+            assert!(detail.contains("anonymous (GET /v1/status)"), "{detail}");
+            counted += n;
+        } else {
+            one_by_one += 1;
+        }
+    }
+    assert_eq!(one_by_one + counted, n, "every refusal is in the log");
+    assert!(one_by_one < n, "not one record each: {one_by_one}");
+}
+
+#[test]
+fn sessions_beyond_the_cap_are_refused_until_one_is_closed() {
+    let dir = temp_dir("cap");
+    let mut args = LAW_FIRM.to_vec();
+    args.extend(["--max-sessions", "2"]);
+    let s = Server::start_in(&dir, &args);
+    let a = open(&s, "research", None);
+    open(&s, "research", None);
+    let r = s.post("/v1/sessions", AGENT, json!({ "agent": "research" }));
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert_eq!(r.json()["error"]["code"], "too_many_sessions");
+    assert_eq!(
+        s.post(&format!("/v1/sessions/{a}/close"), AGENT, json!({}))
+            .status,
+        200
+    );
+    open(&s, "research", None);
+    // A restart counts the sessions it restored.
+    s.kill();
+    let s = Server::start_in(&dir, &args);
+    let r = s.post("/v1/sessions", AGENT, json!({ "agent": "research" }));
+    assert_eq!(r.status, 429, "{}", r.body);
+    let log = s.stop();
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(text.contains("sessions are open, the most this service holds"));
 }
