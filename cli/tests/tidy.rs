@@ -24,14 +24,16 @@ const LAYERS: &[&[&str]] = &[
         "agentpolicy-verify",
         "agentpolicy-server",
         "agentpolicy-mcp",
+        "agentpolicy-python",
     ],
     &["agentpolicy-cli", "agentpolicy-lsp"],
 ];
 
 /// Dependencies point one way, `runtime ← agentpolicy ← {agentpolicy-verify,
-/// agentpolicy-server, agentpolicy-mcp} ← {cli, lsp}` (the server and the MCP gateway, in
-/// the verifier's layer, may link neither it nor the compiler: see below): no crate
-/// depends on a crate in its own layer or above it.
+/// agentpolicy-server, agentpolicy-mcp, agentpolicy-python} ← {cli, lsp}` (the server and the
+/// MCP gateway, in the verifier's layer, may link neither it nor the compiler, and the
+/// Python package not the verifier: see below): no crate depends on a crate in its own
+/// layer or above it.
 #[test]
 fn dependencies_point_one_way() {
     let graph = DependencyGraph::load();
@@ -108,6 +110,17 @@ fn library_crates_link_only_what_they_need() {
                 "tower-lsp-server",
             ],
         ),
+        // The Python package compiles and decides in process; proofs stay in the CLI.
+        (
+            "agentpolicy-python",
+            &[
+                "agentpolicy-verify",
+                "z3",
+                "z3-sys",
+                "clap",
+                "tower-lsp-server",
+            ],
+        ),
     ];
     for (crate_name, forbidden) in never {
         let linked = graph.linked(crate_name);
@@ -122,6 +135,7 @@ fn library_crates_link_only_what_they_need() {
     // verifier does link Z3.
     assert!(graph.linked("agentpolicy-runtime").contains("serde"));
     assert!(graph.linked("agentpolicy-verify").contains("z3"));
+    assert!(graph.linked("agentpolicy-python").contains("pyo3"));
     assert!(
         graph
             .linked("agentpolicy-mcp")
@@ -282,6 +296,7 @@ fn every_module_has_a_doc_comment() {
         "cli/src",
         "lsp/src",
         "server/src",
+        "python/src",
     ] {
         for file in rust_files(&repo_root().join(dir)) {
             let text = std::fs::read_to_string(&file).unwrap_or_default();

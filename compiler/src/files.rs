@@ -8,7 +8,7 @@
 //! fixtures kept beside a policy are policies of their own, and build output is not
 //! source.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::diagnostics::{Code, Diagnostic, FileId, Label};
 use crate::syntax::ast::TextRange;
@@ -38,6 +38,44 @@ pub fn is_policy_path(root: &Path, path: &Path) -> bool {
         && !dirs
             .iter()
             .any(|c| is_skipped_dir(&c.as_os_str().to_string_lossy()))
+}
+
+/// One entry of a directory listing, as a caller's lister reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    pub path: PathBuf,
+    pub is_dir: bool,
+}
+
+/// The policy files under the directory `root`, found recursively by the rule above and
+/// sorted by path. `list` lists one directory (the caller does the IO, and words its
+/// errors); the CLI and the Python package walk a policy folder with it, so both find
+/// the same files.
+pub fn policy_files_under<E>(
+    root: &Path,
+    list: &mut dyn FnMut(&Path) -> Result<Vec<DirEntry>, E>,
+) -> Result<Vec<PathBuf>, E> {
+    let mut found = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in list(&dir)? {
+            if entry.is_dir {
+                // Broken variants and fixtures kept beside a policy are separate policies.
+                let name = entry
+                    .path
+                    .file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default();
+                if !is_skipped_dir(&name) {
+                    pending.push(entry.path);
+                }
+            } else if is_policy_file(&entry.path) {
+                found.push(entry.path);
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
 }
 
 /// A policy file's text from its bytes. Bytes that are not UTF-8 give the valid prefix
@@ -130,6 +168,40 @@ mod tests {
             Path::new("/.hidden"),
             Path::new("/.hidden/a.agentpolicy")
         ));
+    }
+
+    #[test]
+    fn a_walk_finds_policy_files_sorted_and_skips_broken_variants() {
+        let listing = |dir: &Path| -> Result<Vec<DirEntry>, String> {
+            let entry = |p: &str, is_dir| DirEntry {
+                path: PathBuf::from(p),
+                is_dir,
+            };
+            Ok(match dir.to_str() {
+                Some("/p") => vec![
+                    entry("/p/z.agentpolicy", false),
+                    entry("/p/broken", true),
+                    entry("/p/sub", true),
+                    entry("/p/README.md", false),
+                ],
+                Some("/p/sub") => vec![entry("/p/sub/a.agentpolicy", false)],
+                Some("/p/broken") => vec![entry("/p/broken/x.agentpolicy", false)],
+                other => return Err(format!("unexpected {other:?}")),
+            })
+        };
+        let found = policy_files_under(Path::new("/p"), &mut { listing }).unwrap();
+        assert_eq!(
+            found,
+            [
+                PathBuf::from("/p/sub/a.agentpolicy"),
+                PathBuf::from("/p/z.agentpolicy")
+            ]
+        );
+        let failing = |_: &Path| -> Result<Vec<DirEntry>, String> { Err("denied".into()) };
+        assert_eq!(
+            policy_files_under(Path::new("/q"), &mut { failing }),
+            Err("denied".to_string())
+        );
     }
 
     #[test]

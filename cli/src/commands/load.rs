@@ -74,9 +74,7 @@ pub fn policy_files(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
     if meta.is_file() {
         return Ok(vec![path.to_path_buf()]);
     }
-    let mut files = Vec::new();
-    collect(path, &mut files)?;
-    files.sort();
+    let files = files::policy_files_under(path, &mut list_dir)?;
     if files.is_empty() {
         return Err(LoadError(format!(
             "`{}` contains no `.agentpolicy` files\nhelp: pass a policy file, or a directory that holds one",
@@ -86,7 +84,8 @@ pub fn policy_files(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
     Ok(files)
 }
 
-fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
+/// The entries of one directory, for [`files::policy_files_under`].
+fn list_dir(dir: &Path) -> Result<Vec<files::DirEntry>, LoadError> {
     let entries = std::fs::read_dir(dir).map_err(|e| {
         LoadError(format!(
             "cannot list `{}`: {}",
@@ -94,6 +93,7 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
             describe_io(&e)
         ))
     })?;
+    let mut out = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| {
             LoadError(format!(
@@ -110,18 +110,12 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
                 describe_io(&e)
             ))
         })?;
-        if file_type.is_dir() {
-            // Broken variants and fixtures kept beside a policy are separate policies.
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if files::is_skipped_dir(name) {
-                continue;
-            }
-            collect(&path, out)?;
-        } else if files::is_policy_file(&path) {
-            out.push(path);
-        }
+        out.push(files::DirEntry {
+            path,
+            is_dir: file_type.is_dir(),
+        });
     }
-    Ok(())
+    Ok(out)
 }
 
 pub fn describe_io(e: &std::io::Error) -> String {
