@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The operator console's browser tests (server/console-tests/console.test.mjs): the real
+# `agentpolicy serve` binary driven by headless Debian Chromium (/usr/bin/chromium)
+# through playwright-core, pinned below and installed under target/ (no browser is
+# downloaded: `npx playwright install` needs a CDN). Needs node, npm and chromium
+# (`.ci/run` installs chromium). `--screenshots` also copies the screenshots the tests
+# take into docs/. Extra arguments go to `node --test`.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+PLAYWRIGHT_CORE_VERSION=1.65.2
+
+shots=0
+args=()
+for a in "$@"; do
+  if [ "$a" = "--screenshots" ]; then shots=1; else args+=("$a"); fi
+done
+
+npm_dir=target/console-npm
+if ! grep -qs "\"version\": \"$PLAYWRIGHT_CORE_VERSION\"" "$npm_dir/node_modules/playwright-core/package.json"; then
+  mkdir -p "$npm_dir"
+  [ -f "$npm_dir/package.json" ] || echo '{"private": true}' > "$npm_dir/package.json"
+  (cd "$npm_dir" && npm install --silent --no-audit --no-fund "playwright-core@$PLAYWRIGHT_CORE_VERSION")
+fi
+[ -x "${CHROMIUM:-/usr/bin/chromium}" ] || { echo "chromium not found at ${CHROMIUM:-/usr/bin/chromium} (apt-get install chromium)" >&2; exit 2; }
+
+cargo build --quiet -p agentpolicy-cli
+rm -rf target/console-screenshots
+node --test --test-concurrency=1 "${args[@]}" server/console-tests/console.test.mjs
+if [ "$shots" = 1 ]; then
+  cp target/console-screenshots/*.png docs/
+  echo "screenshots copied to docs/"
+fi
