@@ -209,10 +209,9 @@ function renderResolved(list) {
   const ol = $("resolved");
   ol.replaceChildren(...list.slice(0, 10).map((r) => el("li", {},
     el("strong", { text: `${r.id} ${r.agent} · ${r.tool}` }), " ",
-    el("span", { class: `badge ${r.outcome}`, text: r.outcome }), " ",
-    `${r.resolution === "timeout" ? "timed out" : r.resolution === "approve" ? "approved" : "rejected"}`,
-    r.by ? ` by ${r.by}` : "", ` at ${r.time}`,
-    r.why ? el("div", { class: "muted", text: r.why }) : null)));
+    el("span", { class: `badge ${r.outcome}`, text: r.outcome }),
+    el("div", { text: r.why || `${r.resolution === "timeout" ? "timed out" : r.resolution}${r.by ? ` by ${r.by}` : ""}` }),
+    el("div", { class: "muted", text: r.time }))));
   $("resolved-empty").hidden = list.length > 0;
 }
 
@@ -255,24 +254,21 @@ function whatStops(a) {
 }
 
 function agentItem(a) {
-  const state = a.killed ? "stopped (kill switch)" : a.tripped ? "suspended (breaker tripped)"
+  const state = a.killed ? "stopped (kill switch)" : a.tripped ? `suspended: ${a.tripped}`
     : a.suspended ? "stopped (every agent)" : "running";
   const li = el("li", { class: `agent-card ${a.suspended ? "stopped" : ""}`, "data-name": a.name });
   li.append(el("h3", {}, a.name, " ", el("span", { class: `badge ${a.suspended ? "deny" : "allow"}`, text: state })));
   const limits = a.limits.length
-    ? el("ul", { class: "plain" }, ...a.limits.map((l) => el("li", { text: `${l.limit}: ${l.most_used} of ${l.count} used (most in one open session)` })))
+    ? el("ul", { class: "plain" }, ...a.limits.map((l) => el("li", { text: `${l.limit}: ${l.most_used} used` })))
     : "none";
   const trips = a.trips.length
     ? el("ul", { class: "plain" }, ...a.trips.map((t) => el("li", { text: `${t.time}: ${t.detail}` })))
-    : "none recorded";
+    : null;
   li.append(dl([
-    ["Mode", a.mode],
-    ["Stage", "not in the table (see the policy's `stage`)"],
-    ["Owner", a.owner],
-    ["Breakers", a.breakers.length ? a.breakers.join("; ") : "none"],
-    ["Tripped", a.tripped || "no"],
+    ["Mode", `${a.mode}${a.owner ? ` · ${a.owner}` : ""}`],
+    ["Breakers", a.breakers.length ? el("ul", { class: "plain" }, ...a.breakers.map((b) => el("li", { text: b }))) : "none"],
     ["Last trips", trips],
-    ["Limits", limits],
+    ["Limits (most used by one open session)", limits],
     ["Now", whatStops(a)],
   ]));
   if (a.can_control) {
@@ -328,7 +324,7 @@ async function loadTrail(session) {
       el("td", { text: String(x.seq) }), el("td", { text: x.time }), el("td", { text: x.kind }),
       el("td", { text: x.call === undefined ? "" : String(x.call) }), el("td", {}, x.tool ? el("code", { text: x.tool }) : ""),
       el("td", {}, x.outcome ? el("span", { class: `badge ${x.outcome}`, text: x.outcome }) : ""),
-      el("td", { text: [x.resolution && `${x.resolution} by ${x.by}`, x.why, x.detail].filter(Boolean).join(" — ") })));
+      el("td", { text: [x.why || (x.resolution && `${x.resolution} by ${x.by}`), x.detail].filter(Boolean).join(" — ") })));
     const table = el("table", { class: "trail" },
       el("caption", { text: `Session ${r.session.id} of ${r.agent}: ${r.total} records${r.total > r.records.length ? `, the latest ${r.records.length} shown` : ""}` }),
       el("thead", {}, el("tr", {}, ...["#", "Time", "Kind", "Call", "Tool", "Outcome", "What"].map((h) => el("th", { scope: "col", text: h })))),
@@ -390,6 +386,7 @@ async function start() {
   }
   $("who").textContent = `${me.name} (${me.role})`;
   const sel = $("route");
+  if (me.role === "auditor") sel.options[0].textContent = "All routes";
   for (const r of me.routes) {
     if (r !== "*") sel.append(el("option", { value: r, text: r }));
   }

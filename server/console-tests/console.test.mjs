@@ -36,9 +36,11 @@ let dir, server, base, port, browser, audit;
 
 function startServer() {
   return new Promise((ok, fail) => {
-    const child = spawn(BIN, ["serve", "--policy", join(root, "examples/law_firm"),
+    // From the repository root with a relative policy path, so explanations name
+    // `examples/law_firm/…` as a deployment would name its own folder.
+    const child = spawn(BIN, ["serve", "--policy", "examples/law_firm",
       "--listen", "127.0.0.1:0", "--audit", audit, "--tokens", join(dir, "tokens.json")],
-    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } });
+    { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } });
     let out = "", err = "";
     child.stderr.on("data", (d) => { err += d; });
     child.stdout.on("data", (d) => {
@@ -196,6 +198,7 @@ test("an escalation raised through the API appears without a reload, and approvi
   assert.match(trailText, /decision/);
   assert.match(trailText, /resolution/);
   assert.match(trailText, /Conflict check cleared/);
+  await page.locator("#trail").screenshot({ path: join(SHOTS, "console-trail-desktop.png") });
   assert.deepEqual(page.cspErrors, []);
   await context.close();
 });
@@ -237,6 +240,7 @@ test("the kill switch in the page stops the agent's next call, after a confirmat
     { tool: "search_case_law", args: { query: "x" }, confidence: 0.95 });
   assert.equal(after.json.outcome, "deny", after.text);
   assert.ok(records("control").some((r) => r.by === "oncall" && /research/.test(r.detail || "")));
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: join(SHOTS, "console-agents-desktop.png") });
   await page.getByRole("button", { name: "Resume research" }).click();
   await dialog.getByRole("button", { name: "Resume research" }).click();
@@ -244,6 +248,20 @@ test("the kill switch in the page stops the agent's next call, after a confirmat
   const again = await apiCall("POST", `/v1/sessions/${s.json.session}/decide`, TOKENS.agent,
     { tool: "search_case_law", args: { query: "x" }, confidence: 0.95 });
   assert.equal(again.json.outcome, "allow", again.text);
+  // Every agent at once, after a confirmation naming them all.
+  await page.getByRole("button", { name: "Stop every agent" }).click();
+  assert.match(await dialog.innerText(), /every agent \(intake, research, billing\)/);
+  await dialog.getByRole("button", { name: "Stop every agent" }).click();
+  await page.getByText("Every agent is stopped").waitFor();
+  const all = await apiCall("POST", `/v1/sessions/${s.json.session}/decide`, TOKENS.agent,
+    { tool: "search_case_law", args: { query: "x" }, confidence: 0.95 });
+  assert.equal(all.json.outcome, "deny", all.text);
+  await page.getByRole("button", { name: "Resume every agent" }).click();
+  await dialog.getByRole("button", { name: "Resume every agent" }).click();
+  await page.getByRole("button", { name: "Stop every agent" }).waitFor();
+  const resumed = await apiCall("POST", `/v1/sessions/${s.json.session}/decide`, TOKENS.agent,
+    { tool: "search_case_law", args: { query: "x" }, confidence: 0.95 });
+  assert.equal(resumed.json.outcome, "allow", resumed.text);
   await context.close();
 });
 
@@ -267,6 +285,8 @@ test("an auditor sees no buttons, and its forged POST is refused and audited", a
   assert.ok(refusals.some((r) => /approve: role `auditor` may not/.test(r.detail)));
   assert.equal((await apiCall("GET", `/v1/escalations/${id}`, TOKENS.auditor)).json.status, "pending");
   await page.setViewportSize({ width: 390, height: 844 });
+  await c.getByRole("button", { name: /Audit trail of/ }).scrollIntoViewIfNeeded();
+  await page.evaluate(() => window.scrollBy(0, 300));
   await page.screenshot({ path: join(SHOTS, "console-auditor-phone.png") });
   await context.close();
 });
