@@ -108,17 +108,6 @@ function argsView(args) {
   return t;
 }
 
-function sessionView(s) {
-  if (!s) return el("span", { class: "muted", text: "not held by this service" });
-  const bound = Object.entries(s.bound || {}).map(([k, v]) => `${k} = ${v}`).join(", ");
-  return dl([
-    ["Bound keys", bound || "none"],
-    ["Tier", s.tier || "none read yet"],
-    ["Taint", s.tainted ? "tainted (read untrusted data)" : "clean"],
-    ["Task · calls", `task ${s.task} · ${s.calls} calls`],
-  ]);
-}
-
 // ---- escalations ----
 
 function escalationCard(e) {
@@ -129,22 +118,24 @@ function escalationCard(e) {
     el("h3", { id: `esc-${safe}-title` }, el("span", { class: "agent", text: e.agent }), " wants ",
       el("code", { class: "tool", text: e.tool })),
     el("p", { class: "deadline", "data-role": "left", text: timeLeft(e) }));
+  const st = e.session_state;
+  const bound = st ? Object.entries(st.bound || {}).map(([k, v]) => `${k} = ${v}`).join(", ") : null;
   const facts = dl([
     ["Escalation", `${id} · raised ${when(e.raised_ms)}`],
-    ["Routes", e.routes.join(", ")],
+    ["Route", e.routes.join(", ")],
     ["Rule", e.rule || "—"],
     ["Why", e.explanation || (lastState && lastState.audit ? "—" : "not available without an audit log")],
-    ["Session", `${e.session_id}${e.session && e.session !== e.session_id ? ` (${e.session})` : ""}`],
+    ["Session", st ? `${e.session_id} · task ${st.task} · ${st.calls} call${st.calls === 1 ? "" : "s"}` : `${e.session_id} (not held by this service)`],
+    ["Bound keys", st ? bound || "none" : null],
+    ["Tier · taint", st ? `${st.tier || "nothing read yet"} · ${st.tainted ? "tainted (read untrusted data)" : "clean"}` : null],
     ["Context", e.context || "—"],
   ]);
   const reasoning = el("blockquote", { class: "reasoning", text: e.reasoning || "no reasoning given" });
+  const trailButton = el("button", { type: "button", class: "quiet small", text: `Audit trail of ${e.session_id}`,
+    onclick: () => { $("trail-session").value = e.session_id; loadTrail(e.session_id); } });
   const parts = [head, facts,
     el("h4", { text: "Arguments (as the audit log holds them, redacted by the policy)" }), argsView(e.args),
-    el("h4", { text: "Agent's reasoning" }), reasoning,
-    el("h4", { text: "Session" }), sessionView(e.session_state)];
-  const trailButton = el("button", { type: "button", class: "quiet", text: `Audit trail of ${e.session_id}`,
-    onclick: () => { $("trail-session").value = e.session_id; loadTrail(e.session_id); } });
-  parts.push(el("p", {}, trailButton));
+    el("h4", { text: "Agent's reasoning" }), reasoning, el("p", { class: "trail-link" }, trailButton)];
   if (me && me.can_act) {
     const reasonId = `reason-${safe}`;
     const status = el("p", { class: "result", role: "status", "data-role": "result" });

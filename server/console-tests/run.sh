@@ -3,12 +3,13 @@
 # `agentpolicy serve` binary driven by headless Debian Chromium (/usr/bin/chromium)
 # through playwright-core, pinned below and installed under target/ (no browser is
 # downloaded: `npx playwright install` needs a CDN). Needs node, npm and chromium
-# (`.ci/run` installs chromium). `--screenshots` also copies the screenshots the tests
-# take into docs/. Extra arguments go to `node --test`.
+# (`.ci/run` installs chromium). `--screenshots` also writes the screenshots the tests
+# take into docs/ (made smaller with Pillow, pinned below, in a venv under target/). Extra arguments go to `node --test`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 PLAYWRIGHT_CORE_VERSION=1.65.2
+PILLOW_VERSION=11.3.0   # only for --screenshots
 
 shots=0
 args=()
@@ -28,6 +29,18 @@ cargo build --quiet -p agentpolicy-cli
 rm -rf target/console-screenshots
 node --test --test-concurrency=1 "${args[@]}" server/console-tests/console.test.mjs
 if [ "$shots" = 1 ]; then
-  cp target/console-screenshots/*.png docs/
-  echo "screenshots copied to docs/"
+  # Chromium's PNGs, reduced to 64 colours (a third of the bytes) with pinned Pillow.
+  venv=target/png-venv
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  "$venv/bin/python" -c "import PIL; assert PIL.__version__ == '$PILLOW_VERSION'" 2>/dev/null \
+    || "$venv/bin/pip" install --quiet "pillow==$PILLOW_VERSION"
+  "$venv/bin/python" - <<'PY'
+import glob, os
+from PIL import Image
+for path in sorted(glob.glob("target/console-screenshots/*.png")):
+    out = os.path.join("docs", os.path.basename(path))
+    image = Image.open(path).convert("RGB")
+    image.quantize(colors=64, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(out, optimize=True)
+    print(f"{out}: {os.path.getsize(out)} bytes")
+PY
 fi
