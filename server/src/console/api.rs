@@ -7,6 +7,7 @@
 //! when nothing changed, so the page can poll cheaply.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
@@ -27,6 +28,16 @@ use crate::handlers::parse_session;
 use crate::operate::{escalation_json, parse_escalation, resolve_as, switch_as};
 use crate::reply::{ApiError, path, query};
 use crate::{App, Shared};
+
+/// Reads the audit log on the blocking pool: a first refresh or a trail reads the whole
+/// file, which must not hold up the async workers serving decisions.
+async fn off_the_workers<T: Send + 'static>(
+    read: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(read)
+        .await
+        .map_err(|e| format!("reading the audit log failed: {e}"))?
+}
 
 pub(super) fn router() -> Router<Shared> {
     Router::new()
@@ -178,13 +189,10 @@ async fn state(
     let s = app.console_session(&headers, "GET /console/api/state")?;
     let p = &s.principal;
     let filter = query(filter)?;
-    if let Err(why) = app.console.audit.refresh() {
-        return Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "audit_unreadable",
-            why,
-        ));
-    }
+    let reader = Arc::clone(&app);
+    off_the_workers(move || reader.console.audit.refresh())
+        .await
+        .map_err(|why| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "audit_unreadable", why))?;
     let table = app.engine.table()?;
     let policy = &table.data().policy;
     let sessions = app.engine.sessions()?;
@@ -293,10 +301,9 @@ async fn trail(
             "no such session within the token's scope (its agents, or its routes' escalations)",
         ));
     };
-    let (records, total) = app
-        .console
-        .audit
-        .trail(id.0)
+    let reader = Arc::clone(&app);
+    let (records, total) = off_the_workers(move || reader.console.audit.trail(id.0))
+        .await
         .map_err(|why| ApiError::new(StatusCode::NOT_FOUND, "no_audit_log", why))?;
     Ok(Json(json!({
         "session": session_json(&state),
