@@ -21,6 +21,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, "../..");
 const require = createRequire(join(root, "target/console-npm/package.json"));
 const { chromium } = require("playwright-core");
+const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
 
 const BIN = process.env.AGENTPOLICY_BIN || join(root, "target/debug/agentpolicy");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
@@ -361,5 +362,32 @@ test("the main views at phone width", async () => {
   assert.equal(await page.evaluate(() => document.activeElement.textContent), "Approve");
   await page.keyboard.press("Enter");
   await c.getByRole("status").filter({ hasText: "resumes with allow" }).waitFor();
+  await context.close();
+});
+
+/** axe-core's WCAG 2 A and AA rules on the page as it is; the violations, described. */
+async function accessibilityViolations(page) {
+  // Injected through the DevTools protocol (page.evaluate), which the page's CSP does not
+  // govern; the page itself still runs under it.
+  await page.evaluate(AXE);
+  const result = await page.evaluate(() => window.axe.run(document, {
+    runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] },
+  }));
+  return result.violations.map((v) => `${v.id} (${v.impact}): ${v.help}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+}
+
+test("the pages pass axe-core's WCAG 2.1 A and AA checks, for an operator and an auditor, on desktop and phone", async () => {
+  const { id } = await escalate("accessibility", "Checking the page.");
+  for (const [tok, viewport] of [[TOKENS.operator, { width: 1280, height: 800 }], [TOKENS.auditor, { width: 390, height: 844 }]]) {
+    const { context, page } = await loggedIn(tok, viewport);
+    await card(page, id);
+    await page.locator("#agent-list li").first().waitFor();
+    assert.deepEqual(await accessibilityViolations(page), []);
+    await context.close();
+  }
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${base}/console/login`);
+  assert.deepEqual(await accessibilityViolations(page), []);
   await context.close();
 });

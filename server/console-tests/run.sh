@@ -2,13 +2,15 @@
 # The operator console's browser tests (server/console-tests/console.test.mjs): the real
 # `agentpolicy serve` binary driven by headless Debian Chromium (/usr/bin/chromium)
 # through playwright-core, pinned below and installed under target/ (no browser is
-# downloaded: `npx playwright install` needs a CDN). Needs node, npm and chromium
+# downloaded: `npx playwright install` needs a CDN), and axe-core for the accessibility
+# checks. Needs node, npm and chromium
 # (`.ci/run` installs chromium). `--screenshots` also writes the screenshots the tests
 # take into docs/ (made smaller with Pillow, pinned below, in a venv under target/). Extra arguments go to `node --test`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 PLAYWRIGHT_CORE_VERSION=1.65.2
+AXE_CORE_VERSION=4.14.1   # the accessibility checks (WCAG 2 A and AA)
 PILLOW_VERSION=11.3.0   # only for --screenshots
 
 shots=0
@@ -18,10 +20,12 @@ for a in "$@"; do
 done
 
 npm_dir=target/console-npm
-if ! grep -qs "\"version\": \"$PLAYWRIGHT_CORE_VERSION\"" "$npm_dir/node_modules/playwright-core/package.json"; then
+if ! grep -qs "\"version\": \"$PLAYWRIGHT_CORE_VERSION\"" "$npm_dir/node_modules/playwright-core/package.json" \
+  || ! grep -qs "\"version\": \"$AXE_CORE_VERSION\"" "$npm_dir/node_modules/axe-core/package.json"; then
   mkdir -p "$npm_dir"
   [ -f "$npm_dir/package.json" ] || echo '{"private": true}' > "$npm_dir/package.json"
-  (cd "$npm_dir" && npm install --silent --no-audit --no-fund "playwright-core@$PLAYWRIGHT_CORE_VERSION")
+  (cd "$npm_dir" && npm install --silent --no-audit --no-fund \
+    "playwright-core@$PLAYWRIGHT_CORE_VERSION" "axe-core@$AXE_CORE_VERSION")
 fi
 [ -x "${CHROMIUM:-/usr/bin/chromium}" ] || { echo "chromium not found at ${CHROMIUM:-/usr/bin/chromium} (apt-get install chromium)" >&2; exit 2; }
 
