@@ -379,7 +379,7 @@ async function start() {
   const sel = $("route");
   if (me.role === "auditor") sel.options[0].textContent = "All routes";
   for (const r of me.routes) {
-    if (r !== "*") sel.append(el("option", { value: r, text: r }));
+    sel.append(el("option", { value: r, text: r }));
   }
   sel.addEventListener("change", () => { etag = null; poll(true); });
   $("logout").addEventListener("click", async () => {

@@ -30,7 +30,7 @@ const FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-ru
   "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 
 const token = () => randomBytes(24).toString("hex");
-const TOKENS = { agent: token(), operator: token(), auditor: token() };
+const TOKENS = { agent: token(), operator: token(), auditor: token(), partner: token() };
 const sha = (t) => createHash("sha256").update(t).digest("hex");
 
 let dir, server, base, port, browser, audit;
@@ -108,6 +108,7 @@ before(async () => {
     { name: "firm-agents", sha256: sha(TOKENS.agent), role: "agent", agents: ["research", "billing", "intake"] },
     { name: "oncall", sha256: sha(TOKENS.operator), role: "operator", agents: ["*"], routes: ["*"] },
     { name: "compliance", sha256: sha(TOKENS.auditor), role: "auditor" },
+    { name: "partner-desk", sha256: sha(TOKENS.partner), role: "operator", agents: ["billing"], routes: ["supervising_partner"] },
   ] }));
   ({ child: server, port } = await startServer());
   base = `http://127.0.0.1:${port}`;
@@ -363,6 +364,31 @@ test("the main views at phone width", async () => {
   await page.keyboard.press("Enter");
   await c.getByRole("status").filter({ hasText: "resumes with allow" }).waitFor();
   await context.close();
+});
+
+test("escalations are filtered by route, and an operator sees and controls only its scope", async () => {
+  const { id } = await escalate("route filter", "Filtering.");
+  const { context, page } = await loggedIn(TOKENS.operator);
+  await card(page, id);
+  await page.getByLabel("Route").selectOption("supervising_partner");
+  await page.locator(`#esc-list li[data-id="${id}"]`).waitFor({ state: "detached" });
+  await page.getByLabel("Route").selectOption("human_review");
+  await card(page, id);
+  await context.close();
+  // The partners' desk: route supervising_partner, agent billing only.
+  const desk = await loggedIn(TOKENS.partner);
+  await desk.page.locator("#agent-list li").first().waitFor();
+  assert.equal(await desk.page.locator(`#esc-list li[data-id="${id}"]`).count(), 0);
+  assert.deepEqual(await desk.page.locator("#agent-list button, #all-controls button").allInnerTexts(), ["Stop billing"]);
+  // Its POST outside its scope is refused by the API's own check, and audited.
+  const refused = await desk.page.evaluate(async (esc) => {
+    const me = await (await fetch("/console/api/me")).json();
+    const post = (path, body) => fetch(path, { method: "POST", headers: { "Content-Type": "application/json", "X-CSRF-Token": me.csrf }, body: JSON.stringify(body) }).then((r) => r.status);
+    return [await post("/console/api/kill", { agent: "research" }), await post(`/console/api/escalations/${esc}/approve`, { reason: "not mine" })];
+  }, id);
+  assert.deepEqual(refused, [403, 403]);
+  assert.ok(records("refusal").some((r) => r.by === "partner-desk" && /console\/api\/kill: agent `research` is not in the token's scope/.test(r.detail)));
+  await desk.context.close();
 });
 
 /** axe-core's WCAG 2 A and AA rules on the page as it is; the violations, described. */

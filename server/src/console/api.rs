@@ -50,11 +50,8 @@ pub(super) fn router() -> Router<Shared> {
         .route("/console/api/resume", post(resume))
 }
 
-fn scope_json(all: bool, names: Vec<String>) -> Value {
-    if all { json!(["*"]) } else { json!(names) }
-}
-
-/// Who is logged in, what the page may offer them, and the CSRF token.
+/// Who is logged in, the agents and routes of the table in its scope, what the page may
+/// offer it, and the CSRF token.
 async fn me(State(app): State<Shared>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     let s = app.console_session(&headers, "GET /console/api/me")?;
     let p = &s.principal;
@@ -76,8 +73,10 @@ async fn me(State(app): State<Shared>, headers: HeaderMap) -> Result<Json<Value>
     Ok(Json(json!({
         "name": p.name,
         "role": p.role.keyword(),
-        "agents": scope_json(p.agents.is_all(), agents),
-        "routes": scope_json(p.role == Role::Operator && p.routes.is_all(), routes),
+        "agents": agents,
+        "all_agents": p.agents.is_all(),
+        "routes": routes,
+        "all_routes": p.role == Role::Auditor || p.routes.is_all(),
         "can_act": p.role == Role::Operator,
         "csrf": s.csrf,
     })))
