@@ -74,7 +74,7 @@ fn done_json(id: CallRef, d: &Done) -> Value {
 }
 
 /// An escalation pending or resolved, by id.
-pub(crate) enum Found {
+enum Found {
     Pending(Escalation),
     Resolved(Done),
 }
@@ -103,7 +103,7 @@ impl Found {
 }
 
 impl App {
-    pub(crate) fn find_escalation(&self, id: CallRef) -> Result<Option<Found>, ApiError> {
+    fn find_escalation(&self, id: CallRef) -> Result<Option<Found>, ApiError> {
         if let Some(e) = self
             .engine
             .pending_escalations()?
@@ -118,12 +118,7 @@ impl App {
     /// May `who` see this escalation: an agent token for its agents, an operator for
     /// its routes, an auditor always. Unknown ids are refused like others' ids, so a
     /// token cannot probe for them.
-    pub(crate) fn may_see(
-        &self,
-        who: &Principal,
-        what: &str,
-        found: Option<&Found>,
-    ) -> Result<(), ApiError> {
+    fn may_see(&self, who: &Principal, what: &str, found: Option<&Found>) -> Result<(), ApiError> {
         let allowed = match (who.role, found) {
             (_, None) => false,
             (Role::Auditor, Some(_)) => true,
@@ -141,7 +136,7 @@ impl App {
         }
     }
 
-    pub(crate) fn may_control(
+    fn may_control(
         &self,
         who: &Principal,
         what: &str,
