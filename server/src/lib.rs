@@ -21,6 +21,7 @@
 //! errors); print (the binary prints the bound address).
 
 pub mod auth;
+pub mod console;
 mod handlers;
 mod listen;
 mod metrics;
@@ -69,6 +70,11 @@ pub struct Limits {
     /// The most sessions open at once; opening one more is refused (429) until some
     /// are closed.
     pub max_sessions: usize,
+    /// A console session ends after this long without a request (the page polls, so
+    /// an open page keeps it alive)...
+    pub console_idle: Duration,
+    /// ...and this long after its login in any case.
+    pub console_lifetime: Duration,
 }
 
 impl Default for Limits {
@@ -77,6 +83,8 @@ impl Default for Limits {
             body_bytes: 64 * 1024,
             max_wait: Duration::from_secs(60),
             max_sessions: 100_000,
+            console_idle: Duration::from_secs(30 * 60),
+            console_lifetime: Duration::from_secs(12 * 60 * 60),
         }
     }
 }
@@ -129,6 +137,8 @@ pub(crate) struct App {
     pub inline: bool,
     /// Sessions open now (restored ones included), against `limits.max_sessions`.
     pub open_sessions: std::sync::atomic::AtomicUsize,
+    /// The operator console's sessions and its view of the audit log.
+    pub console: console::Console,
 }
 
 impl std::fmt::Debug for App {
@@ -270,6 +280,7 @@ fn router(app: Shared) -> Router {
         router = router.route(path, method_router);
     }
     router
+        .merge(console::router())
         .fallback(o_fallback)
         .method_not_allowed_fallback(o_method_not_allowed)
         .with_state(app)
@@ -387,8 +398,10 @@ impl Service {
             }
             _ => None,
         };
+        let console = console::Console::new(&limits, audit_path.clone());
         Ok(Service {
             app: Arc::new(App {
+                console,
                 engine,
                 tokens,
                 reload,

@@ -31,7 +31,7 @@ const ANYONE: &[Role] = &[Role::Agent, Role::Operator, Role::Auditor];
 const READERS: &[Role] = &[Role::Operator, Role::Auditor];
 
 /// `s3:2` (session `s3`, call 2).
-fn parse_escalation(text: &str) -> Result<CallRef, ApiError> {
+pub(crate) fn parse_escalation(text: &str) -> Result<CallRef, ApiError> {
     let (session, n) = text.split_once(':').ok_or_else(|| {
         ApiError::bad_request(format!("`{text}` is not an escalation id like `s3:2`"))
     })?;
@@ -44,7 +44,7 @@ fn parse_escalation(text: &str) -> Result<CallRef, ApiError> {
     })
 }
 
-fn escalation_json(e: &Escalation) -> Value {
+pub(crate) fn escalation_json(e: &Escalation) -> Value {
     json!({
         "id": e.id.to_string(),
         "status": "pending",
@@ -312,6 +312,21 @@ async fn resolve(
     // escalations included.
     let who = app.caller(&headers, what, &[Role::Operator])?;
     let id = parse_escalation(&path(id)?)?;
+    resolve_as(app, who, what, id, body, resolution)
+        .await
+        .map(Json)
+}
+
+/// Resolves escalation `id` as operator `who` (the API's and the console's path):
+/// its route must be in the token's scope, and the body must give a reason.
+pub(crate) async fn resolve_as(
+    app: Shared,
+    who: Principal,
+    what: &'static str,
+    id: CallRef,
+    body: Body,
+    resolution: Resolution,
+) -> Result<Value, ApiError> {
     let found = app.find_escalation(id)?;
     app.may_see(&who, what, found.as_ref())?;
     if let Some(Found::Resolved(_)) = found {
@@ -337,7 +352,7 @@ async fn resolve(
             .engine
             .resolve_with_reason(id, resolution, &who.name, &reason)?;
         app2.waiters.detail(id, r.resolution.keyword(), &r.why);
-        Ok(Json(json!({
+        Ok(json!({
             "id": id.to_string(),
             "status": "resolved",
             "resolution": r.resolution.keyword(),
@@ -345,7 +360,7 @@ async fn resolve(
             "why": r.why,
             "by": who.name,
             "audit": r.audit.map(|a| json!({ "seq": a.seq, "hash": a.hash.to_string() })),
-        })))
+        }))
     })
     .await
 }
@@ -433,6 +448,18 @@ async fn switch(
         "POST /v1/resume"
     };
     let who = app.caller(&headers, what, &[Role::Operator])?;
+    switch_as(app, who, what, body, kill).await.map(Json)
+}
+
+/// The kill switch (or its release) as operator `who`, for one agent in the token's
+/// scope or, with `agents: ["*"]`, every agent: the API's and the console's path.
+pub(crate) async fn switch_as(
+    app: Shared,
+    who: Principal,
+    what: &'static str,
+    body: Body,
+    kill: bool,
+) -> Result<Value, ApiError> {
     let body: AgentBody = json_body(body, app.limits.body_bytes).await?;
     app.may_control(&who, what, body.agent.as_deref())?;
     let engine = Arc::clone(&app.engine);
@@ -443,12 +470,12 @@ async fn switch(
             (None, true) => engine.kill_all(&who.name)?,
             (None, false) => engine.resume_all(&who.name)?,
         };
-        Ok(Json(json!({
+        Ok(json!({
             "agent": body.agent,
             "suspended": kill,
             "by": who.name,
             "audit": ack.map(|a| json!({ "seq": a.seq, "hash": a.hash.to_string() })),
-        })))
+        }))
     })
     .await
 }
