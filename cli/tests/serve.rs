@@ -837,3 +837,100 @@ fn escalations_time_out_by_the_server_clock_and_reload_recompiles_the_policy() {
     assert_eq!(resolutions[0]["outcome"], "deny");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// One raw HTTP/1.1 exchange with extra headers; the whole answer (head and body).
+fn raw_exchange(port: u16, request_line: &str, headers: &[(&str, &str)], body: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut head =
+        format!("{request_line} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    s.write_all(head.as_bytes()).expect("send");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read");
+    raw
+}
+
+/// `serve --matrix`: the page `agentpolicy matrix --format html` writes is accepted and
+/// linked from the console; a page that signs another source hash is refused at start
+/// with both hashes named.
+#[test]
+fn serve_links_the_signed_matrix_of_the_policy_it_serves_and_refuses_another() {
+    let dir = temp_dir("serve-matrix");
+    let page = dir.join("matrix.html");
+    let made = agentpolicy(&[
+        "matrix",
+        "examples/law_firm",
+        "--format",
+        "html",
+        "--output",
+        path_str(&page),
+    ]);
+    assert_eq!(made.status.code(), Some(0), "{made:?}");
+    let html = std::fs::read_to_string(&page).expect("the matrix page");
+
+    // The same page with another source hash: refused before listening.
+    let start = html
+        .find(r#"name="agentpolicy-source-hash" content=""#)
+        .expect("the page names its source hash")
+        + r#"name="agentpolicy-source-hash" content=""#.len();
+    let hash: String = html[start..].chars().take_while(|c| *c != '"').collect();
+    let forged = dir.join("other.html");
+    let other = format!("sha256:{}", "0".repeat(64));
+    std::fs::write(&forged, html.replacen(&hash, &other, 1)).expect("write");
+    let tokens = service::write_tokens(&dir);
+    let out = agentpolicy(&[
+        "serve",
+        "--policy",
+        "examples/law_firm",
+        "--listen",
+        "127.0.0.1:0",
+        "--tokens",
+        path_str(&tokens),
+        "--matrix",
+        path_str(&forged),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&other) && err.contains(&hash), "{err}");
+    assert!(stdout(&out).is_empty());
+
+    // The real page: served to an auditor's console session.
+    let server = Server::start_in(
+        &dir,
+        &["--policy", "examples/law_firm", "--matrix", path_str(&page)],
+    );
+    let origin = format!("http://127.0.0.1:{}", server.port);
+    let login = raw_exchange(
+        server.port,
+        "POST /console/login",
+        &[
+            ("Origin", &origin),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        &format!("token={AUDITOR}"),
+    );
+    let cookie = login
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .expect("a console cookie")
+        .to_owned();
+    let answer = raw_exchange(
+        server.port,
+        "GET /console/matrix",
+        &[("Cookie", &cookie)],
+        "",
+    );
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "{}",
+        &answer[..answer.len().min(300)]
+    );
+    assert!(answer.ends_with(&html), "the page is served as written");
+    server.stop();
+}

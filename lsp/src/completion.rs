@@ -7,7 +7,9 @@
 //! strings.
 
 use agentpolicy::model::Model;
-use agentpolicy::syntax::lexer::{ITEM_KEYWORDS, Token, TokenKind};
+use agentpolicy::syntax::lexer::{
+    AGENT_CLAUSE_KEYWORDS, ITEM_KEYWORDS, Token, TokenKind, clause_keywords,
+};
 use tower_lsp_server::ls_types::{
     CompletionItem, CompletionItemKind, CompletionResponse, Position, Uri,
 };
@@ -56,25 +58,6 @@ impl Want {
     }
 }
 
-const AGENT_CLAUSES: &[&str] = &[
-    "owner",
-    "purpose",
-    "max",
-    "allow",
-    "escalate",
-    "deny",
-    "autonomy",
-    "limit",
-    "breaker",
-    "mode",
-    "credential",
-    "stage",
-    "promote",
-];
-const TOOL_CLAUSES: &[&str] = &["effect", "reads", "writes", "untrusted"];
-const RESOURCE_CLAUSES: &[&str] = &["tier", "keyed", "untrusted"];
-const SINK_CLAUSES: &[&str] = &["clearance", "keyed"];
-const ESCALATION_CLAUSES: &[&str] = &["notify", "timeout"];
 const EFFECTS: &[&str] = &["read", "write", "external", "financial", "irreversible"];
 const TYPES: &[&str] = &[
     "text",
@@ -334,17 +317,16 @@ fn context(text: &str, tokens: &[Token], offset: u32) -> Want {
             } else {
                 &["when"]
             };
-            return Want::Any(vec![Want::Keywords(follow), Want::Keywords(AGENT_CLAUSES)]);
+            return Want::Any(vec![
+                Want::Keywords(follow),
+                Want::Keywords(AGENT_CLAUSE_KEYWORDS),
+            ]);
         }
     }
     match (depth, block) {
         (0, _) => Want::Keywords(ITEM_KEYWORDS),
-        (_, Some("agent")) => Want::Keywords(AGENT_CLAUSES),
-        (_, Some("tool")) => Want::Keywords(TOOL_CLAUSES),
-        (_, Some("resource")) => Want::Keywords(RESOURCE_CLAUSES),
-        (_, Some("sink")) => Want::Keywords(SINK_CLAUSES),
-        (_, Some("escalation")) => Want::Keywords(ESCALATION_CLAUSES),
         (_, Some("test")) => Want::Any(vec![Want::Agents, Want::Keywords(&["then", "expect"])]),
+        (_, Some(item)) => clause_keywords(item).map_or(Want::Nothing, Want::Keywords),
         _ => Want::Nothing,
     }
 }
@@ -610,7 +592,15 @@ mod tests {
                 tool: "pay".to_string()
             }
         );
-        assert_eq!(want("agent a {\n  |\n}"), Want::Keywords(AGENT_CLAUSES));
+        assert_eq!(
+            want("agent a {\n  |\n}"),
+            Want::Keywords(AGENT_CLAUSE_KEYWORDS)
+        );
+        // A resource's clauses include `from SINK` (the parser's list, not a copy of it).
+        match want("resource r {\n  |\n}") {
+            Want::Keywords(words) => assert!(words.contains(&"from"), "{words:?}"),
+            other => panic!("expected resource clause keywords, got {other:?}"),
+        }
         assert_eq!(want("use |"), Want::Modules);
         assert_eq!(want("test \"t\" {\n  a calls t into |\n}"), Want::Sinks);
     }

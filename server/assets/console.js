@@ -339,8 +339,12 @@ function renderState(s) {
   renderAgents(s.agents);
   $("matrix-text").replaceChildren(
     `Policy ${p.name}${p.version ? ` version ${p.version}` : ""}, source hash `, el("code", { class: "hash", text: p.source_hash }), ". ",
-    "Its signed access-control matrix is made with ", el("code", { text: "agentpolicy matrix POLICY --format html" }),
-    " and carries this hash in its header. The service does not serve it: it links no verifier.");
+    ...(p.matrix
+      ? [el("a", { href: "/console/matrix", target: "_blank", rel: "noopener", text: "Open its signed access-control matrix" }),
+         " (the page the service was started with, signing this hash)."]
+      : ["Its signed access-control matrix is made with ", el("code", { text: "agentpolicy matrix POLICY --format html" }),
+         " and carries this hash in its header; start the service with ", el("code", { text: "--matrix FILE" }),
+         " to link it here (it is linked only while it signs the table in force)."]));
 }
 
 let polling = false;

@@ -342,6 +342,26 @@ pub struct Service {
 }
 
 impl Service {
+    /// Serves `matrix` on the console's `/console/matrix` while it signs the table in
+    /// force; refused when it signs another table than the one the service starts with.
+    pub fn with_matrix(self, matrix: console::matrix::SignedMatrix) -> Result<Service, String> {
+        let in_force = self
+            .app
+            .engine
+            .table()
+            .map_err(|e| format!("cannot read the table in force: {e:?}"))?
+            .source_hash()
+            .to_string();
+        if matrix.source_hash() != in_force {
+            return Err(format!(
+                "the matrix signs source hash {}, but the table in force has {in_force}: make the matrix of this policy (`agentpolicy matrix POLICY --format html`)",
+                matrix.source_hash()
+            ));
+        }
+        let _ = self.app.console.matrix.set(matrix);
+        Ok(self)
+    }
+
     /// Opens the audit log (continuing its chain) and starts the engine on the table.
     pub fn start(config: ServeConfig) -> Result<Service, String> {
         let ServeConfig {

@@ -389,3 +389,129 @@ async fn console_sessions_cookies_csrf_and_headers() {
     assert_eq!(kills[0].by.as_deref(), Some("ops"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A matrix page as `agentpolicy matrix --format html` writes it, signing `hash`.
+fn matrix_page(hash: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+<meta name=\"agentpolicy-source-hash\" content=\"{hash}\">\n<title>Access-control matrix: t</title>\n\
+<style>body {{ font-family: sans-serif }}</style>\n</head>\n<body>\n<h1>Matrix of {hash}</h1>\n</body>\n</html>\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_serves_the_signed_matrix_of_the_table_in_force_only() {
+    use agentpolicy_server::console::matrix::SignedMatrix;
+
+    let in_force = table().source_hash().to_string();
+    let mut other = table().data().clone();
+    other.source_hash = ContentHash::of(b"another policy");
+    let other_hash = other.source_hash.to_string();
+    assert_ne!(in_force, other_hash);
+    let tokens = Tokens::parse(&format!(
+        r#"{{"tokens": [
+          {{"name": "ops", "sha256": "{}", "role": "operator", "agents": ["*"], "routes": ["*"]}},
+          {{"name": "audit", "sha256": "{}", "role": "auditor"}}
+        ]}}"#,
+        hash_token("ops-token"),
+        hash_token("audit-token")
+    ))
+    .expect("tokens");
+    let start = |tokens: Tokens, other: TableData| {
+        Service::start(ServeConfig {
+            table: table(),
+            reload: Box::new(move || DecisionTable::new(other.clone()).map_err(|e| e.to_string())),
+            audit: None,
+            tokens,
+            limits: Limits::default(),
+            housekeeping: Duration::from_secs(1),
+            webhooks: None,
+        })
+        .expect("start")
+    };
+
+    // Pages that are not a matrix of this table are refused at start, with the reason.
+    let not_a_matrix = SignedMatrix::from_html("<html><body>hello</body></html>".into());
+    assert!(
+        not_a_matrix
+            .as_ref()
+            .is_err_and(|e| e.contains("names no source hash")),
+        "{not_a_matrix:?}"
+    );
+    let wrong = SignedMatrix::from_html(matrix_page(&other_hash)).expect("a matrix page");
+    let refused = start(tokens.clone(), other.clone()).with_matrix(wrong);
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.contains("but the table in force has")),
+        "a matrix of another table must be refused"
+    );
+
+    let page = matrix_page(&in_force);
+    let service = start(tokens, other)
+        .with_matrix(SignedMatrix::from_html(page.clone()).expect("a matrix page"))
+        .expect("the matrix of the table in force");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(service.serve(listener, async {
+        let _ = stopped.await;
+    }));
+
+    let checks = tokio::task::spawn_blocking(move || {
+        // No session: the login form, not the matrix.
+        let r = http(port, "GET", "/console/matrix", &[], "");
+        assert_eq!(r.status, 303);
+        assert!(!r.body.contains("Matrix of"));
+
+        // An auditor reads it, under a policy that runs no script at all.
+        let (_, cookie) = login(port, "audit-token");
+        let cookie = cookie.expect("a cookie");
+        let r = http(port, "GET", "/console/matrix", &[("Cookie", &cookie)], "");
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body, page);
+        let csp = r.header("content-security-policy").expect("a CSP");
+        assert!(csp.starts_with("default-src 'none'"), "{csp}");
+        assert!(!csp.contains("script-src"), "{csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+        let state = http(
+            port,
+            "GET",
+            "/console/api/state",
+            &[("Cookie", &cookie)],
+            "",
+        );
+        let v: serde_json::Value = serde_json::from_str(&state.body).expect("JSON");
+        assert_eq!(v["policy"]["matrix"], true, "{}", state.body);
+
+        // After a reload to another policy the matrix no longer signs the table in force:
+        // the console says it is stale instead of showing it.
+        let r = http(
+            port,
+            "POST",
+            "/v1/reload",
+            &[("Authorization", "Bearer ops-token")],
+            "",
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        let r = http(port, "GET", "/console/matrix", &[("Cookie", &cookie)], "");
+        assert_eq!(r.status, 409, "{}", r.body);
+        assert!(r.body.contains("stale"), "{}", r.body);
+        assert!(!r.body.contains("Matrix of"));
+        let state = http(
+            port,
+            "GET",
+            "/console/api/state",
+            &[("Cookie", &cookie)],
+            "",
+        );
+        let v: serde_json::Value = serde_json::from_str(&state.body).expect("JSON");
+        assert_eq!(v["policy"]["matrix"], false, "{}", state.body);
+    })
+    .await;
+    let _ = stop.send(());
+    let _ = served.await;
+    checks.expect("the checks passed");
+}

@@ -132,10 +132,7 @@ impl CellSolver {
             Check::Sat(model) => {
                 let mut prefs = self.req.preferences();
                 prefs.extend(prefer.iter().cloned());
-                match solver::check(&self.solver, &[Bool::and(&prefs)]) {
-                    Check::Sat(better) => Found::Model(better),
-                    _ => Found::Model(model),
-                }
+                Found::Model(solver::model_preferring(&self.solver, &prefs, model))
             }
         };
         self.solver.pop(1);

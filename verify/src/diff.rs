@@ -276,7 +276,7 @@ fn pair(
     sv.assert(all_slots.domain(texts));
     sv.assert(all_slots.set_consistency(&old.ctx.data.sets));
     sv.assert(all_slots.set_consistency(&new.ctx.data.sets));
-    let prefs = Bool::and(&all_slots.preferences());
+    let prefs = all_slots.preferences();
     let outcome = |r: i64| match r {
         ALLOW => Outcome::Allow,
         ESCALATE => Outcome::Escalate,
@@ -306,10 +306,7 @@ fn pair(
             sv.push();
             sv.assert(&goal.formula);
             let found = match solver::check(&sv, &[]) {
-                Check::Sat(m) => match solver::check(&sv, std::slice::from_ref(&prefs)) {
-                    Check::Sat(better) => Some(better),
-                    _ => Some(m),
-                },
+                Check::Sat(m) => Some(solver::model_preferring(&sv, &prefs, m)),
                 Check::Unsat => None,
                 Check::Unknown(reason) => {
                     report.unknown.push((agent.into(), tool.into(), reason));

@@ -76,3 +76,48 @@ pub fn check(solver: &Solver, assumptions: &[z3::ast::Bool]) -> Check {
         }
     }
 }
+
+/// A model of the solver's assertions that keeps as many of `preferences` as it can,
+/// or `fallback` (a model found without them) when the solver cannot say.
+///
+/// Each preference is tied to a fresh selector and the selectors are the assumptions;
+/// when they cannot all hold, one preference of the unsatisfiable core is dropped and the
+/// rest are asked again, so a counterexample that needs, say, an untrusted argument still
+/// has its required arguments present and its other arguments trusted. At most one check
+/// per preference. Call inside a `push`/`pop` scope: it asserts one implication per
+/// preference.
+pub fn model_preferring(
+    solver: &Solver,
+    preferences: &[z3::ast::Bool],
+    fallback: z3::Model,
+) -> z3::Model {
+    let selectors: Vec<z3::ast::Bool> = preferences
+        .iter()
+        .enumerate()
+        .map(|(i, pref)| {
+            let selector = z3::ast::Bool::new_const(format!("prefer!{i}"));
+            solver.assert(selector.implies(pref));
+            selector
+        })
+        .collect();
+    let mut kept: Vec<usize> = (0..selectors.len()).collect();
+    loop {
+        let assumptions: Vec<z3::ast::Bool> = kept.iter().map(|&i| selectors[i].clone()).collect();
+        match check(solver, &assumptions) {
+            Check::Sat(model) => return model,
+            Check::Unknown(_) => return fallback,
+            Check::Unsat => {
+                let core = solver.get_unsat_core();
+                let Some(position) = kept
+                    .iter()
+                    .position(|&i| core.iter().any(|c| *c == selectors[i]))
+                else {
+                    // An empty core: the assertions alone are unsatisfiable under this
+                    // scope, which the caller's first check ruled out; keep its model.
+                    return fallback;
+                };
+                kept.remove(position);
+            }
+        }
+    }
+}

@@ -209,7 +209,7 @@ pub fn run(args: CheckArgs) -> u8 {
 /// One line per property verdict, with how it was reached.
 fn summary(report: &Report, sources: &render::Sources) -> String {
     if report.results.is_empty() {
-        return "proofs: none apply (no agent uses a tool, and no assert)\n".to_string();
+        return "proofs: none apply (what the agents are granted raises no isolation, write-down, tier ceiling, escalation, threshold or hygiene question, and there is no assert)\n".to_string();
     }
     let mut out = String::from("proofs:\n");
     for r in &report.results {

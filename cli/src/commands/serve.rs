@@ -17,6 +17,7 @@ use std::time::Duration;
 use agentpolicy_runtime::DecisionTable;
 use agentpolicy_runtime::audit::{AuditLog, Durability};
 use agentpolicy_runtime::engine::SystemClock;
+use agentpolicy_server::console::matrix::SignedMatrix;
 use agentpolicy_server::{
     Limits, ListenConfig, Reload, ServeConfig, Service, Tls, TlsError, Tokens, Webhooks,
 };
@@ -52,6 +53,11 @@ pub struct ServeArgs {
     /// resolutions and breaker trips are sent to (see docs/serve.md).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// The policy's signed access-control matrix, the page `agentpolicy matrix POLICY
+    /// --format html` wrote: the console links it while it signs the table in force
+    /// (its source hash is checked at start).
+    #[arg(long, value_name = "FILE")]
+    pub matrix: Option<PathBuf>,
     /// Reload the table when its file (or a file of the policy, or the sets file)
     /// changes, checked every second. SIGHUP and `POST /v1/reload` reload too; an
     /// invalid table is refused and the old one keeps serving.
@@ -129,6 +135,27 @@ fn read_tls(cert: &Path, key: &Path) -> Result<Tls, String> {
             key.display()
         ),
     })
+}
+
+/// The matrix page of `--matrix`, read within its size limit; errors name the file.
+fn read_matrix(path: &Path) -> Result<SignedMatrix, String> {
+    let too_big = std::fs::metadata(path)
+        .is_ok_and(|m| m.len() > agentpolicy_server::console::matrix::MAX_MATRIX_BYTES as u64);
+    if too_big {
+        return Err(format!(
+            "--matrix `{}`: larger than the {} bytes accepted",
+            path.display(),
+            agentpolicy_server::console::matrix::MAX_MATRIX_BYTES
+        ));
+    }
+    let html = std::fs::read_to_string(path).map_err(|e| {
+        format!(
+            "cannot read --matrix `{}`: {}",
+            path.display(),
+            load::describe_io(&e)
+        )
+    })?;
+    SignedMatrix::from_html(html).map_err(|e| format!("--matrix `{}`: {e}", path.display()))
 }
 
 /// Where the table comes from, to build it at start and on every reload.
@@ -239,6 +266,16 @@ pub fn run(args: ServeArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
+    let matrix = match &args.matrix {
+        None => None,
+        Some(path) => match read_matrix(path) {
+            Ok(m) => Some((path.clone(), m)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_USAGE;
+            }
+        },
+    };
     let listen = ListenConfig {
         tls,
         max_connections: args.max_connections,
@@ -293,7 +330,7 @@ pub fn run(args: ServeArgs) -> u8 {
         sets: args.sets.clone(),
         watch: args.watch,
     };
-    match runtime.block_on(serve(config, args.listen, listen, watched)) {
+    match runtime.block_on(serve(config, matrix, args.listen, listen, watched)) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("error: {e}");
@@ -385,11 +422,17 @@ fn spawn_reloaders(service: &Service, watched: Watched) {
 
 async fn serve(
     config: ServeConfig,
+    matrix: Option<(PathBuf, SignedMatrix)>,
     listen: SocketAddr,
     connections: ListenConfig,
     watched: Watched,
 ) -> Result<(), String> {
-    let service = Service::start(config)?;
+    let mut service = Service::start(config)?;
+    if let Some((path, matrix)) = matrix {
+        service = service
+            .with_matrix(matrix)
+            .map_err(|e| format!("--matrix `{}`: {e}", path.display()))?;
+    }
     spawn_reloaders(&service, watched);
     let r = service.restored();
     if r.records > 0 {

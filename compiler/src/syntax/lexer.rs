@@ -168,6 +168,37 @@ pub const ITEM_KEYWORDS: &[&str] = &[
     "retain",
 ];
 
+/// The words that start a clause of `agent NAME { ... }`.
+pub const AGENT_CLAUSE_KEYWORDS: &[&str] = &[
+    "owner",
+    "purpose",
+    "max",
+    "allow",
+    "escalate",
+    "deny",
+    "autonomy",
+    "limit",
+    "breaker",
+    "mode",
+    "credential",
+    "stage",
+    "promote",
+];
+
+/// The words that start a clause of each kind of block (`agent NAME { ... }`, `tool NAME
+/// { ... }`, ...), or `None` for an item kind without clauses of its own. One list for the
+/// parser's recovery and did-you-mean and for the editor's completion.
+pub fn clause_keywords(item_keyword: &str) -> Option<&'static [&'static str]> {
+    Some(match item_keyword {
+        "agent" => AGENT_CLAUSE_KEYWORDS,
+        "escalation" => &["notify", "timeout"],
+        "tool" => &["effect", "reads", "writes", "untrusted"],
+        "resource" => &["tier", "keyed", "untrusted", "from"],
+        "sink" => &["clearance", "keyed"],
+        _ => return None,
+    })
+}
+
 /// Every reserved word of the language, for completion and semantic tokens.
 pub const KEYWORDS: &[&str] = &[
     "policy",

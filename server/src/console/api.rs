@@ -233,6 +233,7 @@ async fn state(
             "name": policy.name,
             "version": policy.version,
             "source_hash": table.source_hash().to_string(),
+            "matrix": super::matrix::current(&app),
         },
         "audit": app.console.audit.available(),
         "escalations": escalations,

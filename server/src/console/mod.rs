@@ -16,6 +16,7 @@
 //! state-changing request, or act beyond the role and scope of the token that logged in.
 
 mod api;
+pub mod matrix;
 pub mod session;
 mod trail;
 
@@ -39,6 +40,8 @@ use session::{ConsoleSession, Sessions};
 pub struct Console {
     pub sessions: Sessions,
     pub audit: trail::AuditView,
+    /// The signed matrix given at start (`serve --matrix`), if any.
+    pub matrix: std::sync::OnceLock<matrix::SignedMatrix>,
     lifetime: Duration,
 }
 
@@ -47,6 +50,7 @@ impl Console {
         Console {
             sessions: Sessions::new(limits.console_idle, limits.console_lifetime),
             audit: trail::AuditView::new(audit),
+            matrix: std::sync::OnceLock::new(),
             lifetime: limits.console_lifetime,
         }
     }
@@ -73,16 +77,20 @@ pub(crate) fn router() -> Router<Shared> {
         .route("/console/login", get(login_page).post(login))
         .route("/console/logout", post(logout))
         .route("/console/assets/{file}", get(asset))
+        .route("/console/matrix", get(matrix::page))
         .merge(api::router())
         .layer(middleware::map_response(secure_headers))
 }
 
 async fn secure_headers(mut response: Response) -> Response {
     let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
+    // The matrix page sets its own (its inline style sheet, no script at all).
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        );
+    }
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -109,6 +117,19 @@ fn html(status: StatusCode, body: String) -> Response {
         body,
     )
         .into_response()
+}
+
+/// A page of one heading and one paragraph, styled by the console's style sheet.
+fn notice(title: &str, text: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+<title>{title}</title>\n<link rel=\"stylesheet\" href=\"/console/assets/console.css\">\n\
+</head>\n<body>\n<main>\n<h1>{title}</h1>\n<p>{}</p>\n<p><a href=\"/console\">Back to the console</a></p>\n\
+</main>\n</body>\n</html>\n",
+        escape(text),
+        title = escape(title)
+    )
 }
 
 fn redirect(to: &'static str) -> Response {

@@ -92,7 +92,9 @@ pub fn render(m: &Matrix) -> String {
         out,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+<meta name=\"agentpolicy-source-hash\" content=\"{}\">\n\
 <title>Access-control matrix: {}{version}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n",
+        escape(&p.source_hash),
         escape(&p.name)
     );
 

@@ -5,7 +5,7 @@
 use super::Rule;
 use crate::diagnostics::{Code, Diagnostic, FileId, Label};
 use crate::syntax::ast::TextRange;
-use crate::syntax::lexer::{ITEM_KEYWORDS, KEYWORDS, TokenKind, lex_lazily};
+use crate::syntax::lexer::{AGENT_CLAUSE_KEYWORDS, ITEM_KEYWORDS, KEYWORDS, TokenKind, lex_lazily};
 
 /// What a grammar rule is called in an error message.
 fn describe(rule: Rule) -> &'static str {
@@ -221,23 +221,6 @@ fn misspelled_keyword(word: &str, expected: &[&'static str]) -> Option<&'static 
     candidates.retain(|c| *c != word);
     crate::sema::did_you_mean(word, candidates.into_iter())
 }
-
-/// The words that begin a clause of `agent { ... }`.
-const AGENT_CLAUSE_KEYWORDS: &[&str] = &[
-    "owner",
-    "purpose",
-    "max",
-    "allow",
-    "escalate",
-    "deny",
-    "autonomy",
-    "limit",
-    "breaker",
-    "mode",
-    "credential",
-    "stage",
-    "promote",
-];
 
 fn help_for(expected: &[&str]) -> String {
     if expected.iter().any(|e| e.contains("declaration")) {

@@ -6,6 +6,8 @@
 
 use std::ops::Range;
 
+use crate::syntax::lexer::clause_keywords;
+
 /// Item keywords whose second word is the name the item declares.
 pub(super) const DECLARES_NAME: &[&str] = &[
     "isolate",
@@ -17,34 +19,6 @@ pub(super) const DECLARES_NAME: &[&str] = &[
     "agent",
     "set",
 ];
-
-/// The words that start a clause of each kind of block (`agent NAME { ... }`, ...). An
-/// item kind not listed here is not recovered: a `test` without one of its steps would
-/// test something else.
-fn clause_keywords(item_keyword: &str) -> Option<&'static [&'static str]> {
-    Some(match item_keyword {
-        "agent" => &[
-            "owner",
-            "purpose",
-            "max",
-            "allow",
-            "escalate",
-            "deny",
-            "autonomy",
-            "limit",
-            "breaker",
-            "mode",
-            "credential",
-            "stage",
-            "promote",
-        ],
-        "escalation" => &["notify", "timeout"],
-        "tool" => &["effect", "reads", "writes", "untrusted"],
-        "resource" => &["tier", "keyed", "untrusted", "from"],
-        "sink" => &["clearance", "keyed"],
-        _ => return None,
-    })
-}
 
 /// Words (and characters) that, first on a line, continue the clause of the line above.
 const CONTINUATIONS: &[&str] = &[
