@@ -436,3 +436,176 @@ fn routes_that_allow_on_timeout_and_assumptions_are_shown() {
         "{assumptions:?}"
     );
 }
+
+/// RFC 4180 records: fields split at commas outside quotes, `""` inside quotes a quote,
+/// records ended by CRLF outside quotes.
+fn csv_records(text: &str) -> Vec<Vec<String>> {
+    let (mut records, mut record, mut field) = (Vec::new(), Vec::new(), String::new());
+    let mut chars = text.chars().peekable();
+    let mut quoted = false;
+    while let Some(ch) = chars.next() {
+        match (quoted, ch) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, _) => field.push(ch),
+            (false, '"') => quoted = true,
+            (false, ',') => record.push(std::mem::take(&mut field)),
+            (false, '\r') if chars.peek() == Some(&'\n') => {
+                chars.next();
+                record.push(std::mem::take(&mut field));
+                records.push(std::mem::take(&mut record));
+            }
+            (false, _) => field.push(ch),
+        }
+    }
+    records
+}
+
+/// What a signer needs besides the grid (issue 21): the tier order, the retention
+/// schedule, the proofs' assumptions and every assert quoted whole, in all four formats.
+#[test]
+fn tier_order_retention_assumptions_and_asserts_in_every_format() {
+    let path = "examples/payments_desk";
+    let tiers = [
+        "public",
+        "internal",
+        "confidential",
+        "npi",
+        "cardholder_data",
+    ];
+    let assert_text = "never payments_agent calls send_wire when amount > agent_payment_cap";
+    let named_access = "a call of a tool that reads keyed data names one of its keyed resources";
+
+    let md = matrix(path, "md");
+    let order = tiers.map(|t| format!("`{t}`")).join(" < ");
+    assert!(
+        md.contains(&format!("## Tier order\n\nLowest first: {order}.")),
+        "{md}"
+    );
+    assert!(
+        md.contains("| every record | 5y | `retain audit 5y` |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| records of data at tier `npi` or higher | 7y | `retain audit for npi 7y` |"),
+        "{md}"
+    );
+    assert!(md.contains("## Assumptions the proofs rest on"), "{md}");
+    assert!(md.contains(&format!("- {named_access}")), "{md}");
+    assert!(
+        md.contains("| assert | never payments_agent calls send_wire when amount \\> agent_payment_cap | **proved** |"),
+        "{md}"
+    );
+
+    let html = matrix(path, "html");
+    let order = tiers.map(|t| format!("<code>{t}</code>")).join(" &lt; ");
+    assert!(html.contains(&format!("Lowest first: {order}")), "{html}");
+    assert!(
+        html.contains("<td>records of data at tier <code>npi</code> or higher</td><td>7y</td><td><code>retain audit for npi 7y</code></td>"),
+        "{html}"
+    );
+    assert!(html.contains("<td>every record</td><td>5y</td>"), "{html}");
+    assert!(html.contains(&format!("<li>{named_access}")), "{html}");
+    assert!(
+        html.contains(
+            "<td>never payments_agent calls send_wire when amount &gt; agent_payment_cap</td>"
+        ),
+        "{html}"
+    );
+
+    let csv = csv_records(&matrix(path, "csv"));
+    let header = &csv[0];
+    let column = |name: &str| {
+        header
+            .iter()
+            .position(|c| c == name)
+            .unwrap_or_else(|| panic!("no column {name} in {header:?}"))
+    };
+    assert_eq!(
+        &header[header.len() - 4..],
+        ["tier_order", "retention", "assumptions", "asserts"],
+        "new columns go at the end"
+    );
+    for row in &csv[1..] {
+        assert_eq!(row.len(), header.len(), "{row:?}");
+        assert_eq!(row[column("tier_order")], tiers.join(" < "));
+        assert_eq!(
+            row[column("retention")],
+            "retain audit 5y; retain audit for npi 7y"
+        );
+        let assumptions: Vec<&str> = row[column("assumptions")].lines().collect();
+        assert_eq!(assumptions.len(), 3, "{assumptions:?}");
+        assert!(assumptions[0].starts_with(named_access), "{assumptions:?}");
+        let asserts: Vec<&str> = row[column("asserts")].lines().collect();
+        assert!(
+            asserts.contains(&format!("{assert_text}: proved").as_str()),
+            "{asserts:?}"
+        );
+        assert_eq!(asserts.len(), 5, "every assert of the policy: {asserts:?}");
+    }
+
+    let json: serde_json::Value =
+        serde_json::from_str(&matrix(path, "json")).expect("the JSON parses");
+    assert_eq!(json["tiers"], serde_json::json!(tiers));
+    assert_eq!(
+        json["retention"],
+        serde_json::json!({"default": "5y", "tiers": [{"tier": "npi", "period": "7y"}]})
+    );
+    assert!(
+        json["assumptions"][0]
+            .as_str()
+            .is_some_and(|a| a.starts_with(named_access)),
+        "{}",
+        json["assumptions"]
+    );
+    assert!(
+        json["properties"]
+            .as_array()
+            .expect("properties")
+            .iter()
+            .any(|p| p["property"] == "assert" && p["subject"] == assert_text),
+        "{}",
+        json["properties"]
+    );
+
+    // A policy without `retain` says what that means rather than leaving it out.
+    let md = matrix("examples/law_firm", "md");
+    assert!(
+        md.contains(
+            "## Audit retention\n\nNo retention schedule: every audit record is kept for ever"
+        ),
+        "{md}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&matrix("examples/law_firm", "json")).expect("the JSON parses");
+    assert_eq!(
+        json["retention"],
+        serde_json::json!({"default": null, "tiers": []})
+    );
+}
+
+/// docs/matrix.md lists the CSV columns in the order the header row has them.
+#[test]
+fn csv_columns_are_documented_in_order() {
+    let docs = std::fs::read_to_string(support::repo_root().join("docs/matrix.md"))
+        .expect("docs/matrix.md");
+    let section = docs
+        .split("### CSV columns")
+        .nth(1)
+        .and_then(|s| s.split("\n### ").next())
+        .expect("a CSV columns section");
+    let documented: Vec<&str> = section
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .collect();
+    let o = agentpolicy(&["matrix", "examples/law_firm", "--format", "csv"]);
+    let header = csv_records(&stdout(&o))
+        .into_iter()
+        .next()
+        .expect("a header");
+    assert_eq!(documented, header);
+}

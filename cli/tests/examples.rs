@@ -1,7 +1,8 @@
 //! The examples end to end through the command line: for each example, `agentpolicy
 //! build` writes a table file, and every single-call `test` block of the policy is sent
 //! to `agentpolicy decide` as a request JSON; the decision must be what the test states.
-//! (Multi-call tests need session state and run through `agentpolicy test`.)
+//! (Multi-call tests need session state and run through `agentpolicy test`.) And every
+//! example passes `agentpolicy test --require-coverage`, as docs/ci.md recommends.
 
 #![expect(
     clippy::expect_used,
@@ -108,6 +109,14 @@ fn request_json(model: &Model, call: &TestCall) -> Json {
         request["read"] =
             json!({ "resource": model.resources[on.resource.index()].name, "keys": keys });
     }
+    if let Some(into) = &call.into {
+        let keys: serde_json::Map<String, Json> = into
+            .keys
+            .iter()
+            .map(|(k, v)| (model.keys[k.index()].name.clone(), json!(v)))
+            .collect();
+        request["write"] = json!({ "sink": model.sinks[into.sink.index()].name, "keys": keys });
+    }
     request
 }
 
@@ -205,4 +214,30 @@ fn build_then_decide_agrees_with_every_single_call_test() {
     }
     assert!(checked >= 50, "only {checked} single-call tests found");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Every example meets the CI guide (docs/ci.md): `agentpolicy test --require-coverage`
+/// passes, so every rule decides at least one test call.
+#[test]
+fn every_example_has_a_test_for_every_rule() {
+    let mut examples: Vec<PathBuf> = std::fs::read_dir(repo_root().join("examples"))
+        .expect("examples")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    examples.sort();
+    assert!(examples.len() >= 5, "expected the bundled examples");
+    for dir in examples {
+        let o = agentpolicy(&["test", "--require-coverage", &dir.display().to_string()]);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}:\n{out}{}",
+            dir.display(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(out.contains(" 0 failed"), "{out}");
+    }
 }

@@ -113,6 +113,23 @@ fn the_html_matrix_renders_in_chromium() {
 
     let dom = chromium(&work, &page, &["--dump-dom".to_string()]);
     assert!(dom.contains("Access-control matrix"), "{dom}");
+    // What a signer needs besides the grid renders too.
+    for heading in [
+        "Tier order",
+        "Audit retention",
+        "Assumptions the proofs rest on",
+        "Proofs",
+        "Sign-off",
+    ] {
+        assert!(
+            dom.contains(&format!("<h2>{heading}</h2>")),
+            "no `{heading}` section in the rendered page"
+        );
+    }
+    assert!(
+        dom.contains("never billing calls transfer_from_trust when amount &gt; trust_transfer_cap"),
+        "the assert is quoted whole"
+    );
     let (agents, tools) = agent_and_tool_names(policy);
     assert!(!agents.is_empty() && !tools.is_empty());
     for name in agents.iter().chain(&tools) {

@@ -104,11 +104,7 @@ fn run_test(
             Ok(d) => d,
             Err(error) => return result(Some(call.loc), false, String::new(), Some(error)),
         };
-        if let Some(rule) = decision.rule
-            && let Some(c) = covered.get_mut(rule.index())
-        {
-            *c = true;
-        }
+        mark_covered(table, call, &decision, covered);
         last = Some((decision, call.loc));
     }
     match last {
@@ -215,6 +211,47 @@ fn perform(
             .map_err(|e| e.to_string())?;
     }
     Ok(verdict.decision)
+}
+
+/// Marks the rules that decided `decision`: the deciding rule, and for an escalation
+/// every other escalate rule of the cell that sent it to one of its routes. `decide`
+/// escalates to the routes of *all* matching escalate rules, so a rule after the first
+/// one decides where the call goes as much as the first does. Which rules matched is
+/// read off the routes, conservatively: a rule counts only when no other escalate rule
+/// of the cell has its route, so only that rule can have put the route there.
+fn mark_covered(table: &DecisionTable, call: &TestCall, decision: &Decision, covered: &mut [bool]) {
+    let mut mark = |rule: RuleIndex| {
+        if let Some(c) = covered.get_mut(rule.index()) {
+            *c = true;
+        }
+    };
+    if let Some(rule) = decision.rule {
+        mark(rule);
+    }
+    if decision.outcome != Outcome::Escalate {
+        return;
+    }
+    let data = table.data();
+    // Model agent and tool ids are the table's (codegen keeps model order).
+    let cell = data.cell(
+        agentpolicy_runtime::AgentId(call.agent.0),
+        agentpolicy_runtime::ToolId(call.tool.0),
+    );
+    let Some(cell) = cell else { return };
+    let route_of = |rule: RuleIndex| data.rules.get(rule.index()).and_then(|r| r.route);
+    for entry in &cell.escalate {
+        let Some(route) = route_of(entry.rule) else {
+            continue;
+        };
+        let sharing = cell
+            .escalate
+            .iter()
+            .filter(|e| route_of(e.rule) == Some(route))
+            .count();
+        if sharing == 1 && decision.routes.contains(route) {
+            mark(entry.rule);
+        }
+    }
 }
 
 fn key_names<'a>(

@@ -1,5 +1,6 @@
-// Starts agentpolicy-lsp over stdio for .agentpolicy files. Install the extension's one
-// dependency with `npm install` in this folder (see docs/editors.md).
+// Starts agentpolicy-lsp over stdio for .agentpolicy files. The source of the bundle
+// `npm run bundle` writes to dist/extension.js with esbuild (vscode-languageclient
+// inlined; see docs/editors.md); the .vsix ships only the bundle.
 "use strict";
 
 const vscode = require("vscode");

@@ -61,3 +61,45 @@ fn the_grammar_highlights_every_keyword() {
         "keywords the grammar does not highlight: {missing:?}"
     );
 }
+
+/// The extension ships bundled (issue 21): `main` is esbuild's output, esbuild is pinned
+/// to an exact version, the bundle step runs before `vsce package`, and the package
+/// leaves out `node_modules` and the unbundled source.
+#[test]
+fn the_extension_is_bundled_with_a_pinned_esbuild() {
+    let package = json("package.json");
+    assert_eq!(package["main"], "./dist/extension.js");
+    let esbuild = package["devDependencies"]["esbuild"]
+        .as_str()
+        .expect("esbuild is a dev dependency");
+    assert!(
+        esbuild.chars().all(|c| c.is_ascii_digit() || c == '.'),
+        "esbuild pinned to an exact version, not {esbuild}"
+    );
+    let bundle = package["scripts"]["bundle"]
+        .as_str()
+        .expect("a bundle script");
+    assert!(
+        bundle.starts_with("esbuild extension.js --bundle --outfile=dist/extension.js")
+            && bundle.contains("--external:vscode"),
+        "{bundle}"
+    );
+    assert_eq!(package["scripts"]["vscode:prepublish"], "npm run bundle");
+    assert!(
+        package["dependencies"].is_null(),
+        "runtime dependencies are bundled, so none is shipped"
+    );
+    let lock = json("package-lock.json");
+    assert_eq!(
+        lock["packages"]["node_modules/esbuild"]["version"], esbuild,
+        "package-lock.json pins the same esbuild"
+    );
+    let ignore =
+        std::fs::read_to_string(vscode_dir().join(".vscodeignore")).expect(".vscodeignore");
+    for line in ["node_modules/**", "extension.js", "test/**"] {
+        assert!(
+            ignore.lines().any(|l| l == line),
+            ".vscodeignore leaves out {line}"
+        );
+    }
+}

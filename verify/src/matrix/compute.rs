@@ -99,6 +99,22 @@ pub fn compute(inputs: &Inputs<'_>) -> Matrix {
             warnings: count("warning"),
         },
         tiers: data.tiers.clone(),
+        retention: RetentionInfo {
+            default: data.retention.default.map(|p| p.to_string()),
+            tiers: data
+                .retention
+                .tiers
+                .iter()
+                .map(|t| TierRetentionInfo {
+                    tier: data
+                        .tiers
+                        .get(t.tier.index())
+                        .cloned()
+                        .unwrap_or_else(|| format!("tier #{}", t.tier.index())),
+                    period: t.period.to_string(),
+                })
+                .collect(),
+        },
         isolation_keys: data.keys.clone(),
         routes: data
             .routes

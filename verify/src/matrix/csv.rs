@@ -22,10 +22,27 @@ pub const COLUMNS: &[&str] = &[
     "agent_max_tier",
     "cell_proofs",
     "untrusted_output",
+    "tier_order",
+    "retention",
+    "assumptions",
+    "asserts",
 ];
 
 pub fn render(matrix: &Matrix) -> String {
     let mut out = String::new();
+    // Policy-wide columns, the same on every row (as the policy's name is): a reviewer
+    // who reads only the spreadsheet still sees what the proofs rest on.
+    let tier_order = super::tier_order(&matrix.tiers);
+    let retention = matrix.retention.summary();
+    // Assumptions and asserts hold `;` and `,` themselves: one per line in the field.
+    let assumptions = matrix.assumptions.join("\n");
+    let asserts = matrix
+        .properties
+        .iter()
+        .filter(|p| p.property == "assert")
+        .map(|p| format!("{}: {}", p.subject, p.verdict))
+        .collect::<Vec<_>>()
+        .join("\n");
     row(&mut out, COLUMNS.iter().map(|c| c.to_string()));
     for cell in &matrix.cells {
         let tool = matrix.tools.iter().find(|t| t.name == cell.tool);
@@ -71,6 +88,10 @@ pub fn render(matrix: &Matrix) -> String {
                     "no"
                 }
                 .to_string(),
+                tier_order.clone(),
+                retention.clone(),
+                assumptions.clone(),
+                asserts.clone(),
             ]
             .into_iter(),
         );

@@ -4,8 +4,8 @@
 
 use std::fmt::Write as _;
 
-use super::markdown::{SIGN_OFF_ROLES, mode_text, status_word};
-use super::{CellInfo, DataInfo, Matrix};
+use super::markdown::{SIGN_OFF_ROLES, TIER_READING, capitalized, mode_text, status_word};
+use super::{CellInfo, DataInfo, Matrix, NO_RETENTION, RETENTION_READING};
 
 const STYLE: &str = r#"
 :root { --ink:#1b2430; --muted:#5d6b7a; --line:#d5dbe3; --head:#eef2f6; --accent:#1f4e79;
@@ -391,6 +391,49 @@ deny and escalate rules and not allow rules. Conditions are quoted from the poli
         }
         out.push_str("</tbody>\n</table>\n</section>\n");
     }
+
+    out.push_str("<section>\n<h2>Tier order</h2>\n");
+    if m.tiers.is_empty() {
+        out.push_str("<p>The policy declares no tier.</p>\n");
+    } else {
+        let _ = writeln!(
+            out,
+            "<p class=\"tiers\">Lowest first: {}</p>\n<p class=\"note\">{TIER_READING}</p>",
+            m.tiers
+                .iter()
+                .map(|t| format!("<code>{}</code>", escape(t)))
+                .collect::<Vec<_>>()
+                .join(" &lt; ")
+        );
+    }
+    out.push_str("</section>\n<section>\n<h2>Audit retention</h2>\n");
+    if m.retention.is_empty() {
+        let _ = writeln!(out, "<p>{}.</p>", escape(&capitalized(NO_RETENTION)));
+    } else {
+        out.push_str(
+            "<table class=\"narrow\">\n<thead><tr><th>Records</th><th>Kept at least</th><th>Clause</th></tr></thead>\n<tbody>\n",
+        );
+        for r in m.retention.rows() {
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+                match &r.tier {
+                    Some(tier) => format!(
+                        "records of data at tier <code>{}</code> or higher",
+                        escape(tier)
+                    ),
+                    None => escape(&r.records),
+                },
+                escape(&r.period),
+                escape(&r.clause)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "</tbody>\n</table>\n<p class=\"note\">{RETENTION_READING}</p>"
+        );
+    }
+    out.push_str("</section>\n");
 
     out.push_str("<section>\n<h2>Proofs</h2>\n");
     if m.properties.is_empty() {

@@ -3,7 +3,7 @@
 //! block. Free text (owners, purposes, justifications) is escaped so it reads as written
 //! and never becomes markup or HTML; names and conditions are code spans.
 
-use super::{CellInfo, CellRule, Matrix};
+use super::{CellInfo, CellRule, Matrix, NO_RETENTION, RETENTION_READING};
 
 pub fn render(m: &Matrix) -> String {
     let mut out = String::new();
@@ -268,6 +268,39 @@ rules. Conditions are quoted from the policy source.\n\n",
         out.push('\n');
     }
 
+    out.push_str("## Tier order\n\n");
+    if m.tiers.is_empty() {
+        out.push_str("The policy declares no tier.\n\n");
+    } else {
+        out.push_str(&format!(
+            "Lowest first: {}. {TIER_READING}\n\n",
+            m.tiers
+                .iter()
+                .map(|t| code(t))
+                .collect::<Vec<_>>()
+                .join(" < ")
+        ));
+    }
+
+    out.push_str("## Audit retention\n\n");
+    if m.retention.is_empty() {
+        out.push_str(&format!("{}.\n\n", capitalized(NO_RETENTION)));
+    } else {
+        out.push_str("| Records | Kept at least | Clause |\n|---|---|---|\n");
+        for r in m.retention.rows() {
+            out.push_str(&format!(
+                "| {} | {} | {} |\n",
+                match &r.tier {
+                    Some(tier) => format!("records of data at tier {} or higher", code(tier)),
+                    None => text(&r.records),
+                },
+                text(&r.period),
+                code(&r.clause)
+            ));
+        }
+        out.push_str(&format!("\n{RETENTION_READING}\n\n"));
+    }
+
     out.push_str("## Proofs\n\n");
     if m.properties.is_empty() {
         out.push_str("No property applies (no agent is granted a tool, and no assert).\n\n");
@@ -322,6 +355,18 @@ pub fn mode_text(mode: &str) -> String {
     match mode {
         "shadow" => "shadow: decided and logged, not enforced (the caller gets allow, with the would-be outcome)".to_string(),
         other => other.to_string(),
+    }
+}
+
+/// What the tier order means for the agents' ceilings and the sinks' clearances.
+pub const TIER_READING: &str = "An agent's max tier and a sink's clearance admit data of that tier and every lower one; a per-tier retention clause covers its tier and every higher one.";
+
+/// `s` with its first letter upper-case.
+pub fn capitalized(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 

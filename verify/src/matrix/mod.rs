@@ -52,8 +52,10 @@ pub struct Matrix {
     pub schema: &'static str,
     pub policy: Header,
     pub verification: Summary,
-    /// Tier names, lowest first.
+    /// Tier names, lowest first: the order the flow check and the tier ceilings compare.
     pub tiers: Vec<String>,
+    /// The audit retention schedule (`retain audit ...`).
+    pub retention: RetentionInfo,
     /// The policy's isolation keys.
     pub isolation_keys: Vec<String>,
     pub routes: Vec<RouteInfo>,
@@ -96,6 +98,92 @@ pub struct Summary {
     pub unknown: usize,
     /// Hygiene findings (rules that never decide, tools that can never be used).
     pub warnings: usize,
+}
+
+/// The audit retention schedule: how long the engine's audit records must be kept
+/// (a minimum; `agentpolicy audit compact` removes nothing earlier). A record is kept
+/// for the longest period that applies to it; a record no clause applies to is kept
+/// for ever.
+#[derive(Debug, Clone, Serialize)]
+pub struct RetentionInfo {
+    /// `retain audit PERIOD`: every record, e.g. `7y`; null when the policy sets none.
+    pub default: Option<String>,
+    /// `retain audit for TIER PERIOD`: records of data at `tier` or a higher tier, in
+    /// source order.
+    pub tiers: Vec<TierRetentionInfo>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TierRetentionInfo {
+    pub tier: String,
+    /// `10y`, `90d`.
+    pub period: String,
+}
+
+impl RetentionInfo {
+    /// Whether the policy sets no retention at all (every record is kept for ever).
+    pub fn is_empty(&self) -> bool {
+        self.default.is_none() && self.tiers.is_empty()
+    }
+
+    /// The schedule as rows for people: what records, how long at least, and the clause
+    /// as the policy writes it.
+    pub fn rows(&self) -> Vec<RetentionRow> {
+        let mut rows = Vec::new();
+        if let Some(period) = &self.default {
+            rows.push(RetentionRow {
+                records: "every record".to_string(),
+                tier: None,
+                period: period.clone(),
+                clause: format!("retain audit {period}"),
+            });
+        }
+        for t in &self.tiers {
+            rows.push(RetentionRow {
+                records: format!("records of data at tier {} or higher", t.tier),
+                tier: Some(t.tier.clone()),
+                period: t.period.clone(),
+                clause: format!("retain audit for {} {}", t.tier, t.period),
+            });
+        }
+        rows
+    }
+
+    /// One line: `retain audit 5y; retain audit for npi 7y`, or what no schedule means.
+    pub fn summary(&self) -> String {
+        if self.is_empty() {
+            return NO_RETENTION.to_string();
+        }
+        self.rows()
+            .iter()
+            .map(|r| r.clause.as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// What a policy without `retain` means for its audit records.
+pub const NO_RETENTION: &str =
+    "no retention schedule: every audit record is kept for ever (compaction removes nothing)";
+
+/// How a record is kept longest, said in every format that explains the schedule.
+pub const RETENTION_READING: &str = "Each period is a minimum: a record is kept at least that long after its time, for the longest period that applies to it; a record no clause applies to is kept for ever. Years are calendar years.";
+
+/// One clause of the retention schedule, for the renderers.
+#[derive(Debug, Clone)]
+pub struct RetentionRow {
+    /// `every record`, `records of data at tier npi or higher`.
+    pub records: String,
+    /// The tier of a per-tier clause (`None` for the default).
+    pub tier: Option<String>,
+    pub period: String,
+    /// As the policy writes it: `retain audit for npi 7y`.
+    pub clause: String,
+}
+
+/// The tier order on one line, lowest first: `public < internal < confidential`.
+pub fn tier_order(tiers: &[String]) -> String {
+    tiers.join(" < ")
 }
 
 #[derive(Debug, Clone, Serialize)]
