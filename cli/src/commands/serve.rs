@@ -452,6 +452,7 @@ async fn serve(
             eprintln!("warning: not restored: {why}");
         }
     }
+    let stop = stop_signal()?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -466,29 +467,32 @@ async fn serve(
     };
     let _ = writeln!(out, "listening on {scheme}://{bound}");
     let _ = out.flush();
-    service
-        .serve_with(listener, connections, stop_signal())
-        .await
+    service.serve_with(listener, connections, stop).await
 }
 
-/// Completes on ctrl-c or, on Unix, SIGTERM.
-async fn stop_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Completes on ctrl-c or, on Unix, SIGTERM. The handlers are installed when this is
+/// called, not when the future is first polled: `serve` calls it before it prints
+/// `listening on`, so a SIGTERM sent the moment a supervisor (or a test) reads that line
+/// is a clean shutdown, never the default action that kills the process.
+fn stop_signal() -> Result<impl std::future::Future<Output = ()>, String> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term =
+            signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
+        let mut int =
+            signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+        })
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }
