@@ -18,6 +18,10 @@ use agentpolicy_runtime::{
     ArgValue, Call, DecisionTable, Engine, EngineConfig, Outcome, RequestError, decide,
 };
 
+/// The per-query time limit of the `check` runs: generous, because a busy CI machine
+/// must not turn a proof into an Unknown (these queries take well under a second alone).
+const GENEROUS_MS: &str = "120000";
+
 const POLICY: &str = r#"
 policy mail_and_money version "1"
 tiers public < internal
@@ -314,7 +318,7 @@ fn the_verifier_proves_and_refutes_asserts_over_sets_patterns_and_taint() {
              assert every irreversible tool escalates when tainted\n"
         ),
     );
-    let (code, text) = run(&["check", proved.to_str().expect("path")]);
+    let (code, text) = run(&["check", "--timeout-ms", GENEROUS_MS, proved.to_str().expect("path")]);
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("0 counterexample(s), 0 unknown"), "{text}");
 
@@ -335,7 +339,7 @@ fn the_verifier_proves_and_refutes_asserts_over_sets_patterns_and_taint() {
              assert every irreversible tool escalates when tainted\n"
         ),
     );
-    let (code, text) = run(&["check", refuted.to_str().expect("path")]);
+    let (code, text) = run(&["check", "--timeout-ms", GENEROUS_MS, refuted.to_str().expect("path")]);
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("3 counterexample(s), 0 unknown"), "{text}");
     assert!(text.contains("[AP0113]"), "{text}");
