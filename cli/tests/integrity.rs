@@ -318,7 +318,12 @@ fn the_verifier_proves_and_refutes_asserts_over_sets_patterns_and_taint() {
              assert every irreversible tool escalates when tainted\n"
         ),
     );
-    let (code, text) = run(&["check", "--timeout-ms", GENEROUS_MS, proved.to_str().expect("path")]);
+    let (code, text) = run(&[
+        "check",
+        "--timeout-ms",
+        GENEROUS_MS,
+        proved.to_str().expect("path"),
+    ]);
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("0 counterexample(s), 0 unknown"), "{text}");
 
@@ -339,7 +344,12 @@ fn the_verifier_proves_and_refutes_asserts_over_sets_patterns_and_taint() {
              assert every irreversible tool escalates when tainted\n"
         ),
     );
-    let (code, text) = run(&["check", "--timeout-ms", GENEROUS_MS, refuted.to_str().expect("path")]);
+    let (code, text) = run(&[
+        "check",
+        "--timeout-ms",
+        GENEROUS_MS,
+        refuted.to_str().expect("path"),
+    ]);
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("3 counterexample(s), 0 unknown"), "{text}");
     assert!(text.contains("[AP0113]"), "{text}");
