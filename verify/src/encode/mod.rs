@@ -48,8 +48,6 @@ mod tests {
     };
     use z3::ast::{Bool, Int};
 
-    use crate::alphabet::Alphabet;
-
     use super::*;
 
     struct Rng(u64);
@@ -139,11 +137,11 @@ mod tests {
             let Ok(cond) = Condition::new(program(&mut rng, 3)) else {
                 continue;
             };
-            let alphabet = Alphabet::default();
+            let texts = TextDomain::default();
             let tests = TextTests {
                 data: &data,
                 tool: 0,
-                alphabet: &alphabet,
+                texts: &texts,
             };
             let Some((holds, known)) = condition(&cond, &req, &|v| v, tests) else {
                 continue;
