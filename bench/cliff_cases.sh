@@ -2,7 +2,8 @@
 # Generators of the verifier's cliff cases (issue 20, "No cliffs"), sourced by
 # bench/z3_compare.sh and bench/cliffs.sh:
 #   gen_set N FILE        a literal set of N members on one text argument
-#   gen_glob FILE [LEN]   one glob of about LEN characters (default ~100)
+#   gen_glob FILE [LEN]   one glob of at most LEN characters (default: the original
+#                         "~100-character" case, 122 characters)
 #   gen_globs FILE [N]    N globs (default 32) on one parameter
 #   gen_rules N FILE      N rules on one (agent, tool) cell
 
@@ -27,9 +28,10 @@ gen_set() {
 }
 
 gen_glob() {
-  local file=$1 len=${2:-100} long
-  # "https://*." + segments + "example.com/*": segments of 11 characters.
-  long=$(printf 'segment-%02d-' $(seq 1 $(((len - 24) / 11))))
+  local file=$1 n=9 long
+  # "https://*." + n segments of 11 characters + "example.com/*".
+  [ -n "${2:-}" ] && n=$((($2 - 23) / 11))
+  long=$(printf 'segment-%02d-' $(seq 1 "$n"))
   {
     echo 'policy long_glob version "1"'
     echo 'tool fetch(url: text) { effect read }'
@@ -68,8 +70,9 @@ print('escalation finance { notify "finance@example.com" timeout 1h then deny }'
 print('tool pay(to: text, amount: money) { effect financial }')
 print('agent clerk {')
 print('  owner "ap@example.com"')
+print('  deny pay when amount > $10,000')
 i = 0
-k = 0
+k = 1
 while k < n:
     i += 1
     payee = f'"payee-{i:05d}@vendors.example"'
