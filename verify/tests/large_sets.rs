@@ -5,11 +5,6 @@
 //! Unknown. Not a timing assertion: the test only has to finish (the CI's per-test
 //! timeout is the bound); bench/cliffs.sh measures the time.
 
-#![expect(
-    clippy::expect_used,
-    reason = "a test helper that cannot do its job should fail the test loudly"
-)]
-
 use agentpolicy::codegen;
 use agentpolicy::db::Database;
 use agentpolicy::diagnostics::FileId;
