@@ -35,53 +35,9 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# Generated cliff cases.
-gen_set() {
-  local n=$1 file=$2
-  {
-    echo "policy set_$n version \"1\""
-    printf 'set payees = ['
-    for i in $(seq 1 "$n"); do
-      [ "$i" -gt 1 ] && printf ', '
-      printf '"payee-%05d@vendors.example"' "$i"
-    done
-    echo ']'
-    echo 'tool pay(to: text, amount: money) { effect financial }'
-    echo 'agent clerk {'
-    echo '  owner "ap@example.com"'
-    echo '  allow pay when to in payees and amount < $1,000'
-    echo '  deny pay when amount >= $1,000'
-    echo '}'
-    echo 'assert never clerk calls pay when amount >= $1,000 and to in payees'
-  } >"$file"
-}
-gen_glob() {
-  local file=$1 long
-  long=$(printf 'segment-%02d-' $(seq 1 9))
-  {
-    echo 'policy long_glob version "1"'
-    echo 'tool fetch(url: text) { effect read }'
-    echo 'agent browser {'
-    echo '  owner "web@example.com"'
-    echo "  allow fetch when url matches \"https://*.${long}example.com/*\""
-    echo '}'
-    echo "assert never browser calls fetch when url matches \"http://*\""
-  } >"$file"
-}
-gen_globs() {
-  local file=$1
-  {
-    echo 'policy many_globs version "1"'
-    echo 'tool fetch(url: text) { effect read }'
-    echo 'agent browser {'
-    echo '  owner "web@example.com"'
-    for i in $(seq 1 32); do
-      echo "  allow fetch when url matches \"https://site-$i.example.com/*\""
-    done
-    echo '}'
-    echo "assert never browser calls fetch when url matches \"http://*\""
-  } >"$file"
-}
+# Generated cliff cases (bench/cliff_cases.sh).
+# shellcheck source=bench/cliff_cases.sh
+. bench/cliff_cases.sh
 mkdir -p "$work/cliffs"
 gen_set 1000 "$work/cliffs/set_1000.agentpolicy"
 gen_set 3000 "$work/cliffs/set_3000.agentpolicy"

@@ -96,6 +96,11 @@ impl CellSolver {
             .iter()
             .any(|t| t.tool.index() == info.tool)
             || super::source_tests_texts_on(ctx.model, Some(info.tool));
+        // Sets written in the policy, and nothing else that reads a text's characters:
+        // membership is integer arithmetic on ids, without the string theory.
+        if req.strings && ids_suffice(ctx, info.tool) {
+            req.ids_only();
+        }
         if req.strings && !ctx.texts.alphabet.has_room(&req) {
             return None;
         }
@@ -138,6 +143,68 @@ impl CellSolver {
         self.solver.pop(1);
         result
     }
+}
+
+/// Whether every text test of `tool` (in the table, and in the asserts and exemptions
+/// that apply to it) is membership of a text argument in a set whose members are known:
+/// then text slots can be read as ids alone ([`SymRequest::ids_only`]). A glob, a
+/// list's quantifier or a set bound at deploy time needs the strings.
+fn ids_suffice(ctx: &Ctx<'_>, tool: usize) -> bool {
+    let Some(t) = ctx.data.tools.get(tool) else {
+        return false;
+    };
+    let text_param = |p: usize| t.params.get(p).is_some_and(|p| p.ty == ValueType::Text);
+    let table = ctx
+        .data
+        .text_tests
+        .iter()
+        .filter(|x| x.tool.index() == tool)
+        .all(|x| match &x.kind {
+            rt::TextTestKind::InSet(set) => {
+                text_param(usize::from(x.param)) && ctx.texts.set_has_ids(*set as usize)
+            }
+            _ => false,
+        });
+    if !table {
+        return false;
+    }
+    let model_tool = ctx.model.tools.get(tool);
+    let mut ok = true;
+    let mut check = |c: &agentpolicy::model::Cond| {
+        c.visit(&mut |c| match c {
+            agentpolicy::model::Cond::InSet { arg, set } => {
+                let table_param = model_tool
+                    .and_then(|m| m.params.get(*arg))
+                    .and_then(|p| t.param(&p.name));
+                ok &= table_param.is_some_and(text_param) && ctx.texts.set_has_ids(set.index());
+            }
+            agentpolicy::model::Cond::Matches { .. }
+            | agentpolicy::model::Cond::Quantified { .. } => ok = false,
+            _ => {}
+        })
+    };
+    for agent in &ctx.model.agents {
+        for a in agent.autonomy.iter().filter(|a| a.tool.index() == tool) {
+            check(&a.condition);
+        }
+    }
+    for a in &ctx.model.asserts {
+        if let agentpolicy::model::AssertDef::NeverCalls {
+            target,
+            condition: Some(c),
+            ..
+        } = a
+        {
+            let on = match target {
+                agentpolicy::model::RuleTarget::Tool(x) => x.index() == tool,
+                agentpolicy::model::RuleTarget::All => true,
+            };
+            if on {
+                check(c);
+            }
+        }
+    }
+    ok
 }
 
 /// The cell's solver, built once and shared by every property.

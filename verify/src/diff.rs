@@ -188,6 +188,7 @@ fn side_request(
         slots,
         tainted: fresh.tainted,
         strings: true,
+        members: false,
     }
 }
 
@@ -264,6 +265,7 @@ fn pair(
         slots: shared.iter().cloned().map(Some).collect(),
         tainted: Bool::new_const("diff.tainted"),
         strings: old.ctx.strings || new.ctx.strings,
+        members: false,
     };
     if all_slots.strings && !texts.alphabet.has_room(&all_slots) {
         report.unknown.push((

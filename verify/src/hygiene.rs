@@ -122,6 +122,10 @@ fn dead(ctx: &Ctx<'_>, rule: usize, applies: &[&CellInfo]) -> Result<Option<Dead
         } else {
             continue;
         };
+        let entries = cl.deny.len() + cl.escalate.len() + cl.allow.len();
+        if entries >= WITNESS_FIRST && witnessed(ctx, info, &cs, kind, at, rule) {
+            return Ok(None);
+        }
         match cs.find(&cs.stage.decides(kind, at), &[]) {
             Found::Model(_) => return Ok(None),
             Found::Unknown(reason) => return Err(reason),
@@ -166,6 +170,44 @@ fn dead(ctx: &Ctx<'_>, rule: usize, applies: &[&CellInfo]) -> Result<Option<Dead
     shadows.sort_unstable();
     shadows.dedup();
     Ok(Some(Dead::Shadowed(shadows)))
+}
+
+/// Cells with at least this many entries look for a witness request first.
+const WITNESS_FIRST: usize = 64;
+
+/// Whether a request that matches the entry (found by a question about it alone, which
+/// stays small however many rules the cell has), run through the runtime's `decide`, is
+/// decided by this rule: then the rule is not dead, and the question over the whole
+/// cell need not be asked. Only ever a reason to report nothing; when the request is
+/// decided by another rule, the whole question is asked as before.
+fn witnessed(
+    ctx: &Ctx<'_>,
+    info: &CellInfo,
+    cs: &CellSolver,
+    kind: Kind,
+    at: usize,
+    rule: usize,
+) -> bool {
+    let this = matches(cs, kind, at);
+    // Every value present: a missing one makes deny and escalate entries match.
+    let prefer: Vec<Bool> = cs
+        .req
+        .slots
+        .iter()
+        .flatten()
+        .map(|s| s.present.clone())
+        .collect();
+    let Found::Model(model) = cs.find(&this, &prefer) else {
+        return false;
+    };
+    let values = super::cells::values(ctx, &model, &cs.req);
+    let Ok(call) = super::cells::concrete_call(ctx, info, values) else {
+        return false;
+    };
+    let Some(id) = ctx.data.rules.get(rule).map(|r| r.id.as_str()) else {
+        return false;
+    };
+    call.rule.as_deref() == Some(id)
 }
 
 fn matches(cs: &CellSolver, kind: Kind, at: usize) -> Bool {

@@ -492,7 +492,7 @@ impl<'a> Ctx<'a> {
         encode::TextTests {
             data: self.data,
             tool,
-            alphabet: &self.texts.alphabet,
+            texts: &self.texts,
         }
     }
 

@@ -4,7 +4,7 @@
 //!
 //! It must not know about rule stages or source conditions (`stage.rs`, `source.rs`).
 
-use agentpolicy_runtime::{CmpOp, Condition, Op, Slot, ValueType};
+use agentpolicy_runtime::{CmpOp, Condition, Op, Slot, TextTestKind, ValueType};
 
 use z3::ast::{Bool, Int};
 
@@ -72,8 +72,16 @@ pub fn condition(
                 let kind = tests.kind(slot, bit)?;
                 present.push(var.present.clone());
                 let all = matches!(op, Op::All { .. });
+                if req.members && var.ty == ValueType::Text {
+                    // Read as an id: only membership in a set written in the policy.
+                    let TextTestKind::InSet(set) = kind else {
+                        return None;
+                    };
+                    stack.push(tests.texts.member_id(*set as usize, &var.value)?);
+                    continue;
+                }
                 stack.push(over_elements(var, all, &|s| {
-                    text_test(tests.alphabet, kind, &tests.data.sets, s)
+                    text_test(&tests.texts.alphabet, kind, &tests.data.sets, s)
                 })?);
             }
             Op::Untrusted { slot } => {

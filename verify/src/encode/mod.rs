@@ -10,7 +10,9 @@
 //! beside its integer id, linked to it for every text of the
 //! dictionary (so `==` on ids and tests on strings agree); a glob becomes a regular
 //! expression (`*` is `re.all`, `?` exactly one character); a set written in the policy is the
-//! disjunction of equalities with its members, and a set bound at deploy time an
+//! disjunction of equalities with its members (or, where a tool's text tests are all
+//! such sets, intervals of its members' interned ids, with no strings at all:
+//! [`SymRequest::ids_only`], [`TextDomain::member_id`]), and a set bound at deploy time an
 //! uninterpreted predicate, so a proof holds whatever it will contain. A `list<text>`
 //! slot holds its length and `k` element strings: `any` is "some element below the
 //! length passes", `all` "every element below the length passes". `k` is the number of
@@ -47,8 +49,6 @@ mod tests {
         CmpOp, Condition, Op, Param, SLOTS, Slot, TableData, Tool, ValueType,
     };
     use z3::ast::{Bool, Int};
-
-    use crate::alphabet::Alphabet;
 
     use super::*;
 
@@ -139,11 +139,11 @@ mod tests {
             let Ok(cond) = Condition::new(program(&mut rng, 3)) else {
                 continue;
             };
-            let alphabet = Alphabet::default();
+            let texts = TextDomain::default();
             let tests = TextTests {
                 data: &data,
                 tool: 0,
-                alphabet: &alphabet,
+                texts: &texts,
             };
             let Some((holds, known)) = condition(&cond, &req, &|v| v, tests) else {
                 continue;

@@ -35,6 +35,10 @@ pub struct SymRequest {
     /// Text slots are read as strings (the formulas test texts): their strings are
     /// linked to their ids and give counterexamples their texts.
     pub strings: bool,
+    /// Text slots are read as ids only (they have no strings; sets written in the
+    /// policy are tested as intervals of their members' ids, [`TextDomain::member_id`]),
+    /// so their domain includes the members' ids.
+    pub members: bool,
 }
 
 impl SymRequest {
@@ -76,11 +80,25 @@ impl SymRequest {
             slots,
             tainted: Bool::new_const(format!("{prefix}.tainted")),
             strings: false,
+            members: false,
         }
     }
 
     pub fn slot(&self, slot: usize) -> Option<&SlotVar> {
         self.slots.get(slot).and_then(Option::as_ref)
+    }
+
+    /// Reads every text slot as an id only: drops its string and puts the ids of set
+    /// members in its domain. Only for a request whose formulas test no text but by
+    /// membership in sets written in the policy (and `==` on ids).
+    pub fn ids_only(&mut self) {
+        for s in self.slots.iter_mut().flatten() {
+            if s.ty == ValueType::Text {
+                s.strings.clear();
+            }
+        }
+        self.strings = false;
+        self.members = true;
     }
 
     pub fn confidence(&self) -> Option<&SlotVar> {
@@ -127,7 +145,7 @@ impl SymRequest {
                 }
             }
             parts.push(match s.ty {
-                ValueType::Text => texts.constraint(&s.value),
+                ValueType::Text => texts.constraint(&s.value, self.members),
                 ValueType::TextList => Bool::and(&[
                     s.value.ge(Int::from_i64(0)),
                     s.value.le(Int::from_i64(s.strings.len() as i64)),

@@ -71,6 +71,25 @@ impl Source<'_> {
                 compare(*op, &l, &r)
             }
             Cond::Truthy(t) => self.term(t, present).eq(Int::from_i64(0)).not(),
+            Cond::InSet { arg, set } if self.req.members => match self.slot(*arg) {
+                Some(v) if v.ty == rt::ValueType::Text => {
+                    match self.texts.member_id(set.index(), &v.value) {
+                        Some(holds) => {
+                            present.push(v.present.clone());
+                            holds
+                        }
+                        // Not encodable on ids: reads as an absent value (fail safe).
+                        None => {
+                            present.push(Bool::from_bool(false));
+                            Bool::from_bool(false)
+                        }
+                    }
+                }
+                _ => {
+                    present.push(Bool::from_bool(false));
+                    Bool::from_bool(false)
+                }
+            },
             Cond::InSet { arg, set } => {
                 let set = self.sets.get(set.index());
                 self.text(*arg, false, present, &|s| member(alphabet, set?, s))

@@ -9,6 +9,7 @@
 use agentpolicy_runtime::{
     self as rt, GlobToken, Slot, TableData, TextTestKind, UNKNOWN_TEXT_BASE, ValueSet, ValueType,
 };
+use std::collections::HashMap;
 use std::str::FromStr as _;
 
 use z3::ast::{Bool, Int, Regexp, String as ZString};
@@ -21,11 +22,21 @@ use super::*;
 
 /// Texts a request can carry, as integers: the table's dictionary `0..n`, then texts that
 /// only the policy's asserts and exemptions mention `n..n+m` (the runtime sees those as
-/// unlisted), then unlisted texts from [`UNKNOWN_TEXT_BASE`].
+/// unlisted), then unlisted texts from [`UNKNOWN_TEXT_BASE`]. For requests whose text
+/// slots are read as ids only ([`SymRequest::members`]), the members of the policy's
+/// literal sets that neither list holds follow at `n+m..n+m+k`, set by set, so that a
+/// set's members are a few intervals of ids and membership is integer arithmetic.
 #[derive(Debug, Clone, Default)]
 pub struct TextDomain {
     table: Vec<String>,
     extra: Vec<String>,
+    /// Members of literal sets that `table` and `extra` do not hold.
+    members: Vec<String>,
+    /// The id of every text of `table`, `extra` and `members`.
+    index: HashMap<String, i64>,
+    /// Per set of the table, its members' ids as sorted closed intervals; `None` for a
+    /// set bound at deploy time whose members are not known.
+    ranges: Vec<Option<Vec<(i64, i64)>>>,
     /// How the run's texts are written as Z3 strings.
     pub alphabet: Alphabet,
 }
@@ -37,12 +48,13 @@ impl TextDomain {
     pub fn new(table: &TableData, model: &Model) -> TextDomain {
         let mut domain = TextDomain {
             table: table.texts.clone(),
-            extra: Vec::new(),
             alphabet: Alphabet::of_json(&[
                 serde_json::to_value(table),
                 serde_json::to_value(model),
             ]),
+            ..TextDomain::default()
         };
+        domain.reindex();
         let mut conds: Vec<&Cond> = Vec::new();
         for agent in &model.agents {
             conds.extend(agent.autonomy.iter().map(|a| &a.condition));
@@ -61,14 +73,49 @@ impl TextDomain {
                     value: Value::Text(t),
                     ..
                 } = term
-                    && !domain.table.contains(t)
-                    && !domain.extra.contains(t)
+                    && !domain.index.contains_key(t)
                 {
+                    domain
+                        .index
+                        .insert(t.clone(), (domain.table.len() + domain.extra.len()) as i64);
                     domain.extra.push(t.clone());
                 }
             }
         }
+        for set in &table.sets {
+            if set.deploy && !set.bound {
+                domain.ranges.push(None);
+                continue;
+            }
+            let mut ids: Vec<i64> = Vec::with_capacity(set.members.len());
+            for m in &set.members {
+                let next = domain.listed() + domain.members.len() as i64;
+                let id = *domain.index.entry(m.clone()).or_insert(next);
+                if id == next {
+                    domain.members.push(m.clone());
+                }
+                ids.push(id);
+            }
+            ids.sort_unstable();
+            ids.dedup();
+            let mut ranges: Vec<(i64, i64)> = Vec::new();
+            for id in ids {
+                match ranges.last_mut() {
+                    Some((_, hi)) if *hi + 1 == id => *hi = id,
+                    _ => ranges.push((id, id)),
+                }
+            }
+            domain.ranges.push(Some(ranges));
+        }
         domain
+    }
+
+    /// Rebuilds the index of `table` and `extra` (first occurrence wins).
+    fn reindex(&mut self) {
+        self.index.clear();
+        for (i, t) in self.table.iter().chain(&self.extra).enumerate() {
+            self.index.entry(t.clone()).or_insert(i as i64);
+        }
     }
 
     /// One domain for two tables (`diff`): the old dictionary, then the new one's texts
@@ -90,29 +137,51 @@ impl TextDomain {
                 }
             }
         }
-        (
-            TextDomain {
-                table,
-                extra: Vec::new(),
-                alphabet: Alphabet::of_json(&[
-                    serde_json::to_value(old),
-                    serde_json::to_value(new),
-                    serde_json::to_value(models[0]),
-                    serde_json::to_value(models[1]),
-                ]),
-            },
-            remap,
-        )
+        let mut domain = TextDomain {
+            table,
+            alphabet: Alphabet::of_json(&[
+                serde_json::to_value(old),
+                serde_json::to_value(new),
+                serde_json::to_value(models[0]),
+                serde_json::to_value(models[1]),
+            ]),
+            ..TextDomain::default()
+        };
+        domain.reindex();
+        (domain, remap)
     }
 
+    /// The id of a listed text (of the dictionary, or mentioned by an assert or
+    /// exemption); for any other text an id outside every request's domain.
     pub fn id(&self, text: &str) -> i64 {
-        match self.table.iter().position(|t| t == text) {
-            Some(i) => i as i64,
-            None => match self.extra.iter().position(|t| t == text) {
-                Some(i) => (self.table.len() + i) as i64,
-                None => UNKNOWN_TEXT_BASE + UNLISTED,
-            },
+        match self.index.get(text) {
+            Some(&i) if i < self.listed() => i,
+            _ => UNKNOWN_TEXT_BASE + UNLISTED,
         }
+    }
+
+    /// Membership of a text slot read as an id (`v`, in a request with
+    /// [`SymRequest::members`]) in the table's set `set`: `v` in one of the intervals
+    /// of its members' ids. `None` for a set bound at deploy time (its members are
+    /// not known; such a set is tested on strings).
+    pub fn member_id(&self, set: usize, v: &Int) -> Option<Bool> {
+        let ranges = self.ranges.get(set)?.as_ref()?;
+        let parts: Vec<Bool> = ranges
+            .iter()
+            .map(|&(lo, hi)| {
+                if lo == hi {
+                    v.eq(Int::from_i64(lo))
+                } else {
+                    Bool::and(&[v.ge(Int::from_i64(lo)), v.le(Int::from_i64(hi))])
+                }
+            })
+            .collect();
+        Some(Bool::or(&parts))
+    }
+
+    /// Whether membership in the table's set `set` can be read on ids.
+    pub fn set_has_ids(&self, set: usize) -> bool {
+        self.ranges.get(set).is_some_and(Option::is_some)
     }
 
     /// Every listed text, in id order.
@@ -134,14 +203,29 @@ impl TextDomain {
         if (n..self.listed()).contains(&value) {
             return self.extra[(value - n) as usize].clone();
         }
+        if let Some(m) = value
+            .checked_sub(self.listed())
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| self.members.get(i))
+        {
+            return m.clone();
+        }
         format!(
             "unlisted-{}",
             value.wrapping_sub(UNKNOWN_TEXT_BASE).max(0) + 1
         )
     }
 
-    pub(super) fn constraint(&self, v: &Int) -> Bool {
-        let listed = Bool::and(&[v.ge(Int::from_i64(0)), v.lt(Int::from_i64(self.listed()))]);
+    /// The ids a text slot can hold; with `members`, the ids of set members too (only
+    /// for requests whose text slots have no strings: a string is linked to the listed
+    /// texts only, and a set member is an unlisted text for it).
+    pub(super) fn constraint(&self, v: &Int, members: bool) -> Bool {
+        let end = if members {
+            self.listed() + self.members.len() as i64
+        } else {
+            self.listed()
+        };
+        let listed = Bool::and(&[v.ge(Int::from_i64(0)), v.lt(Int::from_i64(end))]);
         let unlisted = Bool::and(&[
             v.ge(Int::from_i64(UNKNOWN_TEXT_BASE)),
             v.lt(Int::from_i64(UNKNOWN_TEXT_BASE + UNLISTED)),
@@ -265,7 +349,7 @@ pub fn over_elements(
 pub struct TextTests<'a> {
     pub data: &'a TableData,
     pub tool: usize,
-    pub alphabet: &'a Alphabet,
+    pub texts: &'a TextDomain,
 }
 
 impl TextTests<'_> {
