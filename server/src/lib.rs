@@ -69,6 +69,9 @@ pub struct Limits {
     /// The most sessions open at once; opening one more is refused (429) until some
     /// are closed.
     pub max_sessions: usize,
+    /// The engine's limits on each call's arguments (inside the body limit, which
+    /// binds first when it is smaller).
+    pub args: agentpolicy_runtime::RequestLimits,
 }
 
 impl Default for Limits {
@@ -77,6 +80,7 @@ impl Default for Limits {
             body_bytes: 64 * 1024,
             max_wait: Duration::from_secs(60),
             max_sessions: 100_000,
+            args: agentpolicy_runtime::RequestLimits::default(),
         }
     }
 }
@@ -375,6 +379,7 @@ impl Service {
                 notify: Some(notify),
                 housekeeping: Some(housekeeping),
                 restore,
+                limits: limits.args,
                 ..EngineConfig::default()
             },
         )
