@@ -44,6 +44,8 @@ struct Lookup {
     /// For each of `TableData::text_tests`: its glob compiled (linear-time matching),
     /// when it is a `matches` test.
     globs: Vec<Option<crate::Glob>>,
+    /// Per cell (in `TableData::cells` order): interval tables of its threshold rules.
+    cells: Vec<crate::cell_index::CellIndex>,
 }
 
 fn index<'a, I: Copy>(
@@ -70,12 +72,19 @@ impl DecisionTable {
             texts: index(data.texts.iter(), TextId),
             text_tests: text_test_index(&data),
             globs: compile_globs(&data)?,
+            cells: crate::cell_index::build(&data),
         };
         Ok(DecisionTable { data, lookup })
     }
 
     pub fn data(&self) -> &TableData {
         &self.data
+    }
+
+    /// The interval tables of cell `i` (as [`TableData::cells`] orders them).
+    #[inline]
+    pub(crate) fn cell_index(&self, i: usize) -> Option<&crate::cell_index::CellIndex> {
+        self.lookup.cells.get(i)
     }
 
     pub fn into_data(self) -> TableData {

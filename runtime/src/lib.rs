@@ -43,6 +43,7 @@
 
 pub mod audit;
 mod builder;
+mod cell_index;
 mod condition;
 mod decide;
 mod decision;

@@ -8,6 +8,7 @@
 //! in between. Taking each middle segment at its leftmost occurrence is optimal (any
 //! later occurrence leaves less room for the rest), so no choice is ever revisited.
 //! Prefix and suffix are compared character by character; a middle segment is found by
+//! `str::find` when it has no `?` (two-way string matching: linear), otherwise by
 //! a bit-parallel (shift-and) simulation of its automaton: one state bit per segment
 //! position, one mask per character class, so each text character costs
 //! `⌈segment / 64⌉` word operations and every character is read once over all
@@ -62,6 +63,9 @@ impl Atom {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Segment {
     atoms: Vec<Atom>,
+    /// The segment as text when it has no `?`: found with `str::find` (two-way string
+    /// matching, linear, with a vectorised first-byte scan) instead of shift-and.
+    literal: Option<String>,
     /// 64-bit words of state: `⌈atoms / 64⌉`.
     words: usize,
     /// The class of each ASCII character: 0 for characters the segment does not name.
@@ -109,8 +113,16 @@ impl Segment {
                 Atom::Char(c) => set(class_of(&ascii, &other, c), i),
             }
         }
+        let literal = atoms
+            .iter()
+            .map(|a| match a {
+                Atom::Char(c) => Some(*c),
+                Atom::Any => None,
+            })
+            .collect::<Option<String>>();
         Segment {
             atoms,
+            literal,
             words,
             ascii,
             other,
@@ -161,6 +173,14 @@ impl Segment {
         if self.atoms.is_empty() {
             return Some(from);
         }
+        if let Some(literal) = &self.literal {
+            return window
+                .find(literal.as_str())
+                .map(|at| from + at + literal.len());
+        }
+        if self.words == 1 {
+            return self.scan_one(window).map(|end| from + end);
+        }
         if self.words <= STACK_WORDS {
             let mut state = [0u64; STACK_WORDS];
             self.scan(window, state.get_mut(..self.words)?)
@@ -169,6 +189,22 @@ impl Segment {
             self.scan(window, &mut state)
         }
         .map(|end| from + end)
+    }
+
+    /// [`Segment::scan`] for segments of at most 64 atoms: the state in one register.
+    #[inline]
+    fn scan_one(&self, window: &str) -> Option<usize> {
+        let last_bit = 1u64 << (self.atoms.len() - 1);
+        let mut state = 0u64;
+        for (i, c) in window.char_indices() {
+            let class = class_of(&self.ascii, &self.other, c) as usize;
+            let mask = self.masks.get(class).copied().unwrap_or(0);
+            state = ((state << 1) | 1) & mask;
+            if state & last_bit != 0 {
+                return Some(i + c.len_utf8());
+            }
+        }
+        None
     }
 
     /// Shift-and over `window`: bit `i` of the state is set when atoms `0..=i` match
