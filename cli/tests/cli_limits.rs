@@ -6,9 +6,14 @@
 
 mod support;
 
+#[path = "support/service.rs"]
+mod service;
+
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
+use serde_json::json;
+use service::{AGENT, Server, records};
 use support::{agentpolicy, repo_root, stdout, temp_dir};
 
 const POLICY: &str = "tests/fixtures/ok/integrity_and_sets.agentpolicy";
@@ -124,4 +129,43 @@ fn replay_denies_an_over_long_argument_and_the_audit_log_keeps_it_bounded() {
         "{}",
         stderr(&o)
     );
+}
+
+#[test]
+fn serve_denies_an_argument_over_max_arg_bytes_with_reason_request_and_audits_it() {
+    let server = Server::start(
+        "serve-limits",
+        &["--policy", "examples/law_firm"],
+        &["--max-arg-bytes", "100"],
+    );
+    let r = server.post("/v1/sessions", AGENT, json!({ "agent": "research" }));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let session = r.json()["session"].as_str().unwrap().to_owned();
+    let decide = format!("/v1/sessions/{session}/decide");
+    let long = server.post(
+        &decide,
+        AGENT,
+        json!({ "tool": "search_case_law", "args": { "query": "q".repeat(101) }, "confidence": 0.95 }),
+    );
+    assert_eq!(long.status, 200, "{}", long.body);
+    let v = long.json();
+    assert_eq!(v["outcome"], "deny", "{v}");
+    assert_eq!(v["reason"], "request", "{v}");
+    assert!(
+        v["explanation"]
+            .as_str()
+            .unwrap()
+            .contains("argument `query` is 101 bytes, over the limit of 100 bytes"),
+        "{v}"
+    );
+    let short = server.post(
+        &decide,
+        AGENT,
+        json!({ "tool": "search_case_law", "args": { "query": "q".repeat(100) }, "confidence": 0.95 }),
+    );
+    assert_ne!(short.json()["reason"], "request", "{}", short.body);
+    let log = server.stop();
+    let decisions = records(&log, "decision");
+    assert_eq!(decisions.len(), 2);
+    assert_eq!(decisions[0]["reason"], "request");
 }

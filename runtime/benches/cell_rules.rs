@@ -11,7 +11,10 @@ use std::hint::black_box;
 use agentpolicy_runtime::*;
 use criterion::{Criterion, criterion_group, criterion_main};
 
-fn table(rules: u32) -> Result<DecisionTable, InvalidTable> {
+/// `indexed: false` writes each condition as `COMPARE and true`, the same test that is
+/// not a threshold rule, so the cell is scanned linearly as before the index: the
+/// baseline, measured under the same machine load.
+fn table(rules: u32, indexed: bool) -> Result<DecisionTable, InvalidTable> {
     let mut data = TableData {
         format_version: FORMAT_VERSION,
         files: vec!["bench.agentpolicy".into()],
@@ -57,11 +60,23 @@ fn table(rules: u32) -> Result<DecisionTable, InvalidTable> {
         });
         let entry = Entry {
             rule: RuleIndex(i),
-            condition: Condition::new(vec![Op::Compare {
-                slot: Slot(0),
-                op,
-                value,
-            }])
+            condition: Condition::new(if indexed {
+                vec![Op::Compare {
+                    slot: Slot(0),
+                    op,
+                    value,
+                }]
+            } else {
+                vec![
+                    Op::Compare {
+                        slot: Slot(0),
+                        op,
+                        value,
+                    },
+                    Op::Const(true),
+                    Op::And,
+                ]
+            })
             .ok(),
         };
         if deny {
@@ -76,10 +91,18 @@ fn table(rules: u32) -> Result<DecisionTable, InvalidTable> {
 
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("cell_rules");
-    for rules in [100u32, 1_000, 10_000] {
-        let Ok(t) = table(rules) else {
+    for (rules, indexed) in [
+        (100u32, true),
+        (1_000, true),
+        (10_000, true),
+        (100, false),
+        (1_000, false),
+        (10_000, false),
+    ] {
+        let Ok(t) = table(rules, indexed) else {
             continue;
         };
+        let kind = if indexed { "indexed" } else { "linear" };
         let request = |cents: i64| {
             t.request("payer", "pay")
                 .and_then(|b| b.arg("amount", ArgValue::Money(cents)))
@@ -99,7 +122,7 @@ fn bench(c: &mut Criterion) {
             let Ok(r) = request(cents) else {
                 continue;
             };
-            group.bench_function(format!("{rules}/{name}"), |b| {
+            group.bench_function(format!("{kind}/{rules}/{name}"), |b| {
                 b.iter(|| decide(black_box(&t), black_box(&r)))
             });
         }
