@@ -58,7 +58,7 @@ struct SlotGroup {
 
 impl SlotGroup {
     /// Positions and comparisons of the group, ascending by position.
-    fn new(slot: Slot, entries: &[(u32, CmpOp, i64)]) -> SlotGroup {
+    fn new(slot: Slot, entries: &[Threshold]) -> SlotGroup {
         let mut bounds: Vec<i64> = entries.iter().map(|(_, _, v)| *v).collect();
         bounds.sort_unstable();
         bounds.dedup();
@@ -132,6 +132,9 @@ fn find(next: &mut [usize], r: usize) -> usize {
     root
 }
 
+/// A threshold entry of a list: its position and comparison.
+type Threshold = (u32, CmpOp, i64);
+
 /// An entry's comparison when it is a threshold entry.
 fn threshold(entry: &Entry) -> Option<(Slot, CmpOp, i64)> {
     match entry.condition.as_ref()?.code.as_slice() {
@@ -145,7 +148,7 @@ fn index_list(entries: &[Entry]) -> Option<ListIndex> {
     if thresholds < MIN_INDEXED {
         return None;
     }
-    let mut by_slot: Vec<(Slot, Vec<(u32, CmpOp, i64)>)> = Vec::new();
+    let mut by_slot: Vec<(Slot, Vec<Threshold>)> = Vec::new();
     let mut rest = Vec::new();
     for (pos, entry) in entries.iter().enumerate() {
         let pos = u32::try_from(pos).ok()?;
