@@ -1,6 +1,6 @@
 //! `decide` on one (agent, tool) cell holding many threshold rules: half deny rules
 //! (`deny pay when amount == $K`, blocked amounts) and half allow rules
-//! (`allow pay when amount < $L`, rising limits), at 100, 1,000 and 10,000 rules. The
+//! (`allow pay when amount < $L`, rising limits), at 2 (the baseline), 100, 1,000 and 10,000 rules. The
 //! cell's interval tables (`runtime/src/cell_index`) make each list one binary search,
 //! so the time should not grow with the number of rules.
 //!
@@ -92,7 +92,9 @@ fn table(rules: u32, indexed: bool) -> Result<DecisionTable, InvalidTable> {
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("cell_rules");
     for (rules, indexed) in [
-        (100u32, true),
+        // The baseline: one deny and one allow rule, scanned (too few to index).
+        (2u32, true),
+        (100, true),
         (1_000, true),
         (10_000, true),
         (100, false),
@@ -102,7 +104,11 @@ fn bench(c: &mut Criterion) {
         let Ok(t) = table(rules, indexed) else {
             continue;
         };
-        let kind = if indexed { "indexed" } else { "linear" };
+        let kind = match (indexed, rules) {
+            (true, 2) => "baseline",
+            (true, _) => "indexed",
+            (false, _) => "linear",
+        };
         let request = |cents: i64| {
             t.request("payer", "pay")
                 .and_then(|b| b.arg("amount", ArgValue::Money(cents)))
