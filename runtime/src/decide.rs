@@ -2,7 +2,7 @@
 //! allocation, no hashing, no string comparison: array reads, integer compares and the
 //! condition bit stack.
 
-use crate::cell_index::{CellIndex, First};
+use crate::cell_index::{CellIndex, First, Regions};
 use crate::condition::Slot;
 use crate::decision::{Decision, Outcome, Routes, Why};
 use crate::decision_table::DecisionTable;
@@ -192,12 +192,10 @@ fn indexed(outcome: Outcome, entries: &[Entry], first: First) -> Option<Decision
 
 #[inline]
 fn by_rules(t: &TableData, cell: &Cell, index: Option<&CellIndex>, request: &Request) -> Decision {
+    let mut regions = Regions::new();
     if let Some(ix) = index.and_then(|i| i.deny.as_ref()) {
-        if let Some(d) = indexed(
-            Outcome::Deny,
-            &cell.deny,
-            ix.first(&cell.deny, request, true),
-        ) {
+        let first = ix.first(&cell.deny, request, true, &mut regions);
+        if let Some(d) = indexed(Outcome::Deny, &cell.deny, first) {
             return d;
         }
     } else {
@@ -230,12 +228,9 @@ fn by_rules(t: &TableData, cell: &Cell, index: Option<&CellIndex>, request: &Req
         return decision;
     }
     if let Some(ix) = index.and_then(|i| i.allow.as_ref()) {
-        return indexed(
-            Outcome::Allow,
-            &cell.allow,
-            ix.first(&cell.allow, request, false),
-        )
-        .unwrap_or_else(|| Decision::deny(Why::NoRuleMatched));
+        let first = ix.first(&cell.allow, request, false, &mut regions);
+        return indexed(Outcome::Allow, &cell.allow, first)
+            .unwrap_or_else(|| Decision::deny(Why::NoRuleMatched));
     }
     for entry in &cell.allow {
         match test(entry, request) {

@@ -15,7 +15,7 @@
 //! escalation contributes its route, so there is no first match to look up). Small
 //! lists are scanned too: an index pays off from [`MIN_INDEXED`] threshold entries.
 
-use crate::condition::{CmpOp, Op, Slot};
+use crate::condition::{CmpOp, Op, SLOTS, Slot};
 use crate::request::Request;
 use crate::table::{Cell, Entry, TableData};
 
@@ -58,10 +58,9 @@ struct SlotGroup {
 
 impl SlotGroup {
     /// Positions and comparisons of the group, ascending by position.
-    fn new(slot: Slot, entries: &[Threshold]) -> SlotGroup {
-        let mut bounds: Vec<i64> = entries.iter().map(|(_, _, v)| *v).collect();
-        bounds.sort_unstable();
-        bounds.dedup();
+    /// `bounds`: the sorted distinct constants the cell's deny and allow lists compare
+    /// this slot with (the same for both lists, so one search serves both).
+    fn new(slot: Slot, entries: &[Threshold], bounds: Vec<i64>) -> SlotGroup {
         let regions = 2 * bounds.len() + 1;
         let mut best = vec![NONE; regions];
         // `next[r]`: the first region at or after `r` not painted yet (path-compressed),
@@ -98,16 +97,38 @@ impl SlotGroup {
         }
     }
 
-    /// The first position whose comparison holds for `value`.
+    /// The first position whose comparison holds for `value`; the region of `value` is
+    /// searched once per request and slot and kept in `regions` for the other list.
     #[inline]
-    fn lookup(&self, value: i64) -> u32 {
-        let j = self.bounds.partition_point(|b| *b < value);
-        let region = if self.bounds.get(j) == Some(&value) {
-            2 * j + 1
-        } else {
-            2 * j
+    fn lookup(&self, value: i64, regions: &mut Regions) -> u32 {
+        let cached = regions.0.get(usize::from(self.slot.0)).copied();
+        let region = match cached {
+            Some(r) if r != NONE => r as usize,
+            _ => {
+                let j = self.bounds.partition_point(|b| *b < value);
+                let r = if self.bounds.get(j) == Some(&value) {
+                    2 * j + 1
+                } else {
+                    2 * j
+                };
+                if let Some(slot) = regions.0.get_mut(usize::from(self.slot.0)) {
+                    *slot = u32::try_from(r).unwrap_or(NONE);
+                }
+                r
+            }
         };
         self.best.get(region).copied().unwrap_or(NONE)
+    }
+}
+
+/// The region of each slot's value among the cell's constants, found by the first list
+/// that searches it (deny) and reused by the next (allow): one search per argument.
+pub(crate) struct Regions([u32; SLOTS]);
+
+impl Regions {
+    #[inline]
+    pub(crate) fn new() -> Regions {
+        Regions([NONE; SLOTS])
     }
 }
 
@@ -143,7 +164,23 @@ fn threshold(entry: &Entry) -> Option<(Slot, CmpOp, i64)> {
     }
 }
 
-fn index_list(entries: &[Entry]) -> Option<ListIndex> {
+/// Per slot, the sorted distinct constants of the threshold entries of `lists`.
+fn slot_bounds(lists: &[&[Entry]]) -> Vec<(Slot, Vec<i64>)> {
+    let mut out: Vec<(Slot, Vec<i64>)> = Vec::new();
+    for (slot, _, value) in lists.iter().flat_map(|l| l.iter()).filter_map(threshold) {
+        match out.iter_mut().find(|(s, _)| *s == slot) {
+            Some((_, bounds)) => bounds.push(value),
+            None => out.push((slot, vec![value])),
+        }
+    }
+    for (_, bounds) in &mut out {
+        bounds.sort_unstable();
+        bounds.dedup();
+    }
+    out
+}
+
+fn index_list(entries: &[Entry], bounds: &[(Slot, Vec<i64>)]) -> Option<ListIndex> {
     let thresholds = entries.iter().filter_map(threshold).count();
     if thresholds < MIN_INDEXED {
         return None;
@@ -163,7 +200,14 @@ fn index_list(entries: &[Entry]) -> Option<ListIndex> {
     Some(ListIndex {
         groups: by_slot
             .iter()
-            .map(|(slot, group)| SlotGroup::new(*slot, group))
+            .map(|(slot, group)| {
+                let b = bounds
+                    .iter()
+                    .find(|(s, _)| s == slot)
+                    .map(|(_, b)| b.clone())
+                    .unwrap_or_default();
+                SlotGroup::new(*slot, group, b)
+            })
             .collect(),
         rest,
     })
@@ -175,9 +219,10 @@ pub(crate) fn build(data: &TableData) -> Vec<CellIndex> {
 }
 
 fn index_cell(cell: &Cell) -> CellIndex {
+    let bounds = slot_bounds(&[&cell.deny, &cell.allow]);
     CellIndex {
-        deny: index_list(&cell.deny),
-        allow: index_list(&cell.allow),
+        deny: index_list(&cell.deny, &bounds),
+        allow: index_list(&cell.allow, &bounds),
     }
 }
 
@@ -199,12 +244,13 @@ impl ListIndex {
         entries: &[Entry],
         request: &Request,
         missing_matches: bool,
+        regions: &mut Regions,
     ) -> First {
         let mut best = NONE;
         let mut best_missing = None;
         for g in &self.groups {
             let (pos, missing) = match request.value(g.slot) {
-                Some(v) => (g.lookup(v), None),
+                Some(v) => (g.lookup(v, regions), None),
                 None if missing_matches => (g.first, Some(g.slot)),
                 None => (NONE, None),
             };
