@@ -395,6 +395,10 @@ impl PyEngine {
                 .map(|s| seconds(py, "housekeeping", s))
                 .transpose()?,
             restore: restored,
+            // The runtime's default argument size limits (256 KiB per text or list,
+            // 4,096 list elements): an oversized argument is denied with reason
+            // `request`.
+            limits: Default::default(),
         };
         let engine = py
             .detach(|| Engine::new(table, config))

@@ -263,7 +263,8 @@ impl PySession {
                 let argument = match e {
                     RequestError::UnknownParam { param, .. }
                     | RequestError::WrongType { param, .. }
-                    | RequestError::UnboundSet { param, .. } => param.clone(),
+                    | RequestError::UnboundSet { param, .. }
+                    | RequestError::ArgumentTooLarge { param, .. } => param.clone(),
                     RequestError::UnknownResource(_) => "read".to_string(),
                     RequestError::UnknownSink(_) => "write".to_string(),
                     RequestError::UnknownKey(_) => "read".to_string(),

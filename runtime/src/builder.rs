@@ -7,6 +7,7 @@ use std::fmt;
 use crate::condition::{MAX_PARAMS, Slot};
 use crate::decision_table::DecisionTable;
 use crate::ids::{KeyId, ResourceId, SinkId};
+use crate::limits::{RequestLimits, SizeUnit};
 use crate::request::{Access, KeyBindings, KeyValue, Request, SessionView, UNKNOWN_TEXT_BASE};
 use crate::table::ValueType;
 
@@ -67,6 +68,14 @@ pub enum RequestError {
         param: String,
         set: String,
     },
+    /// The argument is larger than the [`RequestLimits`] allow: refused before any test
+    /// reads it.
+    ArgumentTooLarge {
+        param: String,
+        size: usize,
+        limit: usize,
+        unit: SizeUnit,
+    },
 }
 
 impl fmt::Display for RequestError {
@@ -98,6 +107,16 @@ impl fmt::Display for RequestError {
                 f,
                 "argument `{param}` is tested against set `{set}`, which is `from deploy` and was never bound (pass --sets FILE)"
             ),
+            RequestError::ArgumentTooLarge {
+                param,
+                size,
+                limit,
+                unit,
+            } => write!(
+                f,
+                "argument `{param}` is {size} {unit}, over the limit of {limit} {unit}; the call is refused without being tested (raise the argument limit, `--max-arg-bytes` / `--max-list-items`, if such arguments are expected)",
+                unit = unit.keyword()
+            ),
             RequestError::TooManyTexts => write!(
                 f,
                 "more than {MAX_PARAMS} distinct unknown texts in one request"
@@ -117,6 +136,7 @@ pub struct RequestBuilder<'a> {
     /// `UNKNOWN_TEXT_BASE + n`, so equal texts compare equal and none equals a constant.
     unknown_texts: [&'a str; MAX_PARAMS],
     unknown_count: usize,
+    limits: RequestLimits,
 }
 
 impl DecisionTable {
@@ -150,6 +170,7 @@ impl DecisionTable {
             request: Request::new(agent_id, tool_id),
             unknown_texts: [""; MAX_PARAMS],
             unknown_count: 0,
+            limits: RequestLimits::default(),
         })
     }
 }
@@ -166,7 +187,19 @@ impl<'a> RequestBuilder<'a> {
             request: Request::new(agent, tool),
             unknown_texts: [""; MAX_PARAMS],
             unknown_count: 0,
+            limits: RequestLimits::default(),
         }
+    }
+
+    /// Sets the size limits arguments are checked against (default
+    /// [`RequestLimits::default`]).
+    pub fn limits(mut self, limits: RequestLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    pub(crate) fn set_limits(&mut self, limits: RequestLimits) {
+        self.limits = limits;
     }
 
     /// Sets an argument, checking its name and type against the tool.
@@ -200,10 +233,12 @@ impl<'a> RequestBuilder<'a> {
             ) => v,
             (ValueType::Bool, ArgValue::Bool(b)) => i64::from(b),
             (ValueType::Text, ArgValue::Text(text)) => {
+                self.check_size(name, std::slice::from_ref(&text), false)?;
                 self.set_text_bits(index, name, std::slice::from_ref(&text))?;
                 self.intern_text(text)?
             }
             (ValueType::TextList, ArgValue::TextList(items)) => {
+                self.check_size(name, items, true)?;
                 self.set_text_bits(index, name, items)?;
                 i64::try_from(items.len()).unwrap_or(i64::MAX)
             }
@@ -218,6 +253,17 @@ impl<'a> RequestBuilder<'a> {
         };
         self.request.set(slot, encoded);
         Ok(())
+    }
+
+    fn check_size(&self, name: &str, items: &[&str], list: bool) -> Result<(), RequestError> {
+        self.limits
+            .check_arg(items, list)
+            .map_err(|(size, limit, unit)| RequestError::ArgumentTooLarge {
+                param: name.to_owned(),
+                size,
+                limit,
+                unit,
+            })
     }
 
     /// Runs the parameter's text tests over the elements: bit `b` when some element
@@ -238,7 +284,10 @@ impl<'a> RequestBuilder<'a> {
         {
             let (mut any, mut all) = (false, true);
             for item in items {
-                let passes = test.kind.holds(sets, item).ok_or_else(|| {
+                let holds = self
+                    .table
+                    .text_test_holds(self.request.tool, index, b, item);
+                let passes = holds.ok_or_else(|| {
                     let set = match &test.kind {
                         crate::TextTestKind::InSet(s) => sets
                             .get(*s as usize)

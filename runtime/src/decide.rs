@@ -2,6 +2,7 @@
 //! allocation, no hashing, no string comparison: array reads, integer compares and the
 //! condition bit stack.
 
+use crate::cell_index::{CellIndex, First, Regions};
 use crate::condition::Slot;
 use crate::decision::{Decision, Outcome, Routes, Why};
 use crate::decision_table::DecisionTable;
@@ -90,11 +91,19 @@ use crate::table::{Cell, Entry, TableData};
 /// assert_eq!(d.missing, Some(Slot(0)));
 /// ```
 pub fn decide(table: &DecisionTable, request: &Request) -> Decision {
-    decide_data(table.data(), request)
+    decide_data(table, request, true)
+}
+
+/// `decide` with every list scanned in order, ignoring the interval tables: the
+/// reference the indexed path is tested against.
+#[cfg(test)]
+pub(crate) fn decide_linear(table: &DecisionTable, request: &Request) -> Decision {
+    decide_data(table, request, false)
 }
 
 #[inline]
-fn decide_data(t: &TableData, request: &Request) -> Decision {
+fn decide_data(table: &DecisionTable, request: &Request, indexed: bool) -> Decision {
+    let t = table.data();
     let session = &request.session;
     if session.engine_suspended {
         return Decision::deny(Why::EngineSuspended);
@@ -123,7 +132,13 @@ fn decide_data(t: &TableData, request: &Request) -> Decision {
             return Decision::deny(Why::LimitExhausted { limit: i as u8 });
         }
     }
-    by_rules(t, cell, request)
+    let index = if indexed {
+        t.cell_position(request.agent, request.tool)
+            .and_then(|i| table.cell_index(i))
+    } else {
+        None
+    };
+    by_rules(t, cell, index, request)
 }
 
 enum Match {
@@ -163,14 +178,34 @@ fn by_rule(outcome: Outcome, entry: &Entry, missing: Option<Slot>) -> Decision {
     }
 }
 
+/// The entry an indexed list matched, as a decision; `None` when none did.
+fn indexed(outcome: Outcome, entries: &[Entry], first: First) -> Option<Decision> {
+    match first {
+        First::None => None,
+        First::At { pos, missing } => Some(match entries.get(pos) {
+            Some(entry) => by_rule(outcome, entry, missing),
+            None => Decision::deny(Why::Fault),
+        }),
+        First::Fault => Some(Decision::deny(Why::Fault)),
+    }
+}
+
 #[inline]
-fn by_rules(t: &TableData, cell: &Cell, request: &Request) -> Decision {
-    for entry in &cell.deny {
-        match test(entry, request) {
-            Match::Yes => return by_rule(Outcome::Deny, entry, None),
-            Match::Missing(slot) => return by_rule(Outcome::Deny, entry, Some(slot)),
-            Match::No => {}
-            Match::Fault => return Decision::deny(Why::Fault),
+fn by_rules(t: &TableData, cell: &Cell, index: Option<&CellIndex>, request: &Request) -> Decision {
+    let mut regions = Regions::new();
+    if let Some(ix) = index.and_then(|i| i.deny.as_ref()) {
+        let first = ix.first(&cell.deny, request, true, &mut regions);
+        if let Some(d) = indexed(Outcome::Deny, &cell.deny, first) {
+            return d;
+        }
+    } else {
+        for entry in &cell.deny {
+            match test(entry, request) {
+                Match::Yes => return by_rule(Outcome::Deny, entry, None),
+                Match::Missing(slot) => return by_rule(Outcome::Deny, entry, Some(slot)),
+                Match::No => {}
+                Match::Fault => return Decision::deny(Why::Fault),
+            }
         }
     }
     let mut escalation: Option<Decision> = None;
@@ -191,6 +226,11 @@ fn by_rules(t: &TableData, cell: &Cell, request: &Request) -> Decision {
     }
     if let Some(decision) = escalation {
         return decision;
+    }
+    if let Some(ix) = index.and_then(|i| i.allow.as_ref()) {
+        let first = ix.first(&cell.allow, request, false, &mut regions);
+        return indexed(Outcome::Allow, &cell.allow, first)
+            .unwrap_or_else(|| Decision::deny(Why::NoRuleMatched));
     }
     for entry in &cell.allow {
         match test(entry, request) {

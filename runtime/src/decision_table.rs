@@ -41,6 +41,11 @@ struct Lookup {
     /// For `tool * MAX_PARAMS + param`: the indices of that parameter's text tests in
     /// `TableData::text_tests`, in bit order.
     text_tests: Vec<Vec<u32>>,
+    /// For each of `TableData::text_tests`: its glob compiled (linear-time matching),
+    /// when it is a `matches` test.
+    globs: Vec<Option<crate::Glob>>,
+    /// Per cell (in `TableData::cells` order): interval tables of its threshold rules.
+    cells: Vec<crate::cell_index::CellIndex>,
 }
 
 fn index<'a, I: Copy>(
@@ -66,12 +71,20 @@ impl DecisionTable {
             routes: index(data.routes.iter().map(|r| &r.name), RouteId),
             texts: index(data.texts.iter(), TextId),
             text_tests: text_test_index(&data),
+            globs: compile_globs(&data)?,
+            cells: crate::cell_index::build(&data),
         };
         Ok(DecisionTable { data, lookup })
     }
 
     pub fn data(&self) -> &TableData {
         &self.data
+    }
+
+    /// The interval tables of cell `i` (as [`TableData::cells`] orders them).
+    #[inline]
+    pub(crate) fn cell_index(&self, i: usize) -> Option<&crate::cell_index::CellIndex> {
+        self.lookup.cells.get(i)
     }
 
     pub fn into_data(self) -> TableData {
@@ -117,6 +130,22 @@ impl DecisionTable {
     }
 }
 
+/// Every `matches` test's glob, compiled once here so no request pays for it.
+fn compile_globs(data: &TableData) -> Result<Vec<Option<crate::Glob>>, InvalidTable> {
+    data.text_tests
+        .iter()
+        .enumerate()
+        .map(|(i, test)| match &test.kind {
+            crate::TextTestKind::Matches(p) => {
+                crate::Glob::new(p).map(Some).map_err(|e| InvalidTable {
+                    reason: format!("text test #{i} has a malformed pattern: {e}"),
+                })
+            }
+            _ => Ok(None),
+        })
+        .collect()
+}
+
 fn text_test_index(data: &TableData) -> Vec<Vec<u32>> {
     let mut out = vec![Vec::new(); data.tools.len() * crate::MAX_PARAMS];
     for (i, test) in data.text_tests.iter().enumerate() {
@@ -142,6 +171,28 @@ impl DecisionTable {
         };
         ids.iter()
             .filter_map(|i| self.data.text_tests.get(*i as usize))
+    }
+
+    /// Whether `text` passes text test `test` of a tool parameter (as
+    /// [`crate::TextTestKind::holds`], with globs matched by their compiled automaton);
+    /// `None` when it reads a set that is not bound.
+    pub(crate) fn text_test_holds(
+        &self,
+        tool: ToolId,
+        param: usize,
+        bit: usize,
+        text: &str,
+    ) -> Option<bool> {
+        let index = *self
+            .lookup
+            .text_tests
+            .get(tool.index() * crate::MAX_PARAMS + param)?
+            .get(bit)? as usize;
+        let test = self.data.text_tests.get(index)?;
+        match (&test.kind, self.lookup.globs.get(index)) {
+            (crate::TextTestKind::Matches(_), Some(Some(glob))) => Some(glob.matches(text)),
+            (kind, _) => kind.holds(&self.data.sets, text),
+        }
     }
 
     /// The deploy-time sets that are not bound yet.

@@ -43,6 +43,7 @@
 
 pub mod audit;
 mod builder;
+mod cell_index;
 mod condition;
 mod decide;
 mod decision;
@@ -54,6 +55,7 @@ mod glob;
 mod hash;
 mod ids;
 mod interner;
+mod limits;
 mod request;
 mod retention;
 mod table;
@@ -71,12 +73,15 @@ pub use decision::{Decision, Explanation, MAX_ROUTES, Outcome, Routes, Stage, Wh
 pub use decision_table::DecisionTable;
 pub use encoding::{LoadError, MAGIC};
 pub use engine::{Call, CallResult, Engine, EngineConfig, SessionOptions, Verdict};
-pub use glob::{GlobError, GlobToken, glob_match, glob_tokens};
+pub use glob::{Glob, GlobError, GlobToken, glob_match, glob_tokens};
 pub use hash::{ContentHash, ParseHashError, policy_relative_paths, source_hash};
 pub use ids::{
     AgentId, FileIndex, KeyId, ResourceId, RouteId, RuleIndex, SinkId, TextId, TierId, ToolId,
 };
 pub use interner::KeyValueInterner;
+pub use limits::{
+    DEFAULT_ARG_BYTES, DEFAULT_LIST_ITEMS, DEFAULT_REQUEST_BYTES, RequestLimits, SizeUnit,
+};
 pub use request::{
     Access, KeyBindings, KeyValue, MAX_KEYS, MAX_LIMITS, Request, SessionView, UNKNOWN_TEXT_BASE,
 };

@@ -114,16 +114,17 @@ impl TableData {
     /// The cell of an (agent, tool) pair, if both ids are in range.
     #[inline]
     pub fn cell(&self, agent: AgentId, tool: ToolId) -> Option<&Cell> {
+        self.cells.get(self.cell_position(agent, tool)?)
+    }
+
+    /// The position in `cells` of an (agent, tool) pair's cell, if the tool is in range.
+    #[inline]
+    pub(crate) fn cell_position(&self, agent: AgentId, tool: ToolId) -> Option<usize> {
         let tools = self.tools.len();
         if tool.index() >= tools {
             return None;
         }
-        self.cells.get(
-            agent
-                .index()
-                .checked_mul(tools)?
-                .checked_add(tool.index())?,
-        )
+        agent.index().checked_mul(tools)?.checked_add(tool.index())
     }
 }
 

@@ -75,6 +75,9 @@ pub struct Limits {
     pub console_idle: Duration,
     /// ...and this long after its login in any case.
     pub console_lifetime: Duration,
+    /// The engine's limits on each call's arguments (inside the body limit, which
+    /// binds first when it is smaller).
+    pub args: agentpolicy_runtime::RequestLimits,
 }
 
 impl Default for Limits {
@@ -85,6 +88,7 @@ impl Default for Limits {
             max_sessions: 100_000,
             console_idle: Duration::from_secs(30 * 60),
             console_lifetime: Duration::from_secs(12 * 60 * 60),
+            args: agentpolicy_runtime::RequestLimits::default(),
         }
     }
 }
@@ -406,6 +410,7 @@ impl Service {
                 notify: Some(notify),
                 housekeeping: Some(housekeeping),
                 restore,
+                limits: limits.args,
                 ..EngineConfig::default()
             },
         )

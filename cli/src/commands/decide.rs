@@ -12,6 +12,7 @@ use agentpolicy_runtime::wire::{decision_json, load_table, request as request_js
 use agentpolicy_runtime::{Decision, DecisionTable, KeyValueInterner, Mode, decide};
 
 use super::EXIT_USAGE;
+use super::limits::read_bounded;
 use super::output::Format;
 
 #[derive(Debug, clap::Args)]
@@ -26,6 +27,8 @@ pub struct DecideArgs {
     /// Members of the policy's `from deploy` sets: a JSON object `{"SET": ["a", ...]}`.
     #[arg(long, value_name = "FILE")]
     pub sets: Option<PathBuf>,
+    #[command(flatten)]
+    pub limits: super::limits::LimitArgs,
 }
 
 pub fn run(args: DecideArgs) -> u8 {
@@ -43,19 +46,26 @@ fn decide_files(args: &DecideArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot read `{}`: {e}", args.table.display()))?;
     let table = load_table(&bytes).map_err(|e| format!("`{}`: {e}", args.table.display()))?;
     let table = super::table_input::with_sets(table, args.sets.as_deref())?;
+    let limits = args.limits.limits();
     let text = if args.request.as_os_str() == "-" {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
-            .map_err(|e| format!("cannot read the request from standard input: {e}"))?;
-        text
+        read_bounded(
+            std::io::stdin().lock(),
+            limits.request_bytes,
+            "the request on standard input",
+        )?
     } else {
-        std::fs::read_to_string(&args.request)
-            .map_err(|e| format!("cannot read `{}`: {e}", args.request.display()))?
+        let file = std::fs::File::open(&args.request)
+            .map_err(|e| format!("cannot read `{}`: {e}", args.request.display()))?;
+        read_bounded(
+            file,
+            limits.request_bytes,
+            &format!("the request `{}`", args.request.display()),
+        )?
     };
-    let json =
-        request_json::parse(&text).map_err(|e| format!("`{}`: {e}", args.request.display()))?;
+    let json = request_json::parse_limited(&text, &limits)
+        .map_err(|e| format!("`{}`: {e}", args.request.display()))?;
     let mut values = KeyValueInterner::default();
-    let request = request_json::to_request(&table, &json, &mut values)
+    let request = request_json::to_request_limited(&table, &json, &mut values, &limits)
         .map_err(|e| format!("`{}`: {e}", args.request.display()))?;
     let decision = decide(&table, &request);
     let shadow = table

@@ -13,6 +13,7 @@ mod decide;
 mod diff;
 mod explain;
 mod fmt;
+mod limits;
 mod load;
 mod matrix;
 mod mcp;

@@ -37,6 +37,8 @@ pub struct ReplayArgs {
     /// The audit log's first record names each set's hash.
     #[arg(long, value_name = "FILE")]
     pub sets: Option<PathBuf>,
+    #[command(flatten)]
+    pub limits: super::limits::LimitArgs,
 }
 
 pub fn run(args: ReplayArgs) -> u8 {
@@ -68,6 +70,7 @@ fn run_trace(args: &ReplayArgs, table: DecisionTable) -> Result<u8, String> {
             .kill_file
             .clone()
             .or_else(|| std::env::var_os("AGENTPOLICY_KILL_FILE").map(PathBuf::from)),
+        limits: args.limits.limits(),
     };
     let replayed = replay(table, &trace_name, &text, &options)?;
     let (table, entries, summary, head) = (

@@ -70,6 +70,8 @@ pub struct ServeArgs {
     /// The largest request body accepted, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
     pub body_limit: usize,
+    #[command(flatten)]
+    pub arg_limits: super::limits::ArgLimitArgs,
     /// When the audit log acknowledges a record: `fsync` (after it reached the disk,
     /// the default) or `os-buffered` (after `write`, fsynced every second: survives
     /// the process dying, not a power loss).
@@ -292,6 +294,7 @@ pub fn run(args: ServeArgs) -> u8 {
         limits: Limits {
             body_bytes: args.body_limit,
             max_sessions: args.max_sessions,
+            args: args.arg_limits.limits(),
             ..Limits::default()
         },
         housekeeping: Duration::from_secs(1),

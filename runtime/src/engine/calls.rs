@@ -224,7 +224,7 @@ impl Inner {
                 "the session's agent is not in the table".into(),
             ));
         };
-        let mut request = match build_request(table, session, call) {
+        let mut request = match build_request(table, session, call, self.limits) {
             Ok(r) => r,
             Err(Build::UnknownTool) => {
                 return Verdict {
@@ -512,9 +512,11 @@ pub(crate) fn build_request(
     table: &DecisionTable,
     session: &Session,
     call: &Call<'_>,
+    limits: crate::RequestLimits,
 ) -> Result<Request, Build> {
     let tool = table.tool_id(call.tool).ok_or(Build::UnknownTool)?;
     let mut b = RequestBuilder::for_ids(table, session.agent, tool);
+    b.set_limits(limits);
     for (name, value) in call.args {
         b.set_arg(name, *value)?;
     }

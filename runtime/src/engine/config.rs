@@ -157,6 +157,9 @@ pub struct EngineConfig {
     /// rebuilds its sessions, pending escalations, kill switches and breakers from them
     /// before it starts (see [`super::Restored`]). Empty: start with nothing.
     pub restore: Vec<crate::audit::Record>,
+    /// Size limits on a call's arguments: a larger one is denied with reason `request`
+    /// (and audited) before any test reads it.
+    pub limits: crate::RequestLimits,
 }
 
 impl Default for EngineConfig {
@@ -171,6 +174,7 @@ impl Default for EngineConfig {
             notify: None,
             housekeeping: None,
             restore: Vec::new(),
+            limits: crate::RequestLimits::default(),
         }
     }
 }
@@ -186,6 +190,7 @@ impl fmt::Debug for EngineConfig {
             .field("kill_file", &self.kill_file)
             .field("notify", &self.notify)
             .field("housekeeping", &self.housekeeping)
+            .field("limits", &self.limits)
             .finish()
     }
 }

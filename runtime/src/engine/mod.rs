@@ -49,7 +49,7 @@ pub use call::{Call, CallRef, CallResult, Internal, Labels, Reason, SessionId, V
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{BreakerSettings, EngineConfig, KillFile, Notify, Redact, RedactRule, Redaction};
 pub use escalation::{Escalation, Resolution, Resolved, Timeout, unattended};
-pub use records::MAX_REASONING_BYTES;
+pub use records::{MAX_AUDIT_ARG_BYTES, MAX_AUDIT_LIST_ITEMS, MAX_REASONING_BYTES};
 pub use restore::Restored;
 pub use session::{LimitUsage, SessionState};
 
@@ -192,6 +192,8 @@ pub(crate) struct Inner {
     pub breakers: BreakerSettings,
     pub kill_file: Option<KillFile>,
     pub notify: Option<Arc<dyn Notify>>,
+    /// Size limits on a call's arguments.
+    pub limits: crate::RequestLimits,
 }
 
 /// The embedded engine. `Send + Sync`: share it by reference or in an `Arc`.
@@ -268,6 +270,7 @@ impl Engine {
             notify,
             housekeeping,
             restore,
+            limits,
         } = config;
         let mut controls = HashMap::new();
         let agents: Vec<Arc<AgentControl>> = table
@@ -316,6 +319,7 @@ impl Engine {
             breakers,
             kill_file,
             notify,
+            limits,
         });
         let mut start = Record::new(RecordKind::Control, inner.clock.now_ms());
         start.table = Some(loaded.hash);

@@ -56,21 +56,77 @@ pub(crate) fn reasoning(redaction: &Redaction, call: &Call<'_>) -> Option<String
     }
 }
 
-/// The call's arguments, redacted.
+/// The longest text argument (or list element) an audit record keeps whole, in bytes.
+/// A longer one is kept as its first bytes (cut at a character boundary), how much was
+/// cut, its length and its SHA-256: `"<prefix>[... 3000 bytes cut; 4024 bytes,
+/// sha256:…]"`, so a record stays small whatever the agent passed and whoever holds the
+/// original can still match it. Redaction applies first: a masked, hashed or omitted
+/// argument is never kept even in part.
+pub const MAX_AUDIT_ARG_BYTES: usize = 1024;
+
+/// The most elements of a list argument an audit record keeps; the rest are replaced by
+/// one element `"[... N more elements cut; M elements, sha256:…]"` (the hash of the
+/// whole list as compact JSON).
+pub const MAX_AUDIT_LIST_ITEMS: usize = 64;
+
+/// A text as an audit record keeps it: whole up to [`MAX_AUDIT_ARG_BYTES`], else bounded.
+fn bounded_text(text: &str) -> Value {
+    if text.len() <= MAX_AUDIT_ARG_BYTES {
+        return Value::String(text.to_owned());
+    }
+    let mut end = MAX_AUDIT_ARG_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let kept = text.get(..end).unwrap_or_default();
+    Value::String(format!(
+        "{kept}[... {} bytes cut; {} bytes, {}]",
+        text.len() - end,
+        text.len(),
+        ContentHash::of(text.as_bytes())
+    ))
+}
+
+/// An argument as an audit record keeps it when no redaction rule names it: as
+/// [`render`], with long texts and lists bounded.
+fn bounded(value: &ArgValue<'_>) -> Value {
+    match *value {
+        ArgValue::Text(t) => bounded_text(t),
+        ArgValue::TextList(items) => {
+            let mut out: Vec<Value> = items
+                .iter()
+                .take(MAX_AUDIT_LIST_ITEMS)
+                .map(|t| bounded_text(t))
+                .collect();
+            if items.len() > MAX_AUDIT_LIST_ITEMS {
+                let whole = serde_json::to_string(items).unwrap_or_default();
+                out.push(Value::String(format!(
+                    "[... {} more elements cut; {} elements, {}]",
+                    items.len() - MAX_AUDIT_LIST_ITEMS,
+                    items.len(),
+                    ContentHash::of(whole.as_bytes())
+                )));
+            }
+            Value::Array(out)
+        }
+        _ => render(value),
+    }
+}
+
+/// The call's arguments, redacted, long ones bounded.
 pub(crate) fn args(redaction: &Redaction, call: &Call<'_>) -> Map<String, Value> {
     let mut out = Map::new();
     for (name, value) in call.args {
-        let rendered = render(value);
         match redaction.how(call.tool, name) {
             None => {
-                out.insert((*name).to_owned(), rendered);
+                out.insert((*name).to_owned(), bounded(value));
             }
             Some(Redact::Mask) => {
                 out.insert((*name).to_owned(), Value::String("[redacted]".into()));
             }
             Some(Redact::Hash) => {
-                let text = match &rendered {
-                    Value::String(s) => s.clone(),
+                let text = match render(value) {
+                    Value::String(s) => s,
                     other => other.to_string(),
                 };
                 out.insert(

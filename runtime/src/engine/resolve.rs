@@ -134,7 +134,7 @@ impl Inner {
             p.read.as_ref(),
             p.write.as_ref(),
             |call| {
-                let mut request = match build_request(table, session, call) {
+                let mut request = match build_request(table, session, call, self.limits) {
                     Ok(r) => r,
                     Err(Build::UnknownTool) => {
                         return Err("the tool is no longer in the table".to_owned());

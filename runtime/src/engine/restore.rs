@@ -408,7 +408,7 @@ fn absorb(
     out: &mut Restored,
 ) {
     let absorbed = with_call(tool, read, write, |call| {
-        match build_request(table, session, call) {
+        match build_request(table, session, call, crate::RequestLimits::default()) {
             Ok(request) => {
                 session.absorb_read(table, &request, call.read);
                 true

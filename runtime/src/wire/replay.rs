@@ -28,6 +28,9 @@ pub struct ReplayOptions {
     pub audit: Option<PathBuf>,
     /// Honour this kill file, read before every line.
     pub kill_file: Option<PathBuf>,
+    /// Size limits: on each trace line (`request_bytes`), and the engine's on each
+    /// call's arguments.
+    pub limits: crate::RequestLimits,
 }
 
 /// A trace replayed: the table that decided, each step, the summary, and the audit
@@ -41,12 +44,25 @@ pub struct Replayed {
 }
 
 /// The trace's steps with their line numbers; blank lines and `//` comments are skipped.
+/// A line longer than the default [`crate::RequestLimits::request_bytes`] is an error.
 pub fn parse_trace(trace_name: &str, text: &str) -> Result<Vec<(usize, Step)>, String> {
+    parse_trace_limited(trace_name, text, &crate::RequestLimits::default())
+}
+
+/// [`parse_trace`] with the line length limit of `limits`.
+pub fn parse_trace_limited(
+    trace_name: &str,
+    text: &str,
+    limits: &crate::RequestLimits,
+) -> Result<Vec<(usize, Step)>, String> {
     let mut steps = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() || line.trim_start().starts_with("//") {
             continue;
         }
+        limits
+            .check_request(line)
+            .map_err(|e| format!("{trace_name}:{}: {e}", i + 1))?;
         let step = trace::parse(line).map_err(|e| format!("{trace_name}:{}: {e}", i + 1))?;
         steps.push((i + 1, step));
     }
@@ -60,7 +76,7 @@ pub fn replay(
     text: &str,
     options: &ReplayOptions,
 ) -> Result<Replayed, String> {
-    let steps = parse_trace(trace_name, text)?;
+    let steps = parse_trace_limited(trace_name, text, &options.limits)?;
     let mut start = 0;
     for (line, step) in &steps {
         if let Some(at) = step.at()
@@ -88,6 +104,7 @@ pub fn replay(
         clock: clock.clone(),
         audit,
         kill_file,
+        limits: options.limits,
         ..EngineConfig::default()
     };
     let engine = Engine::new(table, config).map_err(|e| format!("cannot start the engine: {e}"))?;

@@ -70,20 +70,41 @@ pub struct SessionJson {
     pub tainted: bool,
 }
 
-/// Parses request JSON text.
+/// Parses request JSON text no longer than the default
+/// [`RequestLimits::request_bytes`](crate::RequestLimits).
 pub fn parse(text: &str) -> Result<RequestJson, String> {
+    parse_limited(text, &crate::RequestLimits::default())
+}
+
+/// Parses request JSON text, refusing text longer than `limits.request_bytes` before
+/// reading it.
+pub fn parse_limited(text: &str, limits: &crate::RequestLimits) -> Result<RequestJson, String> {
+    limits.check_request(text)?;
     serde_json::from_str(text).map_err(|e| format!("the request is not valid request JSON: {e}"))
 }
 
-/// Turns a parsed request into a runtime request for `table`.
+/// Turns a parsed request into a runtime request for `table`, with the default
+/// argument limits.
 pub fn to_request(
     table: &DecisionTable,
     json: &RequestJson,
     values: &mut KeyValueInterner,
 ) -> Result<Request, String> {
+    to_request_limited(table, json, values, &crate::RequestLimits::default())
+}
+
+/// [`to_request`] with the argument limits of `limits`: an argument over them is an
+/// error naming it and the limit.
+pub fn to_request_limited(
+    table: &DecisionTable,
+    json: &RequestJson,
+    values: &mut KeyValueInterner,
+    limits: &crate::RequestLimits,
+) -> Result<Request, String> {
     let mut builder = table
         .request(&json.agent, &json.tool)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?
+        .limits(*limits);
     let tool = table
         .tool_id(&json.tool)
         .and_then(|t| table.data().tools.get(t.index()))

@@ -102,3 +102,62 @@ fn decide_does_not_allocate() {
     assert!(outcomes.contains(&Outcome::Deny));
     assert_eq!(outcomes.len(), requests.len());
 }
+
+/// The interval tables of a cell with many threshold rules (deny and allow lists of 40)
+/// are read without allocating either.
+#[test]
+fn decide_on_an_indexed_cell_does_not_allocate() {
+    let mut rules = Vec::new();
+    for i in 0..40 {
+        rules.push(rule(
+            INTAKE,
+            RuleKind::Deny,
+            Some(WIRE_FUNDS),
+            None,
+            Some(vec![cmp(0, CmpOp::Eq, usd(5_000 + i))]),
+        ));
+        rules.push(rule(
+            INTAKE,
+            RuleKind::Allow,
+            Some(WIRE_FUNDS),
+            None,
+            Some(vec![cmp(0, CmpOp::Lt, usd(100 * (i + 1)))]),
+        ));
+    }
+    rules.push(rule(
+        INTAKE,
+        RuleKind::Deny,
+        Some(WIRE_FUNDS),
+        None,
+        Some(vec![
+            cmp(1, CmpOp::Eq, 1),
+            cmp(0, CmpOp::Gt, usd(1)),
+            Op::And,
+        ]),
+    ));
+    let table = table_with(rules);
+    let requests: Vec<Request> = [None, Some(usd(50)), Some(usd(5_010)), Some(usd(9_999))]
+        .into_iter()
+        .map(|amount| {
+            let b = table.request("intake", "wire_funds").unwrap();
+            match amount {
+                Some(a) => b.arg("amount", ArgValue::Money(a)).unwrap(),
+                None => b,
+            }
+            .arg("urgent", ArgValue::Bool(false))
+            .unwrap()
+            .build()
+        })
+        .collect();
+    let mut outcomes = Vec::with_capacity(requests.len());
+    let info = allocation_counter::measure(|| {
+        for r in &requests {
+            outcomes.push(decide(&table, std::hint::black_box(r)).outcome);
+        }
+    });
+    assert_eq!(info.count_total, 0, "decide allocated: {info:?}");
+    assert_eq!(
+        outcomes,
+        [Outcome::Deny, Outcome::Allow, Outcome::Deny, Outcome::Deny]
+    );
+}

@@ -29,6 +29,8 @@ mod lifecycle;
 #[cfg(test)]
 mod limits;
 #[cfg(test)]
+mod oversized;
+#[cfg(test)]
 mod restore;
 #[cfg(test)]
 mod sessions;
