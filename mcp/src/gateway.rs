@@ -59,6 +59,8 @@ pub struct Shared {
     pub agent: String,
     /// The queue folder for escalations, when one is configured.
     pub queue: Option<PathBuf>,
+    /// Decisions wait for `fsync` (see [`crate::GatewayConfig::decide_blocks`]).
+    pub decide_blocks: bool,
 }
 
 /// One client connection or MCP session.
@@ -198,7 +200,15 @@ impl Gateway {
             .or(Some(&context.meta.0.0));
         let mapped = self.shared.map.tools.get(&name);
         let engine = Arc::clone(&self.shared.engine);
-        let verdict = match decide(&engine, session, &name, mapped, &arguments, meta) {
+        let verdict = match decide(
+            &engine,
+            session,
+            &name,
+            mapped,
+            &arguments,
+            meta,
+            self.shared.decide_blocks,
+        ) {
             Ok(v) => v,
             Err(why) => {
                 let _ = engine.record_refusal(
@@ -403,6 +413,7 @@ fn decide(
     mapped: Option<&MappedTool>,
     arguments: &Map<String, Value>,
     meta: Option<&Map<String, Value>>,
+    blocks: bool,
 ) -> Result<Verdict, String> {
     let mut args: Vec<(&str, ArgValue<'_>)> = Vec::new();
     let lists: Vec<(&str, Vec<&str>)> = mapped
@@ -452,9 +463,11 @@ fn decide(
     call.reasoning = meta
         .and_then(|m| m.get(META_REASONING))
         .and_then(Value::as_str);
-    Ok(tokio::task::block_in_place(|| {
+    Ok(if blocks {
+        tokio::task::block_in_place(|| engine.decide(session, &call))
+    } else {
         engine.decide(session, &call)
-    }))
+    })
 }
 
 /// A call the policy refused, as an MCP tool error: the explanation (rule and why) as

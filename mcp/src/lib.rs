@@ -40,6 +40,10 @@ pub struct GatewayConfig {
     /// The policy agent the client acts as.
     pub agent: String,
     pub upstreams: Vec<UpstreamSpec>,
+    /// Whether a decision waits for the disk (an audit log with `fsync` durability):
+    /// then the engine is called off the async workers (`block_in_place`), otherwise
+    /// in place, which saves a worker hand-off on every call.
+    pub decide_blocks: bool,
     /// The queue folder for escalations (see [`escalation`]); `None`: escalations are
     /// answered by elicitation or by their route's timeout only.
     pub queue: Option<PathBuf>,
@@ -111,6 +115,7 @@ pub async fn start(
         tools,
         agent: config.agent,
         queue: config.queue,
+        decide_blocks: config.decide_blocks,
     }))
 }
 

@@ -303,6 +303,8 @@ fn gateway(args: GatewayArgs) -> u8 {
         agent: args.agent.unwrap_or_default(),
         upstreams,
         queue: args.queue,
+        decide_blocks: args.audit.is_some()
+            && args.durability.is_none_or(|d| d == AuditDurability::Fsync),
     };
     let code = runtime.block_on(async {
         let shared = match agentpolicy_mcp::start(Arc::clone(&engine), resolutions, config).await {
