@@ -6,10 +6,14 @@
 //! to allow) for Escalate, never for Deny. Results are reported to the engine (errors
 //! feed breakers, token counts when the upstream gives them).
 //!
-//! One gateway value serves one client connection, and that connection is one policy
-//! session, opened on `initialize` and closed when the connection ends.
+//! One gateway value serves one client connection (stdio) or one MCP session
+//! (`Mcp-Session-Id`, streamable HTTP), and that is one policy session, opened on
+//! `initialize` and closed when the connection or the MCP session ends (the value is
+//! dropped).
 
+use std::borrow::Cow;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -21,7 +25,7 @@ use agentpolicy_runtime::{ArgValue, DecisionTable, Outcome};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ElicitRequestParams,
     ElicitationAction, Implementation, InitializeRequestParams, InitializeResult, ListToolsResult,
-    MetaObject, PaginatedRequestParams, ServerCapabilities, Tool,
+    MetaObject, PaginatedRequestParams, ProtocolVersion, ServerCapabilities, Tool,
 };
 use rmcp::service::{ElicitationMode, RequestContext};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
@@ -55,22 +59,71 @@ pub struct Shared {
     pub agent: String,
     /// The queue folder for escalations, when one is configured.
     pub queue: Option<PathBuf>,
+    /// Decisions wait for `fsync` (see [`crate::GatewayConfig::decide_blocks`]).
+    pub decide_blocks: bool,
 }
 
-/// One client connection.
+/// One client connection or MCP session.
 #[derive(Debug, Clone)]
 pub struct Gateway {
     shared: Arc<Shared>,
-    session: Arc<Mutex<Option<SessionId>>>,
+    session: Arc<SessionSlot>,
     client: Arc<Mutex<String>>,
+    /// Served over streamable HTTP: only protocol versions with an `initialize` (and so
+    /// an MCP session) are offered, since a call without a session would have no
+    /// policy session to be decided in.
+    over_http: bool,
+}
+
+/// The policy session of one connection, closed when the last clone of its gateway is
+/// dropped (rmcp drops the handler when the connection or MCP session ends).
+#[derive(Debug)]
+struct SessionSlot {
+    engine: Arc<Engine>,
+    id: Mutex<Option<SessionId>>,
+    /// The count of live MCP sessions over HTTP, this one included.
+    live: Option<Arc<AtomicUsize>>,
+}
+
+impl Drop for SessionSlot {
+    fn drop(&mut self) {
+        if let Ok(Some(id)) = self.id.lock().map(|mut s| s.take()) {
+            let _ = self.engine.close_session(id);
+        }
+        if let Some(live) = &self.live {
+            live.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
 }
 
 impl Gateway {
+    /// The gateway for a stdio connection.
     pub fn new(shared: Arc<Shared>) -> Gateway {
         Gateway {
+            session: Arc::new(SessionSlot {
+                engine: Arc::clone(&shared.engine),
+                id: Mutex::new(None),
+                live: None,
+            }),
             shared,
-            session: Arc::new(Mutex::new(None)),
             client: Arc::new(Mutex::new("mcp-client".to_owned())),
+            over_http: false,
+        }
+    }
+
+    /// The gateway for one MCP session over streamable HTTP, counted in `live` while
+    /// it lives.
+    pub fn for_http(shared: Arc<Shared>, live: Arc<AtomicUsize>) -> Gateway {
+        live.fetch_add(1, Ordering::SeqCst);
+        Gateway {
+            session: Arc::new(SessionSlot {
+                engine: Arc::clone(&shared.engine),
+                id: Mutex::new(None),
+                live: Some(live),
+            }),
+            shared,
+            client: Arc::new(Mutex::new("mcp-client".to_owned())),
+            over_http: true,
         }
     }
 
@@ -78,6 +131,7 @@ impl Gateway {
     fn session(&self) -> Result<SessionId, String> {
         let mut slot = self
             .session
+            .id
             .lock()
             .map_err(|_| "the session lock is poisoned".to_owned())?;
         if let Some(id) = *slot {
@@ -110,7 +164,7 @@ impl Gateway {
 
     /// Closes the connection's session (its pending escalations are rejected).
     pub fn close(&self) {
-        if let Ok(Some(id)) = self.session.lock().map(|s| *s) {
+        if let Ok(Some(id)) = self.session.id.lock().map(|mut s| s.take()) {
             let _ = self.shared.engine.close_session(id);
         }
     }
@@ -146,7 +200,15 @@ impl Gateway {
             .or(Some(&context.meta.0.0));
         let mapped = self.shared.map.tools.get(&name);
         let engine = Arc::clone(&self.shared.engine);
-        let verdict = match decide(&engine, session, &name, mapped, &arguments, meta) {
+        let verdict = match decide(
+            &engine,
+            session,
+            &name,
+            mapped,
+            &arguments,
+            meta,
+            self.shared.decide_blocks,
+        ) {
             Ok(v) => v,
             Err(why) => {
                 let _ = engine.record_refusal(
@@ -351,6 +413,7 @@ fn decide(
     mapped: Option<&MappedTool>,
     arguments: &Map<String, Value>,
     meta: Option<&Map<String, Value>>,
+    blocks: bool,
 ) -> Result<Verdict, String> {
     let mut args: Vec<(&str, ArgValue<'_>)> = Vec::new();
     let lists: Vec<(&str, Vec<&str>)> = mapped
@@ -400,9 +463,11 @@ fn decide(
     call.reasoning = meta
         .and_then(|m| m.get(META_REASONING))
         .and_then(Value::as_str);
-    Ok(tokio::task::block_in_place(|| {
+    Ok(if blocks {
+        tokio::task::block_in_place(|| engine.decide(session, &call))
+    } else {
         engine.decide(session, &call)
-    }))
+    })
 }
 
 /// A call the policy refused, as an MCP tool error: the explanation (rule and why) as
@@ -451,6 +516,16 @@ fn refused(text: &str, decision: Option<Value>) -> CallToolResult {
 }
 
 impl ServerHandler for Gateway {
+    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+        if self.over_http {
+            Cow::Borrowed(ProtocolVersion::known_up_to(
+                &ProtocolVersion::LATEST_WITH_INITIALIZE,
+            ))
+        } else {
+            Cow::Borrowed(ProtocolVersion::KNOWN_VERSIONS)
+        }
+    }
+
     fn get_info(&self) -> InitializeResult {
         InitializeResult::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new(

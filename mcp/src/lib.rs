@@ -1,20 +1,24 @@
 //! `agentpolicy mcp`: a Model Context Protocol gateway. It speaks MCP to its client
-//! over stdio (through rmcp, the official Rust SDK), fronts one or more upstream MCP
-//! servers (stdio child processes), and decides every `tools/call` with the
-//! agentpolicy engine in the connection's policy session before anything reaches an
-//! upstream (`docs/mcp.md`).
+//! over stdio or streamable HTTP (through rmcp, the official Rust SDK), fronts one or
+//! more upstream MCP servers (stdio child processes or streamable HTTP endpoints), and
+//! decides every `tools/call` with the agentpolicy engine in the connection's (or MCP
+//! session's) policy session before anything reaches an upstream (`docs/mcp.md`).
 //!
 //! Modules: `mapping` (MCP names and JSON schemas ↔ policy tools and parameters,
-//! checked at start-up), `upstream` (starting and calling upstreams), `gateway` (the
-//! MCP server: list, decide, forward, report), `escalation` (elicitation, the queue
-//! folder, timeouts), `init` (a starting policy from a server's tools). It links the
+//! checked at start-up), `upstream` (reaching and calling upstreams), `gateway` (the
+//! MCP server: list, decide, forward, report), `stdio` (the client's stdio channel,
+//! with JSON-RPC parse errors), `http` (the client side over streamable HTTP: bearer
+//! token, limits, one policy session per MCP session), `escalation` (elicitation, the
+//! queue folder, timeouts), `init` (a starting policy from a server's tools). It links the
 //! runtime only: no compiler, no solver (a tidy test checks it). It prints nothing; the
 //! command line reports errors.
 
 pub mod escalation;
 pub mod gateway;
+pub mod http;
 pub mod init;
 pub mod mapping;
+pub mod stdio;
 pub mod upstream;
 
 use std::path::PathBuf;
@@ -26,7 +30,7 @@ use rmcp::model::Tool;
 
 pub use escalation::Resolutions;
 pub use gateway::{Gateway, Shared};
-pub use upstream::{Upstream, UpstreamSpec, parse_upstreams};
+pub use upstream::{Endpoint, Secret, Upstream, UpstreamSpec, parse_upstreams};
 
 use mapping::OfferedTool;
 
@@ -36,6 +40,10 @@ pub struct GatewayConfig {
     /// The policy agent the client acts as.
     pub agent: String,
     pub upstreams: Vec<UpstreamSpec>,
+    /// Whether a decision waits for the disk (an audit log with `fsync` durability):
+    /// then the engine is called off the async workers (`block_in_place`), otherwise
+    /// in place, which saves a worker hand-off on every call.
+    pub decide_blocks: bool,
     /// The queue folder for escalations (see [`escalation`]); `None`: escalations are
     /// answered by elicitation or by their route's timeout only.
     pub queue: Option<PathBuf>,
@@ -107,6 +115,7 @@ pub async fn start(
         tools,
         agent: config.agent,
         queue: config.queue,
+        decide_blocks: config.decide_blocks,
     }))
 }
 
@@ -115,7 +124,7 @@ pub async fn serve_stdio(shared: Arc<Shared>) -> Result<(), String> {
     let gateway = Gateway::new(shared);
     let service = gateway
         .clone()
-        .serve(rmcp::transport::stdio())
+        .serve(stdio::ClientStdio::new())
         .await
         .map_err(|e| format!("the MCP client's handshake failed: {e}"))?;
     let ended = service.waiting().await;

@@ -2,6 +2,10 @@
 
 Every tool that does something appends a line to the file named by NOTES_LOG, so a test
 can tell whether a call reached the server at all.
+
+Over stdio by default; `--http PORT [--token-file FILE]` serves streamable HTTP on
+127.0.0.1:PORT at /mcp instead, refusing requests without `Authorization: Bearer TOKEN`
+when a token file is given.
 """
 
 import os
@@ -69,5 +73,31 @@ def admin_reset() -> str:
     return "reset"
 
 
+def serve_http(port, token_file):
+    import uvicorn
+
+    app = server.streamable_http_app()
+    if token_file:
+        with open(token_file, encoding="utf-8") as f:
+            expected = ("Bearer " + f.readline().strip()).encode()
+        inner = app
+
+        async def app(scope, receive, send):
+            if scope["type"] == "http" and dict(scope["headers"]).get(b"authorization") != expected:
+                did("refused: no or wrong bearer token")
+                await send({"type": "http.response.start", "status": 401, "headers": [(b"content-type", b"text/plain")]})
+                await send({"type": "http.response.body", "body": b"unauthorized"})
+                return
+            await inner(scope, receive, send)
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
 if __name__ == "__main__":
-    server.run()
+    if "--http" in sys.argv:
+        args = sys.argv[1:]
+        port = int(args[args.index("--http") + 1])
+        token_file = args[args.index("--token-file") + 1] if "--token-file" in args else None
+        serve_http(port, token_file)
+    else:
+        server.run()

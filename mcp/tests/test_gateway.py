@@ -274,9 +274,15 @@ def test_malformed_client_messages_get_errors_and_the_session_goes_on(notes):
         send({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": "not an object"})
         bad = receive()
         assert "error" in bad and bad["error"]["code"] in (-32600, -32602), bad
-        # A message that is not JSON at all is dropped (rmcp answers nothing to bytes it
-        # cannot parse); the session goes on.
+        assert bad["id"] == 2
+        # A line that is not JSON at all gets a JSON-RPC parse error (id null); the
+        # session goes on.
         send("this is not json")
+        garbage = receive()
+        assert garbage["error"]["code"] == -32700 and garbage["id"] is None, garbage
+        # JSON that is no message at all: an invalid request.
+        send([1, 2, 3])
+        assert receive()["error"]["code"] == -32600
         send({"jsonrpc": "2.0", "id": 3, "method": "tools/list"})
         listed = receive()
         assert listed["id"] == 3 and "read_note" in [t["name"] for t in listed["result"]["tools"]]

@@ -1,5 +1,6 @@
 //! `agentpolicy mcp (--policy DIR | --table TABLE) --agent NAME [--audit LOG] [--queue
-//! DIR] -- UPSTREAM...`: the MCP gateway (`agentpolicy-mcp`, `docs/mcp.md`) over stdio;
+//! DIR] [--listen ADDR --token-file FILE] -- UPSTREAM...`: the MCP gateway
+//! (`agentpolicy-mcp`, `docs/mcp.md`) over stdio, or streamable HTTP with `--listen`;
 //! `agentpolicy mcp init -- UPSTREAM...`: a starting policy from a server's tools;
 //! `agentpolicy mcp resolve QUEUE CALL approve|reject --by NAME`: an operator's answer
 //! to an escalated call waiting in a gateway's queue folder. This module reads the
@@ -9,11 +10,14 @@
 //! Exit 0 when the client disconnected; 1 when the policy has errors or the upstreams'
 //! tools do not fit it; 2 on usage or IO errors (an upstream that cannot start).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use agentpolicy_mcp::escalation::{QueueAnswer, write_answer};
-use agentpolicy_mcp::{GatewayConfig, Resolutions, parse_upstreams};
+use agentpolicy_mcp::http::HttpConfig;
+use agentpolicy_mcp::upstream::{add_header, set_bearer};
+use agentpolicy_mcp::{GatewayConfig, Resolutions, Secret, UpstreamSpec, parse_upstreams};
 use agentpolicy_runtime::audit::{AuditLog, Durability, read_records};
 use agentpolicy_runtime::engine::{Engine, EngineConfig, Resolution, SystemClock};
 
@@ -65,8 +69,31 @@ pub struct GatewayArgs {
     /// `agentpolicy mcp resolve` answers it or its route times out.
     #[arg(long, value_name = "DIR")]
     pub queue: Option<PathBuf>,
-    /// The upstream MCP servers: `[NAME=]COMMAND ARG...`, several separated by `--`
-    /// (then each named; their tools are namespaced `NAME__TOOL`).
+    /// Serve the MCP client over streamable HTTP at `http://ADDR/mcp` instead of stdio
+    /// (`PORT` alone means 127.0.0.1:PORT; port 0 picks a free one). Needs --token-file.
+    #[arg(long, value_name = "ADDR", requires = "token_file")]
+    pub listen: Option<String>,
+    /// The bearer token HTTP clients must send (`Authorization: Bearer TOKEN`): the
+    /// file's first line, at least 16 characters.
+    #[arg(long, value_name = "FILE", requires = "listen")]
+    pub token_file: Option<PathBuf>,
+    /// The largest HTTP request body accepted (413 past it).
+    #[arg(long, value_name = "BYTES", requires = "listen", default_value_t = agentpolicy_mcp::http::DEFAULT_MAX_BODY_BYTES)]
+    pub max_body: usize,
+    /// The most MCP sessions open at once over HTTP.
+    #[arg(long, value_name = "N", requires = "listen", default_value_t = agentpolicy_mcp::http::DEFAULT_MAX_SESSIONS)]
+    pub max_sessions: usize,
+    /// A header for an HTTP upstream, `[UPSTREAM=]NAME: VALUE`; `${VAR}` in the value is
+    /// read from the environment (keep secrets off the command line). Repeatable.
+    #[arg(long, value_name = "HEADER")]
+    pub upstream_header: Vec<String>,
+    /// The bearer token for an HTTP upstream, `[UPSTREAM=]FILE`: the file's first line
+    /// is sent as `Authorization: Bearer TOKEN`. Repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub upstream_bearer_file: Vec<String>,
+    /// The upstream MCP servers: `[NAME=]COMMAND ARG...` or `[NAME=]URL` (streamable
+    /// HTTP), several separated by `--` (then each named; their tools are namespaced
+    /// `NAME__TOOL`).
     #[arg(last = true, value_name = "UPSTREAM")]
     pub upstream: Vec<String>,
 }
@@ -76,7 +103,14 @@ pub struct InitArgs {
     /// Write the policy here instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// The MCP server(s): `[NAME=]COMMAND ARG...`, several separated by `--`.
+    /// A header for an HTTP upstream, as for the gateway. Repeatable.
+    #[arg(long, value_name = "HEADER")]
+    pub upstream_header: Vec<String>,
+    /// The bearer token for an HTTP upstream, as for the gateway. Repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub upstream_bearer_file: Vec<String>,
+    /// The MCP server(s): `[NAME=]COMMAND ARG...` or `[NAME=]URL`, several separated by
+    /// `--`.
     #[arg(last = true, required = true, value_name = "UPSTREAM")]
     pub upstream: Vec<String>,
 }
@@ -121,8 +155,59 @@ fn runtime() -> Result<tokio::runtime::Runtime, u8> {
         })
 }
 
+/// The upstreams with their headers and bearer tokens; `Err` is printed.
+fn upstreams(
+    words: &[String],
+    headers: &[String],
+    bearer_files: &[String],
+) -> Result<Vec<UpstreamSpec>, String> {
+    let mut specs = parse_upstreams(words)?;
+    for text in headers {
+        add_header(&mut specs, text, |var| std::env::var(var).ok())
+            .map_err(|e| format!("--upstream-header {e}"))?;
+    }
+    for text in bearer_files {
+        let (target, file) = match text.split_once('=') {
+            Some((name, file)) if !name.contains('/') => (Some(name), file),
+            _ => (None, text.as_str()),
+        };
+        let token = read_token(std::path::Path::new(file))
+            .map_err(|e| format!("--upstream-bearer-file `{text}`: {e}"))?;
+        set_bearer(&mut specs, target, Secret(token))
+            .map_err(|e| format!("--upstream-bearer-file `{text}`: {e}"))?;
+    }
+    Ok(specs)
+}
+
+/// A token file's first line, trimmed; empty is an error.
+fn read_token(path: &std::path::Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let token = text.lines().next().unwrap_or("").trim().to_owned();
+    if token.is_empty() {
+        return Err(format!(
+            "`{}` holds no token on its first line",
+            path.display()
+        ));
+    }
+    Ok(token)
+}
+
+/// `ADDR` or a bare `PORT` (then on 127.0.0.1).
+fn listen_address(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    text.parse()
+        .map_err(|_| format!("--listen `{text}`: expected IP:PORT (e.g. 127.0.0.1:8931) or a port"))
+}
+
 fn gateway(args: GatewayArgs) -> u8 {
-    let upstreams = match parse_upstreams(&args.upstream) {
+    let upstreams = match upstreams(
+        &args.upstream,
+        &args.upstream_header,
+        &args.upstream_bearer_file,
+    ) {
         Ok(u) => u,
         Err(e) => {
             eprintln!(
@@ -130,6 +215,23 @@ fn gateway(args: GatewayArgs) -> u8 {
             );
             return EXIT_USAGE;
         }
+    };
+    let http = match (&args.listen, &args.token_file) {
+        (Some(listen), Some(file)) => {
+            match listen_address(listen).and_then(|addr| Ok((addr, read_token(file)?))) {
+                Ok((listen, token)) => Some(HttpConfig {
+                    listen,
+                    token: Secret(token),
+                    max_body_bytes: args.max_body,
+                    max_sessions: args.max_sessions,
+                }),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return EXIT_USAGE;
+                }
+            }
+        }
+        _ => None,
     };
     let source = match (&args.table, &args.policy) {
         (Some(t), _) => t,
@@ -201,6 +303,8 @@ fn gateway(args: GatewayArgs) -> u8 {
         agent: args.agent.unwrap_or_default(),
         upstreams,
         queue: args.queue,
+        decide_blocks: args.audit.is_some()
+            && args.durability.is_none_or(|d| d == AuditDurability::Fsync),
     };
     let code = runtime.block_on(async {
         let shared = match agentpolicy_mcp::start(Arc::clone(&engine), resolutions, config).await {
@@ -214,7 +318,11 @@ fn gateway(args: GatewayArgs) -> u8 {
                 };
             }
         };
-        match agentpolicy_mcp::serve_stdio(shared).await {
+        let served = match http {
+            None => agentpolicy_mcp::serve_stdio(shared).await,
+            Some(config) => serve_http(shared, config).await,
+        };
+        match served {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -233,8 +341,34 @@ fn gateway(args: GatewayArgs) -> u8 {
     code
 }
 
+/// Listens, says where on stderr, and serves until SIGTERM or ctrl-c.
+async fn serve_http(
+    shared: Arc<agentpolicy_mcp::Shared>,
+    config: HttpConfig,
+) -> Result<(), String> {
+    let listener = agentpolicy_mcp::http::bind(config).await?;
+    let addr = listener.local_addr()?;
+    eprintln!(
+        "agentpolicy mcp: listening on http://{addr}{}",
+        agentpolicy_mcp::http::MCP_PATH
+    );
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot watch for SIGTERM: {e}"))?;
+    let stop = async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    };
+    listener.serve(shared, stop).await
+}
+
 fn init(args: InitArgs) -> u8 {
-    let specs = match parse_upstreams(&args.upstream) {
+    let specs = match upstreams(
+        &args.upstream,
+        &args.upstream_header,
+        &args.upstream_bearer_file,
+    ) {
         Ok(u) => u,
         Err(e) => {
             eprintln!("error: {e}");
