@@ -395,6 +395,7 @@ impl PyEngine {
                 .map(|s| seconds(py, "housekeeping", s))
                 .transpose()?,
             restore: restored,
+            state: None,
         };
         let engine = py
             .detach(|| Engine::new(table, config))

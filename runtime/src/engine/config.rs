@@ -157,6 +157,9 @@ pub struct EngineConfig {
     /// rebuilds its sessions, pending escalations, kill switches and breakers from them
     /// before it starts (see [`super::Restored`]). Empty: start with nothing.
     pub restore: Vec<crate::audit::Record>,
+    /// A state store shared with other engines (see [`super::StateStore`]); `None`:
+    /// the state lives in this engine only.
+    pub state: Option<Arc<dyn super::StateStore>>,
 }
 
 impl Default for EngineConfig {
@@ -171,6 +174,7 @@ impl Default for EngineConfig {
             notify: None,
             housekeeping: None,
             restore: Vec::new(),
+            state: None,
         }
     }
 }
@@ -186,6 +190,7 @@ impl fmt::Debug for EngineConfig {
             .field("kill_file", &self.kill_file)
             .field("notify", &self.notify)
             .field("housekeeping", &self.housekeeping)
+            .field("state", &self.state)
             .finish()
     }
 }
