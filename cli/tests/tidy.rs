@@ -71,6 +71,9 @@ fn library_crates_link_only_what_they_need() {
                 "clap",
                 "ariadne",
                 "tower-lsp-server",
+                // A shared state store is a trait here (`engine::StateStore`); its
+                // Redis client lives in the service (`server/src/redis_state.rs`).
+                "redis",
             ],
         ),
         ("agentpolicy", &["z3", "z3-sys", "clap", "tower-lsp-server"]),
@@ -203,6 +206,31 @@ fn library_crates_do_no_io() {
         }
     }
     assert!(found.is_empty(), "IO in a library crate: {found:#?}");
+}
+
+/// The runtime does IO only for the audit log and the kill file: no network. A state
+/// store shared by several engines is reached through `engine::StateStore`, which the
+/// service implements (ARCHITECTURE.md).
+#[test]
+fn the_runtime_does_no_network_io() {
+    const NET: &[&str] = &[
+        "std::net",
+        "TcpStream",
+        "UdpSocket",
+        "TcpListener",
+        "redis::",
+    ];
+    let mut found = Vec::new();
+    for file in rust_files(&repo_root().join("runtime/src")) {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            if let Some(net) = NET.iter().find(|net| code.contains(*net)) {
+                found.push(format!("{}:{}: `{net}`", file.display(), n + 1));
+            }
+        }
+    }
+    assert!(found.is_empty(), "network IO in the runtime: {found:#?}");
 }
 
 /// The dependency graph of the workspace, read without the network and without a warm

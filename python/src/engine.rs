@@ -399,6 +399,7 @@ impl PyEngine {
             // 4,096 list elements): an oversized argument is denied with reason
             // `request`.
             limits: Default::default(),
+            state: None,
         };
         let engine = py
             .detach(|| Engine::new(table, config))

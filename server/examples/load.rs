@@ -8,6 +8,9 @@
 //!   --url http://127.0.0.1:8181 --token TOKEN --clients 8 --seconds 10
 //! ```
 //!
+//! `--url` given several times (replicas sharing their state, `serve --state`) spreads
+//! the clients over them, client `i` on the `i % n`th.
+//!
 //! Each client opens a session (`POST /v1/sessions`, agent `research` of
 //! examples/law_firm unless `--agent`) and loops `POST /v1/sessions/{s}/decide` with
 //! `--call` (by default `search_case_law` at confidence 0.95, which the law firm
@@ -26,14 +29,15 @@ use std::net::TcpStream;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: load --url http://HOST:PORT --token TOKEN [--clients N] [--seconds S] \
+const USAGE: &str = "usage: load --url http://HOST:PORT [--url …] --token TOKEN [--clients N] [--seconds S] \
 [--agent NAME] [--call JSON] [--calls-per-session N]";
 
 /// What to run, from the command line.
 #[derive(Debug, Clone)]
 struct LoadConfig {
-    /// `host:port` of the service (plain HTTP only).
-    authority: String,
+    /// `host:port` of each replica of the service (plain HTTP only); client `i`
+    /// talks to replica `i % n`.
+    authorities: Vec<String>,
     token: String,
     clients: usize,
     duration: Duration,
@@ -43,7 +47,7 @@ struct LoadConfig {
 }
 
 fn parse_args(args: &[String]) -> Result<LoadConfig, String> {
-    let mut url = None;
+    let mut urls = Vec::new();
     let mut token = None;
     let mut clients = 1usize;
     let mut seconds = 10.0f64;
@@ -60,7 +64,7 @@ fn parse_args(args: &[String]) -> Result<LoadConfig, String> {
                 .ok_or_else(|| format!("{flag} needs a value"))
         };
         match flag.as_str() {
-            "--url" => url = Some(value()?),
+            "--url" => urls.push(value()?),
             "--token" => token = Some(value()?),
             "--clients" => {
                 clients = value()?
@@ -94,17 +98,23 @@ fn parse_args(args: &[String]) -> Result<LoadConfig, String> {
             other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
         }
     }
-    let url = url.ok_or_else(|| format!("--url is required\n{USAGE}"))?;
-    let authority = url
-        .strip_prefix("http://")
-        .ok_or("--url: only http:// is supported (run the service without TLS to measure it)")?
-        .trim_end_matches('/')
-        .to_owned();
-    if authority.is_empty() || authority.contains('/') {
-        return Err(format!("--url: expected http://HOST:PORT, got `{url}`"));
+    if urls.is_empty() {
+        return Err(format!("--url is required\n{USAGE}"));
+    }
+    let mut authorities = Vec::new();
+    for url in &urls {
+        let authority = url
+            .strip_prefix("http://")
+            .ok_or("--url: only http:// is supported (run the service without TLS to measure it)")?
+            .trim_end_matches('/')
+            .to_owned();
+        if authority.is_empty() || authority.contains('/') {
+            return Err(format!("--url: expected http://HOST:PORT, got `{url}`"));
+        }
+        authorities.push(authority);
     }
     Ok(LoadConfig {
-        authority,
+        authorities,
         token: token.ok_or_else(|| format!("--token is required\n{USAGE}"))?,
         clients,
         duration: Duration::from_secs_f64(seconds),
@@ -123,9 +133,9 @@ struct Connection {
 }
 
 impl Connection {
-    fn open(config: &LoadConfig) -> Result<Connection, String> {
-        let stream = TcpStream::connect(&config.authority)
-            .map_err(|e| format!("cannot connect to {}: {e}", config.authority))?;
+    fn open(config: &LoadConfig, authority: &str) -> Result<Connection, String> {
+        let stream = TcpStream::connect(authority)
+            .map_err(|e| format!("cannot connect to {authority}: {e}"))?;
         let _ = stream.set_nodelay(true);
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
@@ -134,7 +144,7 @@ impl Connection {
         Ok(Connection {
             reader: BufReader::new(stream),
             writer,
-            authority: config.authority.clone(),
+            authority: authority.to_owned(),
             token: config.token.clone(),
         })
     }
@@ -210,13 +220,13 @@ struct ClientRun {
     first_failure: Option<String>,
 }
 
-fn client(config: &LoadConfig, until: Instant) -> ClientRun {
+fn client(config: &LoadConfig, authority: &str, until: Instant) -> ClientRun {
     let mut run = ClientRun::default();
     let fail = |run: &mut ClientRun, why: String| {
         run.failures += 1;
         run.first_failure.get_or_insert(why);
     };
-    let mut conn = match Connection::open(config) {
+    let mut conn = match Connection::open(config, authority) {
         Ok(c) => c,
         Err(e) => {
             fail(&mut run, e);
@@ -276,7 +286,11 @@ fn main() -> ExitCode {
     let until = began + config.duration;
     let runs: Vec<ClientRun> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..config.clients)
-            .map(|_| scope.spawn(|| client(&config, until)))
+            .map(|i| {
+                let authority = &config.authorities[i % config.authorities.len()];
+                let config = &config;
+                scope.spawn(move || client(config, authority, until))
+            })
             .collect();
         handles
             .into_iter()

@@ -19,8 +19,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use agentpolicy_runtime::engine::{
-    Call, CallRef, CallResult, Engine, Labels, Reason, SessionId, SessionOptions, SessionState,
-    Verdict,
+    Call, CallRef, CallResult, Engine, EngineError, Internal, Labels, Reason, SessionId,
+    SessionOptions, SessionState, Verdict,
 };
 use agentpolicy_runtime::wire::decision_json;
 use agentpolicy_runtime::wire::request::{arg_or_list, number, text_lists};
@@ -135,22 +135,28 @@ impl App {
         }
     }
 
-    /// The session's state, for an agent token whose scope holds the session's agent.
-    /// A session that does not exist is a 403 too, so a token cannot probe for others'.
+    /// The session and its agent, for an agent token whose scope holds the session's
+    /// agent. A session that does not exist is a 403 too, so a token cannot probe for
+    /// others'. A shared state store that does not answer is a 503.
     pub(crate) fn own_session(
         &self,
         headers: &HeaderMap,
         what: &str,
         session: Result<Path<String>, PathRejection>,
-    ) -> Result<(Principal, SessionState), ApiError> {
+    ) -> Result<(Principal, Owned), ApiError> {
         let who = self.caller(headers, what, &[Role::Agent])?;
         let session = path(session)?;
         let id = parse_session(&session)?;
-        match self.engine.session(id) {
-            Ok(state) => {
-                self.for_agent(&who, what, &state.agent)?;
-                Ok((who, state))
+        match self.engine.session_agent(id) {
+            Ok(agent) => {
+                self.for_agent(&who, what, &agent)?;
+                Ok((who, Owned { id, agent }))
             }
+            Err(EngineError::Internal(e @ Internal::State(_))) => Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "state_unavailable",
+                e.to_string(),
+            )),
             Err(_) => Err(self.forbid(
                 &who,
                 what,
@@ -158,6 +164,13 @@ impl App {
             )),
         }
     }
+}
+
+/// A session a caller may act in: its id and its agent's name.
+#[derive(Debug, Clone)]
+pub(crate) struct Owned {
+    pub id: SessionId,
+    pub agent: String,
 }
 
 pub async fn open_session(
@@ -231,8 +244,12 @@ pub async fn session_state(
     headers: HeaderMap,
     session: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let (_, state) = app.own_session(&headers, "GET /v1/sessions/{session}", session)?;
-    Ok(Json(session_json(&state)))
+    let (_, owned) = app.own_session(&headers, "GET /v1/sessions/{session}", session)?;
+    let engine = Arc::clone(&app.engine);
+    blocking(&app, move || {
+        Ok(Json(session_json(&engine.session(owned.id)?)))
+    })
+    .await
 }
 
 pub async fn decide(

@@ -26,6 +26,7 @@ mod handlers;
 mod listen;
 mod metrics;
 mod operate;
+pub mod redis_state;
 mod reply;
 mod throttle;
 mod waiters;
@@ -47,6 +48,7 @@ use agentpolicy_runtime::engine::{Engine, EngineConfig, Notify};
 pub use auth::{Principal, Role, Scope, Tokens, hash_token};
 pub use listen::{ListenConfig, MAX_HEAD_BYTES, MAX_HEADERS, Tls, TlsError};
 use metrics::Metrics;
+pub use redis_state::{RedisSettings, RedisState};
 use reply::ApiError;
 use waiters::Waiters;
 use webhook::Notifier;
@@ -109,6 +111,9 @@ pub struct ServeConfig {
     /// Webhooks for escalations and breaker trips; they need the audit log, which is
     /// their outbox.
     pub webhooks: Option<Webhooks>,
+    /// State shared with other replicas (`--state redis://…`, [`RedisState`]); `None`
+    /// keeps it in this process.
+    pub state: Option<Arc<dyn agentpolicy_runtime::engine::StateStore>>,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -376,6 +381,7 @@ impl Service {
             limits,
             housekeeping,
             webhooks,
+            state,
         } = config;
         if webhooks.as_ref().is_some_and(|w| !w.hooks.is_empty()) && audit.is_none() {
             return Err(
@@ -383,12 +389,14 @@ impl Service {
             );
         }
         let audit_path = audit.as_ref().and_then(|l| l.path().map(PathBuf::from));
-        let inline = audit.as_ref().is_none_or(|l| {
-            matches!(
-                l.durability(),
-                agentpolicy_runtime::audit::Durability::OsBuffered { .. }
-            )
-        });
+        // A shared store means a network round trip per step: never on the async workers.
+        let inline = state.is_none()
+            && audit.as_ref().is_none_or(|l| {
+                matches!(
+                    l.durability(),
+                    agentpolicy_runtime::audit::Durability::OsBuffered { .. }
+                )
+            });
         // Restart loses nothing: the log an earlier run wrote is the state to resume.
         let restore = match &audit_path {
             None => Vec::new(),
@@ -411,6 +419,7 @@ impl Service {
                 housekeeping: Some(housekeeping),
                 restore,
                 limits: limits.args,
+                state,
                 ..EngineConfig::default()
             },
         )

@@ -176,6 +176,19 @@ pub async fn readyz(State(app): State<Shared>, headers: HeaderMap) -> Result<Res
         )
             .into_response());
     }
+    if app.engine.shares_state() {
+        let engine = Arc::clone(&app.engine);
+        let failure = tokio::task::spawn_blocking(move || engine.state_failure())
+            .await
+            .unwrap_or_else(|e| Some(format!("the probe task failed: {e}")));
+        if let Some(why) = failure {
+            return Ok((
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "not ready", "why": why })),
+            )
+                .into_response());
+        }
+    }
     Ok(match app.engine.audit_failure() {
         Some(why) => (
             StatusCode::SERVICE_UNAVAILABLE,

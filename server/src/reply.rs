@@ -62,6 +62,13 @@ impl From<EngineError> for ApiError {
             EngineError::SessionClosed(_) => {
                 ApiError::new(StatusCode::CONFLICT, "session_closed", message)
             }
+            EngineError::Internal(agentpolicy_runtime::engine::Internal::State(_)) => {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "state_unavailable",
+                    message,
+                )
+            }
             EngineError::Internal(_) => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
             }

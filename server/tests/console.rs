@@ -159,6 +159,7 @@ async fn console_sessions_cookies_csrf_and_headers() {
         },
         housekeeping: Duration::from_secs(1),
         webhooks: None,
+        state: None,
     })
     .expect("start");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -426,6 +427,7 @@ async fn console_serves_the_signed_matrix_of_the_table_in_force_only() {
             limits: Limits::default(),
             housekeeping: Duration::from_secs(1),
             webhooks: None,
+            state: None,
         })
         .expect("start")
     };

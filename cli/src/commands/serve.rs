@@ -16,10 +16,11 @@ use std::time::Duration;
 
 use agentpolicy_runtime::DecisionTable;
 use agentpolicy_runtime::audit::{AuditLog, Durability};
-use agentpolicy_runtime::engine::SystemClock;
+use agentpolicy_runtime::engine::{StateStore, SystemClock};
 use agentpolicy_server::console::matrix::SignedMatrix;
 use agentpolicy_server::{
-    Limits, ListenConfig, Reload, ServeConfig, Service, Tls, TlsError, Tokens, Webhooks,
+    Limits, ListenConfig, RedisSettings, RedisState, Reload, ServeConfig, Service, Tls, TlsError,
+    Tokens, Webhooks,
 };
 
 use super::table_input::with_sets;
@@ -94,6 +95,20 @@ pub struct ServeArgs {
     #[arg(long, value_name = "MS", default_value_t = 10_000,
           value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub header_timeout_ms: u64,
+    /// Share sessions, limits, taint and the kill switch with other replicas through
+    /// Redis (or Valkey) at this address, `redis://HOST:PORT/DB` (see docs/scaling.md);
+    /// without it the state lives in this process.
+    #[arg(long, value_name = "URL")]
+    pub state: Option<String>,
+    /// With --state: the longest one Redis round trip may take, in milliseconds; a step
+    /// that gets no answer in time is denied (fail closed).
+    #[arg(long, value_name = "MS", default_value_t = 250, requires = "state",
+          value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub state_budget_ms: u64,
+    /// With --state: a session unchanged for this many seconds expires from Redis.
+    #[arg(long, value_name = "SECONDS", default_value_t = 7 * 24 * 3600, requires = "state",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub state_ttl: u64,
 }
 
 /// `--durability`: the audit log's acknowledgement point.
@@ -283,6 +298,22 @@ pub fn run(args: ServeArgs) -> u8 {
         max_connections: args.max_connections,
         header_timeout: Duration::from_millis(args.header_timeout_ms),
     };
+    let state = match &args.state {
+        None => None,
+        Some(url) => match RedisState::open(
+            url,
+            RedisSettings {
+                budget: Duration::from_millis(args.state_budget_ms),
+                ttl: Duration::from_secs(args.state_ttl),
+            },
+        ) {
+            Ok(s) => Some(std::sync::Arc::new(s) as std::sync::Arc<dyn StateStore>),
+            Err(e) => {
+                eprintln!("error: --state: {e}");
+                return EXIT_USAGE;
+            }
+        },
+    };
     let sets = args.sets.clone();
     let reload_source = source.clone();
     let reload: Reload = Box::new(move || build(&reload_source, sets.as_deref()));
@@ -299,6 +330,7 @@ pub fn run(args: ServeArgs) -> u8 {
         },
         housekeeping: Duration::from_secs(1),
         webhooks,
+        state,
     };
     let config = match &args.audit {
         None => config,

@@ -99,6 +99,11 @@ impl Inner {
     }
 
     pub(crate) fn set_kill_all(&self, on: bool, by: &str) -> Result<Option<Ack>, EngineError> {
+        // With a shared store the switch is the store's: every engine reads it on its
+        // next decision. A store that cannot take it is an error, not a silent local kill.
+        if let Some(store) = &self.state {
+            store.set_kill(None, on).map_err(Internal::from)?;
+        }
         self.kill_all.store(on, Ordering::SeqCst);
         Ok(self.append(self.control_record(by, None, kill_detail(None, on)))?)
     }
@@ -110,6 +115,9 @@ impl Inner {
         by: &str,
     ) -> Result<Option<Ack>, EngineError> {
         let ctl = self.known_control(agent)?;
+        if let Some(store) = &self.state {
+            store.set_kill(Some(agent), on).map_err(Internal::from)?;
+        }
         ctl.killed.store(on, Ordering::SeqCst);
         let detail = kill_detail(Some(agent), on);
         Ok(self.append(self.control_record(by, Some(agent), detail))?)

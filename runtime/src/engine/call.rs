@@ -179,6 +179,8 @@ pub enum Internal {
     /// The session's state cannot be carried over to the table in force (its agent,
     /// tier or an isolation key is gone).
     SessionUnmappable(String),
+    /// The shared state store failed or answered too late ([`super::StateStore`]).
+    State(String),
 }
 
 impl fmt::Display for Internal {
@@ -186,6 +188,7 @@ impl fmt::Display for Internal {
         match self {
             Internal::PoisonedLock => f.write_str("engine state was poisoned by a panic"),
             Internal::Audit(e) => write!(f, "the audit log failed: {e}"),
+            Internal::State(e) => write!(f, "the shared state store is unavailable: {e}"),
             Internal::SessionUnmappable(e) => {
                 write!(f, "the session does not fit the table in force: {e}")
             }

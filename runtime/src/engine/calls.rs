@@ -20,10 +20,12 @@ use crate::request::{Access, Request, SessionView};
 use crate::table::{Breaker, BreakerMetric, Mode, SuspendScope};
 
 /// A decision made under the shard lock, with the records to queue for it.
-struct Decided {
-    verdict: Verdict,
-    records: Vec<Record>,
-    escalation: Option<Escalation>,
+pub(crate) struct Decided {
+    pub verdict: Verdict,
+    pub records: Vec<Record>,
+    pub escalation: Option<Escalation>,
+    /// A breaker event not yet fed (with a state store: fed after the commit).
+    pub breaker: Option<super::shared::Deferred>,
 }
 
 impl Inner {
@@ -33,7 +35,14 @@ impl Inner {
             Ok(g) => g,
             Err(e) => return Verdict::deny(Reason::Internal(e), self.current_hash(), None),
         };
-        let decided = self.decide_locked(&mut guard, id, call, now);
+        let decided = match &self.state {
+            None => self.decide_locked(&mut guard, id, call, now, false),
+            Some(store) => {
+                let mut decided = self.decide_shared(&**store, &mut guard, id, call, now);
+                self.feed_deferred(&guard, id, &mut decided, now);
+                decided
+            }
+        };
         let mut verdict = decided.verdict;
         let mut last: Option<Ack> = None;
         for (i, record) in decided.records.into_iter().enumerate() {
@@ -77,12 +86,15 @@ impl Inner {
         Verdict::deny(reason, verdict.table, verdict.call)
     }
 
-    fn decide_locked(
+    /// `defer_breaker`: leave the breaker event in [`Decided::breaker`] instead of
+    /// feeding it now.
+    pub(crate) fn decide_locked(
         &self,
         shard: &mut Shard,
         id: SessionId,
         call: &Call<'_>,
         now: i64,
+        defer_breaker: bool,
     ) -> Decided {
         let Shard {
             loaded,
@@ -102,6 +114,7 @@ impl Inner {
                 verdict,
                 records,
                 escalation: None,
+                breaker: None,
             };
         };
         let refused = if session.closed {
@@ -117,11 +130,15 @@ impl Inner {
             session: id,
             n: session.calls,
         };
-        let mut extra = Vec::new();
+        let mut after = After {
+            records: Vec::new(),
+            defer: defer_breaker,
+            breaker: None,
+        };
         let tainted_before = session.tainted;
         let verdict = match refused {
             Some(reason) => Verdict::deny(reason, loaded.hash, Some(call_ref)),
-            None => self.evaluate(loaded, session, call, call_ref, now, &mut extra),
+            None => self.evaluate(loaded, session, call, call_ref, now, &mut after),
         };
         let mut escalation = None;
         if verdict.outcome == Outcome::Escalate {
@@ -161,16 +178,17 @@ impl Inner {
             r.context = session.context.clone();
             r.tier = records::call_tier(table, session.tier, call);
             records.push(r);
-            records.extend(extra);
+            records.extend(after.records);
         }
         Decided {
             verdict,
             records,
             escalation,
+            breaker: after.breaker,
         }
     }
 
-    fn decision_records(
+    pub(crate) fn decision_records(
         &self,
         table: &DecisionTable,
         id: SessionId,
@@ -201,8 +219,8 @@ impl Inner {
         vec![r]
     }
 
-    /// Decides a call of an open session and updates the session for it. `extra` gets
-    /// breaker records.
+    /// Decides a call of an open session and updates the session for it. `after` gets
+    /// breaker records (or, when deferring, the breaker event).
     fn evaluate(
         &self,
         loaded: &Loaded,
@@ -210,7 +228,7 @@ impl Inner {
         call: &Call<'_>,
         call_ref: CallRef,
         now: i64,
-        extra: &mut Vec<Record>,
+        after: &mut After,
     ) -> Verdict {
         let table = &*loaded.table;
         let data = table.data();
@@ -274,9 +292,13 @@ impl Inner {
             let event = Event::Decided {
                 denied: decision.outcome == Outcome::Deny,
             };
-            match self.feed_breaker(ctl, &agent.breakers, event, call_ref, None, now, hash) {
-                Ok(records) => extra.extend(records),
-                Err(e) => return internal(e),
+            if after.defer {
+                after.breaker = Some((event, call_ref));
+            } else {
+                match self.feed_breaker(ctl, &agent.breakers, event, call_ref, None, now, hash) {
+                    Ok(records) => after.records.extend(records),
+                    Err(e) => return internal(e),
+                }
             }
         }
         Verdict {
@@ -399,15 +421,19 @@ impl Inner {
     ) -> Result<Option<Ack>, EngineError> {
         let now = self.clock.now_ms();
         let mut guard = self.lock_shard(call.session)?;
+        self.session_change(&mut guard, call.session, |session| {
+            if call.n == 0 || call.n > session.calls {
+                return Err(EngineError::UnknownCall(call));
+            }
+            session.usage.add_tokens(now, result.tokens);
+            Ok(())
+        })?;
         let Shard {
             loaded, sessions, ..
         } = &mut *guard;
         let session = sessions
             .get_mut(&call.session.0)
             .ok_or(EngineError::UnknownSession(call.session))?;
-        if call.n == 0 || call.n > session.calls {
-            return Err(EngineError::UnknownCall(call));
-        }
         let mut records = Vec::new();
         if self.audit.is_some() {
             let mut r = Record::new(RecordKind::Result, now);
@@ -424,7 +450,7 @@ impl Inner {
             });
             records.push(r);
         }
-        records.extend(self.take_result(loaded, session, call, result.ok, result.tokens, now)?);
+        records.extend(self.feed_result(loaded, session, call, result.ok, result.tokens, now)?);
         let mut first = None;
         let mut last = None;
         for r in records {
@@ -452,6 +478,19 @@ impl Inner {
         now: i64,
     ) -> Result<Vec<Record>, Internal> {
         session.usage.add_tokens(now, tokens);
+        self.feed_result(loaded, session, call, ok, tokens, now)
+    }
+
+    /// The breaker half of [`Inner::take_result`].
+    pub(crate) fn feed_result(
+        &self,
+        loaded: &Loaded,
+        session: &super::session::Session,
+        call: CallRef,
+        ok: bool,
+        tokens: u64,
+        now: i64,
+    ) -> Result<Vec<Record>, Internal> {
         let data = loaded.table.data();
         match (
             loaded.controls.get(session.agent.index()),
@@ -474,6 +513,14 @@ impl Inner {
             _ => Ok(Vec::new()),
         }
     }
+}
+
+/// What a decision leaves for after it: breaker records, or the breaker event itself
+/// when `defer` (a decision on a shared store feeds breakers only once committed).
+pub(crate) struct After {
+    records: Vec<Record>,
+    defer: bool,
+    breaker: Option<super::shared::Deferred>,
 }
 
 pub(crate) fn counts_decisions(breakers: &[Breaker]) -> bool {

@@ -160,6 +160,9 @@ pub struct EngineConfig {
     /// Size limits on a call's arguments: a larger one is denied with reason `request`
     /// (and audited) before any test reads it.
     pub limits: crate::RequestLimits,
+    /// A state store shared with other engines (see [`super::StateStore`]); `None`:
+    /// the state lives in this engine only.
+    pub state: Option<Arc<dyn super::StateStore>>,
 }
 
 impl Default for EngineConfig {
@@ -175,6 +178,7 @@ impl Default for EngineConfig {
             housekeeping: None,
             restore: Vec::new(),
             limits: crate::RequestLimits::default(),
+            state: None,
         }
     }
 }
@@ -191,6 +195,7 @@ impl fmt::Debug for EngineConfig {
             .field("notify", &self.notify)
             .field("housekeeping", &self.housekeeping)
             .field("limits", &self.limits)
+            .field("state", &self.state)
             .finish()
     }
 }

@@ -1,7 +1,7 @@
 //! Opening, closing and inspecting sessions, and starting tasks. Each step that changes
 //! a session is audited (`session` records) before it is acknowledged.
 
-use super::call::{CallRef, SessionId};
+use super::call::{CallRef, Internal, SessionId};
 use super::escalation::Resolution;
 use super::session::{Session, SessionState};
 use super::{EngineError, Inner, SessionOptions, Shard};
@@ -15,7 +15,10 @@ impl Inner {
         options: SessionOptions<'_>,
     ) -> Result<SessionId, EngineError> {
         let now = self.clock.now_ms();
-        let id = SessionId(self.next_session.fetch_add(1, Ordering::SeqCst) + 1);
+        let id = match &self.state {
+            None => SessionId(self.next_session.fetch_add(1, Ordering::SeqCst) + 1),
+            Some(store) => self.new_shared_session(&**store)?,
+        };
         let mut guard = self.lock_shard(id)?;
         let Shard {
             loaded, sessions, ..
@@ -66,10 +69,20 @@ impl Inner {
             format!("opened, bound to {}", bound.join(", "))
         });
         sessions.insert(id.0, session);
+        if let Some(store) = &self.state {
+            let written = self.push(&**store, &guard, id, 0);
+            if !matches!(written, Ok(true)) {
+                guard.sessions.remove(&id.0);
+                let e = written.err().unwrap_or_else(|| {
+                    Internal::State(format!("session number {} is taken in the store", id.0))
+                });
+                return Err(e.into());
+            }
+        }
         let ack = match self.enqueue(r) {
             Ok(ack) => ack,
             Err(e) => {
-                sessions.remove(&id.0);
+                guard.sessions.remove(&id.0);
                 return Err(e.into());
             }
         };
@@ -85,7 +98,8 @@ impl Inner {
 
     pub(crate) fn close_session(&self, id: SessionId) -> Result<(), EngineError> {
         let pending: Vec<CallRef> = {
-            let guard = self.lock_shard(id)?;
+            let mut guard = self.lock_shard(id)?;
+            self.refresh_session(&mut guard, id)?;
             let session = guard
                 .sessions
                 .get(&id.0)
@@ -122,20 +136,24 @@ impl Inner {
         &self,
         id: SessionId,
         what: &str,
-        change: impl FnOnce(&mut Session),
+        // `Fn`: with a state store, a change that lost a compare-and-set runs again.
+        change: impl Fn(&mut Session),
     ) -> Result<u64, EngineError> {
         let now = self.clock.now_ms();
         let mut guard = self.lock_shard(id)?;
+        self.session_change(&mut guard, id, |session| {
+            if session.closed {
+                return Err(EngineError::SessionClosed(id));
+            }
+            change(session);
+            Ok(())
+        })?;
         let Shard {
             loaded, sessions, ..
         } = &mut *guard;
         let session = sessions
             .get_mut(&id.0)
             .ok_or(EngineError::UnknownSession(id))?;
-        if session.closed {
-            return Err(EngineError::SessionClosed(id));
-        }
-        change(session);
         let mut r = Record::new(RecordKind::Session, now);
         r.table = Some(loaded.hash);
         r.session = Some(session.name.clone());
@@ -157,7 +175,8 @@ impl Inner {
 
     pub(crate) fn session_state(&self, id: SessionId) -> Result<SessionState, EngineError> {
         let now = self.clock.now_ms();
-        let guard = self.lock_shard(id)?;
+        let mut guard = self.lock_shard(id)?;
+        self.refresh_session(&mut guard, id)?;
         let session = guard
             .sessions
             .get(&id.0)
@@ -169,6 +188,18 @@ impl Inner {
             .copied()
             .collect();
         Ok(session.state(id, guard.loaded.table.data(), now, pending))
+    }
+
+    pub(crate) fn session_agent(&self, id: SessionId) -> Result<String, EngineError> {
+        let mut guard = self.lock_shard(id)?;
+        if !guard.sessions.contains_key(&id.0) {
+            self.refresh_session(&mut guard, id)?;
+        }
+        guard
+            .sessions
+            .get(&id.0)
+            .map(|s| s.agent_name.clone())
+            .ok_or(EngineError::UnknownSession(id))
     }
 
     pub(crate) fn all_sessions(&self) -> Result<Vec<SessionState>, EngineError> {

@@ -34,6 +34,8 @@ mod records;
 mod resolve;
 mod restore;
 mod session;
+mod shared;
+mod state;
 mod usage;
 
 use std::collections::{BTreeMap, HashMap};
@@ -52,6 +54,7 @@ pub use escalation::{Escalation, Resolution, Resolved, Timeout, unattended};
 pub use records::{MAX_AUDIT_ARG_BYTES, MAX_AUDIT_LIST_ITEMS, MAX_REASONING_BYTES};
 pub use restore::Restored;
 pub use session::{LimitUsage, SessionState};
+pub use state::{SharedControls, StateError, StateStore, Stored};
 
 use crate::audit::{Ack, AuditLog, HumanAction, Record, RecordKind};
 use crate::decision_table::DecisionTable;
@@ -194,6 +197,8 @@ pub(crate) struct Inner {
     pub notify: Option<Arc<dyn Notify>>,
     /// Size limits on a call's arguments.
     pub limits: crate::RequestLimits,
+    /// The shared state store, when engines share one.
+    pub state: Option<Arc<dyn StateStore>>,
 }
 
 /// The embedded engine. `Send + Sync`: share it by reference or in an `Arc`.
@@ -271,6 +276,7 @@ impl Engine {
             housekeeping,
             restore,
             limits,
+            state,
         } = config;
         let mut controls = HashMap::new();
         let agents: Vec<Arc<AgentControl>> = table
@@ -320,6 +326,7 @@ impl Engine {
             kill_file,
             notify,
             limits,
+            state,
         });
         let mut start = Record::new(RecordKind::Control, inner.clock.now_ms());
         start.table = Some(loaded.hash);
@@ -386,6 +393,13 @@ impl Engine {
     /// A copy of a session's state.
     pub fn session(&self, session: SessionId) -> Result<SessionState, EngineError> {
         self.inner.session_state(session)
+    }
+
+    /// The name of a session's agent. With a shared state store, a session this
+    /// engine has seen is answered from its copy (a session's agent never changes);
+    /// another is looked up in the store.
+    pub fn session_agent(&self, session: SessionId) -> Result<String, EngineError> {
+        self.inner.session_agent(session)
     }
 
     /// Every session's state, by id.
@@ -501,6 +515,18 @@ impl Engine {
         self.inner.audit.as_ref().and_then(|a| a.failed())
     }
 
+    /// Why the shared state store does not answer now; `None` when it does, or when
+    /// the engine has no store. Every decision is denied while the store fails.
+    pub fn state_failure(&self) -> Option<String> {
+        let store = self.inner.state.as_ref()?;
+        store.ping().err().map(|e| e.0)
+    }
+
+    /// `true` when the engine shares its state through a store.
+    pub fn shares_state(&self) -> bool {
+        self.inner.state.is_some()
+    }
+
     /// Reads the kill file now; `true` when that changed a suspension.
     pub fn poll_kill_file(&self) -> Result<bool, EngineError> {
         self.inner.poll_kill_file()
@@ -581,6 +607,7 @@ fn spawn_housekeeper(inner: &Arc<Inner>, interval: Duration) -> Result<Housekeep
                 // Failures are audited or fail closed where they happen; the thread
                 // keeps going so the kill file is honoured while anything runs.
                 let _ = inner.poll_kill_file();
+                let _ = inner.pull_controls();
                 inner.expire_escalations();
                 if let Some(audit) = &inner.audit
                     && matches!(

@@ -154,6 +154,44 @@ impl Usage {
         self.task_calls = 0;
         self.task_tokens = 0;
     }
+
+    /// The counters as a shared state store keeps them (every window event, so a
+    /// sliding window stays exact across engines).
+    pub(crate) fn snapshot(&self) -> super::state::UsageSnapshot {
+        super::state::UsageSnapshot {
+            task_calls: self.task_calls,
+            task_tokens: self.task_tokens,
+            session_calls: self.session_calls,
+            session_tokens: self.session_tokens,
+            windows: self
+                .windows
+                .iter()
+                .map(|w| (w.unit, w.span, w.events.iter().copied().collect()))
+                .collect(),
+        }
+    }
+
+    /// The counters a snapshot holds, adapted to `limits` like a table swap does.
+    pub(crate) fn from_snapshot(s: super::state::UsageSnapshot, limits: &[Limit]) -> Usage {
+        let mut usage = Usage {
+            task_calls: s.task_calls,
+            task_tokens: s.task_tokens,
+            session_calls: s.session_calls,
+            session_tokens: s.session_tokens,
+            windows: s
+                .windows
+                .into_iter()
+                .map(|(unit, span, events)| Window {
+                    unit,
+                    span,
+                    total: events.iter().fold(0u64, |t, &(_, n)| t.saturating_add(n)),
+                    events: events.into(),
+                })
+                .collect(),
+        };
+        usage.adapt(limits);
+        usage
+    }
 }
 
 #[cfg(test)]

@@ -37,6 +37,8 @@ mod sessions;
 #[cfg(test)]
 mod shadow;
 #[cfg(test)]
+mod shared_state;
+#[cfg(test)]
 mod swap;
 #[cfg(test)]
 mod tamper;
