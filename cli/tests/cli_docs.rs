@@ -2,7 +2,8 @@
 //! every sub-command of those) has a `## COMMAND` section, and every option its `--help`
 //! lists is named in that section; the page calls nothing "planned" and names the table
 //! format version the runtime writes. Also the commands the page documents that no test
-//! elsewhere runs: `completions`, `man`, `decide TABLE -`.
+//! elsewhere runs: `completions`, `man`, `decide TABLE -`. And the repository's
+//! `Dockerfile` (which CI cannot build) in step with `serve --help`.
 
 #![expect(
     clippy::expect_used,
@@ -226,4 +227,34 @@ fn decide_reads_the_request_from_stdin() {
         "json",
     ]);
     assert_eq!(stdout(&from_file), text);
+}
+
+/// The `Dockerfile` is not built here (no registry), so at least its entry point must be
+/// a command line the binary accepts: `serve` and options `serve --help` lists, each
+/// given a value.
+#[test]
+fn the_dockerfile_entrypoint_names_only_options_serve_has() {
+    let dockerfile =
+        std::fs::read_to_string(repo_root().join("Dockerfile")).expect("the Dockerfile");
+    let line = dockerfile
+        .lines()
+        .find(|l| l.starts_with("ENTRYPOINT "))
+        .expect("an ENTRYPOINT line");
+    let args: Vec<String> =
+        serde_json::from_str(&line["ENTRYPOINT ".len()..]).expect("ENTRYPOINT in exec form");
+    assert_eq!(args[..2], ["agentpolicy", "serve"], "{line}");
+    let known = options_in(&help_of(&["serve"]));
+    let mut rest = args[2..].iter();
+    while let Some(option) = rest.next() {
+        assert!(
+            known.contains(option),
+            "{option} is not a `serve` option: {line}"
+        );
+        let value = rest.next().expect("each option has a value");
+        assert!(!value.starts_with("--"), "{option} has no value: {line}");
+    }
+    assert!(
+        dockerfile.contains("cargo build --release --locked -p agentpolicy-cli --bin agentpolicy"),
+        "the build stage builds the CLI"
+    );
 }
