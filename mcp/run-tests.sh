@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The MCP gateway's integration tests (mcp/tests/test_gateway.py over stdio, test_http.py
+# The MCP gateway's integration tests (mcp/tests/test_gateway.py over stdio, test_service.py
+# deciding through a real `agentpolicy serve`, test_http.py
 # over streamable HTTP both ways): the real
 # `agentpolicy mcp` binary between the official Python MCP client and real MCP servers
 # (a FastMCP server written in the tests, and @modelcontextprotocol/server-filesystem).

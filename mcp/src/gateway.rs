@@ -33,6 +33,7 @@ use serde_json::{Map, Value, json};
 
 use crate::escalation::{self, QueueAnswer, Resolutions};
 use crate::mapping::{MappedTool, ToolMap, param_name};
+use crate::service::ServiceClient;
 use crate::upstream::Upstream;
 
 /// The `_meta` key of a `tools/call` request naming the arguments that came from
@@ -47,10 +48,28 @@ pub const META_TOKENS: &str = "agentpolicy/tokens";
 /// The `_meta` key of a refused call's result, with the decision.
 pub const META_DECISION: &str = "agentpolicy/decision";
 
+/// What decides the calls: the embedded engine, or a running `agentpolicy serve`
+/// reached over its HTTP API ([`crate::service`]).
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Engine(Arc<Engine>),
+    Service(Arc<ServiceClient>),
+}
+
+/// A connection's policy session: the engine's, or the service's id (`s12`).
+#[derive(Debug, Clone)]
+enum SessionKey {
+    Local(SessionId),
+    Remote(String),
+}
+
 /// What every connection shares.
 #[derive(Debug)]
 pub struct Shared {
-    pub engine: Arc<Engine>,
+    pub backend: Backend,
+    /// The table the mapping and the tool list were built from (in service mode the
+    /// service decides with its own table; this one only maps and filters).
+    pub table: Arc<DecisionTable>,
     pub resolutions: Arc<Resolutions>,
     pub upstreams: Vec<Arc<Upstream>>,
     pub map: ToolMap,
@@ -61,6 +80,16 @@ pub struct Shared {
     pub queue: Option<PathBuf>,
     /// Decisions wait for `fsync` (see [`crate::GatewayConfig::decide_blocks`]).
     pub decide_blocks: bool,
+}
+
+impl Shared {
+    /// The embedded engine; `None` in service mode.
+    pub fn engine(&self) -> Option<&Arc<Engine>> {
+        match &self.backend {
+            Backend::Engine(e) => Some(e),
+            Backend::Service(_) => None,
+        }
+    }
 }
 
 /// One client connection or MCP session.
@@ -79,16 +108,29 @@ pub struct Gateway {
 /// dropped (rmcp drops the handler when the connection or MCP session ends).
 #[derive(Debug)]
 struct SessionSlot {
-    engine: Arc<Engine>,
-    id: Mutex<Option<SessionId>>,
+    backend: Backend,
+    id: tokio::sync::Mutex<Option<SessionKey>>,
     /// The count of live MCP sessions over HTTP, this one included.
     live: Option<Arc<AtomicUsize>>,
 }
 
 impl Drop for SessionSlot {
     fn drop(&mut self) {
-        if let Ok(Some(id)) = self.id.lock().map(|mut s| s.take()) {
-            let _ = self.engine.close_session(id);
+        match (self.id.get_mut().take(), &self.backend) {
+            (Some(SessionKey::Local(id)), Backend::Engine(engine)) => {
+                let _ = engine.close_session(id);
+            }
+            (Some(SessionKey::Remote(id)), Backend::Service(service)) => {
+                // Dropped on the runtime (rmcp ends an MCP session there): close the
+                // service's session in the background, best effort.
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    let service = Arc::clone(service);
+                    runtime.spawn(async move {
+                        let _ = service.close(&id).await;
+                    });
+                }
+            }
+            _ => {}
         }
         if let Some(live) = &self.live {
             live.fetch_sub(1, Ordering::SeqCst);
@@ -101,8 +143,8 @@ impl Gateway {
     pub fn new(shared: Arc<Shared>) -> Gateway {
         Gateway {
             session: Arc::new(SessionSlot {
-                engine: Arc::clone(&shared.engine),
-                id: Mutex::new(None),
+                backend: shared.backend.clone(),
+                id: tokio::sync::Mutex::new(None),
                 live: None,
             }),
             shared,
@@ -117,8 +159,8 @@ impl Gateway {
         live.fetch_add(1, Ordering::SeqCst);
         Gateway {
             session: Arc::new(SessionSlot {
-                engine: Arc::clone(&shared.engine),
-                id: Mutex::new(None),
+                backend: shared.backend.clone(),
+                id: tokio::sync::Mutex::new(None),
                 live: Some(live),
             }),
             shared,
@@ -128,34 +170,38 @@ impl Gateway {
     }
 
     /// The connection's session, opened on first use if `initialize` did not.
-    fn session(&self) -> Result<SessionId, String> {
-        let mut slot = self
-            .session
-            .id
-            .lock()
-            .map_err(|_| "the session lock is poisoned".to_owned())?;
-        if let Some(id) = *slot {
-            return Ok(id);
+    async fn session(&self) -> Result<SessionKey, String> {
+        let mut slot = self.session.id.lock().await;
+        if let Some(key) = &*slot {
+            return Ok(key.clone());
         }
         let client = self.client_name();
         let context = format!("mcp:{client}");
-        let id = self
-            .shared
-            .engine
-            .open_session(
-                &self.shared.agent,
-                SessionOptions {
-                    name: None,
-                    bind: &[],
-                    context: Some(&context),
-                },
-            )
-            .map_err(|e| format!("cannot open the policy session: {e}"))?;
-        *slot = Some(id);
-        Ok(id)
+        let key = match &self.shared.backend {
+            Backend::Engine(engine) => SessionKey::Local(
+                engine
+                    .open_session(
+                        &self.shared.agent,
+                        SessionOptions {
+                            name: None,
+                            bind: &[],
+                            context: Some(&context),
+                        },
+                    )
+                    .map_err(|e| format!("cannot open the policy session: {e}"))?,
+            ),
+            Backend::Service(service) => SessionKey::Remote(
+                service
+                    .open_session(&self.shared.agent, &context)
+                    .await
+                    .map_err(|e| format!("cannot open the policy session: {e}"))?,
+            ),
+        };
+        *slot = Some(key.clone());
+        Ok(key)
     }
 
-    fn client_name(&self) -> String {
+    pub(crate) fn client_name(&self) -> String {
         self.client
             .lock()
             .map(|c| c.clone())
@@ -163,20 +209,24 @@ impl Gateway {
     }
 
     /// Closes the connection's session (its pending escalations are rejected).
-    pub fn close(&self) {
-        if let Ok(Some(id)) = self.session.id.lock().map(|mut s| s.take()) {
-            let _ = self.shared.engine.close_session(id);
+    pub async fn close(&self) {
+        let key = self.session.id.lock().await.take();
+        match (key, &self.shared.backend) {
+            (Some(SessionKey::Local(id)), Backend::Engine(engine)) => {
+                let _ = engine.close_session(id);
+            }
+            (Some(SessionKey::Remote(id)), Backend::Service(service)) => {
+                let _ = service.close(&id).await;
+            }
+            _ => {}
         }
     }
 
     fn granted_tools(&self) -> Vec<Tool> {
-        let Ok(table) = self.shared.engine.table() else {
-            return Vec::new();
-        };
         self.shared
             .tools
             .iter()
-            .filter(|t| granted(&table, &self.shared.agent, &t.name))
+            .filter(|t| granted(&self.shared.table, &self.shared.agent, &t.name))
             .cloned()
             .collect()
     }
@@ -186,10 +236,37 @@ impl Gateway {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let session = match self.session() {
-            Ok(s) => s,
-            Err(e) => return refused(&format!("denied (internal): {e}"), None),
-        };
+        match (self.session().await, &self.shared.backend) {
+            (Ok(SessionKey::Local(id)), Backend::Engine(engine)) => {
+                let engine = Arc::clone(engine);
+                self.call_local(&engine, id, request, context).await
+            }
+            (Ok(SessionKey::Remote(id)), Backend::Service(service)) => {
+                let service = Arc::clone(service);
+                // rmcp hands the request's `_meta` to the handler in the context.
+                let meta = request
+                    .meta
+                    .as_ref()
+                    .map(|m| m.0.0.clone())
+                    .or_else(|| Some(context.meta.0.0.clone()));
+                crate::remote::call(self, &service, &id, request, meta).await
+            }
+            (Err(e), Backend::Service(_)) => refused(
+                &format!("denied: {e}"),
+                Some(json!({ "outcome": "deny", "reason": "service" })),
+            ),
+            (Err(e), Backend::Engine(_)) => refused(&format!("denied (internal): {e}"), None),
+            _ => refused("denied (internal): a session of another decider", None),
+        }
+    }
+
+    async fn call_local(
+        &self,
+        engine: &Arc<Engine>,
+        session: SessionId,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> CallToolResult {
         let name = request.name.to_string();
         let arguments = request.arguments.clone().unwrap_or_default();
         // rmcp hands the request's `_meta` to the handler in the context.
@@ -199,9 +276,8 @@ impl Gateway {
             .map(|m| &m.0.0)
             .or(Some(&context.meta.0.0));
         let mapped = self.shared.map.tools.get(&name);
-        let engine = Arc::clone(&self.shared.engine);
         let verdict = match decide(
-            &engine,
+            engine,
             session,
             &name,
             mapped,
@@ -221,12 +297,12 @@ impl Gateway {
         };
         let outcome = match verdict.outcome {
             Outcome::Allow => Outcome::Allow,
-            Outcome::Deny => return denied(&engine, &name, &verdict),
+            Outcome::Deny => return denied(engine, &name, &verdict),
             Outcome::Escalate => {
                 let Some(id) = verdict.escalation else {
-                    return denied(&engine, &name, &verdict);
+                    return denied(engine, &name, &verdict);
                 };
-                self.escalate(id, &name, &arguments, &context).await
+                self.escalate(engine, id, &name, &arguments, &context).await
             }
         };
         if outcome != Outcome::Allow {
@@ -244,7 +320,16 @@ impl Gateway {
         let (Some(mapped), Some(call)) = (mapped, verdict.call) else {
             return refused("denied: no upstream offers this tool", None);
         };
-        self.forward(mapped, request.arguments, call).await
+        let (result, ok, tokens, latency_ms) = self.run_upstream(mapped, request.arguments).await;
+        let _ = engine.report(
+            call,
+            CallResult {
+                ok,
+                tokens,
+                latency_ms,
+            },
+        );
+        result
     }
 
     /// Asks the client's user when the client takes form elicitation, and waits in the
@@ -252,12 +337,13 @@ impl Gateway {
     /// resolution wins.
     async fn escalate(
         &self,
+        engine: &Arc<Engine>,
         id: CallRef,
         name: &str,
         arguments: &Map<String, Value>,
         context: &RequestContext<RoleServer>,
     ) -> Outcome {
-        let engine = Arc::clone(&self.shared.engine);
+        let engine = Arc::clone(engine);
         let pending = engine
             .pending_escalations()
             .ok()
@@ -354,14 +440,15 @@ impl Gateway {
         }
     }
 
-    async fn forward(
+    /// Runs the call on its upstream: the result for the client, and what to report
+    /// (ok, tokens, latency in ms).
+    pub(crate) async fn run_upstream(
         &self,
         mapped: &MappedTool,
         arguments: Option<Map<String, Value>>,
-        call: CallRef,
-    ) -> CallToolResult {
+    ) -> (CallToolResult, bool, u64, u64) {
         let Some(upstream) = self.shared.upstreams.get(mapped.upstream) else {
-            return refused("internal: no such upstream", None);
+            return (refused("internal: no such upstream", None), false, 0, 0);
         };
         let started = Instant::now();
         let result = upstream.call(&mapped.upstream_name, arguments).await;
@@ -377,21 +464,19 @@ impl Gateway {
             ),
             Err(_) => (false, 0),
         };
-        let _ = self.shared.engine.report(
-            call,
-            CallResult {
-                ok,
-                tokens,
-                latency_ms,
-            },
-        );
-        match result {
+        let result = match result {
             Ok(r) => r,
             Err(e) => CallToolResult::error(vec![ContentBlock::text(format!(
                 "the upstream failed during the call: {}",
                 e.0
             ))]),
-        }
+        };
+        (result, ok, tokens, latency_ms)
+    }
+
+    /// The shared state, for the service-mode call ([`crate::remote`]).
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
     }
 }
 
@@ -505,7 +590,7 @@ fn denied(engine: &Engine, tool: &str, v: &Verdict) -> CallToolResult {
     )
 }
 
-fn refused(text: &str, decision: Option<Value>) -> CallToolResult {
+pub(crate) fn refused(text: &str, decision: Option<Value>) -> CallToolResult {
     let mut result = CallToolResult::error(vec![ContentBlock::text(text.to_owned())]);
     if let Some(d) = decision {
         let mut meta = Map::new();
@@ -547,8 +632,13 @@ impl ServerHandler for Gateway {
         }
         context.peer.set_peer_info(request.clone());
         let result = self.negotiate_initialize(&request)?;
-        self.session()
-            .map_err(|e| McpError::internal_error(e, None))?;
+        match (self.session().await, &self.shared.backend) {
+            (Ok(_), _) => {}
+            (Err(e), Backend::Engine(_)) => return Err(McpError::internal_error(e, None)),
+            // The service may be back by the first call, which opens the session then
+            // (or is denied, saying why).
+            (Err(_), Backend::Service(_)) => {}
+        }
         Ok(result)
     }
 

@@ -268,7 +268,11 @@ impl Door {
             w.in_second += 1;
             summary
         };
-        let engine = &self.shared.engine;
+        // Service mode does not serve over HTTP (the CLI refuses `--service` with
+        // `--listen`): only the embedded engine records refusals.
+        let Some(engine) = self.shared.engine() else {
+            return;
+        };
         if let Some(n) = summary {
             let _ = engine.record_refusal(
                 "http:*",
@@ -285,8 +289,10 @@ impl Door {
             .lock()
             .map(|mut w| std::mem::take(&mut w.unrecorded))
             .unwrap_or(0);
-        if n > 0 {
-            let _ = self.shared.engine.record_refusal(
+        if n > 0
+            && let Some(engine) = self.shared.engine()
+        {
+            let _ = engine.record_refusal(
                 "http:*",
                 "requests to the MCP endpoint",
                 &format!("{n} more refused requests (over {REFUSALS_PER_SECOND} a second, counted, not recorded one by one)"),

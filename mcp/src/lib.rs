@@ -9,27 +9,31 @@
 //! MCP server: list, decide, forward, report), `stdio` (the client's stdio channel,
 //! with JSON-RPC parse errors), `http` (the client side over streamable HTTP: bearer
 //! token, limits, one policy session per MCP session), `escalation` (elicitation, the
-//! queue folder, timeouts), `init` (a starting policy from a server's tools). It links the
-//! runtime only: no compiler, no solver (a tidy test checks it). It prints nothing; the
-//! command line reports errors.
+//! queue folder, timeouts), `service` (service mode: a client of `agentpolicy serve`'s
+//! HTTP API, which then decides instead of an embedded engine), `remote` (a
+//! `tools/call` decided by the service), `init` (a starting policy from a server's
+//! tools). It links the runtime only: no compiler, no solver, not the server crate (a
+//! tidy test checks it). It prints nothing; the command line reports errors.
 
 pub mod escalation;
 pub mod gateway;
 pub mod http;
 pub mod init;
 pub mod mapping;
+mod remote;
+pub mod service;
 pub mod stdio;
 pub mod upstream;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use agentpolicy_runtime::engine::Engine;
+use agentpolicy_runtime::DecisionTable;
 use rmcp::ServiceExt;
 use rmcp::model::Tool;
 
 pub use escalation::Resolutions;
-pub use gateway::{Gateway, Shared};
+pub use gateway::{Backend, Gateway, Shared};
 pub use upstream::{Endpoint, Secret, Upstream, UpstreamSpec, parse_upstreams};
 
 use mapping::OfferedTool;
@@ -45,18 +49,19 @@ pub struct GatewayConfig {
     /// in place, which saves a worker hand-off on every call.
     pub decide_blocks: bool,
     /// The queue folder for escalations (see [`escalation`]); `None`: escalations are
-    /// answered by elicitation or by their route's timeout only.
+    /// answered by elicitation or by their route's timeout only. Engine mode only.
     pub queue: Option<PathBuf>,
 }
 
-/// Starts the upstreams, reads their tools and checks them against the engine's table.
-/// `Err` lists every problem, one a line.
+/// Starts the upstreams, reads their tools and checks them against `table` (the
+/// engine's in engine mode; in service mode the same policy as the service's, used to
+/// map and filter only). `Err` lists every problem, one a line.
 pub async fn start(
-    engine: Arc<Engine>,
+    backend: Backend,
+    table: Arc<DecisionTable>,
     resolutions: Arc<Resolutions>,
     config: GatewayConfig,
 ) -> Result<Arc<Shared>, String> {
-    let table = engine.table().map_err(|e| e.to_string())?;
     if table.agent_id(&config.agent).is_none() {
         let agents: Vec<&str> = table
             .data()
@@ -108,7 +113,8 @@ pub async fn start(
         })
         .collect();
     Ok(Arc::new(Shared {
-        engine,
+        backend,
+        table,
         resolutions,
         upstreams,
         map,
@@ -128,7 +134,7 @@ pub async fn serve_stdio(shared: Arc<Shared>) -> Result<(), String> {
         .await
         .map_err(|e| format!("the MCP client's handshake failed: {e}"))?;
     let ended = service.waiting().await;
-    gateway.close();
+    gateway.close().await;
     ended
         .map(|_| ())
         .map_err(|e| format!("the MCP connection failed: {e}"))

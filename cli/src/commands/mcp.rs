@@ -1,6 +1,8 @@
 //! `agentpolicy mcp (--policy DIR | --table TABLE) --agent NAME [--audit LOG] [--queue
 //! DIR] [--listen ADDR --token-file FILE] -- UPSTREAM...`: the MCP gateway
 //! (`agentpolicy-mcp`, `docs/mcp.md`) over stdio, or streamable HTTP with `--listen`;
+//! with `--service URL --service-token-file FILE` it decides through a running
+//! `agentpolicy serve` instead of an embedded engine;
 //! `agentpolicy mcp init -- UPSTREAM...`: a starting policy from a server's tools;
 //! `agentpolicy mcp resolve QUEUE CALL approve|reject --by NAME`: an operator's answer
 //! to an escalated call waiting in a gateway's queue folder. This module reads the
@@ -16,8 +18,10 @@ use std::sync::Arc;
 
 use agentpolicy_mcp::escalation::{QueueAnswer, write_answer};
 use agentpolicy_mcp::http::HttpConfig;
+use agentpolicy_mcp::service::{ServiceClient, ServiceConfig};
 use agentpolicy_mcp::upstream::{add_header, set_bearer};
-use agentpolicy_mcp::{GatewayConfig, Resolutions, Secret, UpstreamSpec, parse_upstreams};
+use agentpolicy_mcp::{Backend, GatewayConfig, Resolutions, Secret, UpstreamSpec, parse_upstreams};
+use agentpolicy_runtime::DecisionTable;
 use agentpolicy_runtime::audit::{AuditLog, Durability, read_records};
 use agentpolicy_runtime::engine::{Engine, EngineConfig, Resolution, SystemClock};
 
@@ -77,6 +81,21 @@ pub struct GatewayArgs {
     /// file's first line, at least 16 characters.
     #[arg(long, value_name = "FILE", requires = "listen")]
     pub token_file: Option<PathBuf>,
+    /// Decide through a running `agentpolicy serve` at this URL (`http://HOST:PORT`)
+    /// instead of an embedded engine: sessions, decisions, escalations (its queue, its
+    /// operators), results and the audit log are the service's. The policy given with
+    /// --policy/--table only maps and filters the tools. Needs --service-token-file.
+    #[arg(long, value_name = "URL", requires = "service_token_file", conflicts_with_all = ["audit", "durability", "queue", "listen", "sets"])]
+    pub service: Option<String>,
+    /// The service's agent token (`role: agent`, scoped to --agent): the file's first
+    /// line. Never on the command line.
+    #[arg(long, value_name = "FILE", requires = "service")]
+    pub service_token_file: Option<PathBuf>,
+    /// The bound on each request to the service (a long-poll wait on an escalation
+    /// gets this on top of its 25 s hold); a call the service does not decide in time
+    /// is denied.
+    #[arg(long, value_name = "MS", requires = "service", default_value_t = agentpolicy_mcp::service::DEFAULT_TIMEOUT_MS)]
+    pub service_timeout_ms: u64,
     /// The largest HTTP request body accepted (413 past it).
     #[arg(long, value_name = "BYTES", requires = "listen", default_value_t = agentpolicy_mcp::http::DEFAULT_MAX_BODY_BYTES)]
     pub max_body: usize,
@@ -279,6 +298,37 @@ fn gateway(args: GatewayArgs) -> u8 {
             }
         },
     };
+    let agent = args.agent.clone().unwrap_or_default();
+    if let (Some(url), Some(file)) = (&args.service, &args.service_token_file) {
+        let config = read_token(file).and_then(|token| {
+            ServiceClient::new(ServiceConfig {
+                url: url.clone(),
+                token: Secret(token),
+                timeout: std::time::Duration::from_millis(args.service_timeout_ms.max(1)),
+            })
+            .map_err(|e| e.0)
+        });
+        let service = match config {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_USAGE;
+            }
+        };
+        let config = GatewayConfig {
+            agent,
+            upstreams,
+            queue: None,
+            decide_blocks: false,
+        };
+        return run_gateway(
+            Backend::Service(service),
+            Arc::new(table),
+            None,
+            config,
+            None,
+        );
+    }
     let resolutions = Arc::new(Resolutions::default());
     let engine = match Engine::new(
         table,
@@ -295,19 +345,58 @@ fn gateway(args: GatewayArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let runtime = match runtime() {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
     let config = GatewayConfig {
-        agent: args.agent.unwrap_or_default(),
+        agent,
         upstreams,
         queue: args.queue,
         decide_blocks: args.audit.is_some()
             && args.durability.is_none_or(|d| d == AuditDurability::Fsync),
     };
+    let table = match engine.table() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let code = run_gateway(
+        Backend::Engine(Arc::clone(&engine)),
+        table,
+        Some(resolutions),
+        config,
+        http,
+    );
+    if let Ok(engine) = Arc::try_unwrap(engine)
+        && let Err(e) = engine.shutdown()
+    {
+        eprintln!("error: closing the audit log: {e}");
+        return EXIT_USAGE;
+    }
+    code
+}
+
+/// Starts the gateway on `backend` and serves until the client leaves (or, over HTTP,
+/// until SIGTERM); the exit code.
+fn run_gateway(
+    backend: Backend,
+    table: Arc<DecisionTable>,
+    resolutions: Option<Arc<Resolutions>>,
+    config: GatewayConfig,
+    http: Option<HttpConfig>,
+) -> u8 {
+    let runtime = match runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
     let code = runtime.block_on(async {
-        let shared = match agentpolicy_mcp::start(Arc::clone(&engine), resolutions, config).await {
+        if let Backend::Service(service) = &backend
+            && let Err(e) = service.check().await
+        {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+        let resolutions = resolutions.unwrap_or_default();
+        let shared = match agentpolicy_mcp::start(backend, table, resolutions, config).await {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -332,12 +421,6 @@ fn gateway(args: GatewayArgs) -> u8 {
     });
     // Upstream child processes are killed as their transports drop with the runtime.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
-    if let Ok(engine) = Arc::try_unwrap(engine)
-        && let Err(e) = engine.shutdown()
-    {
-        eprintln!("error: closing the audit log: {e}");
-        return EXIT_USAGE;
-    }
     code
 }
 
