@@ -566,3 +566,58 @@ fn a_replica_killed_mid_load_leaves_a_chain_that_verifies_and_the_others_go_on()
         "{err}"
     );
 }
+
+#[test]
+fn replica_ids_are_required_with_state_checked_and_tied_to_their_log() {
+    let dir = temp_dir("replica-id");
+    let policy = dir.join("shared.agentpolicy");
+    std::fs::write(&policy, POLICY.replace("LIMIT", "10")).expect("policy");
+    let tokens = dir.join("tokens.json");
+    let hash = agentpolicy_server::hash_token;
+    let list = json!({ "tokens": [
+        { "name": "workers", "sha256": hash(AGENT), "role": "agent", "agents": ["worker"] },
+    ]});
+    std::fs::write(&tokens, list.to_string()).expect("tokens");
+    let log = dir.join("audit.jsonl");
+    let serve = |extra: &[&str]| {
+        let mut args = vec![
+            "serve",
+            "--policy",
+            path_str(&policy),
+            "--tokens",
+            path_str(&tokens),
+            "--listen",
+            "127.0.0.1:0",
+            "--audit",
+            path_str(&log),
+        ];
+        args.extend_from_slice(extra);
+        support::agentpolicy(&args)
+    };
+    // --state without an id: refused before Redis is even asked.
+    let out = serve(&["--state", "redis://127.0.0.1:1/0"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--state needs --replica-id ID"), "{err}");
+    let out = serve(&["--replica-id", "bad/id"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the replica id has `/` at byte 3"), "{err}");
+    // A log written by replica `a` is refused to replica `b`.
+    let a = Server::start_in(&dir, &["--policy", path_str(&policy), "--replica-id", "a"]);
+    let session = open(&a);
+    assert_eq!(decide(&a, &session, "search")["outcome"], "allow");
+    let a_log = a.stop();
+    let decisions = service::records(&a_log, "decision");
+    assert!(
+        decisions.iter().all(|r| r["replica"] == "a"),
+        "{decisions:?}"
+    );
+    let out = serve(&["--replica-id", "b"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("holds records of replica `a`, but this replica is `b`"),
+        "{err}"
+    );
+}
