@@ -85,7 +85,9 @@ for setup in $setups; do
   [ "$state" = redis ] && state_args=(--state "redis://127.0.0.1:$redis_port/0")
   urls=()
   for i in $(seq 1 "$replicas"); do
-    urls+=(--url "$(start_replica "$i" "${state_args[@]}")")
+    id_args=()
+    [ "$state" = redis ] && id_args=(--replica-id "replica-$i")
+    urls+=(--url "$(start_replica "$i" "${state_args[@]}" "${id_args[@]}")")
   done
   for clients in $clients_list; do
     echo "$state, $replicas replica(s), $clients clients, ${seconds} s" >&2

@@ -158,6 +158,7 @@ fn replicas(name: &str, redis: &Redis, limit: u64, n: usize) -> Vec<Server> {
             let dir = root.join(format!("replica-{i}"));
             std::fs::create_dir_all(&dir).expect("replica dir");
             std::fs::write(dir.join("tokens.json"), tokens.to_string()).expect("tokens");
+            let id = format!("replica-{i}");
             Server::start_in(
                 &dir,
                 &[
@@ -165,6 +166,8 @@ fn replicas(name: &str, redis: &Redis, limit: u64, n: usize) -> Vec<Server> {
                     path_str(&policy),
                     "--state",
                     &url,
+                    "--replica-id",
+                    &id,
                     "--durability",
                     "os-buffered",
                 ],
@@ -438,7 +441,7 @@ fn a_replica_killed_mid_load_leaves_a_chain_that_verifies_and_the_others_go_on()
     let load = {
         let session = session.clone();
         std::thread::spawn(move || {
-            let mut answered = 0;
+            let mut answered: Vec<u64> = Vec::new();
             for _ in 0..200 {
                 match service::try_http(
                     b_port,
@@ -447,7 +450,9 @@ fn a_replica_killed_mid_load_leaves_a_chain_that_verifies_and_the_others_go_on()
                     Some(AGENT),
                     Some(br#"{"tool":"search","args":{"q":"x"}}"#),
                 ) {
-                    Some(r) if r.status == 200 => answered += 1,
+                    Some(r) if r.status == 200 => {
+                        answered.push(r.json()["call"].as_u64().unwrap_or(0))
+                    }
                     _ => break,
                 }
             }
@@ -457,7 +462,8 @@ fn a_replica_killed_mid_load_leaves_a_chain_that_verifies_and_the_others_go_on()
     std::thread::sleep(Duration::from_millis(150));
     let b_log = b.audit.clone();
     b.kill();
-    let answered_by_b = load.join().expect("load");
+    let answered = load.join().expect("load");
+    let answered_by_b = answered.len();
     assert!(answered_by_b > 0, "B answered calls before it died");
     let report = verify_passes(&b_log);
     assert_eq!(report["sealed"], false, "killed, not closed: {report}");
@@ -468,5 +474,150 @@ fn a_replica_killed_mid_load_leaves_a_chain_that_verifies_and_the_others_go_on()
         state["calls"].as_u64().expect("calls") > answered_by_b as u64,
         "{state}"
     );
-    verify_passes(&a.stop());
+    let a_decided = decide(&a, &session, "search");
+    let a_log = a.stop();
+    verify_passes(&a_log);
+    // Both chains verify together, each its own, each naming its replica.
+    let out = support::agentpolicy(&[
+        "audit",
+        "verify",
+        path_str(&a_log),
+        path_str(&b_log),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(report["intact"], true, "{report}");
+    assert_eq!(
+        report["logs"][0]["replicas"],
+        json!(["replica-0"]),
+        "{report}"
+    );
+    assert_eq!(
+        report["logs"][1]["replicas"],
+        json!(["replica-1"]),
+        "{report}"
+    );
+    // The merged query holds every decision either replica acknowledged, by time.
+    let out = support::agentpolicy(&[
+        "audit",
+        "query",
+        path_str(&a_log),
+        path_str(&b_log),
+        "--kind",
+        "decision",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let merged: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let records = merged["records"].as_array().expect("records");
+    let times: Vec<i64> = records
+        .iter()
+        .map(|r| r["time_ms"].as_i64().unwrap_or(0))
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "ordered by time: {times:?}"
+    );
+    let calls_of = |replica: &str| -> Vec<u64> {
+        records
+            .iter()
+            .filter(|r| r["replica"] == replica)
+            .map(|r| r["call"].as_u64().unwrap_or(0))
+            .collect()
+    };
+    let b_calls = calls_of("replica-1");
+    for call in &answered {
+        assert!(
+            b_calls.contains(call),
+            "B acknowledged call {call}; merged: {b_calls:?}"
+        );
+    }
+    let a_call = a_decided["call"].as_u64().expect("call");
+    assert!(calls_of("replica-0").contains(&a_call), "{merged}");
+    assert!(
+        records
+            .iter()
+            .all(|r| r["log"] == path_str(&a_log) || r["log"] == path_str(&b_log))
+    );
+    // The same log twice, or two logs of one replica, are refused.
+    let out = support::agentpolicy(&["audit", "query", path_str(&a_log), path_str(&a_log)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is given twice"));
+    let copy = a_log.with_file_name("copy.jsonl");
+    std::fs::copy(&a_log, &copy).expect("copy");
+    let out = support::agentpolicy(&["audit", "verify", path_str(&a_log), path_str(&copy)]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("both hold records of replica `replica-0`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn replica_ids_are_required_with_state_checked_and_tied_to_their_log() {
+    let dir = temp_dir("replica-id");
+    let policy = dir.join("shared.agentpolicy");
+    std::fs::write(&policy, POLICY.replace("LIMIT", "10")).expect("policy");
+    let tokens = dir.join("tokens.json");
+    let hash = agentpolicy_server::hash_token;
+    let list = json!({ "tokens": [
+        { "name": "workers", "sha256": hash(AGENT), "role": "agent", "agents": ["worker"] },
+    ]});
+    std::fs::write(&tokens, list.to_string()).expect("tokens");
+    let log = dir.join("audit.jsonl");
+    let serve = |extra: &[&str]| {
+        let mut args = vec![
+            "serve",
+            "--policy",
+            path_str(&policy),
+            "--tokens",
+            path_str(&tokens),
+            "--listen",
+            "127.0.0.1:0",
+            "--audit",
+            path_str(&log),
+        ];
+        args.extend_from_slice(extra);
+        support::agentpolicy(&args)
+    };
+    // --state without an id: refused before Redis is even asked.
+    let out = serve(&["--state", "redis://127.0.0.1:1/0"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--state needs --replica-id ID"), "{err}");
+    let out = serve(&["--replica-id", "bad/id"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the replica id has `/` at byte 3"), "{err}");
+    // A log written by replica `a` is refused to replica `b`.
+    let a = Server::start_in(&dir, &["--policy", path_str(&policy), "--replica-id", "a"]);
+    let session = open(&a);
+    assert_eq!(decide(&a, &session, "search")["outcome"], "allow");
+    let a_log = a.stop();
+    let decisions = service::records(&a_log, "decision");
+    assert!(
+        decisions.iter().all(|r| r["replica"] == "a"),
+        "{decisions:?}"
+    );
+    let out = serve(&["--replica-id", "b"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("holds records of replica `a`, but this replica is `b`"),
+        "{err}"
+    );
 }

@@ -400,6 +400,7 @@ impl PyEngine {
             // `request`.
             limits: Default::default(),
             state: None,
+            replica: None,
         };
         let engine = py
             .detach(|| Engine::new(table, config))

@@ -114,6 +114,9 @@ pub struct ServeConfig {
     /// State shared with other replicas (`--state redis://…`, [`RedisState`]); `None`
     /// keeps it in this process.
     pub state: Option<Arc<dyn agentpolicy_runtime::engine::StateStore>>,
+    /// This replica's id (`--replica-id`), written into every record the engine
+    /// appends; a log holding another replica's records is refused.
+    pub replica: Option<agentpolicy_runtime::audit::ReplicaId>,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -382,6 +385,7 @@ impl Service {
             housekeeping,
             webhooks,
             state,
+            replica,
         } = config;
         if webhooks.as_ref().is_some_and(|w| !w.hooks.is_empty()) && audit.is_none() {
             return Err(
@@ -409,6 +413,17 @@ impl Service {
                     )
                 })?,
         };
+        if let (Some(id), Some(path)) = (&replica, &audit_path)
+            && let Some(other) = restore
+                .iter()
+                .filter_map(|r| r.replica.as_deref())
+                .find(|r| *r != id.as_str())
+        {
+            return Err(format!(
+                "the audit log `{}` holds records of replica `{other}`, but this replica is `{id}`: each replica keeps its own log, its own hash chain; give this replica a log of its own (--audit), or start it with --replica-id {other}",
+                path.display()
+            ));
+        }
         let waiters = Arc::new(Waiters::default());
         let notify: Arc<dyn Notify> = waiters.clone();
         let engine = Engine::new(
@@ -420,6 +435,7 @@ impl Service {
                 restore,
                 limits: limits.args,
                 state,
+                replica,
                 ..EngineConfig::default()
             },
         )

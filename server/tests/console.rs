@@ -160,6 +160,7 @@ async fn console_sessions_cookies_csrf_and_headers() {
         housekeeping: Duration::from_secs(1),
         webhooks: None,
         state: None,
+        replica: None,
     })
     .expect("start");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -428,6 +429,7 @@ async fn console_serves_the_signed_matrix_of_the_table_in_force_only() {
             housekeeping: Duration::from_secs(1),
             webhooks: None,
             state: None,
+            replica: None,
         })
         .expect("start")
     };

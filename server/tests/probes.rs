@@ -127,6 +127,7 @@ async fn a_failed_audit_log_makes_the_service_not_ready_and_every_decision_a_den
         housekeeping: Duration::from_secs(1),
         webhooks: None,
         state: None,
+        replica: None,
     })
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -3,6 +3,9 @@
 //! `audit::verify` and `audit::query`. `audit compact` and `audit keygen` live in
 //! `audit_compact.rs`.
 //!
+//! Several logs (one per replica, `serve --replica-id`): `verify` checks each as its own
+//! chain and names the ones that fail; `query` merges their records by time.
+//!
 //! `verify` exits 0 when no record was edited, deleted, inserted or reordered (a torn
 //! tail and a missing close record are reported, not failed: a crash leaves both), 1
 //! when something was, 2 when the log cannot be read. `query` exits 0.
@@ -12,8 +15,9 @@ use std::path::{Path, PathBuf};
 
 use agentpolicy_runtime::Outcome;
 use agentpolicy_runtime::audit::{
-    Anchor, ArchiveMatch, Filter, Record, RecordKind, SignatureCheck, VerifyOptions, VerifyReport,
-    format_time, match_archive, parse_time, query, verify_log,
+    Anchor, ArchiveMatch, Filter, LogSource, Merged, Record, RecordKind, SignatureCheck,
+    VerifyOptions, VerifyReport, check_distinct, format_time, match_archive, merge_by_time,
+    parse_time, query, verify_log,
 };
 
 use super::output::Format;
@@ -43,8 +47,10 @@ pub enum AuditCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
-    /// The audit log (JSON lines).
-    pub log: PathBuf,
+    /// The audit log (JSON lines); several replicas' logs are each verified as its own
+    /// chain (none may be given twice, no two may hold the same replica id).
+    #[arg(value_name = "LOG", required = true, num_args = 1..)]
+    pub logs: Vec<PathBuf>,
     /// A head kept elsewhere, `SEQ:HASH` (from the engine's audit head): the log must
     /// still hold that record unchanged, which also detects records cut from the end.
     #[arg(long)]
@@ -64,8 +70,10 @@ pub struct VerifyArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct QueryArgs {
-    /// The audit log (JSON lines).
-    pub log: PathBuf,
+    /// The audit log (JSON lines); several replicas' logs are merged by time (then
+    /// replica id, then position), each record naming its replica or log.
+    #[arg(value_name = "LOG", required = true, num_args = 1..)]
+    pub logs: Vec<PathBuf>,
     #[arg(long)]
     pub agent: Option<String>,
     #[arg(long)]
@@ -129,8 +137,120 @@ fn open(path: &Path) -> Result<BufReader<std::fs::File>, u8> {
     })
 }
 
+/// Canonical paths and replica ids of the logs, checked distinct; `Err` is the exit code.
+fn distinct(logs: &[PathBuf], replicas: &[Vec<String>]) -> Result<(), u8> {
+    let mut sources = Vec::new();
+    for (path, ids) in logs.iter().zip(replicas) {
+        let file = std::fs::canonicalize(path).map_err(|e| {
+            eprintln!("error: cannot read `{}`: {e}", path.display());
+            EXIT_USAGE
+        })?;
+        sources.push(LogSource {
+            name: path.display().to_string(),
+            file,
+            replicas: ids.clone(),
+        });
+    }
+    check_distinct(&sources).map_err(|e| {
+        eprintln!("error: {e}");
+        EXIT_USAGE
+    })
+}
+
 fn run_verify(args: &VerifyArgs) -> u8 {
-    let reader = match open(&args.log) {
+    if let [log] = args.logs.as_slice() {
+        return verify_one(args, log);
+    }
+    if args.head.is_some() || args.archive.is_some() {
+        eprintln!(
+            "error: --head and --archive name one log's records; verify that log on its own (`agentpolicy audit verify LOG --head …`)"
+        );
+        return EXIT_USAGE;
+    }
+    let key = match args
+        .key
+        .as_deref()
+        .map(super::audit_compact::read_public_key)
+    {
+        None => None,
+        Some(Ok(k)) => Some(k),
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let options = VerifyOptions { anchor: None, key };
+    let mut reports = Vec::new();
+    for log in &args.logs {
+        let reader = match open(log) {
+            Ok(r) => r,
+            Err(code) => return code,
+        };
+        match verify_log(reader, &options) {
+            Ok(r) => reports.push(r),
+            Err(e) => {
+                eprintln!("error: cannot read `{}`: {e}", log.display());
+                return EXIT_USAGE;
+            }
+        }
+    }
+    let ids: Vec<Vec<String>> = reports.iter().map(|r| r.replicas.clone()).collect();
+    if let Err(code) = distinct(&args.logs, &ids) {
+        return code;
+    }
+    let failed: Vec<String> = args
+        .logs
+        .iter()
+        .zip(&reports)
+        .filter(|(_, r)| !r.is_intact())
+        .map(|(l, _)| l.display().to_string())
+        .collect();
+    match args.format {
+        Format::Human => {
+            for (log, report) in args.logs.iter().zip(&reports) {
+                println!("{}: {}", log.display(), replica_words(&report.replicas));
+                print_report(log, report, options.key.is_some());
+            }
+            if failed.is_empty() {
+                println!(
+                    "ok: all {} logs verified, each its own chain",
+                    reports.len()
+                );
+            } else {
+                println!(
+                    "FAILED: {} of {} logs: {}",
+                    failed.len(),
+                    reports.len(),
+                    failed.join(", ")
+                );
+            }
+        }
+        Format::Json => {
+            let doc = serde_json::json!({
+                "intact": failed.is_empty(),
+                "failed": failed,
+                "logs": args.logs.iter().zip(&reports).map(|(log, r)| {
+                    let mut v = report_json(r);
+                    v["log"] = serde_json::Value::from(log.display().to_string());
+                    v
+                }).collect::<Vec<_>>(),
+            });
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        }
+    }
+    if failed.is_empty() { 0 } else { EXIT_FAILURE }
+}
+
+fn replica_words(ids: &[String]) -> String {
+    match ids {
+        [] => "no replica id".to_owned(),
+        [one] => format!("replica `{one}`"),
+        many => format!("replicas {}", many.join(", ")),
+    }
+}
+
+fn verify_one(args: &VerifyArgs, log: &Path) -> u8 {
+    let reader = match open(log) {
         Ok(r) => r,
         Err(code) => return code,
     };
@@ -153,7 +273,7 @@ fn run_verify(args: &VerifyArgs) -> u8 {
     let report = match verify_log(reader, &options) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot read `{}`: {e}", args.log.display());
+            eprintln!("error: cannot read `{}`: {e}", log.display());
             return EXIT_USAGE;
         }
     };
@@ -175,7 +295,7 @@ fn run_verify(args: &VerifyArgs) -> u8 {
     };
     match args.format {
         Format::Human => {
-            print_report(&args.log, &report, options.key.is_some());
+            print_report(log, &report, options.key.is_some());
             if let Some(matches) = &archive {
                 print_archive(&report, matches);
             }
@@ -304,6 +424,7 @@ fn report_json(report: &VerifyReport) -> serde_json::Value {
             "line": p.line(),
             "message": p.to_string(),
         })).collect::<Vec<_>>(),
+        "replicas": report.replicas,
         "checkpoints": report.checkpoints.iter().map(|c| serde_json::json!({
             "line": c.line,
             "time": format_time(c.time_ms),
@@ -331,10 +452,6 @@ fn report_json(report: &VerifyReport) -> serde_json::Value {
 }
 
 fn run_query(args: &QueryArgs) -> u8 {
-    let reader = match open(&args.log) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
     let filter = Filter {
         agent: args.agent.clone(),
         tool: args.tool.clone(),
@@ -344,31 +461,78 @@ fn run_query(args: &QueryArgs) -> u8 {
         session: args.session.clone(),
         kind: args.kind,
     };
-    let result = match query(reader, &filter) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot read `{}`: {e}", args.log.display());
-            return EXIT_USAGE;
+    let mut results = Vec::new();
+    for log in &args.logs {
+        let reader = match open(log) {
+            Ok(r) => r,
+            Err(code) => return code,
+        };
+        match query(reader, &filter) {
+            Ok(r) => results.push(r),
+            Err(e) => {
+                eprintln!("error: cannot read `{}`: {e}", log.display());
+                return EXIT_USAGE;
+            }
         }
+    }
+    let several = results.len() > 1;
+    if several {
+        let ids: Vec<Vec<String>> = results.iter().map(|r| r.replicas.clone()).collect();
+        if let Err(code) = distinct(&args.logs, &ids) {
+            return code;
+        }
+    }
+    let skipped: u64 = results.iter().map(|r| r.skipped_lines).sum();
+    let merged = merge_by_time(
+        results
+            .into_iter()
+            .map(|r| {
+                let own = match r.replicas.as_slice() {
+                    [one] => Some(one.clone()),
+                    _ => None,
+                };
+                (own, r.records)
+            })
+            .collect(),
+    );
+    let log_name = |m: &Merged| {
+        args.logs
+            .get(m.log)
+            .map(|l| l.display().to_string())
+            .unwrap_or_default()
     };
     match args.format {
         Format::Json => {
             let doc = serde_json::json!({
-                "records": result.records.iter().map(record_json).collect::<Vec<_>>(),
-                "count": result.records.len(),
-                "skipped_lines": result.skipped_lines,
+                "records": merged.iter().map(|m| {
+                    let mut v = record_json(&m.record);
+                    if several {
+                        v["log"] = serde_json::Value::from(log_name(m));
+                        if let Some(id) = &m.replica {
+                            v["replica"] = serde_json::Value::from(id.clone());
+                        }
+                    }
+                    v
+                }).collect::<Vec<_>>(),
+                "count": merged.len(),
+                "skipped_lines": skipped,
             });
             println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         }
         Format::Human => {
-            for r in &result.records {
-                println!("{}", human_line(r));
+            for m in &merged {
+                let from = match (&m.replica, several) {
+                    (Some(id), _) => format!("[{id}] "),
+                    (None, true) => format!("[{}] ", log_name(m)),
+                    (None, false) => String::new(),
+                };
+                println!("{from}{}", human_line(&m.record));
             }
-            println!("{} record(s)", result.records.len());
-            if result.skipped_lines > 0 {
+            println!("{} record(s)", merged.len());
+            if skipped > 0 {
                 println!(
                     "note: {} line(s) are not records and were skipped; run `agentpolicy audit verify`",
-                    result.skipped_lines
+                    skipped
                 );
             }
         }

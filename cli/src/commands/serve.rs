@@ -109,6 +109,13 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 7 * 24 * 3600, requires = "state",
           value_parser = clap::value_parser!(u64).range(1..))]
     pub state_ttl: u64,
+    /// This replica's name, written into every audit record the engine appends (in the
+    /// hashed line): 1 to 64 ASCII letters, digits, `.`, `_`, `-`. Required with
+    /// --state, where each replica keeps its own audit log; keep it stable across
+    /// restarts (a pod or host name). A log holding another replica's records is
+    /// refused.
+    #[arg(long, value_name = "ID")]
+    pub replica_id: Option<agentpolicy_runtime::audit::ReplicaId>,
 }
 
 /// `--durability`: the audit log's acknowledgement point.
@@ -298,6 +305,12 @@ pub fn run(args: ServeArgs) -> u8 {
         max_connections: args.max_connections,
         header_timeout: Duration::from_millis(args.header_timeout_ms),
     };
+    if args.state.is_some() && args.replica_id.is_none() {
+        eprintln!(
+            "error: --state needs --replica-id ID: each replica keeps its own audit log, its own hash chain, and the id names the replica in every record so `agentpolicy audit verify|query` can tell the logs apart; use a name unique among the replicas and stable across restarts, e.g. the pod or host name"
+        );
+        return EXIT_USAGE;
+    }
     let state = match &args.state {
         None => None,
         Some(url) => match RedisState::open(
@@ -331,6 +344,7 @@ pub fn run(args: ServeArgs) -> u8 {
         housekeeping: Duration::from_secs(1),
         webhooks,
         state,
+        replica: args.replica_id.clone(),
     };
     let config = match &args.audit {
         None => config,

@@ -9,8 +9,10 @@
 mod checkpoint;
 mod compact;
 mod evidence;
+mod merge;
 mod query;
 mod record;
+mod replica;
 mod time;
 mod verify;
 mod writer;
@@ -21,8 +23,10 @@ pub use checkpoint::{
 };
 pub use compact::{CompactConfig, CompactError, Compaction, RemovedRun, compact};
 pub use evidence::{DecisionEvidence, Evidence, evidence};
+pub use merge::{LogSource, MergeError, Merged, check_distinct, merge_by_time};
 pub use query::{Filter, QueryResult, query, read_records};
 pub use record::{EscalationInfo, GENESIS, HumanAction, Record, RecordKind, ReportedResult};
+pub use replica::{MAX_REPLICA_ID, ReplicaId, ReplicaIdError};
 pub use time::{format_time, minus_years, parse_time};
 pub use verify::{
     Anchor, CheckpointSummary, EditKind, Problem, TornTail, VerifyOptions, VerifyReport, verify,

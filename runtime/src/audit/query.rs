@@ -55,6 +55,9 @@ impl Filter {
 pub struct QueryResult {
     pub records: Vec<Record>,
     pub skipped_lines: u64,
+    /// The replica ids of every record read (matching or not), in order of first
+    /// appearance.
+    pub replicas: Vec<String>,
 }
 
 /// Reads a log and returns the records that match `filter`.
@@ -77,8 +80,16 @@ pub fn query<R: BufRead>(mut reader: R, filter: &Filter) -> io::Result<QueryResu
             buf.pop();
         }
         match decode(&buf) {
-            Ok(d) if filter.matches(&d.record) => out.records.push(d.record),
-            Ok(_) => {}
+            Ok(d) => {
+                if let Some(id) = &d.record.replica
+                    && !out.replicas.contains(id)
+                {
+                    out.replicas.push(id.clone());
+                }
+                if filter.matches(&d.record) {
+                    out.records.push(d.record);
+                }
+            }
             Err(_) => out.skipped_lines += 1,
         }
     }

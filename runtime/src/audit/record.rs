@@ -165,6 +165,12 @@ pub struct Record {
     /// The hash of the record before this one ([`GENESIS`] for the first).
     pub prev: ContentHash,
     pub kind: RecordKind,
+    /// The replica that wrote the record, when the engine runs as one of several
+    /// (`serve --replica-id`, [`super::ReplicaId`]); part of the hashed line. Logs
+    /// written without one, and the `open`, `recovered` and `close` records the log
+    /// writer adds itself, have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
     /// The content hash of the decision table in force.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub table: Option<ContentHash>,
@@ -258,6 +264,7 @@ impl Record {
             time: super::time::format_time(time_ms),
             prev: GENESIS,
             kind,
+            replica: None,
             table: None,
             session: None,
             session_id: None,
@@ -377,6 +384,30 @@ mod tests {
             .replace("control", "session");
         let d = decode(text.trim_end().as_bytes()).unwrap();
         assert_ne!(d.stored, d.computed);
+    }
+
+    #[test]
+    fn the_replica_id_is_in_the_hashed_line_and_optional() {
+        let mut r = Record::new(RecordKind::Decision, 5);
+        let (old, _) = encode(&r).unwrap();
+        let old = String::from_utf8(old).unwrap();
+        assert!(!old.contains("replica"), "{old}");
+        let d = decode(old.trim_end().as_bytes()).unwrap();
+        assert_eq!(d.record.replica, None);
+        assert_eq!(d.stored, d.computed);
+        r.replica = Some("api-1".into());
+        let (line, _) = encode(&r).unwrap();
+        let text = String::from_utf8(line).unwrap();
+        assert!(
+            text.contains(r#""kind":"decision","replica":"api-1""#),
+            "{text}"
+        );
+        let d = decode(text.trim_end().as_bytes()).unwrap();
+        assert_eq!(d.record.replica.as_deref(), Some("api-1"));
+        assert_eq!(d.stored, d.computed);
+        let edited = text.replace("api-1", "api-2");
+        let d = decode(edited.trim_end().as_bytes()).unwrap();
+        assert_ne!(d.stored, d.computed, "an edited replica id breaks the hash");
     }
 
     #[test]

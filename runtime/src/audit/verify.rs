@@ -270,6 +270,9 @@ pub struct VerifyReport {
     pub sealed: bool,
     /// The checkpoints compaction left, in file order.
     pub checkpoints: Vec<CheckpointSummary>,
+    /// The replica ids the log's records carry, in order of first appearance (one for
+    /// a replica's log, none for a log written without `--replica-id`).
+    pub replicas: Vec<String>,
 }
 
 /// A checkpoint as verification saw it.
@@ -386,6 +389,11 @@ pub fn verify_log<R: BufRead>(mut reader: R, options: &VerifyOptions) -> io::Res
             Err(reason) => problems.push(Problem::Malformed { line, reason }),
             Ok(d) => {
                 report.records += 1;
+                if let Some(id) = &d.record.replica
+                    && !report.replicas.contains(id)
+                {
+                    report.replicas.push(id.clone());
+                }
                 if d.stored != d.computed {
                     problems.push(Problem::Edited {
                         line,

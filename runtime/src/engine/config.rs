@@ -163,6 +163,9 @@ pub struct EngineConfig {
     /// A state store shared with other engines (see [`super::StateStore`]); `None`:
     /// the state lives in this engine only.
     pub state: Option<Arc<dyn super::StateStore>>,
+    /// This engine's name among replicas sharing `state`: written into every record
+    /// the engine appends to its audit log (`serve --replica-id`). `None`: no id.
+    pub replica: Option<crate::audit::ReplicaId>,
 }
 
 impl Default for EngineConfig {
@@ -179,6 +182,7 @@ impl Default for EngineConfig {
             restore: Vec::new(),
             limits: crate::RequestLimits::default(),
             state: None,
+            replica: None,
         }
     }
 }
@@ -196,6 +200,7 @@ impl fmt::Debug for EngineConfig {
             .field("housekeeping", &self.housekeeping)
             .field("limits", &self.limits)
             .field("state", &self.state)
+            .field("replica", &self.replica)
             .finish()
     }
 }

@@ -199,6 +199,8 @@ pub(crate) struct Inner {
     pub limits: crate::RequestLimits,
     /// The shared state store, when engines share one.
     pub state: Option<Arc<dyn StateStore>>,
+    /// The replica id every record this engine appends carries.
+    pub replica: Option<String>,
 }
 
 /// The embedded engine. `Send + Sync`: share it by reference or in an `Arc`.
@@ -277,6 +279,7 @@ impl Engine {
             restore,
             limits,
             state,
+            replica,
         } = config;
         let mut controls = HashMap::new();
         let agents: Vec<Arc<AgentControl>> = table
@@ -327,6 +330,7 @@ impl Engine {
             notify,
             limits,
             state,
+            replica: replica.map(|r| r.to_string()),
         });
         let mut start = Record::new(RecordKind::Control, inner.clock.now_ms());
         start.table = Some(loaded.hash);
@@ -684,13 +688,17 @@ impl Inner {
     }
 
     /// Queues a record; `None` without an audit log.
-    pub(crate) fn enqueue(&self, record: Record) -> Result<Option<Ack>, Internal> {
+    pub(crate) fn enqueue(&self, mut record: Record) -> Result<Option<Ack>, Internal> {
         match &self.audit {
             None => Ok(None),
-            Some(log) => log
-                .enqueue(record)
-                .map(Some)
-                .map_err(|e| Internal::Audit(e.0)),
+            Some(log) => {
+                if record.replica.is_none() {
+                    record.replica.clone_from(&self.replica);
+                }
+                log.enqueue(record)
+                    .map(Some)
+                    .map_err(|e| Internal::Audit(e.0))
+            }
         }
     }
 
