@@ -41,6 +41,12 @@ resource pages { tier public untrusted }
 tool browse(url: text) { effect read reads pages }
 tool search(q: text) { effect read }
 tool post(body: text) { effect external }
+tool pay(body: text) { effect external }
+
+escalation treasury {
+  notify "queue:treasury"
+  timeout 2h then deny
+}
 
 agent worker {
   owner "ops@example.com"
@@ -48,6 +54,7 @@ agent worker {
   allow browse
   allow search
   allow post
+  escalate pay to treasury
   deny * when tainted and effect external
 }
 "#;
@@ -182,7 +189,7 @@ fn open(s: &Server) -> String {
 fn decide(s: &Server, session: &str, tool: &str) -> Value {
     let arg = match tool {
         "browse" => json!({ "url": "https://example.com" }),
-        "post" => json!({ "body": "hello" }),
+        "post" | "pay" => json!({ "body": "hello" }),
         _ => json!({ "q": "x" }),
     };
     let r = s.post(
@@ -469,4 +476,121 @@ fn a_replica_killed_mid_load_leaves_a_chain_that_verifies_and_the_others_go_on()
         "{state}"
     );
     verify_passes(&a.stop());
+}
+
+/// Raises an escalation on `a`; returns its id.
+fn raise(a: &Server, session: &str) -> String {
+    let v = decide(a, session, "pay");
+    assert_eq!(v["outcome"], "escalate", "{v}");
+    v["escalation"].as_str().expect("escalation id").to_owned()
+}
+
+/// The agent's long-poll wait on `port`, on a thread of its own.
+fn wait_on(port: u16, id: &str) -> std::thread::JoinHandle<Value> {
+    let path = format!("/v1/escalations/{id}/wait?timeout_ms=20000");
+    std::thread::spawn(move || service::http(port, "GET", &path, Some(AGENT), None).json())
+}
+
+fn records_of(log: &Path, kind: &str) -> Vec<Value> {
+    std::fs::read_to_string(log)
+        .expect("audit log")
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|r| r["kind"] == kind)
+        .collect()
+}
+
+#[test]
+fn an_escalation_raised_on_one_replica_is_resolved_through_the_other_and_survives_redis() {
+    let redis = Redis::start(&temp_dir("escalation-redis"), true);
+    let servers = replicas("escalation", &redis, 1000, 2);
+    let (a, b) = (&servers[0], &servers[1]);
+    let session = open(a);
+
+    // Approved through B, answered on A where the agent waits.
+    let id = raise(a, &session);
+    let listed = b.get("/v1/escalations", OPERATOR).json();
+    let on_b = &listed["escalations"][0];
+    assert_eq!(on_b["id"], id.as_str(), "{listed}");
+    assert_eq!(
+        (&on_b["tool"], &on_b["routes"][0]),
+        (&json!("pay"), &json!("treasury"))
+    );
+    assert!(on_b["deadline_ms"].as_i64().is_some(), "{listed}");
+    // No agent token resolves, on either replica.
+    for s in [a, b] {
+        let r = s.post(
+            &format!("/v1/escalations/{id}/approve"),
+            AGENT,
+            json!({ "reason": "me" }),
+        );
+        assert_eq!(r.status, 403, "{}", r.body);
+    }
+    let waiting = wait_on(a.port, &id);
+    std::thread::sleep(Duration::from_millis(200));
+    let r = b.post(
+        &format!("/v1/escalations/{id}/approve"),
+        OPERATOR,
+        json!({ "reason": "invoice checked" }),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["outcome"], "allow", "{}", r.body);
+    let answered = waiting.join().expect("wait");
+    assert_eq!(answered["status"], "resolved", "{answered}");
+    assert_eq!(answered["outcome"], "allow", "{answered}");
+    // Resolved once: approving again, on either replica, is refused.
+    for s in [a, b] {
+        let r = s.post(
+            &format!("/v1/escalations/{id}/approve"),
+            OPERATOR,
+            json!({ "reason": "again" }),
+        );
+        assert!(
+            r.status == 404 || r.status == 409,
+            "{} {}",
+            r.status,
+            r.body
+        );
+    }
+
+    // Rejected through B: the agent on A gets deny.
+    let id = raise(a, &session);
+    let waiting = wait_on(a.port, &id);
+    std::thread::sleep(Duration::from_millis(200));
+    let r = b.post(
+        &format!("/v1/escalations/{id}/reject"),
+        OPERATOR,
+        json!({ "reason": "not this month" }),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["outcome"], "deny", "{}", r.body);
+    assert_eq!(waiting.join().expect("wait")["outcome"], "deny");
+
+    // Pending across a Redis SIGKILL and restart with its append-only file.
+    let id = raise(a, &session);
+    let (port, dir) = redis.kill();
+    let r = b.get("/v1/escalations", OPERATOR);
+    assert_eq!(r.status, 503, "{}", r.body);
+    let _redis = Redis::start_on(&dir, port, true);
+    let listed = b.get("/v1/escalations", OPERATOR).json();
+    assert_eq!(listed["escalations"][0]["id"], id.as_str(), "{listed}");
+    let waiting = wait_on(a.port, &id);
+    std::thread::sleep(Duration::from_millis(200));
+    let r = b.post(
+        &format!("/v1/escalations/{id}/approve"),
+        OPERATOR,
+        json!({ "reason": "after the outage" }),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let answered = waiting.join().expect("wait");
+    assert_eq!(answered["outcome"], "allow", "{answered}");
+
+    // Each resolution is audited once, by A (which holds the calls), none by B.
+    let logs: Vec<PathBuf> = servers.into_iter().map(Server::stop).collect();
+    let on_a = records_of(&logs[0], "resolution");
+    assert_eq!(on_a.len(), 3, "{on_a:?}");
+    assert!(records_of(&logs[1], "resolution").is_empty());
+    for log in &logs {
+        verify_passes(log);
+    }
 }
