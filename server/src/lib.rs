@@ -43,7 +43,7 @@ use axum::routing::{MethodRouter, get, post};
 
 use agentpolicy_runtime::DecisionTable;
 use agentpolicy_runtime::audit::{AuditLog, read_records};
-use agentpolicy_runtime::engine::{Engine, EngineConfig, Notify};
+use agentpolicy_runtime::engine::{Engine, EngineConfig, Notify, SharedEvent};
 
 pub use auth::{Principal, Role, Scope, Tokens, hash_token};
 pub use listen::{ListenConfig, MAX_HEAD_BYTES, MAX_HEADERS, Tls, TlsError};
@@ -426,6 +426,7 @@ impl Service {
         }
         let waiters = Arc::new(Waiters::default());
         let notify: Arc<dyn Notify> = waiters.clone();
+        let shared = state.clone();
         let engine = Engine::new(
             table,
             EngineConfig {
@@ -449,7 +450,7 @@ impl Service {
             _ => None,
         };
         let console = console::Console::new(&limits, audit_path.clone());
-        Ok(Service {
+        let service = Service {
             app: Arc::new(App {
                 console,
                 engine,
@@ -466,7 +467,29 @@ impl Service {
                 open_sessions: std::sync::atomic::AtomicUsize::new(open_sessions),
                 inline,
             }),
-        })
+        };
+        if let Some(store) = shared {
+            let app = Arc::downgrade(&service.app);
+            store
+                .watch(Box::new(move |event| {
+                    let Some(app) = app.upgrade() else {
+                        return false;
+                    };
+                    match event {
+                        Some(SharedEvent::Table(hash)) => app.follow_table(&hash),
+                        Some(e) => {
+                            for r in app.engine.on_shared_event(&e) {
+                                app.waiters
+                                    .detail(r.escalation.id, r.resolution.keyword(), &r.why);
+                            }
+                        }
+                        None => {}
+                    }
+                    !app.closing.load(std::sync::atomic::Ordering::SeqCst)
+                }))
+                .map_err(|e| format!("cannot watch the shared state's events: {e}"))?;
+        }
+        Ok(service)
     }
 
     /// A handle to reload the table, for signals and file watchers.

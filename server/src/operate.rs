@@ -604,4 +604,22 @@ impl App {
             swapped: true,
         })
     }
+
+    /// Another replica started on, or swapped to, the table `hash`: this one builds its
+    /// own source again and swaps when that gives the same table. Otherwise it keeps
+    /// its table, and its decisions are denied until the replicas agree
+    /// (`docs/scaling.md`).
+    pub(crate) fn follow_table(&self, hash: &str) {
+        if self.engine.table_hash().to_string() == hash {
+            return;
+        }
+        if let Ok(table) = (self.reload)()
+            && table.source_hash().to_string() == hash
+        {
+            let _ = self.engine.swap_table(
+                table,
+                "replica sync (the table in force on the shared state)",
+            );
+        }
+    }
 }

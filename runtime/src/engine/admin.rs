@@ -201,6 +201,8 @@ impl Inner {
         );
         r.table = Some(new_hash);
         self.append(r)?;
+        self.table_announced.store(false, Ordering::SeqCst);
+        self.announce_table();
         Ok(old_hash)
     }
 

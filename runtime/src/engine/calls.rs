@@ -82,6 +82,11 @@ impl Inner {
     ) -> Verdict {
         if let Some(id) = verdict.escalation {
             guard.pending.remove(&id);
+            if let Some(store) = &self.state {
+                // Not withdrawn from the store: a claim on it finds no call to apply
+                // to here, and its resolver is told the claim is not applied.
+                let _ = store.drop_escalation(&id.to_string());
+            }
         }
         Verdict::deny(reason, verdict.table, verdict.call)
     }

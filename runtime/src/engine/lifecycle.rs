@@ -118,6 +118,21 @@ impl Inner {
             // Raced with another resolution: that one stands.
             let _ = self.resolve(call, Resolution::Reject, "session closed", None);
         }
+        if let Some(store) = &self.state {
+            // Those other engines hold: claimed here, applied there.
+            for e in self.shared_escalations(&**store)? {
+                if e.id.session == id {
+                    let _ = self.resolve_shared(
+                        &**store,
+                        e.id,
+                        Resolution::Reject,
+                        "session closed",
+                        None,
+                        false,
+                    );
+                }
+            }
+        }
         self.session_step(id, "closed", |s| {
             s.closed = true;
         })

@@ -35,6 +35,7 @@ mod resolve;
 mod restore;
 mod session;
 mod shared;
+mod shared_escalation;
 mod state;
 mod usage;
 
@@ -54,7 +55,7 @@ pub use escalation::{Escalation, Resolution, Resolved, Timeout, unattended};
 pub use records::{MAX_AUDIT_ARG_BYTES, MAX_AUDIT_LIST_ITEMS, MAX_REASONING_BYTES};
 pub use restore::Restored;
 pub use session::{LimitUsage, SessionState};
-pub use state::{SharedControls, StateError, StateStore, Stored};
+pub use state::{OnEvent, SharedControls, SharedEvent, StateError, StateStore, Stored};
 
 use crate::audit::{Ack, AuditLog, HumanAction, Record, RecordKind};
 use crate::decision_table::DecisionTable;
@@ -201,6 +202,9 @@ pub(crate) struct Inner {
     pub state: Option<Arc<dyn StateStore>>,
     /// The replica id every record this engine appends carries.
     pub replica: Option<String>,
+    /// Whether the store holds this engine's table as the table in force since it
+    /// started or last swapped (retried on the timer until it does).
+    pub table_announced: AtomicBool,
 }
 
 /// The embedded engine. `Send + Sync`: share it by reference or in an `Arc`.
@@ -331,7 +335,9 @@ impl Engine {
             limits,
             state,
             replica: replica.map(|r| r.to_string()),
+            table_announced: AtomicBool::new(false),
         });
+        inner.announce_table();
         let mut start = Record::new(RecordKind::Control, inner.clock.now_ms());
         start.table = Some(loaded.hash);
         let policy = &loaded.table.data().policy;
@@ -414,6 +420,24 @@ impl Engine {
     /// Escalations waiting for a human, oldest first.
     pub fn pending_escalations(&self) -> Result<Vec<Escalation>, EngineError> {
         self.inner.pending_escalations()
+    }
+
+    /// Acts on an event of the shared state store (see [`StateStore::watch`]): applies
+    /// a claim on an escalation this engine holds, takes in the kill switch. Returns the
+    /// escalations resolved here. Without a store, or for another engine's call,
+    /// nothing happens; the housekeeping timer does the same for events missed.
+    pub fn on_shared_event(&self, event: &SharedEvent) -> Vec<Resolved> {
+        match event {
+            SharedEvent::Claimed(id) => match parse_call_ref(id) {
+                Some(id) => self.inner.apply_claims(Some(id)),
+                None => Vec::new(),
+            },
+            SharedEvent::Kill => {
+                let _ = self.inner.pull_controls();
+                Vec::new()
+            }
+            SharedEvent::Finished(_) | SharedEvent::Table(_) => Vec::new(),
+        }
     }
 
     /// Records what a human did for the same task as a decided call (shadow
@@ -599,6 +623,15 @@ impl Drop for Engine {
     }
 }
 
+/// `s3:2` as a call reference.
+fn parse_call_ref(text: &str) -> Option<CallRef> {
+    let (session, n) = text.split_once(':')?;
+    Some(CallRef {
+        session: SessionId(session.strip_prefix('s')?.parse().ok()?),
+        n: n.parse().ok()?,
+    })
+}
+
 fn spawn_housekeeper(inner: &Arc<Inner>, interval: Duration) -> Result<Housekeeper, EngineError> {
     let (stop, stopped) = mpsc::channel::<()>();
     let weak: Weak<Inner> = Arc::downgrade(inner);
@@ -611,7 +644,9 @@ fn spawn_housekeeper(inner: &Arc<Inner>, interval: Duration) -> Result<Housekeep
                 // Failures are audited or fail closed where they happen; the thread
                 // keeps going so the kill file is honoured while anything runs.
                 let _ = inner.poll_kill_file();
+                inner.announce_table();
                 let _ = inner.pull_controls();
+                inner.apply_claims(None);
                 inner.expire_escalations();
                 if let Some(audit) = &inner.audit
                     && matches!(

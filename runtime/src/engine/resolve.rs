@@ -4,10 +4,11 @@
 
 use std::sync::atomic::Ordering;
 
-use super::call::{CallRef, Internal};
+use super::call::{CallRef, Internal, SessionId};
 use super::calls::{Build, build_request};
 use super::escalation::{self, Escalation, Pending, Resolution, Resolved, with_call};
 use super::session::Session;
+use super::state::MAX_ATTEMPTS;
 use super::{EngineError, Inner, Loaded, Shard};
 use crate::audit::{Record, RecordKind};
 use crate::decision::Outcome;
@@ -15,6 +16,9 @@ use crate::request::SessionView;
 
 impl Inner {
     pub(crate) fn pending_escalations(&self) -> Result<Vec<Escalation>, EngineError> {
+        if let Some(store) = &self.state {
+            return self.shared_escalations(&**store);
+        }
         let mut out = Vec::new();
         for shard in &*self.shards {
             let shard = shard.0.lock().map_err(|_| Internal::PoisonedLock)?;
@@ -24,7 +28,26 @@ impl Inner {
         Ok(out)
     }
 
+    /// Resolves an escalation: here without a store; with one, claimed in the store
+    /// and applied by the engine holding the call (this one, or another that answers
+    /// through the store).
     pub(crate) fn resolve(
+        &self,
+        id: CallRef,
+        resolution: Resolution,
+        by: &str,
+        note: Option<&str>,
+    ) -> Result<Resolved, EngineError> {
+        match &self.state {
+            None => self.apply(id, resolution, by, note),
+            Some(store) => self
+                .resolve_shared(&**store, id, resolution, by, note, true)?
+                .ok_or(EngineError::NoSuchEscalation(id)),
+        }
+    }
+
+    /// Resolves an escalation this engine holds: re-checks, audits, notifies.
+    pub(crate) fn apply(
         &self,
         id: CallRef,
         resolution: Resolution,
@@ -33,15 +56,10 @@ impl Inner {
     ) -> Result<Resolved, EngineError> {
         let now = self.clock.now_ms();
         let mut guard = self.lock_shard(id.session)?;
-        let Shard {
-            loaded,
-            sessions,
-            pending,
-        } = &mut *guard;
-        let p = pending
+        let p = guard
+            .pending
             .remove(&id)
             .ok_or(EngineError::NoSuchEscalation(id))?;
-        let session = sessions.get_mut(&id.session.0);
         let (outcome, why) = match resolution {
             Resolution::Reject => (Outcome::Deny, format!("rejected by {by}{}", noted(note))),
             Resolution::TimedOut if p.escalation.timeout_outcome == Outcome::Deny => (
@@ -53,15 +71,18 @@ impl Inner {
                     Resolution::Approve => format!("approved by {by}{}", noted(note)),
                     _ => "timed out; the route's timeout outcome is allow".to_owned(),
                 };
-                match session {
-                    None => (Outcome::Deny, "the session is gone".to_owned()),
-                    Some(s) => match self.recheck(loaded, s, &p) {
-                        Ok(()) => (Outcome::Allow, granted),
-                        Err(why) => (Outcome::Deny, format!("{granted}, but denied now: {why}")),
-                    },
+                match self.recheck_now(&mut guard, id.session, &p) {
+                    Ok(()) => (Outcome::Allow, granted),
+                    Err(None) => (Outcome::Deny, "the session is gone".to_owned()),
+                    Err(Some(why)) => (Outcome::Deny, format!("{granted}, but denied now: {why}")),
                 }
             }
         };
+        let Shard {
+            loaded,
+            sessions,
+            pending,
+        } = &mut *guard;
         let mut ack = None;
         if self.audit.is_some() {
             let mut r = Record::new(RecordKind::Resolution, now);
@@ -102,6 +123,43 @@ impl Inner {
             why,
             audit: ack,
         })
+    }
+
+    /// [`Inner::recheck`] on the session as it is now: with a store, as stored, and
+    /// the read it absorbs committed (run again on a conflict). `Err(None)`: no such
+    /// session.
+    fn recheck_now(
+        &self,
+        shard: &mut Shard,
+        sid: SessionId,
+        p: &Pending,
+    ) -> Result<(), Option<String>> {
+        let Some(store) = &self.state else {
+            let Shard {
+                loaded, sessions, ..
+            } = shard;
+            let session = sessions.get_mut(&sid.0).ok_or(None)?;
+            return self.recheck(loaded, session, p).map_err(Some);
+        };
+        for _ in 0..MAX_ATTEMPTS {
+            let version = self
+                .pull(&**store, shard, sid)
+                .map_err(|e| Some(e.to_string()))?;
+            let Shard {
+                loaded, sessions, ..
+            } = &mut *shard;
+            let session = sessions.get_mut(&sid.0).ok_or(None)?;
+            self.recheck(loaded, session, p).map_err(Some)?;
+            if self
+                .push(&**store, shard, sid, version)
+                .map_err(|e| Some(e.to_string()))?
+            {
+                return Ok(());
+            }
+        }
+        Err(Some(format!(
+            "session {sid} was changed by other engines {MAX_ATTEMPTS} times in a row"
+        )))
     }
 
     /// Suspension and flow at approval time; on success the session absorbs the read.
@@ -160,6 +218,9 @@ impl Inner {
     }
 
     pub(crate) fn expire_escalations(&self) -> Vec<crate::engine::Resolved> {
+        if let Some(store) = &self.state {
+            return self.expire_shared(&**store);
+        }
         let now = self.clock.now_ms();
         let mut due = Vec::new();
         for shard in &*self.shards {
@@ -175,7 +236,7 @@ impl Inner {
             }
         }
         due.into_iter()
-            .filter_map(|id| self.resolve(id, Resolution::TimedOut, "timeout", None).ok())
+            .filter_map(|id| self.apply(id, Resolution::TimedOut, "timeout", None).ok())
             .collect()
     }
 }

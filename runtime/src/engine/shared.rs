@@ -26,6 +26,14 @@ impl Inner {
     ) -> Result<u64, Internal> {
         let (stored, controls) = store.load(id.0)?;
         self.kill_all.store(controls.kill_all, Ordering::SeqCst);
+        if let Some(t) = &controls.table
+            && *t != shard.loaded.hash.to_string()
+        {
+            return Err(Internal::State(format!(
+                "the replicas disagree on the table: the one in force (the last one a replica started on or reloaded) is {t}, this replica runs {}; reload this replica with that policy",
+                shard.loaded.hash
+            )));
+        }
         let Some(stored) = stored else {
             shard.sessions.remove(&id.0);
             return Ok(0);
@@ -120,7 +128,19 @@ impl Inner {
                 shard.pending.remove(&e);
             }
             match committed {
-                Ok(true) => return decided,
+                Ok(true) => match &decided.escalation {
+                    // Stored for every engine to list and resolve; not stored, not raised.
+                    Some(e) => match super::shared_escalation::encode(e)
+                        .and_then(|b| Ok(store.put_escalation(&e.id.to_string(), &b)?))
+                    {
+                        Ok(()) => return decided,
+                        Err(err) => {
+                            shard.pending.remove(&e.id);
+                            return self.denied(shard, id, call, now, err);
+                        }
+                    },
+                    None => return decided,
+                },
                 Ok(false) => continue,
                 Err(e) => return self.denied(shard, id, call, now, e),
             }
@@ -189,7 +209,9 @@ impl Inner {
         let Some(store) = &self.state else {
             return Ok(());
         };
-        let SharedControls { kill_all, killed } = store.controls().map_err(Internal::from)?;
+        let SharedControls {
+            kill_all, killed, ..
+        } = store.controls().map_err(Internal::from)?;
         self.kill_all.store(kill_all, Ordering::SeqCst);
         for name in &killed {
             self.control(name)?;
@@ -200,6 +222,18 @@ impl Inner {
                 .store(killed.contains(&ctl.name), Ordering::SeqCst);
         }
         Ok(())
+    }
+
+    /// Makes this engine's table the one in force in the store, once per start or
+    /// swap (the timer retries while the store is down).
+    pub(crate) fn announce_table(&self) {
+        let Some(store) = &self.state else { return };
+        if self.table_announced.load(Ordering::SeqCst) {
+            return;
+        }
+        if store.set_table(&self.current_hash().to_string()).is_ok() {
+            self.table_announced.store(true, Ordering::SeqCst);
+        }
     }
 
     /// Opens a session in the store: a number no engine handed out, the state

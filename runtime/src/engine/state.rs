@@ -55,7 +55,29 @@ pub struct SharedControls {
     pub kill_all: bool,
     /// Agents suspended by the kill switch, by name.
     pub killed: Vec<String>,
+    /// The hash of the table in force (the table the engine that started or swapped
+    /// last runs); an engine on another table refuses to decide. `None`: not set yet.
+    pub table: Option<String>,
 }
+
+/// What a store tells its engines as it happens (Redis: pub/sub); engines also poll on
+/// their timer, so a store without events, or an event lost, only delays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SharedEvent {
+    /// A pending escalation (`s3:2`) was claimed for a resolution: the engine that
+    /// holds its call applies it.
+    Claimed(String),
+    /// An engine applied an escalation's resolution (`s3:2`).
+    Finished(String),
+    /// The kill switch changed.
+    Kill,
+    /// An engine started on, or swapped to, the table with this hash.
+    Table(String),
+}
+
+/// Called with each event (`None`: nothing happened for a while); returning `false`
+/// stops the delivery.
+pub type OnEvent = Box<dyn Fn(Option<SharedEvent>) -> bool + Send>;
 
 /// A session's stored state with the version it was read at (versions start at 1; a
 /// session that does not exist is version 0).
@@ -84,6 +106,30 @@ pub trait StateStore: Send + Sync + fmt::Debug {
     fn set_kill(&self, agent: Option<&str>, on: bool) -> Result<(), StateError>;
     /// `Ok` when the store answers now; for readiness probes.
     fn ping(&self) -> Result<(), StateError>;
+    /// Sets the table in force to `hash` and tells every engine.
+    fn set_table(&self, hash: &str) -> Result<(), StateError>;
+
+    /// Stores a pending escalation (`id` like `s3:2`) so every engine lists it.
+    fn put_escalation(&self, id: &str, bytes: &[u8]) -> Result<(), StateError>;
+    /// Withdraws a pending escalation whose call could not be audited.
+    fn drop_escalation(&self, id: &str) -> Result<(), StateError>;
+    /// Every pending escalation not yet claimed.
+    fn escalations(&self) -> Result<Vec<Vec<u8>>, StateError>;
+    /// Claims a pending escalation for a resolution, atomically: the first claim takes
+    /// it off the list (and tells every engine); the escalation's bytes, or `None`
+    /// when it is not pending (never raised, claimed or resolved).
+    fn claim_escalation(&self, id: &str, claim: &[u8]) -> Result<Option<Vec<u8>>, StateError>;
+    /// The claims on these escalations, in the same order (`None`: no claim).
+    fn claims(&self, ids: &[String]) -> Result<Vec<Option<Vec<u8>>>, StateError>;
+    /// Records what the engine holding the call decided on a claim, drops the claim,
+    /// and tells every engine.
+    fn finish_escalation(&self, id: &str, result: &[u8]) -> Result<(), StateError>;
+    /// What the engine holding the call decided, once it has.
+    fn escalation_result(&self, id: &str) -> Result<Option<Vec<u8>>, StateError>;
+    /// Starts delivering the store's events to `on` (on a thread of the store's own)
+    /// until it returns `false`. `Ok(false)`: this store has no events; the engines'
+    /// timer is all there is.
+    fn watch(&self, on: OnEvent) -> Result<bool, StateError>;
 }
 
 /// How many times a step is run again after losing a compare-and-set before it fails

@@ -19,6 +19,10 @@ struct MemoryStore {
     next: AtomicU64,
     sessions: Mutex<HashMap<u64, Stored>>,
     kill: Mutex<BTreeSet<String>>,
+    table: Mutex<Option<String>>,
+    escalations: Mutex<HashMap<String, Vec<u8>>>,
+    claims: Mutex<HashMap<String, Vec<u8>>>,
+    results: Mutex<HashMap<String, Vec<u8>>>,
     down: AtomicBool,
 }
 
@@ -36,6 +40,7 @@ impl MemoryStore {
         SharedControls {
             kill_all: kill.contains("*"),
             killed: kill.iter().filter(|n| *n != "*").cloned().collect(),
+            table: self.table.lock().unwrap().clone(),
         }
     }
 }
@@ -88,6 +93,70 @@ impl StateStore for MemoryStore {
 
     fn ping(&self) -> Result<(), StateError> {
         self.up()
+    }
+
+    fn set_table(&self, hash: &str) -> Result<(), StateError> {
+        self.up()?;
+        *self.table.lock().unwrap() = Some(hash.to_owned());
+        Ok(())
+    }
+
+    fn put_escalation(&self, id: &str, bytes: &[u8]) -> Result<(), StateError> {
+        self.up()?;
+        self.escalations
+            .lock()
+            .unwrap()
+            .insert(id.to_owned(), bytes.to_vec());
+        Ok(())
+    }
+
+    fn drop_escalation(&self, id: &str) -> Result<(), StateError> {
+        self.up()?;
+        self.escalations.lock().unwrap().remove(id);
+        Ok(())
+    }
+
+    fn escalations(&self) -> Result<Vec<Vec<u8>>, StateError> {
+        self.up()?;
+        Ok(self.escalations.lock().unwrap().values().cloned().collect())
+    }
+
+    fn claim_escalation(&self, id: &str, claim: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        self.up()?;
+        let taken = self.escalations.lock().unwrap().remove(id);
+        if taken.is_some() {
+            self.claims
+                .lock()
+                .unwrap()
+                .insert(id.to_owned(), claim.to_vec());
+        }
+        Ok(taken)
+    }
+
+    fn claims(&self, ids: &[String]) -> Result<Vec<Option<Vec<u8>>>, StateError> {
+        self.up()?;
+        let claims = self.claims.lock().unwrap();
+        Ok(ids.iter().map(|i| claims.get(i).cloned()).collect())
+    }
+
+    fn finish_escalation(&self, id: &str, result: &[u8]) -> Result<(), StateError> {
+        self.up()?;
+        self.claims.lock().unwrap().remove(id);
+        self.results
+            .lock()
+            .unwrap()
+            .insert(id.to_owned(), result.to_vec());
+        Ok(())
+    }
+
+    fn escalation_result(&self, id: &str) -> Result<Option<Vec<u8>>, StateError> {
+        self.up()?;
+        Ok(self.results.lock().unwrap().get(id).cloned())
+    }
+
+    fn watch(&self, _: engine::OnEvent) -> Result<bool, StateError> {
+        // No events here: the engines' timer (and the claim's own engine) do the work.
+        Ok(false)
     }
 }
 
