@@ -135,6 +135,7 @@ codes! {
     PatternNeverMatches = "AP0036", Warning, "pattern can never match";
     InvalidPattern = "AP0037", Error, "malformed glob pattern";
     ListWithoutQuantifier = "AP0038", Error, "list argument used without `all` or `any`";
+    MatchesWhenOmitted = "AP0039", Warning, "rule also matches every call that omits an optional argument";
     EscalateWithoutRoute = "AP0040", Error, "`escalate` without a route";
     RouteWithoutTimeout = "AP0041", Error, "escalation route without a timeout outcome";
     AgentWithoutOwner = "AP0042", Error, "agent without an owner";

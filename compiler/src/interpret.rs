@@ -5,6 +5,8 @@
 //! Values missing from a call make a condition *unknown*: it matches for deny and
 //! escalate rules and does not for allow rules. When several values are missing the one
 //! reported is the first in parameter order, with the confidence after all arguments.
+//! A presence test (`ARG given`, `ARG missing`) reads no value and guards the reads of
+//! its argument beside it ([`Cond::unguarded_args`]).
 
 use agentpolicy_runtime::{Outcome, Stage};
 
@@ -186,7 +188,7 @@ fn matches_failing_safe(
 /// The first value the condition reads that the call lacks.
 fn missing_value(cond: &Cond, call: &Call) -> Option<Missing> {
     let args = cond
-        .args()
+        .unguarded_args()
         .into_iter()
         .filter(|i| value_of_arg(call, *i).is_none())
         .map(Missing::Arg);
@@ -210,7 +212,8 @@ fn in_set(model: &Model, set: crate::model::SetId, text: &str) -> bool {
         .is_some_and(|m| m.iter().any(|x| x == text))
 }
 
-/// Evaluates a condition whose values are all present.
+/// Evaluates a condition whose unguarded values are all present; a read of a missing
+/// value (only inside a guard that settles the result) reads as false.
 fn eval(model: &Model, cond: &Cond, call: &Call) -> bool {
     match cond {
         Cond::Or(parts) => parts.iter().any(|c| eval(model, c, call)),
@@ -238,7 +241,10 @@ fn eval(model: &Model, cond: &Cond, call: &Call) -> bool {
                 crate::syntax::ast::Quantifier::Any => items.iter().any(passes),
             }
         }
-        Cond::FromUntrusted { arg } => call.untrusted.contains(arg),
+        Cond::FromUntrusted { arg } => {
+            value_of_arg(call, *arg).is_some() && call.untrusted.contains(arg)
+        }
+        Cond::Present { arg } => value_of_arg(call, *arg).is_some(),
         Cond::HasEffect(effect) => model
             .tools
             .get(call.tool.index())

@@ -360,6 +360,12 @@ pub enum Cond {
     FromUntrusted {
         arg: usize,
     },
+    /// The call carries the argument (`ARG given`; `ARG missing` is its negation). Reads
+    /// no value, so it is never unknown; it guards the reads of `arg` around it (see
+    /// [`Cond::unguarded_args`]).
+    Present {
+        arg: usize,
+    },
     /// The called tool has the effect (decided per tool when the table is built).
     HasEffect(Effect),
 }
@@ -406,6 +412,7 @@ impl Cond {
             | Cond::Matches { .. }
             | Cond::Quantified { .. }
             | Cond::FromUntrusted { .. }
+            | Cond::Present { .. }
             | Cond::HasEffect(_) => {}
         }
     }
@@ -429,6 +436,95 @@ impl Cond {
             _ => {}
         });
         out
+    }
+
+    /// The argument indices whose absence makes the condition unknown: those it reads
+    /// outside a guard. A presence test guards: in `X given and C` a missing `X` makes
+    /// the whole `and` false whatever `C` reads of `X`, and in `X missing or C` true.
+    /// In general a part is *false without* `X` when a missing `X` makes it false
+    /// (`X given`; a `not` of a part true without `X`; an `and` with such a part; an
+    /// `or` all of whose parts are) and *true without* `X` dually; the reads of `X` in
+    /// the other parts of an `and` with a part false without `X` (an `or` with a part
+    /// true without `X`) are guarded. Sorted, without repeats. The runtime computes the
+    /// same on the compiled code ([`agentpolicy_runtime::Condition::new`]).
+    pub fn unguarded_args(&self) -> Vec<usize> {
+        self.guards().reads.into_iter().collect()
+    }
+
+    fn guards(&self) -> Guards {
+        use std::collections::BTreeSet;
+        let leaf = |reads: Vec<usize>| Guards {
+            reads: reads.into_iter().collect(),
+            ..Guards::default()
+        };
+        match self {
+            Cond::Present { arg } => Guards {
+                false_without: BTreeSet::from([*arg]),
+                ..Guards::default()
+            },
+            Cond::Not(c) => {
+                let g = c.guards();
+                Guards {
+                    reads: g.reads,
+                    false_without: g.true_without,
+                    true_without: g.false_without,
+                }
+            }
+            Cond::And(cs) | Cond::Or(cs) => {
+                let and = matches!(self, Cond::And(_));
+                let parts: Vec<Guards> = cs.iter().map(Cond::guards).collect();
+                let mut out = Guards::default();
+                for (i, g) in parts.iter().enumerate() {
+                    // The parts beside this one that settle the whole when an argument
+                    // is missing.
+                    let settled: BTreeSet<usize> = parts
+                        .iter()
+                        .enumerate()
+                        .filter(|(j, _)| *j != i)
+                        .flat_map(|(_, o)| {
+                            if and {
+                                o.false_without.iter()
+                            } else {
+                                o.true_without.iter()
+                            }
+                        })
+                        .copied()
+                        .collect();
+                    out.reads.extend(g.reads.difference(&settled));
+                }
+                let union = |f: fn(&Guards) -> &BTreeSet<usize>| -> BTreeSet<usize> {
+                    parts.iter().flat_map(|g| f(g).iter().copied()).collect()
+                };
+                let meet = |f: fn(&Guards) -> &BTreeSet<usize>| -> BTreeSet<usize> {
+                    let mut it = parts.iter().map(f);
+                    let first = it.next().cloned().unwrap_or_default();
+                    it.fold(first, |acc, s| acc.intersection(s).copied().collect())
+                };
+                if and {
+                    out.false_without = union(|g| &g.false_without);
+                    out.true_without = meet(|g| &g.true_without);
+                } else {
+                    out.true_without = union(|g| &g.true_without);
+                    out.false_without = meet(|g| &g.false_without);
+                }
+                out
+            }
+            Cond::Compare { left, right, .. } => leaf(
+                [left, right]
+                    .iter()
+                    .filter_map(|t| match t {
+                        Term::Arg(i) => Some(*i),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            Cond::Truthy(Term::Arg(i))
+            | Cond::InSet { arg: i, .. }
+            | Cond::Matches { arg: i, .. }
+            | Cond::Quantified { arg: i, .. }
+            | Cond::FromUntrusted { arg: i } => leaf(vec![*i]),
+            Cond::Truthy(_) | Cond::HasEffect(_) => Guards::default(),
+        }
     }
 
     /// Calls `f` on this condition and every condition inside it, outermost first.
@@ -456,11 +552,23 @@ impl Cond {
             | Cond::Matches { .. }
             | Cond::Quantified { .. }
             | Cond::FromUntrusted { .. }
+            | Cond::Present { .. }
             | Cond::HasEffect(_) => reads = true,
             Cond::Or(_) | Cond::And(_) | Cond::Not(_) => {}
         });
         reads
     }
+}
+
+/// What [`Cond::unguarded_args`] computes for one part of a condition.
+#[derive(Debug, Default)]
+struct Guards {
+    /// Arguments read outside a guard.
+    reads: std::collections::BTreeSet<usize>,
+    /// Arguments whose absence makes the part false, whatever else it reads.
+    false_without: std::collections::BTreeSet<usize>,
+    /// Arguments whose absence makes the part true, whatever else it reads.
+    true_without: std::collections::BTreeSet<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -5,7 +5,7 @@
 //! Each proptest case draws a seed, builds a random model from it (tools with parameters
 //! of every type, agents, `allow` / `escalate` / `deny` rules on tools and `*`, random
 //! conditions with and / or / not, text constants, sets, globs, `list<text>`
-//! quantifiers, argument provenance, session taint and `effect` tests, thresholds,
+//! quantifiers, argument provenance, presence tests (`given` / `missing`), session taint and `effect` tests, thresholds,
 //! resources, sinks, keys, limits) and then checks `DIFFERENTIAL_CALLS` random calls against it (arguments and
 //! confidence sometimes missing, reads and writes sometimes named, random sessions).
 //!
@@ -230,6 +230,17 @@ fn gen_cond_inner(rng: &mut Rng, params: &[ParamDef], sets: usize, depth: u32) -
     if !params.is_empty() && rng.chance(8) {
         return Cond::FromUntrusted {
             arg: rng.below(params.len()),
+        };
+    }
+    if !params.is_empty() && rng.chance(6) {
+        // `ARG given` / `ARG missing`: guards the reads of ARG beside it.
+        let present = Cond::Present {
+            arg: rng.below(params.len()),
+        };
+        return if rng.chance(50) {
+            Cond::Not(Box::new(present))
+        } else {
+            present
         };
     }
     if rng.chance(5) {

@@ -381,6 +381,7 @@ impl Walker<'_> {
                     ElementTest::Matches { .. } => {}
                 }
             }
+            ExprKind::Presence { arg, .. } => self.operand(&Operand::Name(arg.clone()), tool),
             ExprKind::HasEffect(..) => {}
         }
     }

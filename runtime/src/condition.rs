@@ -153,6 +153,10 @@ pub enum Op {
     And,
     /// Pop two, push their disjunction.
     Or,
+    /// Push whether the request carries the argument (`ARG given`). It reads no value,
+    /// so it never makes the condition unknown; it *guards* the reads of its slot beside
+    /// it (see [`Condition::new`]).
+    Present { slot: Slot },
 }
 
 impl Op {
@@ -165,7 +169,7 @@ impl Op {
             | Op::All { slot, .. }
             | Op::Untrusted { slot } => slot.bit(),
             Op::CompareSlots { left, right, .. } => left.bit() | right.bit(),
-            Op::Const(_) | Op::Tainted | Op::Not | Op::And | Op::Or => 0,
+            Op::Const(_) | Op::Tainted | Op::Not | Op::And | Op::Or | Op::Present { .. } => 0,
         }
     }
 
@@ -176,7 +180,8 @@ impl Op {
             | Op::Truthy { slot }
             | Op::Any { slot, .. }
             | Op::All { slot, .. }
-            | Op::Untrusted { slot } => (Some(slot), None),
+            | Op::Untrusted { slot }
+            | Op::Present { slot } => (Some(slot), None),
             Op::CompareSlots { left, right, .. } => (Some(left), Some(right)),
             Op::Const(_) | Op::Tainted | Op::Not | Op::And | Op::Or => (None, None),
         };
@@ -227,6 +232,16 @@ impl std::fmt::Display for ProgramError {
     }
 }
 
+/// What [`Condition::check`] tracks for one stack entry: the slots the entry reads
+/// outside a guard, and the slots whose absence settles it false (`f`) or true (`t`)
+/// whatever it reads besides.
+#[derive(Clone, Copy, Default)]
+struct Guard {
+    reads: u32,
+    f: u32,
+    t: u32,
+}
+
 /// A compiled condition: the mask of slots it reads and its postfix code.
 ///
 /// ```
@@ -248,29 +263,50 @@ impl std::fmt::Display for ProgramError {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Condition {
-    /// Bit `i` is set when the code reads slot `i`.
+    /// Bit `i` is set when the code reads slot `i` outside a guard: when such a slot is
+    /// missing the condition is unknown (see [`Condition::new`]).
     pub reads: u32,
     pub code: Vec<Op>,
 }
 
 impl Condition {
     /// A condition from its code, with the reads mask computed; the code is checked.
+    ///
+    /// The mask holds the slots read outside a *guard*. [`Op::Present`] on slot `s` is
+    /// false when `s` is missing, whatever else is read; so is a `Not` of an entry true
+    /// without `s`, an `And` with an operand false without `s`, and an `Or` both of
+    /// whose operands are (and dually for true). In an `And` one of whose operands is
+    /// false without `s`, the other operand's reads of `s` are guarded: when `s` is
+    /// missing the `And` is false whatever value the missing slot holds (dually for `Or`
+    /// and true). So when no slot of the mask is missing, the result does not depend on
+    /// the values of missing slots.
+    ///
+    /// ```
+    /// use agentpolicy_runtime::{CmpOp, Condition, Op, Slot};
+    /// // memo given and memo == 7: reads nothing outside the guard.
+    /// let guarded = Condition::new(vec![
+    ///     Op::Present { slot: Slot(1) },
+    ///     Op::Compare { slot: Slot(1), op: CmpOp::Eq, value: 7 },
+    ///     Op::And,
+    /// ])
+    /// .unwrap();
+    /// assert_eq!(guarded.reads, 0);
+    /// ```
     pub fn new(code: Vec<Op>) -> Result<Condition, ProgramError> {
-        let reads = code.iter().fold(0, |mask, op| mask | op.reads());
+        let reads = Self::unguarded_reads(&code)?;
         let cond = Condition { reads, code };
         cond.check()?;
         Ok(cond)
     }
 
-    /// Checks that the program is well formed: valid slots, no stack underflow or
-    /// overflow, exactly one value left, and a reads mask that matches the code.
-    pub fn check(&self) -> Result<(), ProgramError> {
-        if self.code.is_empty() {
+    /// The slots `code` reads outside a guard ([`Condition::new`]), with the program's
+    /// shape checked (slots, underflow, depth, one value left).
+    fn unguarded_reads(code: &[Op]) -> Result<u32, ProgramError> {
+        if code.is_empty() {
             return Err(ProgramError::Empty);
         }
-        let mut depth = 0usize;
-        let mut actual = 0u32;
-        for (at, op) in self.code.iter().enumerate() {
+        let mut stack: Vec<Guard> = Vec::new();
+        for (at, op) in code.iter().enumerate() {
             if op.slots().any(|s| !s.is_valid()) {
                 return Err(ProgramError::BadSlot { at });
             }
@@ -280,42 +316,63 @@ impl Condition {
                 {
                     return Err(ProgramError::BadSlot { at });
                 }
-                Op::Untrusted { slot } if slot.is_confidence() => {
+                Op::Untrusted { slot } | Op::Present { slot } if slot.is_confidence() => {
                     return Err(ProgramError::BadSlot { at });
                 }
                 _ => {}
             }
-            actual |= op.reads();
-            match op {
-                Op::Compare { .. }
-                | Op::CompareSlots { .. }
-                | Op::Truthy { .. }
-                | Op::Any { .. }
-                | Op::All { .. }
-                | Op::Untrusted { .. }
-                | Op::Tainted
-                | Op::Const(_) => {
-                    depth += 1;
-                    if depth > MAX_STACK {
-                        return Err(ProgramError::TooDeep { at });
-                    }
-                }
+            match *op {
                 Op::Not => {
-                    if depth < 1 {
-                        return Err(ProgramError::Underflow { at });
-                    }
+                    let a = stack.pop().ok_or(ProgramError::Underflow { at })?;
+                    stack.push(Guard {
+                        reads: a.reads,
+                        f: a.t,
+                        t: a.f,
+                    });
                 }
                 Op::And | Op::Or => {
-                    if depth < 2 {
+                    let (Some(b), Some(a)) = (stack.pop(), stack.pop()) else {
                         return Err(ProgramError::Underflow { at });
-                    }
-                    depth -= 1;
+                    };
+                    stack.push(if matches!(op, Op::And) {
+                        Guard {
+                            reads: (a.reads & !b.f) | (b.reads & !a.f),
+                            f: a.f | b.f,
+                            t: a.t & b.t,
+                        }
+                    } else {
+                        Guard {
+                            reads: (a.reads & !b.t) | (b.reads & !a.t),
+                            f: a.f & b.f,
+                            t: a.t | b.t,
+                        }
+                    });
                 }
+                Op::Present { slot } => stack.push(Guard {
+                    f: slot.bit(),
+                    ..Guard::default()
+                }),
+                other => stack.push(Guard {
+                    reads: other.reads(),
+                    ..Guard::default()
+                }),
+            }
+            if stack.len() > MAX_STACK {
+                return Err(ProgramError::TooDeep { at });
             }
         }
-        if depth != 1 {
-            return Err(ProgramError::LeftOver { values: depth });
+        match stack.as_slice() {
+            [one] => Ok(one.reads),
+            other => Err(ProgramError::LeftOver {
+                values: other.len(),
+            }),
         }
+    }
+
+    /// Checks that the program is well formed: valid slots, no stack underflow or
+    /// overflow, exactly one value left, and a reads mask that matches the code.
+    pub fn check(&self) -> Result<(), ProgramError> {
+        let actual = Self::unguarded_reads(&self.code)?;
         if actual != self.reads {
             return Err(ProgramError::WrongReadsMask {
                 stored: self.reads,
@@ -333,7 +390,7 @@ impl Condition {
     }
 
     /// Runs the code over value slots alone: text tests, provenance and taint read as
-    /// false. For conditions of a request use [`Condition::eval_request`]. `None` means
+    /// false, every slot as present. For conditions of a request use [`Condition::eval_request`]. `None` means
     /// the program is malformed (which [`Condition::check`] rules out); callers treat it
     /// as a fault, never as a match that allows.
     #[inline]
@@ -344,6 +401,7 @@ impl Condition {
                 text_bits: &[0; MAX_PARAMS],
                 untrusted: 0,
                 tainted: false,
+                present: u32::MAX,
             },
         )
     }
@@ -358,6 +416,7 @@ impl Condition {
                 text_bits: &request.text_bits,
                 untrusted: request.untrusted,
                 tainted: request.session.tainted,
+                present: request.present,
             },
         )
     }
@@ -396,6 +455,7 @@ impl Condition {
                 }
                 Op::Untrusted { slot } => stack.push(facts.untrusted & slot.bit() != 0)?,
                 Op::Tainted => stack.push(facts.tainted)?,
+                Op::Present { slot } => stack.push(facts.present & slot.bit() != 0)?,
                 Op::Const(b) => stack.push(b)?,
                 Op::Not => {
                     let a = stack.pop()?;
@@ -424,6 +484,7 @@ struct Facts<'a> {
     text_bits: &'a [u64; MAX_PARAMS],
     untrusted: u32,
     tainted: bool,
+    present: u32,
 }
 
 /// [`MAX_STACK`] booleans in one word.
@@ -564,6 +625,53 @@ mod tests {
                 stored: 0,
                 actual: 8
             })
+        );
+    }
+
+    #[test]
+    fn presence_guards_the_reads_of_its_slot() {
+        let present = |slot| Op::Present { slot: Slot(slot) };
+        let read = |slot| Op::Compare {
+            slot: Slot(slot),
+            op: CmpOp::Eq,
+            value: 7,
+        };
+        // s1 given and s1 == 7: guarded.
+        let c = Condition::new(vec![present(1), read(1), Op::And]).unwrap();
+        assert_eq!(c.reads, 0);
+        // s1 missing or s1 == 7: guarded (Or with a part true without s1).
+        let c = Condition::new(vec![present(1), Op::Not, read(1), Op::Or]).unwrap();
+        assert_eq!(c.reads, 0);
+        // s1 given or s1 == 7: not a guard.
+        let c = Condition::new(vec![present(1), read(1), Op::Or]).unwrap();
+        assert_eq!(c.reads, 0b10);
+        // s2 given and s1 == 7: guards s2 only.
+        let c = Condition::new(vec![present(2), read(1), Op::And]).unwrap();
+        assert_eq!(c.reads, 0b10);
+        // not (s1 missing) and (s1 == 7 or s0 == 7): s0 stays unguarded.
+        let c = Condition::new(vec![
+            present(1),
+            Op::Not,
+            Op::Not,
+            read(1),
+            read(0),
+            Op::Or,
+            Op::And,
+        ])
+        .unwrap();
+        assert_eq!(c.reads, 0b1);
+        // A present slot's test evaluates from the request's presence mask.
+        let mut request = crate::Request::new(crate::AgentId(0), crate::ToolId(0));
+        let c = Condition::new(vec![present(1), read(1), Op::And]).unwrap();
+        assert_eq!(c.eval_request(&request), Some(false));
+        request.present = 0b10;
+        request.values[1] = 7;
+        assert_eq!(c.eval_request(&request), Some(true));
+        assert_eq!(
+            Condition::new(vec![Op::Present {
+                slot: Slot::CONFIDENCE
+            }]),
+            Err(ProgramError::BadSlot { at: 0 })
         );
     }
 

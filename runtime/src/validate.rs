@@ -373,7 +373,7 @@ fn validate_entry(
                     )
                 })?;
             }
-            Op::Untrusted { slot } => {
+            Op::Untrusted { slot } | Op::Present { slot } => {
                 slot_type(slot)?;
             }
             Op::Const(_) | Op::Tainted | Op::Not | Op::And | Op::Or => {}

@@ -177,6 +177,10 @@ fn emit(
             let (slot, _) = arg_slot(*arg, tool, tool_id)?;
             code.push(Op::Untrusted { slot });
         }
+        Cond::Present { arg } => {
+            let (slot, _) = arg_slot(*arg, tool, tool_id)?;
+            code.push(Op::Present { slot });
+        }
         Cond::HasEffect(effect) => {
             let tool = target.effects.ok_or(LowerError::EffectWithoutTool)?;
             code.push(Op::Const(tool.has_effect(*effect)));

@@ -195,6 +195,10 @@ impl Resolver {
         if r.kind == RuleKind::Escalate && route.is_none() {
             return None;
         }
+        if let (Some(cond), Some(expr), RuleTarget::Tool(tool)) = (&condition, &r.condition, target)
+        {
+            self.check_omitted_optionals(r.kind, tool, cond, expr, file);
+        }
         let id = RuleId(self.model.rules.len() as u32);
         self.model.rules.push(RuleDef {
             id,
@@ -206,6 +210,47 @@ impl Resolver {
             loc: loc(file, range),
         });
         Some(id)
+    }
+
+    /// AP0039: a `deny` or `escalate` rule whose condition reads an optional argument
+    /// outside a presence test matches every call that omits it (missing values fail
+    /// safe), which is rarely what its author meant.
+    fn check_omitted_optionals(
+        &mut self,
+        kind: RuleKind,
+        tool: ToolId,
+        cond: &crate::model::Cond,
+        expr: &ast::Expr,
+        file: FileId,
+    ) {
+        if kind == RuleKind::Allow {
+            return;
+        }
+        let Some(def) = self.model.tools.get(tool.index()) else {
+            return;
+        };
+        let optional: Vec<(String, String)> = cond
+            .unguarded_args()
+            .into_iter()
+            .filter_map(|i| def.params.get(i))
+            .filter(|p| p.optional)
+            .map(|p| (p.name.clone(), def.name.clone()))
+            .collect();
+        for (arg, tool_name) in optional {
+            self.report(
+                Diagnostic::new(
+                    Code::MatchesWhenOmitted,
+                    format!(
+                        "this `{}` rule also matches every call of `{tool_name}` without `{arg}`: the condition reads the optional argument, and a missing value fails safe",
+                        kind.keyword()
+                    ),
+                    Label::new(file, expr.range, format!("unknown when `{arg}` is missing")),
+                )
+                .with_help(format!(
+                    "write `{arg} given and (...)` to match only calls that carry it, or `{arg} missing or (...)` to say that calls without it match too"
+                )),
+            );
+        }
     }
 
     fn autonomy(&mut self, agent: AgentId, au: &ast::AutonomyDecl, file: FileId, range: TextRange) {

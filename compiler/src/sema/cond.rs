@@ -264,6 +264,25 @@ fn lower(expr: &Expr, scope: &Scope<'_>, diagnostics: &mut Vec<Diagnostic>) -> O
                 }
             }
         }
+        ExprKind::Presence { arg, given } => match scope.tool.and_then(|t| t.param(&arg.text)) {
+            Some(index) => Some(negate(Cond::Present { arg: index }, !*given)),
+            None => {
+                let word = if *given { "given" } else { "missing" };
+                diagnostics.push(if matches!(arg.text.as_str(), "confidence" | "tainted") {
+                        Diagnostic::new(
+                            Code::TypeMismatch,
+                            format!("`{word}` tests an argument of the call, not `{}`", arg.text),
+                            Label::new(scope.file, arg.range, "not a tool argument"),
+                        )
+                        .with_help(
+                            "a condition on a missing `confidence` already fails safe; name an argument: `memo given`",
+                        )
+                    } else {
+                        unknown_operand(arg, scope)
+                    });
+                None
+            }
+        },
         ExprKind::HasEffect(effect, _) => Some(Cond::HasEffect(*effect)),
     }
 }

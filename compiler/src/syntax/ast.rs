@@ -569,6 +569,11 @@ pub enum ExprKind {
     },
     /// `x from untrusted`.
     FromUntrusted(Operand),
+    /// `x given` (`given` is true) or `x missing`: whether the call carries the argument.
+    Presence {
+        arg: Name,
+        given: bool,
+    },
     /// `effect irreversible`: the called tool has the effect.
     HasEffect(Effect, TextRange),
 }

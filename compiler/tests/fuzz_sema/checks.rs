@@ -339,7 +339,9 @@ fn check_cond(c: &Cond, args: Option<usize>, m: &Model) -> Result<(), String> {
                         return Err(format!("set id {} out of range", set.0));
                     }
                 }
-                Cond::Matches { arg: i, .. } | Cond::FromUntrusted { arg: i } => arg(*i)?,
+                Cond::Matches { arg: i, .. }
+                | Cond::FromUntrusted { arg: i }
+                | Cond::Present { arg: i } => arg(*i)?,
                 Cond::Quantified { arg: i, test, .. } => {
                     arg(*i)?;
                     if let ElementTest::InSet { set, .. } = test

@@ -25,8 +25,12 @@ pub(super) fn cmp(op: CmpOp, l: &Int, r: &Int) -> Bool {
     }
 }
 
-/// A compiled condition: `(holds, every slot it reads is present)`. `None` for a
-/// malformed program, which a validated table never has.
+/// A compiled condition: `(holds, every slot it reads outside a guard is present)`.
+/// `None` for a malformed program, which a validated table never has.
+///
+/// A read inside a guard (`Op::Present` beside it, see [`Condition::new`]) is left out
+/// of the presence condition, exactly as the runtime leaves it out of `reads`: when the
+/// slot is missing the guard settles the result, whatever the slot's free value.
 pub fn condition(
     cond: &Condition,
     req: &SymRequest,
@@ -43,6 +47,8 @@ pub fn condition(
     };
     let mut stack: Vec<Bool> = Vec::new();
     let mut present = Vec::new();
+    // The slots whose presence the runtime requires: those read outside a guard.
+    let unguarded = |slot: Slot| cond.reads & slot.bit() != 0;
     for op in &cond.code {
         match *op {
             Op::Compare { slot, op, value: c } => {
@@ -52,25 +58,35 @@ pub fn condition(
                 } else {
                     c
                 };
-                present.push(p);
+                if unguarded(slot) {
+                    present.push(p);
+                }
                 stack.push(cmp(op, &v, &Int::from_i64(c)));
             }
             Op::CompareSlots { left, op, right } => {
                 let (l, pl, _) = value(left);
                 let (r, pr, _) = value(right);
-                present.push(pl);
-                present.push(pr);
+                if unguarded(left) {
+                    present.push(pl);
+                }
+                if unguarded(right) {
+                    present.push(pr);
+                }
                 stack.push(cmp(op, &l, &r));
             }
             Op::Truthy { slot } => {
                 let (v, p, _) = value(slot);
-                present.push(p);
+                if unguarded(slot) {
+                    present.push(p);
+                }
                 stack.push(v.eq(&zero).not());
             }
             Op::Any { slot, bit } | Op::All { slot, bit } => {
                 let var = req.slot(slot.0 as usize)?;
                 let kind = tests.kind(slot, bit)?;
-                present.push(var.present.clone());
+                if unguarded(slot) {
+                    present.push(var.present.clone());
+                }
                 let all = matches!(op, Op::All { .. });
                 if req.members && var.ty == ValueType::Text {
                     // Read as an id: only membership in a set written in the policy.
@@ -86,8 +102,14 @@ pub fn condition(
             }
             Op::Untrusted { slot } => {
                 let var = req.slot(slot.0 as usize)?;
-                present.push(var.present.clone());
+                if unguarded(slot) {
+                    present.push(var.present.clone());
+                }
                 stack.push(var.untrusted.clone());
+            }
+            Op::Present { slot } => {
+                let (_, p, _) = value(slot);
+                stack.push(p);
             }
             Op::Tainted => stack.push(req.tainted.clone()),
             Op::Const(b) => stack.push(Bool::from_bool(b)),

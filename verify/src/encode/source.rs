@@ -26,8 +26,10 @@ fn compare(op: CompareOp, l: &Int, r: &Int) -> Bool {
 }
 
 /// A source condition (an `autonomy` exemption, an assert's `when`) over a request of
-/// `tool`: `(holds, every value it reads is present)`. Arguments are found by name in the
-/// table's tool, so this is independent of how codegen numbered them.
+/// `tool`: `(holds, every value it reads outside a guard is present)`. Arguments are found
+/// by name in the table's tool, so this is independent of how codegen numbered them. A
+/// read guarded by a presence test ([`Cond::unguarded_args`]) needs no presence: the
+/// guard settles the result when the argument is missing.
 pub fn source_condition(
     cond: &Cond,
     model_tool: Option<&agentpolicy::model::ToolDef>,
@@ -43,6 +45,7 @@ pub fn source_condition(
         req,
         texts,
         sets,
+        unguarded: cond.unguarded_args(),
     };
     let holds = src.cond(cond, &mut present);
     (holds, Bool::and(&present))
@@ -54,6 +57,8 @@ struct Source<'a> {
     req: &'a SymRequest,
     texts: &'a TextDomain,
     sets: &'a [ValueSet],
+    /// The model arguments read outside a guard.
+    unguarded: Vec<usize>,
 }
 
 impl Source<'_> {
@@ -75,7 +80,7 @@ impl Source<'_> {
                 Some(v) if v.ty == rt::ValueType::Text => {
                     match self.texts.member_id(set.index(), &v.value) {
                         Some(holds) => {
-                            present.push(v.present.clone());
+                            self.read(*arg, v, present);
                             holds
                         }
                         // Not encodable on ids: reads as an absent value (fail safe).
@@ -120,7 +125,7 @@ impl Source<'_> {
             }
             Cond::FromUntrusted { arg } => match self.slot(*arg) {
                 Some(v) => {
-                    present.push(v.present.clone());
+                    self.read(*arg, v, present);
                     v.untrusted.clone()
                 }
                 None => {
@@ -128,9 +133,21 @@ impl Source<'_> {
                     Bool::from_bool(false)
                 }
             },
+            Cond::Present { arg } => match self.slot(*arg) {
+                Some(v) => v.present.clone(),
+                // The table's tool lacks the argument: no request carries it.
+                None => Bool::from_bool(false),
+            },
             Cond::HasEffect(effect) => {
                 Bool::from_bool(self.model_tool.is_some_and(|t| t.has_effect(*effect)))
             }
+        }
+    }
+
+    /// Requires the argument's presence, unless every read of it is guarded.
+    fn read(&self, arg: usize, v: &SlotVar, present: &mut Vec<Bool>) {
+        if self.unguarded.contains(&arg) {
+            present.push(v.present.clone());
         }
     }
 
@@ -152,7 +169,7 @@ impl Source<'_> {
         match self.slot(arg) {
             Some(v) => match over_elements(v, all, test) {
                 Some(holds) => {
-                    present.push(v.present.clone());
+                    self.read(arg, v, present);
                     holds
                 }
                 // A test that cannot be encoded reads as an absent value: an assert
@@ -170,6 +187,12 @@ impl Source<'_> {
     }
 
     fn term(&self, t: &Term, present: &mut Vec<Bool>) -> Int {
+        if let Term::Arg(i) = t
+            && let Some(v) = self.slot(*i)
+        {
+            self.read(*i, v, present);
+            return v.value.clone();
+        }
         let slot = match t {
             Term::Confidence => self.req.confidence(),
             Term::Tainted => {

@@ -94,6 +94,8 @@ fn describe(rule: Rule) -> &'static str {
         Rule::kw_untrusted => "`untrusted`",
         Rule::kw_deploy => "`deploy`",
         Rule::kw_tainted => "`tainted`",
+        Rule::kw_given => "`given`",
+        Rule::kw_missing => "`missing`",
         Rule::set_decl => "a declaration (`policy`, `tool`, `agent`, ...)",
         Rule::set_members => "`= [\"member\", ...]`",
         Rule::set_deploy => "`from deploy`",
@@ -105,6 +107,7 @@ fn describe(rule: Rule) -> &'static str {
         Rule::membership
         | Rule::pattern
         | Rule::provenance
+        | Rule::presence
         | Rule::effect_test
         | Rule::quantified => "a condition",
         Rule::assert_tainted_irreversible

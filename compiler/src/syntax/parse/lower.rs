@@ -451,6 +451,15 @@ impl Lower<'_> {
                     range,
                 })
             }
+            Rule::presence => {
+                let mut inner = pair.into_inner();
+                let arg = self.name(next(&mut inner)?);
+                let given = next(&mut inner)?.as_rule() == Rule::kw_given;
+                Ok(Expr {
+                    kind: ExprKind::Presence { arg, given },
+                    range,
+                })
+            }
             Rule::effect_test => {
                 let effect = next(&mut pair.into_inner())?;
                 Ok(Expr {
