@@ -137,6 +137,23 @@ fn open(path: &Path) -> Result<BufReader<std::fs::File>, u8> {
     })
 }
 
+/// Reads each log with `read`, in order; the first that cannot be opened or read is
+/// reported (naming it) and ends the command with its exit code.
+fn read_each<T, E: std::fmt::Display>(
+    logs: &[PathBuf],
+    mut read: impl FnMut(BufReader<std::fs::File>) -> Result<T, E>,
+) -> Result<Vec<T>, u8> {
+    let mut out = Vec::with_capacity(logs.len());
+    for log in logs {
+        let reader = open(log)?;
+        out.push(read(reader).map_err(|e| {
+            eprintln!("error: cannot read `{}`: {e}", log.display());
+            EXIT_USAGE
+        })?);
+    }
+    Ok(out)
+}
+
 /// Canonical paths and replica ids of the logs, checked distinct; `Err` is the exit code.
 fn distinct(logs: &[PathBuf], replicas: &[Vec<String>]) -> Result<(), u8> {
     let mut sources = Vec::new();
@@ -180,20 +197,10 @@ fn run_verify(args: &VerifyArgs) -> u8 {
         }
     };
     let options = VerifyOptions { anchor: None, key };
-    let mut reports = Vec::new();
-    for log in &args.logs {
-        let reader = match open(log) {
-            Ok(r) => r,
-            Err(code) => return code,
-        };
-        match verify_log(reader, &options) {
-            Ok(r) => reports.push(r),
-            Err(e) => {
-                eprintln!("error: cannot read `{}`: {e}", log.display());
-                return EXIT_USAGE;
-            }
-        }
-    }
+    let reports = match read_each(&args.logs, |reader| verify_log(reader, &options)) {
+        Ok(reports) => reports,
+        Err(code) => return code,
+    };
     let ids: Vec<Vec<String>> = reports.iter().map(|r| r.replicas.clone()).collect();
     if let Err(code) = distinct(&args.logs, &ids) {
         return code;
@@ -461,20 +468,10 @@ fn run_query(args: &QueryArgs) -> u8 {
         session: args.session.clone(),
         kind: args.kind,
     };
-    let mut results = Vec::new();
-    for log in &args.logs {
-        let reader = match open(log) {
-            Ok(r) => r,
-            Err(code) => return code,
-        };
-        match query(reader, &filter) {
-            Ok(r) => results.push(r),
-            Err(e) => {
-                eprintln!("error: cannot read `{}`: {e}", log.display());
-                return EXIT_USAGE;
-            }
-        }
-    }
+    let results = match read_each(&args.logs, |reader| query(reader, &filter)) {
+        Ok(results) => results,
+        Err(code) => return code,
+    };
     let several = results.len() > 1;
     if several {
         let ids: Vec<Vec<String>> = results.iter().map(|r| r.replicas.clone()).collect();
